@@ -1,0 +1,122 @@
+#pragma once
+
+// The pool's failover policy: which member is active, when to fail over, to
+// whom, when to hold, when to fail back. Plain class: no CAF, no I/O, time
+// passed in. The pool actor (actors/pool) feeds it member transitions and
+// executes the decisions it returns: each decision is stored before it is
+// acted on.
+//
+// Rules (DESIGN.md principle 5):
+// - The active member going down triggers a failover to a healthy standby:
+//   the primary if healthy, else the first healthy member in configured order.
+//   Only members in state healthy qualify (a damped member is never healthy:
+//   member_fsm keeps it recovering).
+// - No healthy standby: keep the active member, raise an alert (decision
+//   hold_no_standby), and fail over as soon as one becomes healthy.
+// - Mass silence in the pool, or a fleet-wide hold from the supervisor:
+//   no failover, alert (hold_mass_silence / hold_fleet_silence); when the
+//   hold is released and the active member is still down, fail over then.
+// - Fail-back (active != primary, primary healthy again): manual by default
+//   (request_failback), automatic after failback_stable_ms of primary health
+//   when enabled.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/silence_guard.hpp"
+#include "engine/types.hpp"
+
+namespace balctl {
+
+enum class decision_kind : std::uint8_t {
+  failover,           // active member down → to
+  failback,           // back to the primary
+  hold_no_standby,    // active down, nobody healthy to take over (alert)
+  hold_mass_silence,  // pool went silent at once (alert)
+  hold_fleet_silence, // fleet-wide hold from the supervisor (alert)
+  hold_released,      // a hold ended (info)
+};
+const char* to_string(decision_kind k);
+bool from_string(const std::string& s, decision_kind& out);
+
+/// True for decisions that move the failover record.
+inline bool moves_dns(decision_kind k) {
+  return k == decision_kind::failover || k == decision_kind::failback;
+}
+
+struct pool_decision {
+  decision_kind kind;
+  std::string pool;
+  member_id from = 0; // active member before
+  member_id to = 0;   // active member after (== from for holds)
+  std::string reason; // human sentence for logs and the activity log
+  std::int64_t at_ms = 0;
+};
+
+struct pool_params {
+  failback_policy failback = failback_policy::manual;
+  std::int64_t failback_stable_ms = 300'000;
+  silence_params mass_silence;
+};
+
+class pool_policy {
+public:
+  /// members: in configured order; the first is the primary. active: the
+  /// restored active member, or nullopt to start on the primary.
+  pool_policy(std::string pool, const pool_params& p,
+              std::vector<member_id> members,
+              std::optional<member_id> active = std::nullopt);
+
+  void set_params(const pool_params& p);
+  void add_member(member_id m, member_state s);
+  void remove_member(member_id m);
+
+  /// Restores a member's state without deciding anything (start-up).
+  void restore_state(member_id m, member_state s, std::int64_t since_ms);
+
+  std::vector<pool_decision> on_member_state(member_id m, member_state from,
+                                             member_state to,
+                                             std::int64_t now_ms);
+  std::vector<pool_decision> on_fleet_hold(bool hold, std::int64_t now_ms);
+  /// Re-evaluates time-based rules (automatic fail-back).
+  std::vector<pool_decision> on_tick(std::int64_t now_ms);
+  /// Operator-requested fail-back to the primary; empty when it is not
+  /// possible (then *why says why).
+  std::vector<pool_decision> request_failback(std::int64_t now_ms,
+                                              std::string* why);
+
+  /// When on_tick must run next, if ever.
+  std::optional<std::int64_t> next_deadline_ms() const;
+
+  member_id active() const { return active_; }
+  member_id primary() const { return members_.empty() ? 0 : members_.front(); }
+  bool holding() const { return hold_ != hold_kind::none; }
+  const std::string& name() const { return pool_; }
+  member_state state_of(member_id m) const;
+  const std::vector<member_id>& members() const { return members_; }
+  const silence_guard& guard() const { return guard_; }
+
+private:
+  enum class hold_kind { none, no_standby, mass_silence, fleet_silence };
+
+  std::vector<pool_decision> evaluate(std::int64_t now_ms);
+  std::optional<member_id> pick_standby() const;
+  std::size_t heard_population() const;
+  pool_decision make(decision_kind k, member_id to, std::string reason,
+                     std::int64_t now_ms) const;
+
+  std::string pool_;
+  pool_params params_;
+  std::vector<member_id> members_;
+  std::unordered_map<member_id, member_state> states_;
+  std::unordered_map<member_id, std::int64_t> healthy_since_ms_;
+  member_id active_ = 0;
+  silence_guard guard_;
+  bool fleet_hold_ = false;
+  hold_kind hold_ = hold_kind::none;
+};
+
+} // namespace balctl

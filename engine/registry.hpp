@@ -1,0 +1,130 @@
+#pragma once
+
+// The member registry and the heartbeat ingest path (DESIGN.md principle 1:
+// heartbeats are state, not messages). The UDP/TLS listeners hand every
+// datagram to ingest::accept(); a steady-state heartbeat costs a hash lookup,
+// a tag check and a store into the member's slot. Only a change (first beat
+// while the member is not healthy, or a different status body) becomes a call
+// on the member's notifier, which the actor layer turns into one message.
+//
+// Thread-safety: accept() runs on ingest loop threads; add/remove run on
+// actor threads. Slots are shared_ptrs so an in-flight datagram never sees a
+// freed slot.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/types.hpp"
+#include "transport/protocol.hpp"
+
+struct sockaddr;
+
+namespace balctl {
+
+/// An IPv4 or IPv6 address in network byte order; IPv4 is stored as an
+/// IPv4-mapped IPv6 address so one comparison covers both.
+struct ip_address {
+  std::array<std::uint8_t, 16> bytes{};
+  bool operator==(const ip_address& o) const { return bytes == o.bytes; }
+  /// Parses "192.0.2.1" or "2001:db8::1". Returns false on bad input.
+  static bool parse(const std::string& text, ip_address& out);
+  static ip_address from_sockaddr(const sockaddr* sa);
+  std::string to_string() const;
+};
+
+/// Receives the few heartbeats that change something. Implemented by the
+/// actor layer; called from ingest threads, so it must only enqueue.
+class member_notifier {
+public:
+  virtual ~member_notifier() = default;
+  /// The member was heard while not healthy (state carried in the slot).
+  virtual void heard(member_id m) = 0;
+  /// The member sent a status body different from the last one.
+  virtual void status_changed(member_id m, member_status s) = 0;
+};
+
+struct member_slot {
+  // Immutable after add().
+  member_id id = 0;
+  std::string pool;
+  std::string hostname;
+  protocol::key key{};
+  std::vector<ip_address> allowed_ips; // empty = any source
+
+  // Written by ingest, read by actors.
+  std::atomic<std::int64_t> last_seen_ms{0};
+  std::atomic<std::uint64_t> last_seq{0};
+  std::atomic<std::uint64_t> body_hash{0};
+  // Written by the member actor, read by ingest.
+  std::atomic<member_state> state{member_state::pending};
+  // Set by ingest before heard(), cleared by the member actor: one message
+  // per change, however many heartbeats arrive meanwhile.
+  std::atomic<bool> heard_pending{false};
+
+  std::shared_ptr<member_notifier> notifier() const {
+    return std::atomic_load(&notifier_);
+  }
+  void set_notifier(std::shared_ptr<member_notifier> n) {
+    std::atomic_store(&notifier_, std::move(n));
+  }
+
+private:
+  std::shared_ptr<member_notifier> notifier_;
+};
+
+class registry {
+public:
+  /// Adds or replaces the slot for slot->id.
+  void add(std::shared_ptr<member_slot> slot);
+  void remove(member_id m);
+  std::shared_ptr<member_slot> find(member_id m) const;
+  std::size_t size() const;
+  /// Snapshot of all slots (for periodic state checkpoints).
+  std::vector<std::shared_ptr<member_slot>> all() const;
+
+private:
+  mutable std::shared_mutex mu_;
+  std::unordered_map<member_id, std::shared_ptr<member_slot>> slots_;
+};
+
+/// Counters for accepted and rejected datagrams. Relaxed atomics: read by
+/// metrics and tests, written by ingest threads.
+struct ingest_counters {
+  std::atomic<std::uint64_t> accepted{0};
+  std::array<std::atomic<std::uint64_t>, protocol::reject_reason_count>
+    rejected{};
+  std::uint64_t rejected_total() const;
+};
+
+struct accept_result {
+  bool ok = false;
+  protocol::reject_reason reason = protocol::reject_reason::truncated;
+};
+
+class ingest {
+public:
+  ingest(registry& r, std::int64_t max_skew_ms) : reg_(r), max_skew_ms_(max_skew_ms) {}
+
+  /// Decodes, authenticates and applies one datagram from source at now_ms.
+  /// Counts the outcome. Never throws.
+  accept_result accept(const std::uint8_t* data, std::size_t len,
+                       const ip_address& source, std::int64_t now_ms);
+
+  const ingest_counters& counters() const { return counters_; }
+  void set_max_skew_ms(std::int64_t v) { max_skew_ms_ = v; }
+
+private:
+  accept_result reject(protocol::reject_reason r);
+
+  registry& reg_;
+  std::int64_t max_skew_ms_;
+  ingest_counters counters_;
+};
+
+} // namespace balctl

@@ -1,0 +1,54 @@
+#pragma once
+
+// Mass-silence guard (DESIGN.md principle 5): when a large share of a
+// population goes silent within one window, the engine's own network is the
+// likelier culprit, so failover is held. Used per pool and for the fleet.
+//
+// Trips when the members whose silence began within the last window_ms reach
+// max(min_members, ceil(share * population)). Stays tripped until the number
+// of members still silent (whenever they went silent) drops below that
+// threshold: a long outage of our own network must not turn into a mass
+// failover once its onsets age out of the window.
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+
+#include "engine/types.hpp"
+
+namespace balctl {
+
+struct silence_params {
+  double share = 0.5;          // 0 < share <= 1
+  std::size_t min_members = 3; // never trips below this many silent members
+  std::int64_t window_ms = 30'000;
+};
+
+class silence_guard {
+public:
+  explicit silence_guard(const silence_params& p) : params_(p) {}
+
+  void set_params(const silence_params& p) { params_ = p; }
+  /// Members that count for the share (those that have ever been heard).
+  void set_population(std::size_t n) { population_ = n; }
+  std::size_t population() const { return population_; }
+
+  /// A member went silent (became suspect) at onset_ms.
+  void on_silent(member_id m, std::int64_t onset_ms);
+  /// A member was heard again, or left the population.
+  void on_heard(member_id m);
+
+  /// Re-evaluates the latch at now_ms; returns the new tripped state.
+  bool update(std::int64_t now_ms);
+  bool tripped() const { return tripped_; }
+  std::size_t silent_count() const { return silent_.size(); }
+  std::size_t threshold() const;
+
+private:
+  silence_params params_;
+  std::size_t population_ = 0;
+  std::unordered_map<member_id, std::int64_t> silent_; // member → onset
+  bool tripped_ = false;
+};
+
+} // namespace balctl

@@ -1,0 +1,67 @@
+#pragma once
+
+// Domain vocabulary shared by every layer. No CAF, no libuv here.
+
+#include <cstdint>
+#include <string>
+
+namespace balctl {
+
+using member_id = std::uint64_t;
+
+/// Life cycle of one member, as seen by failure detection (engine/member_fsm).
+enum class member_state : std::uint8_t {
+  pending,    // enrolled, never heard from
+  healthy,    // heartbeating within the suspect window
+  suspect,    // silent longer than suspect_after, not yet the failover delay
+  down,       // silent longer than the pool's failover delay
+  recovering, // heard again after down; must stay stable before healthy
+};
+
+const char* to_string(member_state s);
+bool from_string(const std::string& s, member_state& out);
+
+enum class pool_preset : std::uint8_t { generic_linux, haproxy };
+const char* to_string(pool_preset p);
+bool from_string(const std::string& s, pool_preset& out);
+
+enum class failback_policy : std::uint8_t { manual, automatic };
+const char* to_string(failback_policy p);
+bool from_string(const std::string& s, failback_policy& out);
+
+/// One detected stack on a member (the seed's member tabs).
+struct stack_info {
+  bool present = false;
+  std::string version; // empty when the agent could not tell
+  bool operator==(const stack_info& o) const {
+    return present == o.present && version == o.version;
+  }
+};
+
+struct galera_info {
+  bool present = false;
+  int cluster_size = 0;
+  std::string state; // wsrep_local_state_comment, e.g. "Synced"
+  bool ready = false;
+  bool operator==(const galera_info& o) const {
+    return present == o.present && cluster_size == o.cluster_size &&
+           state == o.state && ready == o.ready;
+  }
+};
+
+/// The optional JSON status body of a heartbeat, decoded
+/// (docs/protocol.md, "Status body").
+struct member_status {
+  std::string hostname;
+  std::string agent_version;
+  stack_info openlitespeed;
+  stack_info mariadb;
+  galera_info galera;
+  stack_info cpanel;
+  double load1 = 0, load5 = 0, load15 = 0;
+  double cpu_pct = 0;
+  std::uint64_t mem_used_bytes = 0, mem_total_bytes = 0;
+  std::uint64_t disk_used_bytes = 0, disk_total_bytes = 0;
+};
+
+} // namespace balctl
