@@ -63,6 +63,7 @@ struct member_slot {
   std::atomic<std::uint64_t> body_hash{0};
   // Written by the member actor, read by ingest.
   std::atomic<member_state> state{member_state::pending};
+  std::atomic<std::int64_t> state_since_ms{0};
   // Set by ingest before heard(), cleared by the member actor: one message
   // per change, however many heartbeats arrive meanwhile.
   std::atomic<bool> heard_pending{false};

@@ -1,0 +1,30 @@
+#include "engine/runtime.hpp"
+
+namespace balctl {
+
+detection_params make_detection_params(const engine_config& e,
+                                       const pool_config& p) {
+  detection_params d;
+  d.failover_delay_ms = std::int64_t{p.failover_delay_s} * 1000;
+  d.suspect_after_ms = d.failover_delay_ms * e.suspect_after_pct / 100;
+  d.recovery_stable_ms = std::int64_t{e.recovery_stable_s} * 1000;
+  d.flap_threshold = e.flap_threshold;
+  d.flap_window_ms = std::int64_t{e.flap_window_s} * 1000;
+  d.flap_hold_ms = std::int64_t{e.flap_hold_s} * 1000;
+  return d;
+}
+
+pool_params make_pool_params(const pool_config& p) {
+  pool_params pp;
+  pp.failback = p.failback;
+  pp.failback_stable_ms = std::int64_t{p.failback_stable_s} * 1000;
+  pp.mass_silence.share = p.mass_silence_share;
+  pp.mass_silence.min_members =
+    static_cast<std::size_t>(p.mass_silence_min_members);
+  pp.mass_silence.window_ms =
+    std::int64_t{p.mass_silence_window_s > 0 ? p.mass_silence_window_s
+                                             : p.failover_delay_s} * 1000;
+  return pp;
+}
+
+} // namespace balctl
