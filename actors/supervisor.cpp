@@ -1,0 +1,138 @@
+#include "actors/supervisor.hpp"
+
+#include <chrono>
+
+#include "actors/pool.hpp"
+#include "engine/log.hpp"
+
+namespace balctl {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<supervisor_state>*;
+
+void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
+  auto& st = self->state;
+  pool_deps deps{caf::actor{self}, st.deps.store, st.deps.dns, st.deps.clk,
+                 st.deps.metrics};
+  auto a = self->spawn<caf::linked>(pool_actor, rt, deps);
+  st.pools[rt->config.name] = a;
+  st.pool_by_addr[a.address()] = rt->config.name;
+  if (st.fleet->tripped()) {
+    self->send(a, fleet_hold_atom_v, true);
+  }
+}
+
+void update_fleet(self_ptr self) {
+  auto& st = self->state;
+  std::size_t total = 0;
+  for (const auto& p : st.population) {
+    total += p.second;
+  }
+  st.fleet->set_population(total);
+  auto was = st.fleet->tripped();
+  auto now = st.deps.clk->now_ms();
+  if (st.fleet->update(now) == was) {
+    return;
+  }
+  if (!was) {
+    log::error("fleet_silence_hold",
+               {{"silent", std::to_string(st.fleet->silent_count())},
+                {"population", std::to_string(total)},
+                {"threshold", std::to_string(st.fleet->threshold())},
+                {"reason", "a large share of the fleet went silent at once: "
+                           "the engine's own network is suspect; failover "
+                           "held in every pool"}});
+  } else {
+    log::info("fleet_silence_released",
+              {{"silent", std::to_string(st.fleet->silent_count())},
+               {"population", std::to_string(total)}});
+  }
+  for (const auto& p : st.pools) {
+    self->send(p.second, fleet_hold_atom_v, !was);
+  }
+}
+
+} // namespace
+
+std::vector<member_state_record> snapshot_member_states(const registry& reg) {
+  std::vector<member_state_record> out;
+  for (const auto& s : reg.all()) {
+    out.push_back(member_state_record{s->id, s->state.load(),
+                                      s->state_since_ms.load(),
+                                      s->last_seen_ms.load(),
+                                      s->last_seq.load()});
+  }
+  return out;
+}
+
+caf::behavior supervisor_actor(self_ptr self,
+                               std::vector<std::shared_ptr<pool_runtime>> pools,
+                               supervisor_deps deps) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.fleet = std::make_unique<silence_guard>(st.deps.fleet_silence);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto i = st.pool_by_addr.find(msg.source);
+    if (i == st.pool_by_addr.end()) {
+      self->quit(msg.reason);
+      return;
+    }
+    auto name = i->second;
+    st.pool_by_addr.erase(i);
+    st.pools.erase(name);
+    if (msg.reason == caf::exit_reason::normal ||
+        msg.reason == caf::exit_reason::user_shutdown) {
+      return;
+    }
+    st.deps.metrics->actor_restarts.fetch_add(1);
+    log::error("actor_crashed", {{"kind", "pool"},
+                                 {"pool", name},
+                                 {"reason", self->system().render(msg.reason)},
+                                 {"action", "restarted from last state"}});
+    spawn_pool(self, st.runtimes.at(name));
+  });
+  for (auto& rt : pools) {
+    st.runtimes[rt->config.name] = rt;
+    spawn_pool(self, rt);
+  }
+  if (st.deps.checkpoint_interval_ms > 0) {
+    self->delayed_send(self,
+                       std::chrono::milliseconds(st.deps.checkpoint_interval_ms),
+                       checkpoint_atom_v);
+  }
+  return {
+    [=](silence_atom, member_id m, bool silent, std::int64_t at_ms) {
+      auto& st = self->state;
+      if (silent) {
+        st.fleet->on_silent(m, at_ms);
+      } else {
+        st.fleet->on_heard(m);
+      }
+      update_fleet(self);
+    },
+    [=](population_atom, const std::string& pool, std::uint64_t n) {
+      self->state.population[pool] = n;
+      update_fleet(self);
+    },
+    [=](pool_atom, const std::string& name) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      auto i = st.pools.find(name);
+      if (i == st.pools.end()) {
+        return caf::make_error(caf::sec::invalid_argument, "no such pool", name);
+      }
+      return i->second;
+    },
+    [=](checkpoint_atom) {
+      auto& st = self->state;
+      self->send(st.deps.store, save_atom_v,
+                 snapshot_member_states(*st.deps.reg));
+      self->delayed_send(self,
+                         std::chrono::milliseconds(st.deps.checkpoint_interval_ms),
+                         checkpoint_atom_v);
+    },
+  };
+}
+
+} // namespace balctl

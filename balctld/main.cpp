@@ -1,1 +1,295 @@
-int main() { return 0; }
+// balctld: the balctl engine. Loads the config, restores state from the
+// store, spawns the actor tree, listens for heartbeats, and runs until
+// SIGTERM/SIGINT.
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/engine.hpp"
+#include "actors/supervisor.hpp"
+#include "bench/derive_key.hpp"
+#include "config/config.hpp"
+#include "engine/log.hpp"
+#include "transport/udp_listener.hpp"
+
+using namespace balctl;
+
+namespace {
+
+struct options {
+  std::string config_path;
+  std::string listen; // overrides udp_listen
+  std::string store_path; // overrides store_path
+  std::string ready_file; // written with the bound UDP port once listening
+  std::string metrics_file; // JSON counters written at exit
+  bool check_config = false;
+  // Benchmark mode: synthetic pools instead of a config file.
+  std::uint64_t bench_members = 0;
+  std::string bench_seed = "balctl-bench";
+  std::uint64_t bench_pools = 1;
+  int bench_delay_s = 10;
+};
+
+void usage() {
+  std::fputs(
+    "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH]\n"
+    "               [--ready-file PATH] [--metrics-file PATH] [--check-config]\n"
+    "       balctld --bench-members N [--bench-pools P] [--bench-seed S]\n"
+    "               [--bench-delay-s D] --listen HOST:PORT [--metrics-file PATH]\n"
+    "Runs the balctl heartbeat and failover engine. Logs go to stderr, one\n"
+    "event a line. Stop with SIGTERM or SIGINT.\n",
+    stderr);
+}
+
+bool parse_args(int argc, char** argv, options& o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "balctld: %s needs a value\n", a.c_str());
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    auto number = [&](std::uint64_t& out) {
+      std::string v;
+      if (!value(v)) {
+        return false;
+      }
+      try {
+        std::size_t used = 0;
+        out = std::stoull(v, &used);
+        if (used != v.size()) {
+          throw std::invalid_argument(v);
+        }
+      } catch (const std::exception&) {
+        std::fprintf(stderr, "balctld: %s = %s: must be a number\n", a.c_str(),
+                     v.c_str());
+        return false;
+      }
+      return true;
+    };
+    std::uint64_t n = 0;
+    if (a == "--config") {
+      if (!value(o.config_path)) return false;
+    } else if (a == "--listen") {
+      if (!value(o.listen)) return false;
+    } else if (a == "--store") {
+      if (!value(o.store_path)) return false;
+    } else if (a == "--ready-file") {
+      if (!value(o.ready_file)) return false;
+    } else if (a == "--metrics-file") {
+      if (!value(o.metrics_file)) return false;
+    } else if (a == "--check-config") {
+      o.check_config = true;
+    } else if (a == "--bench-members") {
+      if (!number(o.bench_members)) return false;
+    } else if (a == "--bench-pools") {
+      if (!number(o.bench_pools) || o.bench_pools == 0) return false;
+    } else if (a == "--bench-seed") {
+      if (!value(o.bench_seed)) return false;
+    } else if (a == "--bench-delay-s") {
+      if (!number(n)) return false;
+      o.bench_delay_s = static_cast<int>(n);
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "balctld: unknown option %s\n", a.c_str());
+      usage();
+      return false;
+    }
+  }
+  if (o.config_path.empty() && o.bench_members == 0) {
+    std::fputs("balctld: --config is required\n", stderr);
+    usage();
+    return false;
+  }
+  return true;
+}
+
+// Synthetic pools for benchmarks: ids 1..N spread over P pools, keys derived
+// from the seed exactly as balctl-loadgen --derive-keys derives them.
+engine_config bench_config(const options& o) {
+  engine_config cfg;
+  cfg.store_path = ":memory:";
+  cfg.snapshot_interval_s = 3600;
+  cfg.pools.resize(o.bench_pools);
+  for (std::uint64_t p = 0; p < o.bench_pools; ++p) {
+    cfg.pools[p].name = "bench-" + std::to_string(p);
+    cfg.pools[p].failover_delay_s = o.bench_delay_s;
+    cfg.pools[p].members.reserve(o.bench_members / o.bench_pools + 1);
+  }
+  for (std::uint64_t id = 1; id <= o.bench_members; ++id) {
+    member_config m;
+    m.id = id;
+    m.hostname = "m" + std::to_string(id) + ".bench.test";
+    m.name = m.hostname;
+    m.key = bench::derive_member_key(o.bench_seed, id);
+    cfg.pools[(id - 1) % o.bench_pools].members.push_back(std::move(m));
+  }
+  return cfg;
+}
+
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return -1;
+}
+
+void write_metrics_file(const std::string& path, const ingest& in,
+                        const engine_metrics& m, std::size_t members) {
+  nlohmann::json j;
+  j["accepted"] = in.counters().accepted.load();
+  auto& rej = j["rejected"];
+  rej = nlohmann::json::object();
+  for (std::size_t i = 0; i < protocol::reject_reason_count; ++i) {
+    rej[protocol::to_string(static_cast<protocol::reject_reason>(i))] =
+      in.counters().rejected[i].load();
+  }
+  j["decisions"] = m.decisions.load();
+  j["failovers"] = m.failovers.load();
+  j["holds"] = m.holds.load();
+  j["actor_restarts"] = m.actor_restarts.load();
+  j["store_errors"] = m.store_errors.load();
+  j["down_lateness_ms"] = {{"samples", m.down_samples()},
+                           {"p50", m.down_lateness_percentile(50)},
+                           {"p99", m.down_lateness_percentile(99)},
+                           {"max", m.down_lateness_percentile(100)}};
+  j["members"] = members;
+  j["rss_kib"] = rss_kib();
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  if (!parse_args(argc, argv, opt)) {
+    return 2;
+  }
+  engine_config cfg;
+  if (opt.bench_members > 0) {
+    cfg = bench_config(opt);
+  } else {
+    auto res = load_config_file(opt.config_path);
+    if (!res.ok()) {
+      for (const auto& e : res.errors) {
+        std::fprintf(stderr, "config: %s\n", e.c_str());
+      }
+      std::fprintf(stderr, "balctld: %zu config error(s) in %s\n",
+                   res.errors.size(), opt.config_path.c_str());
+      return 2;
+    }
+    cfg = std::move(res.config);
+  }
+  if (!opt.listen.empty()) {
+    cfg.udp_listen = opt.listen;
+  }
+  if (!opt.store_path.empty()) {
+    cfg.store_path = opt.store_path;
+  }
+  if (opt.check_config) {
+    std::printf("config ok: %zu pool(s)\n", cfg.pools.size());
+    return 0;
+  }
+  log::level lvl = log::level::info;
+  log::parse_level(cfg.log_level, lvl);
+  log::set_level(lvl);
+
+  // Signals are taken by sigwait on the main thread: block them before any
+  // other thread starts so none of those threads receives them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  system_clock_impl clk;
+  engine_metrics metrics;
+  std::shared_ptr<store> st;
+  engine_parts parts;
+  try {
+    st = open_sqlite_store(cfg.store_path);
+    parts = bootstrap(cfg, *st, clk.now_ms());
+  } catch (const store_error& e) {
+    log::error("store_open_failed", {{"path", cfg.store_path}, {"error", e.what()}});
+    return 1;
+  }
+  std::size_t member_count = parts.reg->size();
+
+  int exit_code = 0;
+  ingest in(*parts.reg, std::int64_t{cfg.max_clock_skew_s} * 1000);
+  {
+    caf::actor_system_config sys_cfg;
+    configure_actor_system(sys_cfg);
+    caf::actor_system sys{sys_cfg};
+    auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics);
+    resume_pending_decisions(sys, handles, *st);
+
+    log::rate_limiter reject_log(5, 20);
+    udp_listener listener(
+      cfg.udp_listen,
+      [&](const std::uint8_t* data, std::size_t len, const sockaddr* src) {
+        auto source = ip_address::from_sockaddr(src);
+        auto now = clk.now_ms();
+        auto r = in.accept(data, len, source, now);
+        std::uint64_t suppressed = 0;
+        if (!r.ok && reject_log.allow(now, &suppressed)) {
+          log::warn("heartbeat_rejected",
+                    {{"reason", protocol::to_string(r.reason)},
+                     {"source", source.to_string()},
+                     {"bytes", std::to_string(len)},
+                     {"suppressed_since_last", std::to_string(suppressed)}});
+        }
+      });
+    auto err = listener.start();
+    if (!err.empty()) {
+      log::error("udp_listen_failed", {{"listen", cfg.udp_listen}, {"error", err}});
+      exit_code = 1;
+    } else {
+      log::info("balctld_ready", {{"udp_port", std::to_string(listener.bound_port())},
+                                  {"pools", std::to_string(cfg.pools.size())},
+                                  {"members", std::to_string(member_count)},
+                                  {"store", cfg.store_path}});
+      if (!opt.ready_file.empty()) {
+        std::ofstream(opt.ready_file) << listener.bound_port() << "\n";
+      }
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      log::info("balctld_stopping", {{"signal", std::to_string(sig)}});
+    }
+    listener.stop();
+    caf::anon_send_exit(handles.supervisor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(handles.dns, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(handles.store, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+  }
+  // Final checkpoint, after every actor stopped: the next start restores
+  // exactly this.
+  try {
+    st->save_member_states(snapshot_member_states(*parts.reg));
+  } catch (const store_error& e) {
+    log::error("checkpoint_failed", {{"error", e.what()}});
+    exit_code = 1;
+  }
+  if (!opt.metrics_file.empty()) {
+    write_metrics_file(opt.metrics_file, in, metrics, member_count);
+  }
+  log::info("balctld_stopped", {{"accepted", std::to_string(in.counters().accepted.load())},
+                                {"rejected", std::to_string(in.counters().rejected_total())}});
+  return exit_code;
+}

@@ -30,7 +30,8 @@ struct pool_runtime {
   detection_params detection;
   pool_params policy;
   member_id active = 0; // 0 until decided: the primary
-  std::vector<std::shared_ptr<member_runtime>> members; // config order
+  // members[i] belongs to config.members[i].
+  std::vector<std::shared_ptr<member_runtime>> members;
 };
 
 /// Detection and policy parameters of one pool, from the engine config.

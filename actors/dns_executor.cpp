@@ -1,0 +1,23 @@
+#include "actors/dns_executor.hpp"
+
+#include "engine/log.hpp"
+
+namespace balctl {
+
+caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self) {
+  return {
+    [=](execute_atom, std::int64_t id, const pool_decision& d) -> bool {
+      log::info("dns_change", {{"decision", std::to_string(id)},
+                               {"pool", d.pool},
+                               {"kind", to_string(d.kind)},
+                               {"from", std::to_string(d.from)},
+                               {"to", std::to_string(d.to)},
+                               {"provider", "none (recorded only)"}});
+      self->state.executed.push_back(d);
+      return true;
+    },
+    [=](caf::get_atom) { return self->state.executed; },
+  };
+}
+
+} // namespace balctl

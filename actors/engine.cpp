@@ -1,0 +1,55 @@
+#include "actors/engine.hpp"
+
+#include "actors/dns_executor.hpp"
+#include "actors/store_actor.hpp"
+#include "actors/supervisor.hpp"
+#include "engine/log.hpp"
+
+namespace balctl {
+
+void configure_actor_system(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::balctl>();
+}
+
+engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
+                            engine_parts& parts, std::shared_ptr<store> st,
+                            const clock* clk, engine_metrics* metrics,
+                            bool store_detached) {
+  engine_handles h;
+  h.store = store_detached
+              ? sys.spawn<caf::detached>(store_actor, st, metrics)
+              : sys.spawn(store_actor, st, metrics);
+  h.dns = sys.spawn(dns_executor);
+  supervisor_deps deps;
+  deps.reg = parts.reg;
+  deps.store = h.store;
+  deps.dns = h.dns;
+  deps.clk = clk;
+  deps.metrics = metrics;
+  deps.fleet_silence.share = cfg.fleet_silence_share;
+  deps.fleet_silence.min_members =
+    static_cast<std::size_t>(cfg.fleet_silence_min_members);
+  deps.fleet_silence.window_ms = std::int64_t{cfg.fleet_silence_window_s} * 1000;
+  deps.checkpoint_interval_ms = std::int64_t{cfg.snapshot_interval_s} * 1000;
+  h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
+  return h;
+}
+
+void resume_pending_decisions(caf::actor_system&, const engine_handles& h,
+                              store& st) {
+  for (auto& r : st.pending_decisions()) {
+    if (!moves_dns(r.decision.kind)) {
+      st.mark_decision(r.id, "done");
+      continue;
+    }
+    log::warn("decision_resumed", {{"decision", std::to_string(r.id)},
+                                   {"pool", r.decision.pool},
+                                   {"to", std::to_string(r.decision.to)}});
+    // The executor is idempotent (read-compare-write with the DNS issue), so
+    // re-sending a decision that did reach the provider moves nothing back.
+    caf::anon_send(h.dns, execute_atom_v, r.id, r.decision);
+    st.mark_decision(r.id, "done");
+  }
+}
+
+} // namespace balctl

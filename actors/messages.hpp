@@ -1,0 +1,137 @@
+#pragma once
+
+// The project's one CAF type-ID block: atoms and message types. Include this
+// (and CAF) only from actors/ and the binaries that spawn actors.
+
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "adapters/store/store.hpp"
+#include "engine/pool_policy.hpp"
+#include "engine/types.hpp"
+
+namespace balctl {
+
+/// One member as the pool sees it (pool snapshots, tests, the admin API).
+struct member_view {
+  member_id id = 0;
+  std::string name;
+  std::string hostname;
+  member_state state = member_state::pending;
+  std::int64_t state_since_ms = 0;
+  std::int64_t last_seen_ms = 0;
+  bool damped = false;
+  bool has_status = false;
+  member_status status;
+};
+
+struct pool_view {
+  std::string name;
+  member_id active = 0;
+  member_id primary = 0;
+  bool holding = false;
+  bool protection = false;  // pool features (engine/features)
+  bool managed_dns = false;
+  std::vector<member_view> members;
+};
+
+struct member_transition_msg {
+  member_id member = 0;
+  member_state from = member_state::pending;
+  member_state to = member_state::pending;
+  std::int64_t at_ms = 0;
+};
+
+// -- inspect overloads (CAF 0.17 needs them for every message type) ---------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stack_info& x) {
+  return f(caf::meta::type_name("stack_info"), x.present, x.version);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, galera_info& x) {
+  return f(caf::meta::type_name("galera_info"), x.present, x.cluster_size,
+           x.state, x.ready);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_status& x) {
+  return f(caf::meta::type_name("member_status"), x.hostname, x.agent_version,
+           x.openlitespeed, x.mariadb, x.galera, x.cpanel, x.load1, x.load5,
+           x.load15, x.cpu_pct, x.mem_used_bytes, x.mem_total_bytes,
+           x.disk_used_bytes, x.disk_total_bytes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_decision& x) {
+  return f(caf::meta::type_name("pool_decision"), x.kind, x.pool, x.from, x.to,
+           x.reason, x.at_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_state_record& x) {
+  return f(caf::meta::type_name("member_state_record"), x.id, x.state,
+           x.state_since_ms, x.last_seen_ms, x.last_seq);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_view& x) {
+  return f(caf::meta::type_name("member_view"), x.id, x.name, x.hostname,
+           x.state, x.state_since_ms, x.last_seen_ms, x.damped, x.has_status,
+           x.status);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_view& x) {
+  return f(caf::meta::type_name("pool_view"), x.name, x.active, x.primary,
+           x.holding, x.protection, x.managed_dns, x.members);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_transition_msg& x) {
+  return f(caf::meta::type_name("member_transition_msg"), x.member, x.from,
+           x.to, x.at_ms);
+}
+
+} // namespace balctl
+
+CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_status))
+  CAF_ADD_TYPE_ID(balctl, (balctl::pool_decision))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_state_record))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::member_state_record>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_view))
+  CAF_ADD_TYPE_ID(balctl, (balctl::pool_view))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_view>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_transition_msg))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_decision>))
+
+  // member actor
+  CAF_ADD_ATOM(balctl, balctl, heard_atom, "heard")
+  CAF_ADD_ATOM(balctl, balctl, status_atom, "status")
+  CAF_ADD_ATOM(balctl, balctl, deadline_atom, "deadline")
+  // pool actor
+  CAF_ADD_ATOM(balctl, balctl, transition_atom, "transit")
+  CAF_ADD_ATOM(balctl, balctl, fleet_hold_atom, "fleethold")
+  CAF_ADD_ATOM(balctl, balctl, failback_atom, "failback")
+  CAF_ADD_ATOM(balctl, balctl, crash_atom, "crash")
+  // supervisor
+  CAF_ADD_ATOM(balctl, balctl, silence_atom, "silence")
+  CAF_ADD_ATOM(balctl, balctl, population_atom, "populatn")
+  CAF_ADD_ATOM(balctl, balctl, pool_atom, "pool")
+  CAF_ADD_ATOM(balctl, balctl, checkpoint_atom, "checkpnt")
+  CAF_ADD_ATOM(balctl, balctl, restart_atom, "restart")
+  // store actor
+  CAF_ADD_ATOM(balctl, balctl, record_atom, "record")
+  CAF_ADD_ATOM(balctl, balctl, mark_atom, "mark")
+  CAF_ADD_ATOM(balctl, balctl, save_atom, "save")
+  CAF_ADD_ATOM(balctl, balctl, active_atom, "active")
+  CAF_ADD_ATOM(balctl, balctl, decisions_atom, "decisions")
+  // dns executor
+  CAF_ADD_ATOM(balctl, balctl, execute_atom, "execute")
+
+CAF_END_TYPE_ID_BLOCK(balctl)

@@ -1,0 +1,273 @@
+#include "actors/pool.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include "actors/member.hpp"
+#include "engine/features.hpp"
+#include "engine/log.hpp"
+
+namespace balctl {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<pool_actor_state>*;
+
+bool is_silent(member_state s) {
+  return s == member_state::suspect || s == member_state::down;
+}
+
+void spawn_member(self_ptr self, const std::shared_ptr<member_runtime>& m) {
+  auto& st = self->state;
+  auto a = self->spawn<caf::linked>(member_actor, m, caf::actor{self},
+                                    st.deps.clk, st.deps.metrics);
+  st.members[m->slot->id] = a;
+  st.member_by_addr[a.address()] = m->slot->id;
+  m->slot->set_notifier(std::make_shared<actor_notifier>(a));
+}
+
+std::size_t count_cpanel(const pool_runtime& rt) {
+  std::size_t n = 0;
+  for (const auto& m : rt.members) {
+    if (m->has_status && m->status.cpanel.present) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+void arm(self_ptr self) {
+  auto& st = self->state;
+  auto next = st.policy->next_deadline_ms();
+  if (!next || (st.armed_ms != 0 && st.armed_ms <= *next)) {
+    return;
+  }
+  st.armed_ms = *next;
+  auto delay_ms = std::max<std::int64_t>(0, *next - st.deps.clk->now_ms());
+  self->delayed_send(self, std::chrono::milliseconds(delay_ms),
+                     deadline_atom_v, *next);
+}
+
+// Records the decision, then (for DNS moves) hands it to the executor. The
+// active member is persisted with the decision so a restart resumes from it.
+void act_on(self_ptr self, pool_decision d) {
+  auto& st = self->state;
+  st.deps.metrics->decisions.fetch_add(1);
+  if (moves_dns(d.kind)) {
+    st.deps.metrics->failovers.fetch_add(1);
+    st.rt->active = d.to;
+  } else if (d.kind != decision_kind::hold_released) {
+    st.deps.metrics->holds.fetch_add(1);
+  }
+  auto level = moves_dns(d.kind) || d.kind == decision_kind::hold_released
+                 ? log::level::info
+                 : log::level::warn;
+  log::write(level, "pool_decision",
+             {{"pool", d.pool},
+              {"kind", to_string(d.kind)},
+              {"from", std::to_string(d.from)},
+              {"to", std::to_string(d.to)},
+              {"failover_hostname", st.rt->config.failover_hostname},
+              {"reason", d.reason}});
+  auto dns = st.deps.dns;
+  auto store = st.deps.store;
+  self->request(store, caf::infinite, record_atom_v, d)
+    .then(
+      [=](std::int64_t id) {
+        if (!moves_dns(d.kind)) {
+          return;
+        }
+        self->send(store, active_atom_v, d.pool, d.to);
+        self->request(dns, caf::infinite, execute_atom_v, id, d)
+          .then([=](bool done) {
+            self->send(store, mark_atom_v, id,
+                       std::string(done ? "done" : "failed"));
+          });
+      },
+      [=](caf::error& err) {
+        // Refusing to move DNS because the disk failed would keep the
+        // outage; act, and say loudly that the decision is not durable.
+        log::error("decision_not_persisted",
+                   {{"pool", d.pool},
+                    {"kind", to_string(d.kind)},
+                    {"error", self->system().render(err)}});
+        if (moves_dns(d.kind)) {
+          self->send(dns, execute_atom_v, std::int64_t{0}, d);
+        }
+      });
+}
+
+void act_on_all(self_ptr self, std::vector<pool_decision> ds) {
+  for (auto& d : ds) {
+    act_on(self, std::move(d));
+  }
+  arm(self);
+}
+
+pool_view make_view(self_ptr self) {
+  auto& st = self->state;
+  pool_view v;
+  v.name = st.rt->config.name;
+  v.active = st.policy->active();
+  v.primary = st.policy->primary();
+  v.holding = st.policy->holding();
+  auto f = compute_features(st.rt->config.preset, st.cpanel_members);
+  v.protection = f.protection;
+  v.managed_dns = f.managed_dns;
+  auto now = st.deps.clk->now_ms();
+  // rt->members[i] is config.members[i] (engine/runtime.hpp).
+  for (std::size_t i = 0; i < st.rt->members.size(); ++i) {
+    const auto& m = st.rt->members[i];
+    member_view mv;
+    mv.id = m->slot->id;
+    mv.name = st.rt->config.members[i].name;
+    mv.hostname = m->slot->hostname;
+    mv.state = m->slot->state.load();
+    mv.state_since_ms = m->slot->state_since_ms.load();
+    mv.last_seen_ms = m->slot->last_seen_ms.load();
+    mv.damped = m->fsm.damped(now);
+    mv.has_status = m->has_status;
+    mv.status = m->status;
+    v.members.push_back(std::move(mv));
+  }
+  return v;
+}
+
+} // namespace
+
+caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
+                         pool_deps deps) {
+  auto& st = self->state;
+  st.rt = std::move(rt);
+  st.deps = std::move(deps);
+  std::vector<member_id> order;
+  for (const auto& m : st.rt->members) {
+    order.push_back(m->slot->id);
+  }
+  std::optional<member_id> active;
+  if (st.rt->active != 0) {
+    active = st.rt->active;
+  }
+  st.policy = std::make_unique<pool_policy>(st.rt->config.name, st.rt->policy,
+                                            order, active);
+  std::size_t population = 0;
+  for (const auto& m : st.rt->members) {
+    st.policy->restore_state(m->slot->id, m->fsm.state(),
+                             m->fsm.state_since_ms());
+    if (m->fsm.state() != member_state::pending) {
+      ++population;
+    }
+  }
+  st.rt->active = st.policy->active();
+  st.cpanel_members = count_cpanel(*st.rt);
+  self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
+             static_cast<std::uint64_t>(population));
+  // A member that crashes is restarted from its runtime; the pool keeps
+  // running. An exit from anyone else (the supervisor) ends the pool.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto i = st.member_by_addr.find(msg.source);
+    if (i == st.member_by_addr.end()) {
+      self->quit(msg.reason);
+      return;
+    }
+    auto id = i->second;
+    st.member_by_addr.erase(i);
+    st.members.erase(id);
+    st.deps.metrics->actor_restarts.fetch_add(1);
+    log::error("actor_crashed", {{"kind", "member"},
+                                 {"pool", st.rt->config.name},
+                                 {"member", std::to_string(id)},
+                                 {"reason", self->system().render(msg.reason)},
+                                 {"action", "restarted from last state"}});
+    for (const auto& m : st.rt->members) {
+      if (m->slot->id == id) {
+        spawn_member(self, m);
+        break;
+      }
+    }
+  });
+  for (const auto& m : st.rt->members) {
+    st.runtime_by_id[m->slot->id] = m.get();
+    spawn_member(self, m);
+  }
+  log::info("pool_started", {{"pool", st.rt->config.name},
+                             {"members", std::to_string(st.rt->members.size())},
+                             {"active", std::to_string(st.policy->active())}});
+  return {
+    [=](transition_atom, const member_transition_msg& t) {
+      auto& st = self->state;
+      auto now = st.deps.clk->now_ms();
+      auto was_pending = st.policy->state_of(t.member) == member_state::pending;
+      // Fleet-wide silence accounting lives in the supervisor; tell it first
+      // so a fleet hold can precede this pool's own decision.
+      if (is_silent(t.to) && !is_silent(t.from)) {
+        self->send(st.deps.supervisor, silence_atom_v, t.member, true, t.at_ms);
+      } else if (!is_silent(t.to) && is_silent(t.from)) {
+        self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
+      }
+      if (was_pending && t.to != member_state::pending) {
+        std::uint64_t n = 0;
+        for (const auto& m : st.rt->members) {
+          n += m->fsm.state() != member_state::pending ? 1 : 0;
+        }
+        self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
+                   n);
+      }
+      auto& slot = *st.runtime_by_id.at(t.member)->slot;
+      self->send(st.deps.store, save_atom_v,
+                 member_state_record{t.member, t.to, t.at_ms,
+                                     slot.last_seen_ms.load(),
+                                     slot.last_seq.load()});
+      act_on_all(self, st.policy->on_member_state(t.member, t.from, t.to, now));
+    },
+    [=](status_atom, member_id m, const member_status& s) {
+      auto& st = self->state;
+      auto before = compute_features(st.rt->config.preset, st.cpanel_members);
+      st.cpanel_members = count_cpanel(*st.rt);
+      auto after = compute_features(st.rt->config.preset, st.cpanel_members);
+      log::debug("member_status", {{"pool", st.rt->config.name},
+                                   {"member", std::to_string(m)},
+                                   {"hostname", s.hostname},
+                                   {"agent_version", s.agent_version}});
+      if (before.protection != after.protection ||
+          before.managed_dns != after.managed_dns) {
+        log::info("pool_features", {{"pool", st.rt->config.name},
+                                    {"cpanel_members",
+                                     std::to_string(st.cpanel_members)},
+                                    {"protection", after.protection ? "on" : "off"},
+                                    {"managed_dns", after.managed_dns ? "on" : "off"}});
+      }
+    },
+    [=](fleet_hold_atom, bool hold) {
+      auto& st = self->state;
+      act_on_all(self, st.policy->on_fleet_hold(hold, st.deps.clk->now_ms()));
+    },
+    [=](deadline_atom, std::int64_t deadline_ms) {
+      auto& st = self->state;
+      if (deadline_ms != st.armed_ms) {
+        return;
+      }
+      st.armed_ms = 0;
+      act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
+    },
+    [=](failback_atom) -> std::string {
+      auto& st = self->state;
+      std::string why;
+      auto ds = st.policy->request_failback(st.deps.clk->now_ms(), &why);
+      if (ds.empty()) {
+        return why;
+      }
+      act_on_all(self, std::move(ds));
+      return {};
+    },
+    [=](caf::get_atom) -> pool_view { return make_view(self); },
+    [=](crash_atom) {
+      // Fault injection for the supervision tests.
+      throw std::runtime_error("injected crash");
+    },
+  };
+}
+
+} // namespace balctl

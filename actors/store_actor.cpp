@@ -1,0 +1,71 @@
+#include "actors/store_actor.hpp"
+
+#include "engine/log.hpp"
+
+namespace balctl {
+
+namespace {
+
+// Runs one store call; a store_error is logged, counted and returned as a
+// CAF error instead of killing the actor.
+template <class F>
+auto guarded(engine_metrics* metrics, const char* op, F f)
+  -> caf::result<decltype(f())> {
+  try {
+    return f();
+  } catch (const store_error& e) {
+    metrics->store_errors.fetch_add(1);
+    log::error("store_failed", {{"operation", op}, {"error", e.what()}});
+    return caf::make_error(caf::sec::runtime_error, e.what());
+  }
+}
+
+template <class F>
+void guarded_void(engine_metrics* metrics, const char* op, F f) {
+  try {
+    f();
+  } catch (const store_error& e) {
+    metrics->store_errors.fetch_add(1);
+    log::error("store_failed", {{"operation", op}, {"error", e.what()}});
+  }
+}
+
+} // namespace
+
+caf::behavior store_actor(caf::event_based_actor*, std::shared_ptr<store> st,
+                          engine_metrics* metrics) {
+  return {
+    [=](record_atom, const pool_decision& d) -> caf::result<std::int64_t> {
+      return guarded(metrics, "record_decision",
+                     [&] { return st->record_decision(d); });
+    },
+    [=](mark_atom, std::int64_t id, const std::string& status) {
+      guarded_void(metrics, "mark_decision",
+                   [&] { st->mark_decision(id, status); });
+    },
+    [=](save_atom, const member_state_record& r) {
+      guarded_void(metrics, "save_member_state",
+                   [&] { st->save_member_state(r); });
+    },
+    [=](save_atom, const std::vector<member_state_record>& rs) {
+      guarded_void(metrics, "save_member_states",
+                   [&] { st->save_member_states(rs); });
+    },
+    [=](active_atom, const std::string& pool, member_id m) {
+      guarded_void(metrics, "set_active_member",
+                   [&] { st->set_active_member(pool, m); });
+    },
+    [=](decisions_atom, const std::string& pool,
+        std::uint64_t limit) -> caf::result<std::vector<pool_decision>> {
+      return guarded(metrics, "decisions", [&] {
+        std::vector<pool_decision> out;
+        for (auto& r : st->decisions(pool, limit)) {
+          out.push_back(std::move(r.decision));
+        }
+        return out;
+      });
+    },
+  };
+}
+
+} // namespace balctl

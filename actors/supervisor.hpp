@@ -1,0 +1,48 @@
+#pragma once
+
+// Supervisor: root of the actor tree. Spawns one pool actor per pool,
+// linked and trapping exits: a crashed pool is logged and restarted from its
+// pool_runtime; other pools never notice. Also owns the fleet-wide
+// mass-silence guard and the periodic member-state checkpoint.
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "engine/clock.hpp"
+#include "engine/metrics.hpp"
+#include "engine/runtime.hpp"
+#include "engine/silence_guard.hpp"
+
+namespace balctl {
+
+struct supervisor_deps {
+  std::shared_ptr<registry> reg;
+  caf::actor store;
+  caf::actor dns;
+  const clock* clk = nullptr;
+  engine_metrics* metrics = nullptr;
+  silence_params fleet_silence;
+  std::int64_t checkpoint_interval_ms = 30'000; // 0 = no checkpoints
+};
+
+struct supervisor_state {
+  supervisor_deps deps;
+  std::unordered_map<std::string, std::shared_ptr<pool_runtime>> runtimes;
+  std::unordered_map<std::string, caf::actor> pools;
+  std::unordered_map<caf::actor_addr, std::string> pool_by_addr;
+  std::unordered_map<std::string, std::size_t> population;
+  std::unique_ptr<silence_guard> fleet;
+  static inline const char* name = "supervisor";
+};
+
+caf::behavior supervisor_actor(caf::stateful_actor<supervisor_state>* self,
+                               std::vector<std::shared_ptr<pool_runtime>> pools,
+                               supervisor_deps deps);
+
+/// Checkpoint of every member's runtime state, read from the slots.
+std::vector<member_state_record> snapshot_member_states(const registry& reg);
+
+} // namespace balctl

@@ -1,0 +1,72 @@
+#include "engine/bootstrap.hpp"
+
+#include <unordered_map>
+
+#include "engine/log.hpp"
+
+namespace balctl {
+
+engine_parts bootstrap(const engine_config& cfg, store& st,
+                       std::int64_t now_ms) {
+  engine_parts parts;
+  parts.reg = std::make_shared<registry>();
+  std::unordered_map<member_id, member_state_record> saved;
+  for (auto& r : st.load_member_states()) {
+    saved[r.id] = r;
+  }
+  for (const auto& pc : cfg.pools) {
+    st.put_pool(pc);
+    auto rt = std::make_shared<pool_runtime>();
+    rt->config = pc;
+    rt->detection = make_detection_params(cfg, pc);
+    rt->policy = make_pool_params(pc);
+    if (auto a = st.active_member(pc.name)) {
+      rt->active = *a;
+    }
+    auto grace_ms = std::int64_t{cfg.restart_grace_s > 0 ? cfg.restart_grace_s
+                                                         : pc.failover_delay_s} *
+                    1000;
+    std::size_t restored = 0;
+    for (const auto& mc : pc.members) {
+      auto slot = std::make_shared<member_slot>();
+      slot->id = mc.id;
+      slot->pool = pc.name;
+      slot->hostname = mc.hostname;
+      slot->key = mc.key;
+      for (const auto& ip : mc.allowed_ips) {
+        ip_address a;
+        if (ip_address::parse(ip, a)) {
+          slot->allowed_ips.push_back(a);
+        }
+      }
+      auto state = member_state::pending;
+      std::int64_t since = now_ms;
+      auto i = saved.find(mc.id);
+      if (i != saved.end()) {
+        ++restored;
+        state = i->second.state;
+        since = i->second.state_since_ms;
+        slot->last_seq.store(i->second.last_seq);
+        if (state != member_state::pending && state != member_state::down) {
+          slot->last_seen_ms.store(now_ms);
+        } else {
+          slot->last_seen_ms.store(i->second.last_seen_ms);
+        }
+      }
+      slot->state.store(state);
+      slot->state_since_ms.store(since);
+      parts.reg->add(slot);
+      rt->members.push_back(std::make_shared<member_runtime>(
+        slot, member_fsm(rt->detection, state, since, now_ms + grace_ms)));
+    }
+    log::info("pool_loaded", {{"pool", pc.name},
+                              {"members", std::to_string(pc.members.size())},
+                              {"restored_states", std::to_string(restored)},
+                              {"active", std::to_string(rt->active)},
+                              {"grace_ms", std::to_string(grace_ms)}});
+    parts.pools.push_back(std::move(rt));
+  }
+  return parts;
+}
+
+} // namespace balctl

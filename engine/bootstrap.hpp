@@ -1,0 +1,31 @@
+#pragma once
+
+// Start-up: turns the config and the stored state into registry slots and
+// pool runtimes. Config-declared pools are written to the store (the config
+// is their source of truth until the admin API adds pools at run time).
+//
+// Restart grace (DESIGN.md principle 4): a member that was healthy, suspect
+// or recovering when the engine stopped counts as heard at start-up, and
+// cannot be declared down before start + grace (restart_grace_s, or the
+// pool's failover delay when 0). So a restart never causes a failover, and
+// nobody turns suspect just because the engine itself was away.
+
+#include <memory>
+#include <vector>
+
+#include "adapters/store/store.hpp"
+#include "config/config.hpp"
+#include "engine/registry.hpp"
+#include "engine/runtime.hpp"
+
+namespace balctl {
+
+struct engine_parts {
+  std::shared_ptr<registry> reg;
+  std::vector<std::shared_ptr<pool_runtime>> pools;
+};
+
+/// Throws store_error when the store fails.
+engine_parts bootstrap(const engine_config& cfg, store& st, std::int64_t now_ms);
+
+} // namespace balctl
