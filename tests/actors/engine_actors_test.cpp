@@ -1,0 +1,244 @@
+// The actor tree on CAF's deterministic test scheduler: time is a manual
+// clock advanced together with the scheduler's clock, so timers fire exactly
+// when the test says and nothing sleeps.
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/dns_executor.hpp"
+#include "actors/engine.hpp"
+#include "actors/pool.hpp"
+#include "actors/supervisor.hpp"
+#include "transport/protocol.hpp"
+
+using namespace balctl;
+
+namespace {
+
+protocol::key key_for(member_id id) {
+  protocol::key k{};
+  k.fill(static_cast<std::uint8_t>(id));
+  return k;
+}
+
+pool_config make_pool(const std::string& name, std::vector<member_id> ids) {
+  pool_config p;
+  p.name = name;
+  p.failover_delay_s = 10;
+  for (auto id : ids) {
+    member_config m;
+    m.id = id;
+    m.name = "node" + std::to_string(id);
+    m.hostname = m.name + ".example.test";
+    m.key = key_for(id);
+    m.allowed_ips = {"127.0.0.1"};
+    p.members.push_back(m);
+  }
+  return p;
+}
+
+caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
+  configure_actor_system(cfg);
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+struct fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  manual_clock clk;
+  engine_metrics metrics;
+  engine_config ecfg;
+  std::shared_ptr<store> st;
+  engine_parts parts;
+  std::unique_ptr<ingest> in;
+  engine_handles h;
+  std::unordered_map<member_id, std::uint64_t> seq;
+
+  explicit fixture(std::vector<pool_config> pools,
+                   std::function<void(engine_config&)> tweak = {})
+    : sys(testing_config(cfg)),
+      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
+    ecfg.pools = std::move(pools);
+    ecfg.snapshot_interval_s = 3600;
+    if (tweak) {
+      tweak(ecfg);
+    }
+    st = open_sqlite_store(":memory:");
+    parts = bootstrap(ecfg, *st, clk.now_ms());
+    in = std::make_unique<ingest>(*parts.reg, 30'000);
+    h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false);
+    sched.run();
+  }
+
+  ~fixture() {
+    caf::anon_send_exit(h.supervisor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(h.dns, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(h.store, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  void beat(member_id id) {
+    std::uint8_t buf[protocol::max_datagram_size];
+    protocol::header hdr;
+    hdr.member = id;
+    hdr.seq = ++seq[id];
+    hdr.timestamp_ms = clk.now_ms();
+    auto n = protocol::encode(buf, sizeof buf, hdr, {}, key_for(id));
+    ip_address src;
+    ip_address::parse("127.0.0.1", src);
+    auto r = in->accept(buf, n, src, clk.now_ms());
+    REQUIRE(r.ok);
+    sched.run();
+  }
+
+  // Advances both clocks in steps, firing due timers and running every
+  // message, while the given members heartbeat once a second.
+  void run_for(std::int64_t ms, std::vector<member_id> beating) {
+    const std::int64_t step = 250;
+    for (std::int64_t t = 0; t < ms; t += step) {
+      clk.advance(step);
+      sched.advance_time(std::chrono::milliseconds(step));
+      sched.run();
+      if ((t / step) % 4 == 0) {
+        for (auto id : beating) {
+          beat(id);
+        }
+      }
+    }
+  }
+
+  member_state state_of(member_id id) { return parts.reg->find(id)->state.load(); }
+
+  template <class State>
+  State& peek(const caf::actor& a) {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(a);
+    return dynamic_cast<caf::stateful_actor<State>*>(ptr)->state;
+  }
+
+  caf::actor pool_actor_of(const std::string& name) {
+    return peek<supervisor_state>(h.supervisor).pools.at(name);
+  }
+
+  std::vector<pool_decision> executed() {
+    return peek<dns_executor_state>(h.dns).executed;
+  }
+};
+
+} // namespace
+
+TEST_CASE("members heartbeating become healthy and a silent active member fails over",
+          "[actors][pool]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  f.run_for(3000, {1, 2, 3});
+  CHECK(f.state_of(1) == member_state::healthy);
+  CHECK(f.state_of(2) == member_state::healthy);
+  CHECK(f.executed().empty());
+  // Member 1 (the primary, active) stops; 2 and 3 keep going.
+  f.run_for(11'000, {2, 3});
+  CHECK(f.state_of(1) == member_state::down);
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 1);
+  CHECK(ex[0].kind == decision_kind::failover);
+  CHECK(ex[0].from == 1);
+  CHECK(ex[0].to == 2);
+  // The decision was stored, and the active member with it.
+  auto ds = f.st->decisions("a", 10);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].decision.to == 2);
+  CHECK(ds[0].status == "done");
+  CHECK(f.st->active_member("a") == std::optional<member_id>{2});
+}
+
+TEST_CASE("a killed pool actor is restarted and its members are still detected",
+          "[actors][supervision]") {
+  fixture f({make_pool("a", {1, 2, 3}), make_pool("b", {4, 5})});
+  f.run_for(3000, {1, 2, 3, 4, 5});
+  auto old_a = f.pool_actor_of("a");
+  auto old_b = f.pool_actor_of("b");
+  caf::anon_send_exit(old_a, caf::exit_reason::kill);
+  f.sched.run();
+  auto new_a = f.pool_actor_of("a");
+  CHECK(new_a != old_a);
+  CHECK(f.pool_actor_of("b") == old_b); // the other pool never noticed
+  CHECK(f.metrics.actor_restarts.load() == 1);
+  // Still detected after the restart: 1 goes silent and is failed over.
+  f.run_for(11'000, {2, 3, 4, 5});
+  CHECK(f.state_of(1) == member_state::down);
+  CHECK(f.state_of(4) == member_state::healthy);
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 1);
+  CHECK(ex[0].pool == "a");
+  CHECK(ex[0].to == 2);
+  // And a member that comes back is seen again by the restarted actors.
+  f.run_for(2000, {1, 2, 3, 4, 5});
+  CHECK(f.state_of(1) == member_state::recovering);
+}
+
+TEST_CASE("a pool actor that throws is restarted from its last state",
+          "[actors][supervision]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  f.run_for(3000, {1, 2, 3});
+  f.run_for(11'000, {2, 3});
+  REQUIRE(f.executed().size() == 1); // active is now 2
+  caf::anon_send(f.pool_actor_of("a"), crash_atom_v);
+  f.sched.run();
+  CHECK(f.metrics.actor_restarts.load() == 1);
+  auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
+  CHECK(ps.policy->active() == 2); // not back to the primary
+  // Member 2 now dies: the restarted pool fails over to 3, not to 1 (down).
+  f.run_for(11'000, {3});
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 2);
+  CHECK(ex[1].from == 2);
+  CHECK(ex[1].to == 3);
+}
+
+TEST_CASE("a killed member actor is restarted by its pool with its state",
+          "[actors][supervision]") {
+  fixture f({make_pool("a", {1, 2})});
+  f.run_for(3000, {1, 2});
+  auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
+  auto old_member = ps.members.at(2);
+  caf::anon_send_exit(old_member, caf::exit_reason::kill);
+  f.sched.run();
+  auto& ps2 = f.peek<pool_actor_state>(f.pool_actor_of("a"));
+  CHECK(ps2.members.at(2) != old_member);
+  CHECK(f.metrics.actor_restarts.load() == 1);
+  CHECK(f.state_of(2) == member_state::healthy);
+  f.run_for(11'000, {1});
+  CHECK(f.state_of(2) == member_state::down);
+}
+
+TEST_CASE("fleet-wide silence holds failover in every pool", "[actors][silence]") {
+  std::vector<pool_config> pools;
+  member_id next = 1;
+  for (int p = 0; p < 4; ++p) {
+    std::vector<member_id> ids;
+    for (int i = 0; i < 3; ++i) {
+      ids.push_back(next++);
+    }
+    pools.push_back(make_pool("p" + std::to_string(p), ids));
+    // Pool-level guard out of the way: this test is about the fleet guard.
+    pools.back().mass_silence_min_members = 100;
+  }
+  fixture f(pools, [](engine_config& c) { c.fleet_silence_min_members = 4; });
+  std::vector<member_id> all;
+  for (member_id id = 1; id < next; ++id) {
+    all.push_back(id);
+  }
+  f.run_for(3000, all);
+  // Every pool's primary (1, 4, 7, 10) goes silent at the same moment.
+  f.run_for(12'000, {2, 3, 5, 6, 8, 9, 11, 12});
+  CHECK(f.state_of(1) == member_state::down);
+  CHECK(f.executed().empty());
+  CHECK(f.metrics.holds.load() >= 4);
+  // They come back: the hold is released, nobody moved.
+  f.run_for(3000, all);
+  CHECK(f.executed().empty());
+}
