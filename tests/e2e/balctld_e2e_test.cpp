@@ -6,6 +6,10 @@
 #include <chrono>
 #include <regex>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/process.hpp"
@@ -27,10 +31,24 @@ std::string member_json(int id) {
          R"(.example.test","allowed_ips":["127.0.0.1"],"key":")" + hex + R"("})";
 }
 
+// A UDP port free right now, for a test that restarts balctld and needs the
+// same port twice.
+int free_udp_port() {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
 void write_config(const std::string& path, const std::string& store_path,
-                  int delay_s) {
+                  int delay_s, int port = 0) {
   std::ofstream out(path);
-  out << R"({"udp_listen":"127.0.0.1:0","store_path":")" << store_path
+  out << R"({"udp_listen":"127.0.0.1:)" << port << R"(","store_path":")" << store_path
       << R"(","pools":[{"name":"e2e","failover_delay_s":)" << delay_s
       << R"(,"failover_hostname":"www.e2e.test","members":[)" << member_json(1)
       << "," << member_json(2) << "," << member_json(3) << "]}]}";
@@ -141,7 +159,8 @@ TEST_CASE("a balctld restart restores state and causes no failover",
           "[e2e][restart]") {
   engine e;
   const int delay_s = 10;
-  write_config(e.dir.file("balctld.json"), e.dir.file("store.db"), delay_s);
+  write_config(e.dir.file("balctld.json"), e.dir.file("store.db"), delay_s,
+               free_udp_port());
   e.start();
   auto sender = e.sender(40);
   REQUIRE(wait_until(
