@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite:
+#   1. every test (unit, actor, end-to-end) through ctest;
+#   2. the unit and actor tests again under AddressSanitizer + UBSan;
+#   3. a bounded libFuzzer run of the datagram decoder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/install-deps.sh
+
+echo "== build and test"
+bash deploy/build.sh build
+(cd build && ctest --output-on-failure -j2 --timeout 300)
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBALCTL_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$(nproc)" --target balctl_unit_tests balctl_actor_tests
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+./build-asan/balctl_unit_tests
+./build-asan/balctl_actor_tests
+
+echo "== libFuzzer: datagram decoder"
+CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DBALCTL_FUZZ=ON -DBALCTL_TESTS=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_decode
+mkdir -p build-fuzz/corpus
+./build-fuzz/fuzz_decode -max_total_time=60 -print_final_stats=1 build-fuzz/corpus
+echo "all test stages passed"
