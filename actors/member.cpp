@@ -65,18 +65,15 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   self->state.pool = std::move(pool);
   self->state.clk = clk;
   self->state.metrics = metrics;
+  // A notification sent to a crashed predecessor (or its pool) is lost:
+  // clear the flag so the next heartbeat notifies this actor again.
+  self->state.rt->slot->heard_pending.store(false);
   evaluate(self);
   return {
     [=](heard_atom) {
       // Clear first: a heartbeat arriving after this point notifies again.
       self->state.rt->slot->heard_pending.store(false);
       evaluate(self);
-    },
-    [=](status_atom, member_status& s) {
-      auto& rt = *self->state.rt;
-      rt.has_status = true;
-      rt.status = s;
-      self->send(self->state.pool, status_atom_v, rt.slot->id, std::move(s));
     },
     [=](deadline_atom, std::int64_t deadline_ms) {
       if (deadline_ms != self->state.armed_ms) {
@@ -86,14 +83,6 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
       evaluate(self);
     },
   };
-}
-
-void actor_notifier::heard(member_id) {
-  caf::anon_send(member_, heard_atom_v);
-}
-
-void actor_notifier::status_changed(member_id, member_status s) {
-  caf::anon_send(member_, status_atom_v, std::move(s));
 }
 
 } // namespace balctl

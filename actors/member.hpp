@@ -4,7 +4,8 @@
 // timer (DESIGN.md principle 1): ingest never messages it for a steady-state
 // heartbeat; the timer fires at the next deadline, reads last_seen from the
 // member's slot and either re-arms for the remainder or reports a transition
-// to its pool.
+// to its pool. When ingest hears a member that is not healthy, the pool
+// forwards a heard_atom so recovery is noticed at once.
 
 #include <memory>
 
@@ -27,16 +28,5 @@ struct member_actor_state {
 caf::behavior member_actor(caf::stateful_actor<member_actor_state>* self,
                            std::shared_ptr<member_runtime> rt, caf::actor pool,
                            const clock* clk, engine_metrics* metrics);
-
-/// Routes the ingest path's rare notifications to a member actor.
-class actor_notifier final : public member_notifier {
-public:
-  explicit actor_notifier(caf::actor member) : member_(std::move(member)) {}
-  void heard(member_id) override;
-  void status_changed(member_id, member_status s) override;
-
-private:
-  caf::actor member_;
-};
 
 } // namespace balctl

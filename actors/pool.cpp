@@ -1,5 +1,6 @@
 #include "actors/pool.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -22,15 +23,13 @@ void spawn_member(self_ptr self, const std::shared_ptr<member_runtime>& m) {
   auto& st = self->state;
   auto a = self->spawn<caf::linked>(member_actor, m, caf::actor{self},
                                     st.deps.clk, st.deps.metrics);
-  st.members[m->slot->id] = a;
-  st.member_by_addr[a.address()] = m->slot->id;
-  m->slot->set_notifier(std::make_shared<actor_notifier>(a));
+  st.members[m->slot->id] = pool_member{a, m.get()};
 }
 
 std::size_t count_cpanel(const pool_runtime& rt) {
   std::size_t n = 0;
   for (const auto& m : rt.members) {
-    if (m->has_status && m->status.cpanel.present) {
+    if (m->status && m->status->cpanel.present) {
       ++n;
     }
   }
@@ -116,25 +115,33 @@ pool_view make_view(self_ptr self) {
   v.protection = f.protection;
   v.managed_dns = f.managed_dns;
   auto now = st.deps.clk->now_ms();
-  // rt->members[i] is config.members[i] (engine/runtime.hpp).
-  for (std::size_t i = 0; i < st.rt->members.size(); ++i) {
-    const auto& m = st.rt->members[i];
+  for (const auto& m : st.rt->members) {
     member_view mv;
     mv.id = m->slot->id;
-    mv.name = st.rt->config.members[i].name;
+    mv.name = m->name;
     mv.hostname = m->slot->hostname;
     mv.state = m->slot->state.load();
     mv.state_since_ms = m->slot->state_since_ms.load();
     mv.last_seen_ms = m->slot->last_seen_ms.load();
     mv.damped = m->fsm.damped(now);
-    mv.has_status = m->has_status;
-    mv.status = m->status;
+    mv.has_status = m->status != nullptr;
+    if (m->status) {
+      mv.status = *m->status;
+    }
     v.members.push_back(std::move(mv));
   }
   return v;
 }
 
 } // namespace
+
+void actor_notifier::heard(member_id m) {
+  caf::anon_send(pool_, heard_atom_v, m);
+}
+
+void actor_notifier::status_changed(member_id m, member_status s) {
+  caf::anon_send(pool_, status_atom_v, m, std::move(s));
+}
 
 caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                          pool_deps deps) {
@@ -167,14 +174,18 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   // running. An exit from anyone else (the supervisor) ends the pool.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
-    auto i = st.member_by_addr.find(msg.source);
-    if (i == st.member_by_addr.end()) {
+    // A linear search: crashes are rare, and a map from address to member
+    // would cost every member memory all the time.
+    auto i = std::find_if(st.members.begin(), st.members.end(),
+                          [&](const auto& kv) {
+                            return kv.second.actor.address() == msg.source;
+                          });
+    if (i == st.members.end()) {
       self->quit(msg.reason);
       return;
     }
-    auto id = i->second;
-    st.member_by_addr.erase(i);
-    st.members.erase(id);
+    auto id = i->first;
+    st.members.erase(i);
     st.deps.metrics->actor_restarts.fetch_add(1);
     log::error("actor_crashed", {{"kind", "member"},
                                  {"pool", st.rt->config.name},
@@ -188,8 +199,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       }
     }
   });
+  auto notifier = std::make_shared<actor_notifier>(caf::actor{self});
   for (const auto& m : st.rt->members) {
-    st.runtime_by_id[m->slot->id] = m.get();
+    m->slot->set_notifier(notifier);
     spawn_member(self, m);
   }
   log::info("pool_started", {{"pool", st.rt->config.name},
@@ -215,22 +227,38 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
                    n);
       }
-      auto& slot = *st.runtime_by_id.at(t.member)->slot;
+      auto& slot = *st.members.at(t.member).rt->slot;
       self->send(st.deps.store, save_atom_v,
                  member_state_record{t.member, t.to, t.at_ms,
                                      slot.last_seen_ms.load(),
                                      slot.last_seq.load()});
       act_on_all(self, st.policy->on_member_state(t.member, t.from, t.to, now));
     },
-    [=](status_atom, member_id m, const member_status& s) {
+    [=](heard_atom, member_id m) {
+      auto i = self->state.members.find(m);
+      if (i != self->state.members.end()) {
+        self->send(i->second.actor, heard_atom_v);
+      }
+    },
+    [=](status_atom, member_id m, member_status& s) {
       auto& st = self->state;
+      auto i = st.members.find(m);
+      if (i == st.members.end()) {
+        return;
+      }
+      auto& rt = *i->second.rt;
+      if (!rt.status) {
+        rt.status = std::make_unique<member_status>();
+      }
+      *rt.status = std::move(s);
+      const auto& cur = *rt.status;
       auto before = compute_features(st.rt->config.preset, st.cpanel_members);
       st.cpanel_members = count_cpanel(*st.rt);
       auto after = compute_features(st.rt->config.preset, st.cpanel_members);
       log::debug("member_status", {{"pool", st.rt->config.name},
                                    {"member", std::to_string(m)},
-                                   {"hostname", s.hostname},
-                                   {"agent_version", s.agent_version}});
+                                   {"hostname", cur.hostname},
+                                   {"agent_version", cur.agent_version}});
       if (before.protection != after.protection ||
           before.managed_dns != after.managed_dns) {
         log::info("pool_features", {{"pool", st.rt->config.name},

@@ -25,13 +25,16 @@ struct pool_deps {
   engine_metrics* metrics = nullptr;
 };
 
+struct pool_member {
+  caf::actor actor;
+  member_runtime* rt = nullptr; // owned by the pool_runtime
+};
+
 struct pool_actor_state {
   std::shared_ptr<pool_runtime> rt;
   pool_deps deps;
   std::unique_ptr<pool_policy> policy;
-  std::unordered_map<member_id, caf::actor> members;
-  std::unordered_map<caf::actor_addr, member_id> member_by_addr;
-  std::unordered_map<member_id, member_runtime*> runtime_by_id;
+  std::unordered_map<member_id, pool_member> members;
   std::size_t cpanel_members = 0;
   std::int64_t armed_ms = 0;
   static inline const char* name = "pool";
@@ -39,5 +42,17 @@ struct pool_actor_state {
 
 caf::behavior pool_actor(caf::stateful_actor<pool_actor_state>* self,
                          std::shared_ptr<pool_runtime> rt, pool_deps deps);
+
+/// Routes the ingest path's rare notifications (heard while not healthy, a
+/// new status body) to a pool actor. One per pool, shared by its slots.
+class actor_notifier final : public member_notifier {
+public:
+  explicit actor_notifier(caf::actor pool) : pool_(std::move(pool)) {}
+  void heard(member_id m) override;
+  void status_changed(member_id m, member_status s) override;
+
+private:
+  caf::actor pool_;
+};
 
 } // namespace balctl

@@ -57,13 +57,16 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
       slot->state_since_ms.store(since);
       parts.reg->add(slot);
       rt->members.push_back(std::make_shared<member_runtime>(
-        slot, member_fsm(rt->detection, state, since, now_ms + grace_ms)));
+        slot, mc.name.empty() ? mc.hostname : mc.name,
+        member_fsm(rt->detection, state, since, now_ms + grace_ms)));
     }
     log::info("pool_loaded", {{"pool", pc.name},
-                              {"members", std::to_string(pc.members.size())},
+                              {"members", std::to_string(rt->members.size())},
                               {"restored_states", std::to_string(restored)},
                               {"active", std::to_string(rt->active)},
                               {"grace_ms", std::to_string(grace_ms)}});
+    rt->config.members.clear();
+    rt->config.members.shrink_to_fit();
     parts.pools.push_back(std::move(rt));
   }
   return parts;

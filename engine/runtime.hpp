@@ -15,23 +15,25 @@
 
 namespace balctl {
 
+// Kept small on purpose: a node holds up to a million of these.
 struct member_runtime {
-  member_runtime(std::shared_ptr<member_slot> s, member_fsm f)
-    : slot(std::move(s)), fsm(std::move(f)) {}
+  member_runtime(std::shared_ptr<member_slot> s, std::string n, member_fsm f)
+    : slot(std::move(s)), name(std::move(n)), fsm(std::move(f)) {}
   std::shared_ptr<member_slot> slot;
+  std::string name; // friendly name
   member_fsm fsm;
-  // Latest status body (stacks, metrics), when the agent sent one.
-  bool has_status = false;
-  member_status status;
+  // Latest status body (stacks, metrics); null until the agent sends one.
+  std::unique_ptr<member_status> status;
 };
 
 struct pool_runtime {
+  // The pool's settings. config.members is emptied after start-up: each
+  // member's facts live in its slot and runtime, not twice.
   pool_config config;
   detection_params detection;
   pool_params policy;
   member_id active = 0; // 0 until decided: the primary
-  // members[i] belongs to config.members[i].
-  std::vector<std::shared_ptr<member_runtime>> members;
+  std::vector<std::shared_ptr<member_runtime>> members; // config order
 };
 
 /// Detection and policy parameters of one pool, from the engine config.
