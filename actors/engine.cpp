@@ -35,20 +35,31 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   return h;
 }
 
-void resume_pending_decisions(caf::actor_system&, const engine_handles& h,
-                              store& st) {
-  for (auto& r : st.pending_decisions()) {
+void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
+                              const std::vector<decision_record>& pending) {
+  caf::scoped_actor self{sys};
+  for (const auto& r : pending) {
     if (!moves_dns(r.decision.kind)) {
-      st.mark_decision(r.id, "done");
+      self->send(h.store, mark_atom_v, r.id, std::string("done"));
       continue;
     }
     log::warn("decision_resumed", {{"decision", std::to_string(r.id)},
                                    {"pool", r.decision.pool},
+                                   {"kind", to_string(r.decision.kind)},
                                    {"to", std::to_string(r.decision.to)}});
     // The executor is idempotent (read-compare-write with the DNS issue), so
     // re-sending a decision that did reach the provider moves nothing back.
-    caf::anon_send(h.dns, execute_atom_v, r.id, r.decision);
-    st.mark_decision(r.id, "done");
+    self->request(h.dns, caf::infinite, execute_atom_v, r.id, r.decision)
+      .receive(
+        [&](bool done) {
+          self->send(h.store, mark_atom_v, r.id,
+                     std::string(done ? "done" : "failed"));
+        },
+        [&](caf::error& err) {
+          log::error("decision_resume_failed",
+                     {{"decision", std::to_string(r.id)},
+                      {"error", sys.render(err)}});
+        });
   }
 }
 

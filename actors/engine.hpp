@@ -27,9 +27,12 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             bool store_detached = true);
 
 /// Asks the DNS executor to finish decisions that were recorded but not
-/// confirmed before the last stop (DESIGN.md principle 4).
+/// confirmed before the last stop (DESIGN.md principle 4); each one is marked
+/// through the store actor once the executor confirms it. Read `pending`
+/// from the store before spawn_engine: afterwards only the store actor may
+/// touch the store.
 void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
-                              store& st);
+                              const std::vector<decision_record>& pending);
 
 void configure_actor_system(caf::actor_system_config& cfg);
 

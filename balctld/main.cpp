@@ -222,9 +222,11 @@ int main(int argc, char** argv) {
   engine_metrics metrics;
   std::shared_ptr<store> st;
   engine_parts parts;
+  std::vector<decision_record> pending;
   try {
     st = open_sqlite_store(cfg.store_path);
     parts = bootstrap(cfg, *st, clk.now_ms());
+    pending = st->pending_decisions();
   } catch (const store_error& e) {
     log::error("store_open_failed", {{"path", cfg.store_path}, {"error", e.what()}});
     return 1;
@@ -238,7 +240,7 @@ int main(int argc, char** argv) {
     configure_actor_system(sys_cfg);
     caf::actor_system sys{sys_cfg};
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics);
-    resume_pending_decisions(sys, handles, *st);
+    resume_pending_decisions(sys, handles, pending);
 
     log::rate_limiter reject_log(5, 20);
     udp_listener listener(
