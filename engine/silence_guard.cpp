@@ -18,7 +18,7 @@ void silence_guard::on_heard(member_id m) {
 
 std::size_t silence_guard::threshold() const {
   // The small epsilon keeps floating point from rounding an exact share up:
-  // 0.3 * 10 is 3.0000000000000004, and ceil of that would demand 4.
+  // 0.28 * 25 is 7.000000000000001, and ceil of that would demand 8.
   const double scaled =
     params_.share * static_cast<double>(population_) - 1e-9;
   const auto by_share =

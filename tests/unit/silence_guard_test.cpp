@@ -27,8 +27,8 @@ TEST_CASE("the guard threshold is the larger of the minimum and the share of "
       {0.5, 3, 4, 3},    // minimum wins
       {0.5, 3, 10, 5},   // share wins
       {0.5, 3, 11, 6},   // rounded up
-      {0.3, 1, 10, 3},   // 0.3 * 10 is not rounded up to 4
-      {0.1, 1, 30, 3},   // nor 0.1 * 30
+      {0.28, 1, 25, 7},  // 0.28 * 25 is 7.000000000000001 in doubles: still 7
+      {0.3, 1, 10, 3},   // exact products are unaffected
       {1.0, 3, 7, 7},    // everyone
       {0.5, 3, 0, 3},    // empty population
       {0.5, 0, 0, 1},    // never zero: it would trip with nobody silent
