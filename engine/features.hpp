@@ -17,6 +17,13 @@ struct pool_features {
   bool managed_dns = false; // same rule as protection on generic pools
 };
 
+/// Which pool tabs a pool shows. Overview, Monitoring and Settings always.
+/// generic_linux: Protection and Managed DNS when cpanel_members >= 2 (the
+/// seed's tab visibility table). haproxy: never. An HAProxy pool fails over
+/// through its own Balancer failover on Settings (systemd health of HAProxy
+/// drives it), not through per-account cPanel replication and DNS cut-over,
+/// so offering Protection / Managed DNS there would put a second, competing
+/// failover path on the same traffic.
 pool_features compute_features(pool_preset preset, std::size_t cpanel_members);
 
 } // namespace balctl

@@ -7,18 +7,22 @@
 //              first heartbeat
 //   pending ────────────────────▶ healthy ◀──────────────┐
 //                                  │   ▲                  │ stable for
-//             silent > suspect_after│   │ heard again      │ recovery_stable
+//            silent >= suspect_after│   │ heard again      │ recovery_stable
 //                                  ▼   │                  │ (flap_hold when
 //                                 suspect                 │  damped)
 //                                  │                      │
-//           silent > failover_delay│                  recovering
-//                                  ▼                      ▲   │ silent >
+//          silent >= failover_delay│                  recovering
+//                                  ▼                      ▲   │ silent >=
 //                                 down ───────────────────┘   │ suspect_after
 //                                  ▲        heard again       │
 //                                  └──────── suspect ◀────────┘
 //
-// "Silent" is measured from the last accepted heartbeat. No member is
-// declared down before grace_until_ms (restart grace, DESIGN.md principle 4).
+// "Silent" is measured from the last accepted heartbeat: silence = now -
+// last_seen. Boundaries are inclusive: a member is suspect at exactly
+// last_seen + suspect_after_ms and down at exactly last_seen +
+// failover_delay_ms; "heard again" means silence < suspect_after_ms.
+// No member is declared down before grace_until_ms (restart grace, DESIGN.md
+// principle 4): it stays suspect until then.
 
 #include <cstdint>
 #include <deque>
@@ -54,17 +58,29 @@ public:
   /// Re-evaluates the state given the last accepted heartbeat time
   /// (0 = never heard). Returns the transition taken, if any. Call it on
   /// every timer expiry and whenever ingest reports the member was heard.
+  /// One call follows the rules to the state they settle in and reports a
+  /// single transition from the old state to that final state: a healthy
+  /// member found silent past the failover delay reports healthy → down
+  /// (and the down counts for flap damping). A timer that fires early
+  /// because a newer heartbeat moved last_seen_ms returns nullopt.
+  /// A non-pending member with last_seen_ms == 0 counts as silent forever.
   std::optional<member_transition> evaluate(std::int64_t last_seen_ms,
                                             std::int64_t now_ms);
 
   /// When evaluate must run next for a timely transition, given the same
   /// last_seen_ms; nullopt when only a heartbeat can change the state
-  /// (pending, down).
+  /// (pending, down). healthy: last_seen + suspect_after; suspect:
+  /// max(last_seen + failover_delay, grace_until); recovering: the earlier
+  /// of last_seen + suspect_after (a gap) and the time it has been stable
+  /// long enough (flap_hold while damped, recovery_stable once damping
+  /// lapses). The actor arms one timer here and re-arms after each evaluate.
   std::optional<std::int64_t> next_deadline_ms(std::int64_t last_seen_ms) const;
 
   member_state state() const { return state_; }
   std::int64_t state_since_ms() const { return since_ms_; }
-  /// True while the member has flapped past the threshold.
+  /// True while the member has flapped past the threshold: at least
+  /// flap_threshold downs within [now - flap_window_ms, now]. A threshold
+  /// <= 0 disables damping.
   bool damped(std::int64_t now_ms) const;
   void set_params(const detection_params& p) { params_ = p; }
   const detection_params& params() const { return params_; }

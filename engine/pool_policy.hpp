@@ -19,6 +19,12 @@
 // - Fail-back (active != primary, primary healthy again): manual by default
 //   (request_failback), automatic after failback_stable_ms of primary health
 //   when enabled.
+// - Only a down active member triggers a failover; a suspect one does not.
+//   Holds are emitted once when they start (or change kind), not on every
+//   evaluation; hold_released precedes the failover a release allows.
+// - Automatic fail-back waits while a fleet hold or the pool's mass-silence
+//   guard is in force (moving DNS while we suspect our own network is what
+//   the guard prevents); a primary leaving healthy restarts its clock.
 
 #include <cstdint>
 #include <optional>
@@ -71,12 +77,22 @@ public:
               std::optional<member_id> active = std::nullopt);
 
   void set_params(const pool_params& p);
+  /// Appends m in configured order (a known member only has its state set).
+  /// A suspect/down member added here counts as silent for the guard, with
+  /// an onset old enough never to trip it by itself.
   void add_member(member_id m, member_state s);
+  /// Removing the active member emits no decision: active() silently becomes
+  /// the first healthy member in configured order, else the (new) primary.
+  /// The caller must compare active() before and after and move DNS.
   void remove_member(member_id m);
 
-  /// Restores a member's state without deciding anything (start-up).
+  /// Restores a member's state without deciding anything (start-up). A
+  /// healthy member counts as healthy since since_ms (fail-back clock); a
+  /// suspect/down one as silent since since_ms (mass-silence guard).
   void restore_state(member_id m, member_state s, std::int64_t since_ms);
 
+  /// Records a member transition (from member_fsm), feeds the pool's
+  /// mass-silence guard and re-evaluates. Unknown members are ignored.
   std::vector<pool_decision> on_member_state(member_id m, member_state from,
                                              member_state to,
                                              std::int64_t now_ms);
@@ -84,17 +100,22 @@ public:
   /// Re-evaluates time-based rules (automatic fail-back).
   std::vector<pool_decision> on_tick(std::int64_t now_ms);
   /// Operator-requested fail-back to the primary; empty when it is not
-  /// possible (then *why says why).
+  /// possible (then *why says why): the primary is already active, or it is
+  /// not healthy. An operator's request is honoured during a hold (the
+  /// primary is heard, so it is alive); the hold is released first.
   std::vector<pool_decision> request_failback(std::int64_t now_ms,
                                               std::string* why);
 
-  /// When on_tick must run next, if ever.
+  /// When on_tick must run next, if ever: healthy_since(primary) +
+  /// failback_stable_ms while an automatic fail-back is pending and not
+  /// blocked by a hold.
   std::optional<std::int64_t> next_deadline_ms() const;
 
   member_id active() const { return active_; }
   member_id primary() const { return members_.empty() ? 0 : members_.front(); }
   bool holding() const { return hold_ != hold_kind::none; }
   const std::string& name() const { return pool_; }
+  /// pending for members the pool does not know.
   member_state state_of(member_id m) const;
   const std::vector<member_id>& members() const { return members_; }
   const silence_guard& guard() const { return guard_; }

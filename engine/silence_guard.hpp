@@ -4,8 +4,9 @@
 // population goes silent within one window, the engine's own network is the
 // likelier culprit, so failover is held. Used per pool and for the fleet.
 //
-// Trips when the members whose silence began within the last window_ms reach
-// max(min_members, ceil(share * population)). Stays tripped until the number
+// Trips when the members whose silence began within the last window_ms
+// (onset >= now - window_ms) reach the threshold
+// max(1, min_members, ceil(share * population)). Stays tripped until the number
 // of members still silent (whenever they went silent) drops below that
 // threshold: a long outage of our own network must not turn into a mass
 // failover once its onsets age out of the window.
@@ -33,7 +34,8 @@ public:
   void set_population(std::size_t n) { population_ = n; }
   std::size_t population() const { return population_; }
 
-  /// A member went silent (became suspect) at onset_ms.
+  /// A member went silent (became suspect) at onset_ms. A member already
+  /// silent keeps its first onset.
   void on_silent(member_id m, std::int64_t onset_ms);
   /// A member was heard again, or left the population.
   void on_heard(member_id m);

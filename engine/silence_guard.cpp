@@ -1,0 +1,51 @@
+#include "engine/silence_guard.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace balctl {
+
+void silence_guard::on_silent(member_id m, std::int64_t onset_ms) {
+  // Keep the first onset: a member reported silent again (suspect, then
+  // down) has been silent since the first report, and moving its onset
+  // forward would let it count as "recent" again.
+  silent_.emplace(m, onset_ms);
+}
+
+void silence_guard::on_heard(member_id m) {
+  silent_.erase(m);
+}
+
+std::size_t silence_guard::threshold() const {
+  // The small epsilon keeps floating point from rounding an exact share up:
+  // 0.28 * 25 is 7.000000000000001, and ceil of that would demand 8.
+  const double scaled =
+    params_.share * static_cast<double>(population_) - 1e-9;
+  const auto by_share =
+    scaled <= 0 ? std::size_t{0} : static_cast<std::size_t>(std::ceil(scaled));
+  // Never 0: a guard that trips with nobody silent would hold every failover.
+  return std::max<std::size_t>({std::size_t{1}, params_.min_members, by_share});
+}
+
+bool silence_guard::update(std::int64_t now_ms) {
+  const std::size_t needed = threshold();
+  if (tripped_) {
+    // Release on the number still silent, not on recent onsets: a long
+    // outage of our own network must not turn into a mass failover once its
+    // onsets age out of the window.
+    if (silent_.size() < needed) {
+      tripped_ = false;
+    }
+    return tripped_;
+  }
+  const std::int64_t window_start = now_ms - params_.window_ms;
+  const auto recent = static_cast<std::size_t>(std::count_if(
+    silent_.begin(), silent_.end(),
+    [&](const auto& entry) { return entry.second >= window_start; }));
+  if (recent >= needed) {
+    tripped_ = true;
+  }
+  return tripped_;
+}
+
+} // namespace balctl
