@@ -25,7 +25,7 @@ std::int64_t silence_ms(std::int64_t last_seen_ms, std::int64_t now_ms) {
 // been stable long enough: t - since_ms >= (damped(t) ? hold : stable).
 // No new down can be recorded while recovering, so damped(t) only turns from
 // true to false, at undamped_at = (threshold-th most recent down) + window + 1.
-std::int64_t stable_at_ms(const std::deque<std::int64_t>& downs_ms,
+std::int64_t stable_at_ms(const std::vector<std::int64_t>& downs_ms,
                           const detection_params& p, std::int64_t since_ms) {
   const std::int64_t normal = since_ms + p.recovery_stable_ms;
   if (p.flap_threshold <= 0 ||
@@ -137,11 +137,11 @@ member_fsm::evaluate(std::int64_t last_seen_ms, std::int64_t now_ms) {
     if (next == member_state::down && params_.flap_threshold > 0) {
       downs_ms_.push_back(now_ms);
       while (downs_ms_.size() > static_cast<std::size_t>(params_.flap_threshold)) {
-        downs_ms_.pop_front();
+        downs_ms_.erase(downs_ms_.begin());
       }
       while (!downs_ms_.empty() &&
              downs_ms_.front() < now_ms - params_.flap_window_ms) {
-        downs_ms_.pop_front();
+        downs_ms_.erase(downs_ms_.begin());
       }
     }
   }

@@ -25,7 +25,7 @@
 // principle 4): it stays suspect until then.
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <optional>
 
 #include "engine/types.hpp"
@@ -93,7 +93,9 @@ private:
   member_state state_;
   std::int64_t since_ms_;
   std::int64_t grace_until_ms_;
-  std::deque<std::int64_t> downs_ms_; // recent down transitions, bounded
+  // Recent down transitions, at most flap_threshold. A vector, not a deque:
+  // an empty deque allocates, and a node holds a million of these.
+  std::vector<std::int64_t> downs_ms_;
 };
 
 } // namespace balctl
