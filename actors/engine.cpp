@@ -30,6 +30,8 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   deps.fleet_silence.min_members =
     static_cast<std::size_t>(cfg.fleet_silence_min_members);
   deps.fleet_silence.window_ms = std::int64_t{cfg.fleet_silence_window_s} * 1000;
+  deps.fleet_silence.release_settle_ms =
+    std::int64_t{cfg.silence_release_settle_s} * 1000;
   deps.checkpoint_interval_ms = std::int64_t{cfg.snapshot_interval_s} * 1000;
   h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
   return h;

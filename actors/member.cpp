@@ -68,6 +68,8 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   // A notification sent to a crashed predecessor (or its pool) is lost:
   // clear the flag so the next heartbeat notifies this actor again.
   self->state.rt->slot->heard_pending.store(false);
+  self->monitor(self->state.pool);
+  self->set_down_handler([=](caf::down_msg& msg) { self->quit(msg.reason); });
   evaluate(self);
   return {
     [=](heard_atom) {

@@ -21,8 +21,11 @@ bool is_silent(member_state s) {
 
 void spawn_member(self_ptr self, const std::shared_ptr<member_runtime>& m) {
   auto& st = self->state;
-  auto a = self->spawn<caf::linked>(member_actor, m, caf::actor{self},
-                                    st.deps.clk, st.deps.metrics);
+  // Monitored both ways rather than linked (see supervisor.cpp): the pool
+  // restarts a member that died; a member quits when its pool is gone.
+  auto a = self->spawn(member_actor, m, caf::actor{self}, st.deps.clk,
+                       st.deps.metrics);
+  self->monitor(a);
   st.members[m->slot->id] = pool_member{a, m.get()};
 }
 
@@ -171,9 +174,14 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
              static_cast<std::uint64_t>(population));
   // A member that crashes is restarted from its runtime; the pool keeps
-  // running. An exit from anyone else (the supervisor) ends the pool.
-  self->set_exit_handler([=](caf::exit_msg& msg) {
+  // running. The supervisor going down ends the pool.
+  self->monitor(st.deps.supervisor);
+  self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
+    if (msg.source == st.deps.supervisor.address()) {
+      self->quit(msg.reason);
+      return;
+    }
     // A linear search: crashes are rare, and a map from address to member
     // would cost every member memory all the time.
     auto i = std::find_if(st.members.begin(), st.members.end(),
@@ -181,8 +189,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                             return kv.second.actor.address() == msg.source;
                           });
     if (i == st.members.end()) {
-      self->quit(msg.reason);
-      return;
+      return; // a member already replaced
     }
     auto id = i->first;
     st.members.erase(i);

@@ -3,7 +3,7 @@
 // Pool actor: owns the pool's failover policy (engine/pool_policy) and its
 // member actors. Member transitions come in; decisions go out, each one
 // recorded in the store before the DNS executor is asked to act on it.
-// Members are linked to their pool: a crashed member is restarted here from
+// Members are monitored by their pool: a crashed member is restarted here from
 // its runtime; a crashed pool takes its members down and the supervisor
 // restarts the lot from the pool's runtime.
 

@@ -1,5 +1,6 @@
 #include "actors/supervisor.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "actors/pool.hpp"
@@ -15,7 +16,11 @@ void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
   auto& st = self->state;
   pool_deps deps{caf::actor{self}, st.deps.store, st.deps.dns, st.deps.clk,
                  st.deps.metrics};
-  auto a = self->spawn<caf::linked>(pool_actor, rt, deps);
+  // Monitored, not linked: CAF makes an exit with reason `kill` fatal for
+  // every linked actor, so one killed pool would take the supervisor and
+  // every other pool with it. A down message never does.
+  auto a = self->spawn(pool_actor, rt, deps);
+  self->monitor(a);
   st.pools[rt->config.name] = a;
   st.pool_by_addr[a.address()] = rt->config.name;
   if (st.fleet->tripped()) {
@@ -32,7 +37,15 @@ void update_fleet(self_ptr self) {
   st.fleet->set_population(total);
   auto was = st.fleet->tripped();
   auto now = st.deps.clk->now_ms();
-  if (st.fleet->update(now) == was) {
+  auto is = st.fleet->update(now);
+  auto next = st.fleet->next_deadline_ms();
+  if (next && st.armed_ms != *next) {
+    // A release is settling: look again when it is due.
+    st.armed_ms = *next;
+    self->delayed_send(self, std::chrono::milliseconds(std::max<std::int64_t>(0, *next - now)),
+                       deadline_atom_v, *next);
+  }
+  if (is == was) {
     return;
   }
   if (!was) {
@@ -72,11 +85,10 @@ caf::behavior supervisor_actor(self_ptr self,
   auto& st = self->state;
   st.deps = std::move(deps);
   st.fleet = std::make_unique<silence_guard>(st.deps.fleet_silence);
-  self->set_exit_handler([=](caf::exit_msg& msg) {
+  self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     auto i = st.pool_by_addr.find(msg.source);
     if (i == st.pool_by_addr.end()) {
-      self->quit(msg.reason);
       return;
     }
     auto name = i->second;
@@ -111,6 +123,12 @@ caf::behavior supervisor_actor(self_ptr self,
         st.fleet->on_heard(m);
       }
       update_fleet(self);
+    },
+    [=](deadline_atom, std::int64_t deadline_ms) {
+      if (deadline_ms == self->state.armed_ms) {
+        self->state.armed_ms = 0;
+        update_fleet(self);
+      }
     },
     [=](population_atom, const std::string& pool, std::uint64_t n) {
       self->state.population[pool] = n;

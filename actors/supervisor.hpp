@@ -1,7 +1,7 @@
 #pragma once
 
 // Supervisor: root of the actor tree. Spawns one pool actor per pool,
-// linked and trapping exits: a crashed pool is logged and restarted from its
+// monitored (never linked: see supervisor.cpp): a crashed pool is logged and restarted from its
 // pool_runtime; other pools never notice. Also owns the fleet-wide
 // mass-silence guard and the periodic member-state checkpoint.
 
@@ -35,6 +35,7 @@ struct supervisor_state {
   std::unordered_map<caf::actor_addr, std::string> pool_by_addr;
   std::unordered_map<std::string, std::size_t> population;
   std::unique_ptr<silence_guard> fleet;
+  std::int64_t armed_ms = 0; // pending fleet-guard timer, 0 = none
   static inline const char* name = "supervisor";
 };
 

@@ -49,6 +49,7 @@ struct engine_config {
   double fleet_silence_share = 0.3;          // (0,1]
   int fleet_silence_min_members = 10;        // >= 1
   int fleet_silence_window_s = 30;           // 1..3600
+  int silence_release_settle_s = 5;          // 0..600: pool and fleet holds release after the silent count stays below threshold this long
   int snapshot_interval_s = 30;              // 1..3600: member last_seen/seq checkpoints
   std::vector<pool_config> pools;
 };

@@ -19,7 +19,7 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
     auto rt = std::make_shared<pool_runtime>();
     rt->config = pc;
     rt->detection = make_detection_params(cfg, pc);
-    rt->policy = make_pool_params(pc);
+    rt->policy = make_pool_params(cfg, pc);
     if (auto a = st.active_member(pc.name)) {
       rt->active = *a;
     }

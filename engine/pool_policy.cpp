@@ -230,6 +230,10 @@ std::vector<pool_decision> pool_policy::request_failback(std::int64_t now_ms,
 }
 
 std::optional<std::int64_t> pool_policy::next_deadline_ms() const {
+  // A mass-silence hold that is settling before its release comes first.
+  if (auto release = guard_.next_deadline_ms()) {
+    return release;
+  }
   if (params_.failback != failback_policy::automatic) {
     return std::nullopt;
   }

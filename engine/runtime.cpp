@@ -14,7 +14,7 @@ detection_params make_detection_params(const engine_config& e,
   return d;
 }
 
-pool_params make_pool_params(const pool_config& p) {
+pool_params make_pool_params(const engine_config& e, const pool_config& p) {
   pool_params pp;
   pp.failback = p.failback;
   pp.failback_stable_ms = std::int64_t{p.failback_stable_s} * 1000;
@@ -24,6 +24,7 @@ pool_params make_pool_params(const pool_config& p) {
   pp.mass_silence.window_ms =
     std::int64_t{p.mass_silence_window_s > 0 ? p.mass_silence_window_s
                                              : p.failover_delay_s} * 1000;
+  pp.mass_silence.release_settle_ms = std::int64_t{e.silence_release_settle_s} * 1000;
   return pp;
 }
 

@@ -39,6 +39,6 @@ struct pool_runtime {
 /// Detection and policy parameters of one pool, from the engine config.
 detection_params make_detection_params(const engine_config& e,
                                        const pool_config& p);
-pool_params make_pool_params(const pool_config& p);
+pool_params make_pool_params(const engine_config& e, const pool_config& p);
 
 } // namespace balctl

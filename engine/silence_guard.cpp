@@ -33,8 +33,15 @@ bool silence_guard::update(std::int64_t now_ms) {
     // Release on the number still silent, not on recent onsets: a long
     // outage of our own network must not turn into a mass failover once its
     // onsets age out of the window.
-    if (silent_.size() < needed) {
+    if (silent_.size() >= needed) {
+      below_since_ms_ = -1;
+    } else if (below_since_ms_ < 0) {
+      below_since_ms_ = now_ms;
+    }
+    if (below_since_ms_ >= 0 &&
+        now_ms - below_since_ms_ >= params_.release_settle_ms) {
       tripped_ = false;
+      below_since_ms_ = -1;
     }
     return tripped_;
   }
@@ -44,8 +51,16 @@ bool silence_guard::update(std::int64_t now_ms) {
     [&](const auto& entry) { return entry.second >= window_start; }));
   if (recent >= needed) {
     tripped_ = true;
+    below_since_ms_ = -1;
   }
   return tripped_;
+}
+
+std::optional<std::int64_t> silence_guard::next_deadline_ms() const {
+  if (!tripped_ || below_since_ms_ < 0) {
+    return std::nullopt;
+  }
+  return below_since_ms_ + params_.release_settle_ms;
 }
 
 } // namespace balctl

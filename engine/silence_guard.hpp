@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 
 #include "engine/types.hpp"
@@ -23,6 +24,11 @@ struct silence_params {
   double share = 0.5;          // 0 < share <= 1
   std::size_t min_members = 3; // never trips below this many silent members
   std::int64_t window_ms = 30'000;
+  // The silent count must stay below the threshold this long before the
+  // guard releases. When our network heals, members come back one beat at a
+  // time; without settling, the first returns would release the hold and
+  // fail over pools whose active member is a heartbeat away from returning.
+  std::int64_t release_settle_ms = 5'000;
 };
 
 class silence_guard {
@@ -43,6 +49,8 @@ public:
   /// Re-evaluates the latch at now_ms; returns the new tripped state.
   bool update(std::int64_t now_ms);
   bool tripped() const { return tripped_; }
+  /// When update() must run again for a pending release; nullopt if none.
+  std::optional<std::int64_t> next_deadline_ms() const;
   std::size_t silent_count() const { return silent_.size(); }
   std::size_t threshold() const;
 
@@ -51,6 +59,7 @@ private:
   std::size_t population_ = 0;
   std::unordered_map<member_id, std::int64_t> silent_; // member → onset
   bool tripped_ = false;
+  std::int64_t below_since_ms_ = -1; // tripped, silent count below threshold since
 };
 
 } // namespace balctl

@@ -204,11 +204,11 @@ TEST_CASE("a killed member actor is restarted by its pool with its state",
   fixture f({make_pool("a", {1, 2})});
   f.run_for(3000, {1, 2});
   auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
-  auto old_member = ps.members.at(2);
+  auto old_member = ps.members.at(2).actor;
   caf::anon_send_exit(old_member, caf::exit_reason::kill);
   f.sched.run();
   auto& ps2 = f.peek<pool_actor_state>(f.pool_actor_of("a"));
-  CHECK(ps2.members.at(2) != old_member);
+  CHECK(ps2.members.at(2).actor != old_member);
   CHECK(f.metrics.actor_restarts.load() == 1);
   CHECK(f.state_of(2) == member_state::healthy);
   f.run_for(11'000, {1});

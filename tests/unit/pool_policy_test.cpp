@@ -35,6 +35,7 @@ pool_params params(failback_policy fb = failback_policy::manual) {
   p.mass_silence.share = 0.5;
   p.mass_silence.min_members = 3;
   p.mass_silence.window_ms = 30'000;
+  p.mass_silence.release_settle_ms = 5'000;
   return p;
 }
 
@@ -220,16 +221,32 @@ TEST_CASE("mass silence in the pool holds failover until members come back",
     ds = set(pool, 1, ms::recovering, t0 + 3'700'000);
     CHECK(kinds(ds) == std::vector<dk>{dk::hold_released});
     CHECK(pool.active() == 1);
+    // The guard itself settles before it lets go.
+    CHECK(pool.guard().tripped());
+    CHECK(pool.on_tick(t0 + 3'705'000).empty());
     CHECK_FALSE(pool.guard().tripped());
   }
-  SECTION("others back while the active member is still down: fail over") {
-    // 2 back: 2 of 4 silent, below the threshold of 3. 2 is recovering, so
-    // the standby is 4.
+  SECTION("others back while the active member stays down: fail over once settled") {
+    // 2 back: 2 of 4 silent, below the threshold of 3, but the release
+    // settles first (release_settle_ms) in case the active is about to
+    // return too.
     ds = set(pool, 2, ms::recovering, t0 + 3'700'000);
-    CHECK(kinds(ds) == std::vector<dk>{dk::hold_released, dk::failover});
+    CHECK(ds.empty());
+    REQUIRE(pool.next_deadline_ms() == std::optional<std::int64_t>{t0 + 3'705'000});
+    CHECK(pool.on_tick(t0 + 3'704'999).empty());
+    ds = pool.on_tick(t0 + 3'705'000);
+    // 2 is recovering, so the standby is 4.
+    REQUIRE(kinds(ds) == std::vector<dk>{dk::hold_released, dk::failover});
     CHECK(ds[1].from == 1);
     CHECK(ds[1].to == 4);
     CHECK(pool.active() == 4);
+  }
+  SECTION("the active member returning while the release settles is not failed over") {
+    CHECK(set(pool, 2, ms::recovering, t0 + 3'700'000).empty());
+    ds = set(pool, 1, ms::recovering, t0 + 3'701'000);
+    CHECK(kinds(ds) == std::vector<dk>{dk::hold_released});
+    CHECK(pool.on_tick(t0 + 3'706'000).empty());
+    CHECK(pool.active() == 1);
   }
 }
 

@@ -87,10 +87,31 @@ TEST_CASE("the latch holds after the window passes while members stay silent",
   // An hour later the onsets are long out of the window: still tripped.
   CHECK(g.update(t0 + 3'600'000));
 
-  // Back below the threshold: released.
+  // Back below the threshold: released once it stayed below for the
+  // settle time, not before.
   g.on_heard(2);
-  CHECK_FALSE(g.update(t0 + 3'600'001));
+  CHECK(g.update(t0 + 3'600'001));
+  CHECK(g.next_deadline_ms() == std::optional<std::int64_t>{t0 + 3'600'001 + 5'000});
+  CHECK(g.update(t0 + 3'605'000));
+  CHECK_FALSE(g.update(t0 + 3'605'001));
   CHECK(g.silent_count() == 2);
+  CHECK_FALSE(g.next_deadline_ms());
+}
+
+TEST_CASE("a settling release is cancelled when members go silent again",
+          "[silence][unit]") {
+  silence_guard g(params());
+  g.set_population(4);
+  for (member_id m = 1; m <= 3; ++m) {
+    g.on_silent(m, t0);
+  }
+  REQUIRE(g.update(t0));
+  g.on_heard(3);
+  CHECK(g.update(t0 + 1'000)); // settling
+  g.on_silent(3, t0 + 2'000);   // flaps back into silence
+  CHECK(g.update(t0 + 2'000));
+  CHECK_FALSE(g.next_deadline_ms());
+  CHECK(g.update(t0 + 60'000)); // still tripped: the count never stayed low
 }
 
 TEST_CASE("a member reported silent twice keeps its first onset",

@@ -1,0 +1,410 @@
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+namespace balctl {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Collects errors with the key path of what is being read.
+class reader {
+public:
+  explicit reader(std::vector<std::string>& errors) : errors_(errors) {}
+
+  void error(const std::string& path, const std::string& msg) {
+    errors_.push_back(path + ": " + msg);
+  }
+  void error_value(const std::string& path, const json& v,
+                   const std::string& msg) {
+    errors_.push_back(path + " = " + v.dump() + ": " + msg);
+  }
+
+  /// Reports keys of obj not in allowed.
+  void check_keys(const json& obj, const std::string& prefix,
+                  std::initializer_list<const char*> allowed) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      bool known = false;
+      for (const char* a : allowed) {
+        if (it.key() == a) {
+          known = true;
+          break;
+        }
+      }
+      if (!known) {
+        error(prefix + it.key(), "unknown key");
+      }
+    }
+  }
+
+  void integer(const json& obj, const std::string& prefix, const char* key,
+               int& out, long long lo, long long hi) {
+    auto i = obj.find(key);
+    if (i == obj.end()) {
+      return;
+    }
+    auto path = prefix + key;
+    if (!i->is_number_integer()) {
+      error(path, "must be an integer");
+      return;
+    }
+    auto v = i->get<long long>();
+    if (v < lo || v > hi) {
+      error_value(path, *i, "must be between " + std::to_string(lo) + " and " +
+                              std::to_string(hi));
+      return;
+    }
+    out = static_cast<int>(v);
+  }
+
+  void share(const json& obj, const std::string& prefix, const char* key,
+             double& out) {
+    auto i = obj.find(key);
+    if (i == obj.end()) {
+      return;
+    }
+    auto path = prefix + key;
+    if (!i->is_number()) {
+      error(path, "must be a number");
+      return;
+    }
+    auto v = i->get<double>();
+    if (!(v > 0.0 && v <= 1.0)) {
+      error_value(path, *i, "must be greater than 0 and at most 1");
+      return;
+    }
+    out = v;
+  }
+
+  bool string(const json& obj, const std::string& prefix, const char* key,
+              std::string& out) {
+    auto i = obj.find(key);
+    if (i == obj.end()) {
+      return false;
+    }
+    if (!i->is_string()) {
+      error(prefix + key, "must be a string");
+      return false;
+    }
+    out = i->get<std::string>();
+    return true;
+  }
+
+private:
+  std::vector<std::string>& errors_;
+};
+
+bool valid_dns_name(const std::string& s) {
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.front() == '-') {
+    return false;
+  }
+  std::size_t label = 0;
+  for (char c : s) {
+    if (c == '.') {
+      if (label == 0) {
+        return false;
+      }
+      label = 0;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok || ++label > 63) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool valid_pool_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) {
+    return false;
+  }
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool valid_ip(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 ||
+         inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool valid_listen(const std::string& s) {
+  std::string host, port;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() ||
+        s[close + 1] != ':') {
+      return false;
+    }
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+      return false;
+    }
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      return false;
+    }
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    unsigned char buf[4];
+    if (inet_pton(AF_INET, host.c_str(), buf) != 1 && host != "localhost") {
+      return false;
+    }
+  }
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  return std::stoi(port) <= 65535;
+}
+
+bool hex_key(const std::string& s, protocol::key& out) {
+  if (s.size() != protocol::key_size * 2) {
+    return false;
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < protocol::key_size; ++i) {
+    int hi = nibble(s[2 * i]);
+    int lo = nibble(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
+void read_member(reader& r, const json& j, const std::string& p,
+                 member_config& m) {
+  if (!j.is_object()) {
+    r.error(p.substr(0, p.size() - 1), "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"id", "name", "hostname", "allowed_ips", "key"});
+  auto id = j.find("id");
+  if (id == j.end()) {
+    r.error(p + "id", "required");
+  } else if (!id->is_number_unsigned() && !id->is_number_integer()) {
+    r.error(p + "id", "must be an integer");
+  } else if (id->is_number_integer() && id->get<long long>() <= 0) {
+    r.error_value(p + "id", *id, "must be greater than 0");
+  } else {
+    m.id = id->get<std::uint64_t>();
+  }
+  if (!r.string(j, p, "hostname", m.hostname)) {
+    if (j.find("hostname") == j.end()) {
+      r.error(p + "hostname", "required");
+    }
+  } else if (!valid_dns_name(m.hostname)) {
+    r.error_value(p + "hostname", j["hostname"],
+                  "must be a DNS name (letters, digits, hyphens, dots; at most 253)");
+  }
+  if (r.string(j, p, "name", m.name) && (m.name.empty() || m.name.size() > 64)) {
+    r.error_value(p + "name", j["name"], "must be 1 to 64 characters");
+  }
+  if (m.name.empty()) {
+    m.name = m.hostname;
+  }
+  auto ips = j.find("allowed_ips");
+  if (ips != j.end()) {
+    if (!ips->is_array()) {
+      r.error(p + "allowed_ips", "must be an array of IP addresses");
+    } else {
+      for (std::size_t i = 0; i < ips->size(); ++i) {
+        const auto& v = (*ips)[i];
+        auto ip_path = p + "allowed_ips[" + std::to_string(i) + "]";
+        if (!v.is_string() || !valid_ip(v.get<std::string>())) {
+          r.error_value(ip_path, v, "must be an IPv4 or IPv6 address");
+        } else {
+          m.allowed_ips.push_back(v.get<std::string>());
+        }
+      }
+    }
+  }
+  // Never echo the key: it is a secret.
+  auto key = j.find("key");
+  if (key == j.end()) {
+    r.error(p + "key", "required");
+  } else if (!key->is_string() || !hex_key(key->get<std::string>(), m.key)) {
+    r.error(p + "key", "must be 64 hex characters");
+  }
+}
+
+void read_pool(reader& r, const json& j, const std::string& p, pool_config& pc) {
+  if (!j.is_object()) {
+    r.error(p.substr(0, p.size() - 1), "must be an object");
+    return;
+  }
+  r.check_keys(j, p,
+               {"name", "preset", "failover_delay_s", "failover_hostname",
+                "failback", "failback_stable_s", "mass_silence_share",
+                "mass_silence_min_members", "mass_silence_window_s", "members"});
+  if (!r.string(j, p, "name", pc.name)) {
+    if (j.find("name") == j.end()) {
+      r.error(p + "name", "required");
+    }
+  } else if (!valid_pool_name(pc.name)) {
+    r.error_value(p + "name", j["name"],
+                  "must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+  }
+  std::string s;
+  if (r.string(j, p, "preset", s) && !from_string(s, pc.preset)) {
+    r.error_value(p + "preset", j["preset"], "must be generic-linux or haproxy");
+  }
+  r.integer(j, p, "failover_delay_s", pc.failover_delay_s, 10, 120);
+  if (r.string(j, p, "failover_hostname", pc.failover_hostname) &&
+      !pc.failover_hostname.empty() && !valid_dns_name(pc.failover_hostname)) {
+    r.error_value(p + "failover_hostname", j["failover_hostname"],
+                  "must be empty or a DNS name");
+  }
+  if (r.string(j, p, "failback", s) && !from_string(s, pc.failback)) {
+    r.error_value(p + "failback", j["failback"], "must be manual or automatic");
+  }
+  r.integer(j, p, "failback_stable_s", pc.failback_stable_s, 10, 86400);
+  r.share(j, p, "mass_silence_share", pc.mass_silence_share);
+  r.integer(j, p, "mass_silence_min_members", pc.mass_silence_min_members, 1,
+            1'000'000);
+  r.integer(j, p, "mass_silence_window_s", pc.mass_silence_window_s, 0, 3600);
+  auto members = j.find("members");
+  if (members != j.end()) {
+    if (!members->is_array()) {
+      r.error(p + "members", "must be an array");
+      return;
+    }
+    pc.members.resize(members->size());
+    for (std::size_t i = 0; i < members->size(); ++i) {
+      read_member(r, (*members)[i], p + "members[" + std::to_string(i) + "].",
+                  pc.members[i]);
+    }
+  }
+}
+
+} // namespace
+
+config_result parse_config(const std::string& json_text) {
+  config_result res;
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    res.errors.push_back("config: not valid JSON at byte " +
+                         std::to_string(e.byte) + ": " + e.what());
+    return res;
+  }
+  if (!j.is_object()) {
+    res.errors.push_back("config: the top level must be a JSON object");
+    return res;
+  }
+  reader r(res.errors);
+  auto& c = res.config;
+  r.check_keys(j, "",
+               {"udp_listen", "store_path", "log_level", "max_clock_skew_s",
+                "restart_grace_s", "suspect_after_pct", "recovery_stable_s",
+                "flap_threshold", "flap_window_s", "flap_hold_s",
+                "fleet_silence_share", "fleet_silence_min_members",
+                "fleet_silence_window_s", "silence_release_settle_s",
+                "snapshot_interval_s", "pools"});
+  if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
+    r.error_value("udp_listen", j["udp_listen"],
+                  "must be host:port or [v6]:port with port 0..65535");
+  }
+  if (r.string(j, "", "store_path", c.store_path) && c.store_path.empty()) {
+    r.error("store_path", "must not be empty");
+  }
+  if (r.string(j, "", "log_level", c.log_level) && c.log_level != "debug" &&
+      c.log_level != "info" && c.log_level != "warn" && c.log_level != "error") {
+    r.error_value("log_level", j["log_level"], "must be debug, info, warn or error");
+  }
+  r.integer(j, "", "max_clock_skew_s", c.max_clock_skew_s, 1, 600);
+  r.integer(j, "", "restart_grace_s", c.restart_grace_s, 0, 3600);
+  r.integer(j, "", "suspect_after_pct", c.suspect_after_pct, 10, 90);
+  r.integer(j, "", "recovery_stable_s", c.recovery_stable_s, 0, 3600);
+  r.integer(j, "", "flap_threshold", c.flap_threshold, 1, 100);
+  r.integer(j, "", "flap_window_s", c.flap_window_s, 10, 86400);
+  r.integer(j, "", "flap_hold_s", c.flap_hold_s, 0, 86400);
+  r.share(j, "", "fleet_silence_share", c.fleet_silence_share);
+  r.integer(j, "", "fleet_silence_min_members", c.fleet_silence_min_members, 1,
+            10'000'000);
+  r.integer(j, "", "fleet_silence_window_s", c.fleet_silence_window_s, 1, 3600);
+  r.integer(j, "", "silence_release_settle_s", c.silence_release_settle_s, 0, 600);
+  r.integer(j, "", "snapshot_interval_s", c.snapshot_interval_s, 1, 3600);
+  auto pools = j.find("pools");
+  if (pools != j.end()) {
+    if (!pools->is_array()) {
+      r.error("pools", "must be an array");
+    } else {
+      c.pools.resize(pools->size());
+      for (std::size_t i = 0; i < pools->size(); ++i) {
+        read_pool(r, (*pools)[i], "pools[" + std::to_string(i) + "].", c.pools[i]);
+      }
+    }
+  }
+  // Uniqueness across the whole file.
+  std::unordered_map<std::string, std::size_t> pool_names;
+  std::unordered_map<member_id, std::string> member_ids;
+  for (std::size_t i = 0; i < c.pools.size(); ++i) {
+    const auto& p = c.pools[i];
+    auto pp = "pools[" + std::to_string(i) + "]";
+    if (!p.name.empty() && !pool_names.emplace(p.name, i).second) {
+      res.errors.push_back(pp + ".name = \"" + p.name +
+                           "\": duplicate pool name (also pools[" +
+                           std::to_string(pool_names[p.name]) + "])");
+    }
+    for (std::size_t k = 0; k < p.members.size(); ++k) {
+      auto id = p.members[k].id;
+      if (id == 0) {
+        continue;
+      }
+      auto mp = pp + ".members[" + std::to_string(k) + "]";
+      auto ins = member_ids.emplace(id, mp);
+      if (!ins.second) {
+        res.errors.push_back(mp + ".id = " + std::to_string(id) +
+                             ": duplicate member id (also " + ins.first->second +
+                             ")");
+      }
+    }
+  }
+  return res;
+}
+
+config_result load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    config_result res;
+    res.errors.push_back("config file " + path +
+                         ": cannot read: " + std::strerror(errno));
+    return res;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str());
+}
+
+} // namespace balctl

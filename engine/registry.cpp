@@ -1,0 +1,207 @@
+#include "engine/registry.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <mutex>
+
+namespace balctl {
+
+// -- ip_address --------------------------------------------------------------
+
+bool ip_address::parse(const std::string& text, ip_address& out) {
+  ip_address a;
+  in_addr v4{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    std::memcpy(a.bytes.data() + 12, &v4, 4);
+    out = a;
+    return true;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+    std::memcpy(a.bytes.data(), &v6, 16);
+    out = a;
+    return true;
+  }
+  return false;
+}
+
+ip_address ip_address::from_sockaddr(const sockaddr* sa) {
+  ip_address a;
+  if (sa == nullptr) {
+    return a;
+  }
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    std::memcpy(a.bytes.data() + 12, &in->sin_addr, 4);
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    std::memcpy(a.bytes.data(), &in6->sin6_addr, 16);
+  }
+  return a;
+}
+
+std::string ip_address::to_string() const {
+  static const std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (std::memcmp(bytes.data(), mapped, 12) == 0) {
+    inet_ntop(AF_INET, bytes.data() + 12, buf, sizeof buf);
+  } else {
+    inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
+  }
+  return buf;
+}
+
+// -- registry ----------------------------------------------------------------
+
+void registry::add(std::shared_ptr<member_slot> slot) {
+  std::unique_lock<std::shared_mutex> guard(mu_);
+  auto id = slot->id;
+  slots_[id] = std::move(slot);
+}
+
+void registry::remove(member_id m) {
+  std::unique_lock<std::shared_mutex> guard(mu_);
+  slots_.erase(m);
+}
+
+std::shared_ptr<member_slot> registry::find(member_id m) const {
+  std::shared_lock<std::shared_mutex> guard(mu_);
+  auto i = slots_.find(m);
+  return i == slots_.end() ? nullptr : i->second;
+}
+
+std::size_t registry::size() const {
+  std::shared_lock<std::shared_mutex> guard(mu_);
+  return slots_.size();
+}
+
+std::vector<std::shared_ptr<member_slot>> registry::all() const {
+  std::shared_lock<std::shared_mutex> guard(mu_);
+  std::vector<std::shared_ptr<member_slot>> out;
+  out.reserve(slots_.size());
+  for (const auto& kv : slots_) {
+    out.push_back(kv.second);
+  }
+  return out;
+}
+
+// -- ingest ------------------------------------------------------------------
+
+std::uint64_t ingest_counters::rejected_total() const {
+  std::uint64_t n = 0;
+  for (const auto& c : rejected) {
+    n += c.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+namespace {
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h == 0 ? 1 : h; // 0 means "no body seen yet"
+}
+
+} // namespace
+
+accept_result ingest::reject(protocol::reject_reason r) {
+  counters_.rejected[static_cast<std::size_t>(r)].fetch_add(
+    1, std::memory_order_relaxed);
+  return accept_result{false, r};
+}
+
+accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
+                             const ip_address& source, std::int64_t now_ms) {
+  using protocol::reject_reason;
+  auto d = protocol::decode(data, len);
+  if (!d.ok) {
+    return reject(d.reason);
+  }
+  const auto& hdr = d.view.hdr;
+  auto slot = reg_.find(hdr.member);
+  if (!slot) {
+    return reject(reject_reason::unknown_member);
+  }
+  // Cheap filters first; the HMAC next, before anything else in the
+  // datagram (seq, timestamp, body) is trusted.
+  if (!slot->allowed_ips.empty()) {
+    bool allowed = false;
+    for (const auto& ip : slot->allowed_ips) {
+      if (ip == source) {
+        allowed = true;
+        break;
+      }
+    }
+    if (!allowed) {
+      return reject(reject_reason::source_not_allowed);
+    }
+  }
+  if (!protocol::verify_tag(d.view, slot->key)) {
+    return reject(reject_reason::bad_tag);
+  }
+  auto skew = hdr.timestamp_ms - now_ms;
+  if (skew > max_skew_ms_ || skew < -max_skew_ms_) {
+    return reject(reject_reason::stale_timestamp);
+  }
+  if (hdr.seq <= slot->last_seq.load(std::memory_order_acquire)) {
+    return reject(reject_reason::replayed);
+  }
+  // A body is parsed only when it differs from the last accepted one: a
+  // member repeating its status costs a hash, not a JSON parse. Body checks
+  // come before the sequence number is committed, so a bad body does not
+  // burn a sequence number.
+  std::uint64_t body_hash = 0;
+  std::optional<member_status> status;
+  if (!d.view.body.empty()) {
+    body_hash = fnv1a(d.view.body);
+    if (body_hash != slot->body_hash.load(std::memory_order_relaxed)) {
+      std::string error;
+      status = protocol::parse_status(d.view.body, &error);
+      if (!status) {
+        return reject(reject_reason::malformed_body);
+      }
+      if (status->hostname != slot->hostname) {
+        return reject(reject_reason::hostname_mismatch);
+      }
+    }
+  }
+  // Two ingest threads may race on one member: only one wins a given seq.
+  auto last = slot->last_seq.load(std::memory_order_acquire);
+  do {
+    if (hdr.seq <= last) {
+      return reject(reject_reason::replayed);
+    }
+  } while (!slot->last_seq.compare_exchange_weak(last, hdr.seq,
+                                                 std::memory_order_acq_rel));
+  slot->last_seen_ms.store(now_ms, std::memory_order_release);
+  counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+  auto notifier = (status || slot->state.load(std::memory_order_acquire) !=
+                               member_state::healthy)
+                    ? slot->notifier()
+                    : nullptr;
+  if (status) {
+    slot->body_hash.store(body_hash, std::memory_order_relaxed);
+    if (notifier) {
+      notifier->status_changed(slot->id, std::move(*status));
+    }
+  }
+  if (slot->state.load(std::memory_order_acquire) != member_state::healthy &&
+      !slot->heard_pending.exchange(true, std::memory_order_acq_rel) &&
+      notifier) {
+    notifier->heard(slot->id);
+  }
+  return accept_result{true, reject_reason::truncated};
+}
+
+} // namespace balctl

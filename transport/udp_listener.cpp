@@ -1,0 +1,174 @@
+#include "transport/udp_listener.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "engine/log.hpp"
+#include "transport/protocol.hpp"
+
+namespace balctl {
+
+namespace {
+
+// libuv's recvmmsg path hands each datagram a 64 KiB slice of the buffer
+// (UV__UDP_DGRAM_MAXSIZE), so the buffer size sets the batch size.
+constexpr std::size_t dgram_slice = 64 * 1024;
+constexpr std::size_t batch = 32;
+constexpr int rcvbuf_bytes = 8 * 1024 * 1024;
+
+bool split_listen(const std::string& s, std::string& host, int& port) {
+  std::string p;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 2 > s.size() || s[close + 1] != ':') {
+      return false;
+    }
+    host = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos) {
+      return false;
+    }
+    host = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  }
+  if (host == "localhost") {
+    host = "127.0.0.1";
+  }
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  port = std::stoi(p);
+  return port <= 65535;
+}
+
+} // namespace
+
+udp_listener::udp_listener(std::string listen, datagram_fn fn)
+  : listen_(std::move(listen)), fn_(std::move(fn)) {}
+
+udp_listener::~udp_listener() { stop(); }
+
+std::string udp_listener::start() {
+  std::string host;
+  int port = 0;
+  if (!split_listen(listen_, host, port)) {
+    return "udp listen " + listen_ + ": must be host:port or [v6]:port";
+  }
+  sockaddr_storage addr{};
+  bool v6 = host.find(':') != std::string::npos;
+  int rc = v6 ? uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr))
+              : uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
+  if (rc != 0) {
+    return "udp listen " + listen_ + ": bad address: " + uv_strerror(rc);
+  }
+  if ((rc = uv_loop_init(&loop_)) != 0) {
+    return std::string("udp listen: uv_loop_init: ") + uv_strerror(rc);
+  }
+  loop_ready_ = true;
+  rc = uv_udp_init_ex(&loop_, &udp_,
+                      static_cast<unsigned>(v6 ? AF_INET6 : AF_INET) |
+                        UV_UDP_RECVMMSG);
+  if (rc != 0) {
+    return std::string("udp listen: uv_udp_init_ex: ") + uv_strerror(rc);
+  }
+  udp_.data = this;
+  if ((rc = uv_async_init(&loop_, &stop_async_, on_stop)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return std::string("udp listen: uv_async_init: ") + uv_strerror(rc);
+  }
+  stop_async_.data = this;
+  handles_ready_ = true;
+  auto fail = [&](const std::string& what, int code) {
+    // Close what was opened and run the loop dry on this thread.
+    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    handles_ready_ = false;
+    return "udp listen " + listen_ + ": " + what + ": " + uv_strerror(code);
+  };
+  if ((rc = uv_udp_bind(&udp_, reinterpret_cast<const sockaddr*>(&addr), 0)) != 0) {
+    return fail("bind", rc);
+  }
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  if ((rc = uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &len)) != 0) {
+    return fail("getsockname", rc);
+  }
+  port_ = ntohs(bound.ss_family == AF_INET6
+                  ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                  : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  int want = rcvbuf_bytes;
+  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &want);
+  int got = 0;
+  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &got);
+  buffer_.resize(dgram_slice * batch);
+  if ((rc = uv_udp_recv_start(&udp_, on_alloc, on_recv)) != 0) {
+    return fail("recv_start", rc);
+  }
+  log::info("udp_listening", {{"listen", listen_},
+                              {"port", std::to_string(port_)},
+                              {"recvmmsg", uv_udp_using_recvmmsg(&udp_) ? "yes" : "no"},
+                              {"rcvbuf_bytes", std::to_string(got)}});
+  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  return {};
+}
+
+void udp_listener::stop() {
+  if (stopping_.exchange(true)) {
+    return;
+  }
+  if (handles_ready_) {
+    uv_async_send(&stop_async_);
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+  if (loop_ready_) {
+    uv_loop_close(&loop_);
+    loop_ready_ = false;
+  }
+}
+
+void udp_listener::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+  auto* self = static_cast<udp_listener*>(h->data);
+  *buf = uv_buf_init(self->buffer_.data(),
+                     static_cast<unsigned>(self->buffer_.size()));
+}
+
+void udp_listener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
+                           const sockaddr* addr, unsigned flags) {
+  auto* self = static_cast<udp_listener*>(h->data);
+  // UV_UDP_MMSG_FREE: the shared buffer is ours and reused, nothing to free.
+  if ((flags & UV_UDP_MMSG_FREE) != 0 || addr == nullptr) {
+    return;
+  }
+  if (nread < 0) {
+    log::warn("udp_recv_error", {{"error", uv_strerror(static_cast<int>(nread))}});
+    return;
+  }
+  self->received_.fetch_add(1, std::memory_order_relaxed);
+  auto len = static_cast<std::size_t>(nread);
+  if ((flags & UV_UDP_PARTIAL) != 0 || len > protocol::max_datagram_size) {
+    self->oversized_.fetch_add(1, std::memory_order_relaxed);
+    // Passed on with a length the decoder rejects as oversized, never as a
+    // truncated datagram that might look valid.
+    if (len <= protocol::max_datagram_size) {
+      len = protocol::max_datagram_size + 1;
+    }
+  }
+  self->fn_(reinterpret_cast<const std::uint8_t*>(buf->base), len, addr);
+}
+
+void udp_listener::on_stop(uv_async_t* a) {
+  auto* self = static_cast<udp_listener*>(a->data);
+  uv_udp_recv_stop(&self->udp_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->udp_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);
+}
+
+} // namespace balctl

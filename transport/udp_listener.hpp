@@ -1,0 +1,66 @@
+#pragma once
+
+// The UDP heartbeat listener: one libuv loop on its own thread, batched
+// receive (recvmmsg through UV_UDP_RECVMMSG). It only moves bytes: each
+// datagram goes to the callback (balctld passes it to ingest::accept), on
+// the loop thread.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+struct sockaddr;
+
+namespace balctl {
+
+class udp_listener {
+public:
+  using datagram_fn = std::function<void(const std::uint8_t* data,
+                                         std::size_t len, const sockaddr* src)>;
+
+  /// listen: "host:port" or "[v6]:port"; port 0 picks a free port.
+  udp_listener(std::string listen, datagram_fn fn);
+  ~udp_listener();
+  udp_listener(const udp_listener&) = delete;
+  udp_listener& operator=(const udp_listener&) = delete;
+
+  /// Binds and starts the loop thread. Returns "" on success, else an error
+  /// naming the address. The socket is bound when start() returns.
+  std::string start();
+  /// The bound port (after a successful start).
+  std::uint16_t bound_port() const { return port_; }
+  /// Thread-safe and idempotent: closes every handle, runs the loop dry and
+  /// joins the thread.
+  void stop();
+  /// Datagrams longer than protocol::max_datagram_size (also passed on).
+  std::uint64_t oversized() const { return oversized_.load(); }
+  std::uint64_t received() const { return received_.load(); }
+
+private:
+  static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+  static void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
+                      const sockaddr* addr, unsigned flags);
+  static void on_stop(uv_async_t* a);
+
+  std::string listen_;
+  datagram_fn fn_;
+  uv_loop_t loop_{};
+  uv_udp_t udp_{};
+  uv_async_t stop_async_{};
+  bool loop_ready_ = false;
+  bool handles_ready_ = false;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::vector<char> buffer_; // reused for every batch
+  std::uint16_t port_ = 0;
+  std::atomic<std::uint64_t> oversized_{0};
+  std::atomic<std::uint64_t> received_{0};
+};
+
+} // namespace balctl
