@@ -1,0 +1,211 @@
+// The ingest path on bytes: no sockets, time passed in.
+
+#include <catch2/catch.hpp>
+
+#include "engine/registry.hpp"
+#include "tests/fakes/fake_notifier.hpp"
+
+using namespace balctl;
+using protocol::reject_reason;
+
+namespace {
+
+constexpr std::int64_t now0 = 1'700'000'000'000;
+
+protocol::key key_for(member_id id) {
+  protocol::key k{};
+  k.fill(static_cast<std::uint8_t>(0x40 + id));
+  return k;
+}
+
+ip_address ip(const char* text) {
+  ip_address a;
+  REQUIRE(ip_address::parse(text, a));
+  return a;
+}
+
+struct fixture {
+  registry reg;
+  ingest in{reg, 30'000};
+  std::shared_ptr<test::fake_notifier> notes = std::make_shared<test::fake_notifier>();
+  std::shared_ptr<member_slot> slot;
+
+  fixture() {
+    slot = std::make_shared<member_slot>();
+    slot->id = 7;
+    slot->pool = "web";
+    slot->hostname = "node7.example.test";
+    slot->key = key_for(7);
+    slot->allowed_ips = {ip("192.0.2.10"), ip("2001:db8::10")};
+    slot->set_notifier(notes);
+    reg.add(slot);
+  }
+
+  accept_result send(std::uint64_t seq, std::string_view body = {},
+                     std::int64_t ts = now0, const char* src = "192.0.2.10",
+                     member_id id = 7, std::int64_t now = now0) {
+    std::uint8_t buf[protocol::max_datagram_size];
+    protocol::header h;
+    h.member = id;
+    h.seq = seq;
+    h.timestamp_ms = ts;
+    auto n = protocol::encode(buf, sizeof buf, h, body, key_for(id));
+    REQUIRE(n > 0);
+    return in.accept(buf, n, ip(src), now);
+  }
+
+  std::uint64_t rejected(reject_reason r) const {
+    return in.counters().rejected[static_cast<std::size_t>(r)].load();
+  }
+};
+
+const std::string body7 = R"({"hostname":"node7.example.test","stacks":{"cpanel":{}}})";
+
+} // namespace
+
+TEST_CASE("an authentic heartbeat is accepted and stored in the slot",
+          "[ingest][unit]") {
+  fixture f;
+  auto r = f.send(1);
+  CHECK(r.ok);
+  CHECK(f.in.counters().accepted == 1);
+  CHECK(f.slot->last_seen_ms == now0);
+  CHECK(f.slot->last_seq == 1);
+  CHECK(f.in.counters().rejected_total() == 0);
+}
+
+TEST_CASE("each rejection reason is counted under its own name", "[ingest][unit]") {
+  fixture f;
+  REQUIRE(f.send(10).ok);
+  struct row {
+    const char* what;
+    std::function<accept_result()> send;
+    reject_reason expected;
+  };
+  std::vector<row> rows = {
+    {"unknown member", [&] { return f.send(11, {}, now0, "192.0.2.10", 99); },
+     reject_reason::unknown_member},
+    {"source not allowed", [&] { return f.send(11, {}, now0, "198.51.100.1"); },
+     reject_reason::source_not_allowed},
+    {"timestamp too old", [&] { return f.send(11, {}, now0 - 30'001); },
+     reject_reason::stale_timestamp},
+    {"timestamp too new", [&] { return f.send(11, {}, now0 + 30'001); },
+     reject_reason::stale_timestamp},
+    {"same sequence", [&] { return f.send(10); }, reject_reason::replayed},
+    {"lower sequence", [&] { return f.send(9); }, reject_reason::replayed},
+    {"hostname mismatch",
+     [&] { return f.send(11, R"({"hostname":"evil.example.test"})"); },
+     reject_reason::hostname_mismatch},
+    {"malformed body", [&] { return f.send(11, R"({"hostname":5})"); },
+     reject_reason::malformed_body},
+  };
+  for (auto& r : rows) {
+    CAPTURE(r.what);
+    auto res = r.send();
+    CHECK_FALSE(res.ok);
+    CHECK(res.reason == r.expected);
+    CHECK(f.rejected(r.expected) >= 1);
+  }
+  CHECK(f.rejected(reject_reason::stale_timestamp) == 2);
+  CHECK(f.rejected(reject_reason::replayed) == 2);
+  // Nothing rejected moved the slot.
+  CHECK(f.slot->last_seq == 10);
+  CHECK(f.in.counters().accepted == 1);
+}
+
+TEST_CASE("a forged tag and garbage are rejected", "[ingest][unit]") {
+  fixture f;
+  std::uint8_t buf[protocol::max_datagram_size];
+  protocol::header h;
+  h.member = 7;
+  h.seq = 1;
+  h.timestamp_ms = now0;
+  auto n = protocol::encode(buf, sizeof buf, h, {}, key_for(8)); // wrong key
+  auto r = f.in.accept(buf, n, ip("192.0.2.10"), now0);
+  CHECK(r.reason == reject_reason::bad_tag);
+  r = f.in.accept(buf, 10, ip("192.0.2.10"), now0);
+  CHECK(r.reason == reject_reason::truncated);
+  CHECK(f.slot->last_seen_ms == 0);
+  CHECK(f.in.counters().rejected_total() == 2);
+}
+
+TEST_CASE("an allowed IPv6 source is accepted; an empty allow list admits any",
+          "[ingest][unit]") {
+  fixture f;
+  CHECK(f.send(1, {}, now0, "2001:db8::10").ok);
+  f.slot->allowed_ips.clear();
+  CHECK(f.send(2, {}, now0, "203.0.113.77").ok);
+}
+
+TEST_CASE("a member that is not healthy is reported once until the actor clears it",
+          "[ingest][unit]") {
+  fixture f;
+  f.slot->state = member_state::down;
+  for (std::uint64_t s = 1; s <= 50; ++s) {
+    REQUIRE(f.send(s).ok);
+  }
+  CHECK(f.notes->heard_calls().size() == 1);
+  f.slot->heard_pending = false; // what the member actor does
+  REQUIRE(f.send(51).ok);
+  CHECK(f.notes->heard_calls().size() == 2);
+}
+
+TEST_CASE("a healthy member's steady heartbeats send nothing to the actors",
+          "[ingest][unit]") {
+  fixture f;
+  f.slot->state = member_state::healthy;
+  for (std::uint64_t s = 1; s <= 100; ++s) {
+    REQUIRE(f.send(s).ok);
+  }
+  CHECK(f.notes->heard_calls().empty());
+  CHECK(f.notes->status_calls().empty());
+}
+
+TEST_CASE("a status body is passed on when it changes, once", "[ingest][unit]") {
+  fixture f;
+  f.slot->state = member_state::healthy;
+  REQUIRE(f.send(1, body7).ok);
+  REQUIRE(f.send(2, body7).ok);
+  REQUIRE(f.send(3, body7).ok);
+  auto calls = f.notes->status_calls();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].first == 7);
+  CHECK(calls[0].second.cpanel.present);
+  REQUIRE(f.send(4, R"({"hostname":"node7.example.test"})").ok);
+  CHECK(f.notes->status_calls().size() == 2);
+  CHECK_FALSE(f.notes->status_calls()[1].second.cpanel.present);
+}
+
+TEST_CASE("a malformed body does not burn the sequence number", "[ingest][unit]") {
+  fixture f;
+  REQUIRE(f.send(5).ok);
+  CHECK_FALSE(f.send(6, "not json").ok);
+  CHECK(f.slot->last_seq == 5);
+  CHECK(f.send(6).ok);
+}
+
+TEST_CASE("ip addresses compare across text forms", "[ingest][unit]") {
+  CHECK(ip("192.0.2.1") == ip("::ffff:192.0.2.1"));
+  CHECK_FALSE(ip("192.0.2.1") == ip("192.0.2.2"));
+  CHECK(ip("2001:db8::1").to_string() == "2001:db8::1");
+  CHECK(ip("192.0.2.1").to_string() == "192.0.2.1");
+  ip_address a;
+  CHECK_FALSE(ip_address::parse("300.1.1.1", a));
+  CHECK_FALSE(ip_address::parse("host.example", a));
+}
+
+TEST_CASE("the registry finds, replaces and removes slots", "[ingest][unit]") {
+  registry reg;
+  auto s = std::make_shared<member_slot>();
+  s->id = 3;
+  reg.add(s);
+  CHECK(reg.find(3) == s);
+  auto s2 = std::make_shared<member_slot>();
+  s2->id = 3;
+  reg.add(s2);
+  CHECK(reg.find(3) == s2);
+  CHECK(reg.size() == 1);
+  CHECK(reg.all().size() == 1);
+  reg.remove(3);
+  CHECK(reg.find(3) == nullptr);
+}
