@@ -232,6 +232,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::size_t member_count = parts.reg->size();
+  // Each member's facts now live in its slot and runtime; the parsed config
+  // would hold a second copy of every member for the life of the process.
+  cfg.pools.clear();
+  cfg.pools.shrink_to_fit();
 
   int exit_code = 0;
   ingest in(*parts.reg, std::int64_t{cfg.max_clock_skew_s} * 1000);

@@ -19,6 +19,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 run_engine() { # members port -> sets engine_pid
   "$build/balctld" --bench-members "$1" --bench-pools "$pools" --bench-seed "$seed" \
     --bench-delay-s 120 --listen "127.0.0.1:$2" --ready-file "$tmp/ready-$2" \
+    --store "$tmp/store-$2.db" \
     2>"$tmp/balctld-$2.log" &
   engine_pid=$!
   pids+=("$engine_pid")
@@ -35,9 +36,9 @@ base_kib=$(rss_kib "$base_pid")
 kill "$base_pid"; wait "$base_pid" 2>/dev/null || true
 
 run_engine "$members" "$((port + 1))"
-# One heartbeat per member (bounded: the sender stops after its duration).
+# Every member heard at least once (bounded: the sender stops after 11 s).
 "$build/balctl-loadgen" --target "127.0.0.1:$((port + 1))" --members "$members" \
-  --derive-keys "$seed" --interval-ms 30000 --duration-s 12 >"$tmp/loadgen.out"
+  --derive-keys "$seed" --interval-ms 10000 --duration-s 11 >"$tmp/loadgen.out"
 full_kib=$(rss_kib "$engine_pid")
 accepted_line=$(cat "$tmp/loadgen.out")
 kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true

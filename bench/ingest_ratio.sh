@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Ingest throughput against a baseline, in one run: the same sender
+# (balctl-loadgen, unthrottled, M members with derived keys) first against
+# balctl-sink (the same libuv recvmmsg listener, a callback that only
+# counts), then against balctld (decode, HMAC, registry, replay checks).
+# Prints both rates and their ratio. Target: ratio >= 0.8 at 100,000 members.
+# Usage: bench/ingest_ratio.sh [BUILD_DIR] [MEMBERS] [SECONDS]
+set -euo pipefail
+build="${1:-build}"
+members="${2:-100000}"
+secs="${3:-10}"
+pools=$(( members >= 1000 ? members / 1000 : 1 ))
+seed="balctl-bench"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+wait_ready() {
+  for _ in $(seq 1 600); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "not ready: $1" >&2; exit 1
+}
+
+# (a) bare sink
+"$build/balctl-sink" --listen 127.0.0.1:0 --duration-s $(( secs + 3 )) \
+  --ready-file "$tmp/sink.port" >"$tmp/sink.out" 2>/dev/null &
+sink_pid=$!; pids+=("$sink_pid")
+wait_ready "$tmp/sink.port"
+"$build/balctl-loadgen" --target "127.0.0.1:$(cat "$tmp/sink.port")" --members "$members" \
+  --derive-keys "$seed" --rate 0 --duration-s "$secs" >"$tmp/loadgen-sink.out"
+wait "$sink_pid"
+sink_received=$(sed -n 's/.*received=\([0-9]*\).*/\1/p' "$tmp/sink.out")
+
+# (b) balctld
+"$build/balctld" --bench-members "$members" --bench-pools "$pools" --bench-seed "$seed" \
+  --listen 127.0.0.1:0 --ready-file "$tmp/engine.port" \
+  --metrics-file "$tmp/metrics.json" 2>"$tmp/balctld.log" &
+engine_pid=$!; pids+=("$engine_pid")
+wait_ready "$tmp/engine.port"
+"$build/balctl-loadgen" --target "127.0.0.1:$(cat "$tmp/engine.port")" --members "$members" \
+  --derive-keys "$seed" --rate 0 --duration-s "$secs" >"$tmp/loadgen-engine.out"
+kill -TERM "$engine_pid"; wait "$engine_pid" || true
+accepted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accepted"])' "$tmp/metrics.json")
+
+python3 - "$sink_received" "$accepted" "$secs" "$members" \
+  "$(cat "$tmp/loadgen-sink.out")" "$(cat "$tmp/loadgen-engine.out")" <<'PY'
+import sys
+sink, eng, secs, members = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+print(f"bench ingest_members {members}")
+print(f"bench ingest_sink_rate {sink/secs:.0f} datagrams/s ({sys.argv[5]})")
+print(f"bench ingest_balctld_rate {eng/secs:.0f} verified/s ({sys.argv[6]})")
+print(f"bench ingest_ratio {eng/sink:.3f} (target >= 0.8)")
+PY
