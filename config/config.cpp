@@ -180,27 +180,6 @@ bool valid_listen(const std::string& s) {
   return std::stoi(port) <= 65535;
 }
 
-bool hex_key(const std::string& s, protocol::key& out) {
-  if (s.size() != protocol::key_size * 2) {
-    return false;
-  }
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < protocol::key_size; ++i) {
-    int hi = nibble(s[2 * i]);
-    int lo = nibble(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      return false;
-    }
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return true;
-}
-
 void read_member(reader& r, const json& j, const std::string& p,
                  member_config& m) {
   if (!j.is_object()) {
@@ -252,7 +231,7 @@ void read_member(reader& r, const json& j, const std::string& p,
   auto key = j.find("key");
   if (key == j.end()) {
     r.error(p + "key", "required");
-  } else if (!key->is_string() || !hex_key(key->get<std::string>(), m.key)) {
+  } else if (!key->is_string() || !protocol::key_from_hex(key->get<std::string>(), m.key)) {
     r.error(p + "key", "must be 64 hex characters");
   }
 }
