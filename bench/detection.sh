@@ -13,18 +13,14 @@ pools=$(( members >= 1000 ? members / 1000 : 1 ))
 delay_s=10
 seed="balctl-bench"
 port=$(( 20000 + RANDOM % 20000 ))
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 
 "$build/balctld" --bench-members "$members" --bench-pools "$pools" --bench-seed "$seed" \
   --bench-delay-s "$delay_s" --listen "127.0.0.1:$port" --ready-file "$tmp/ready" \
   --metrics-file "$tmp/metrics.json" 2>"$tmp/balctld.log" &
 engine_pid=$!
 pids+=("$engine_pid")
-for _ in $(seq 1 300); do [ -s "$tmp/ready" ] && break; sleep 0.2; done
-[ -s "$tmp/ready" ] || { echo "balctld did not become ready" >&2; exit 1; }
+wait_ready "$tmp/ready"
 
 # Silent members spread over the id space (ids 7, 7+step, ...).
 stop_args=()

@@ -11,15 +11,7 @@ members="${2:-100000}"
 secs="${3:-10}"
 pools=$(( members >= 1000 ? members / 1000 : 1 ))
 seed="balctl-bench"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-wait_ready() {
-  for _ in $(seq 1 600); do [ -s "$1" ] && return 0; sleep 0.1; done
-  echo "not ready: $1" >&2; exit 1
-}
+source "$(dirname "$0")/lib.sh"
 
 # (a) bare sink
 "$build/balctl-sink" --listen 127.0.0.1:0 --duration-s $(( secs + 3 )) \

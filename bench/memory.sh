@@ -9,10 +9,7 @@ members="${2:-1000000}"
 pools=$(( members >= 1000 ? members / 1000 : 1 ))
 seed="balctl-bench"
 port=$(( 20000 + RANDOM % 20000 ))
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
@@ -23,11 +20,7 @@ run_engine() { # members port -> sets engine_pid
     2>"$tmp/balctld-$2.log" &
   engine_pid=$!
   pids+=("$engine_pid")
-  for _ in $(seq 1 600); do
-    [ -s "$tmp/ready-$2" ] && return 0
-    sleep 0.2
-  done
-  echo "balctld did not become ready" >&2; tail -5 "$tmp/balctld-$2.log" >&2; exit 1
+  wait_ready "$tmp/ready-$2"
 }
 
 run_engine 1 "$port"
