@@ -13,10 +13,12 @@
 namespace balctl {
 
 struct dns_executor_state {
+  std::string provider; // the credential this executor serves
   std::vector<pool_decision> executed;
   static inline const char* name = "dns_executor";
 };
 
-caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self);
+caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
+                           std::string provider);
 
 } // namespace balctl

@@ -19,7 +19,8 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   h.store = store_detached
               ? sys.spawn<caf::detached>(store_actor, st, metrics)
               : sys.spawn(store_actor, st, metrics);
-  h.dns = sys.spawn(dns_executor);
+  // Until the DNS issue adds providers, one executor that records only.
+  h.dns = sys.spawn(dns_executor, std::string("none (recorded only)"));
   supervisor_deps deps;
   deps.reg = parts.reg;
   deps.store = h.store;

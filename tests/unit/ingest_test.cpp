@@ -129,7 +129,7 @@ TEST_CASE("a forged tag and garbage are rejected", "[ingest][unit]") {
   CHECK(f.in.counters().rejected_total() == 2);
 }
 
-TEST_CASE("an allowed IPv6 source is accepted; an empty allow list admits any",
+TEST_CASE("an allowed IPv6 source is accepted, and an empty allow list admits any",
           "[ingest][unit]") {
   fixture f;
   CHECK(f.send(1, {}, now0, "2001:db8::10").ok);
