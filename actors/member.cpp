@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "actors/crash.hpp"
 #include "engine/log.hpp"
 
 namespace balctl {
@@ -68,6 +69,9 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   // A notification sent to a crashed predecessor (or its pool) is lost:
   // clear the flag so the next heartbeat notifies this actor again.
   self->state.rt->slot->heard_pending.store(false);
+  self->set_exception_handler([=](std::exception_ptr& e) {
+    return crash_to_error("member", std::to_string(self->state.rt->slot->id), e);
+  });
   self->monitor(self->state.pool);
   self->set_down_handler([=](caf::down_msg& msg) { self->quit(msg.reason); });
   evaluate(self);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "actors/crash.hpp"
 #include "actors/member.hpp"
 #include "engine/features.hpp"
 #include "engine/log.hpp"
@@ -175,6 +176,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
              static_cast<std::uint64_t>(population));
   // A member that crashes is restarted from its runtime; the pool keeps
   // running. The supervisor going down ends the pool.
+  self->set_exception_handler([=](std::exception_ptr& e) {
+    return crash_to_error("pool", self->state.rt->config.name, e);
+  });
   self->monitor(st.deps.supervisor);
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
