@@ -9,7 +9,8 @@ bash deploy/install-deps.sh
 
 echo "== build and test"
 bash deploy/build.sh build
-(cd build && ctest --output-on-failure -j2 --timeout 300)
+(cd build && ctest --output-on-failure -j2 --timeout 300) | tee build/ctest.log
+summary=$(grep -E '^[0-9]+% tests passed' build/ctest.log | tail -1)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBALCTL_SANITIZE=ON >/dev/null
@@ -24,5 +25,18 @@ CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBALCTL_FUZZ=ON -DBALCTL_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_decode
 mkdir -p build-fuzz/corpus
-./build-fuzz/fuzz_decode -max_total_time=60 -print_final_stats=1 build-fuzz/corpus
+# The fuzzer's progress lines go to a file; its final stats are printed.
+if ! ./build-fuzz/fuzz_decode -max_total_time=60 -print_final_stats=1 \
+     build-fuzz/corpus >build-fuzz/fuzz.log 2>&1; then
+  tail -40 build-fuzz/fuzz.log
+  echo "fuzz_decode found a crash (see above)"
+  exit 1
+fi
+grep -E '^(Done|stat::)' build-fuzz/fuzz.log
+
+# One closing line with ctest's counts (the sanitizer and fuzz stages have
+# already stopped the script with an error if anything failed in them).
+total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+).*/\1/')
+failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) tests failed.*/\1/')
 echo "all test stages passed"
+echo "ctest: $(( total - failed )) passed, ${failed} failed"
