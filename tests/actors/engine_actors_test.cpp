@@ -83,13 +83,13 @@ struct fixture {
     sched.run();
   }
 
-  void beat(member_id id) {
+  void beat(member_id id, const std::string& body = {}) {
     std::uint8_t buf[protocol::max_datagram_size];
     protocol::header hdr;
     hdr.member = id;
     hdr.seq = ++seq[id];
     hdr.timestamp_ms = clk.now_ms();
-    auto n = protocol::encode(buf, sizeof buf, hdr, {}, key_for(id));
+    auto n = protocol::encode(buf, sizeof buf, hdr, body, key_for(id));
     ip_address src;
     ip_address::parse("127.0.0.1", src);
     auto r = in->accept(buf, n, src, clk.now_ms());
@@ -123,6 +123,18 @@ struct fixture {
 
   caf::actor pool_actor_of(const std::string& name) {
     return peek<supervisor_state>(h.supervisor).pools.at(name);
+  }
+
+  // Asks a pool for its view the way the admin API will: by message.
+  pool_view view_of(const std::string& name) {
+    pool_view out;
+    auto pool = pool_actor_of(name);
+    sys.spawn([&out, pool](caf::event_based_actor* self) {
+      self->request(pool, caf::infinite, caf::get_atom_v)
+        .then([&out](const pool_view& v) { out = v; });
+    });
+    sched.run();
+    return out;
   }
 
   std::vector<pool_decision> executed() {
@@ -241,4 +253,30 @@ TEST_CASE("fleet-wide silence holds failover in every pool", "[actors][silence]"
   // They come back: the hold is released, nobody moved.
   f.run_for(3000, all);
   CHECK(f.executed().empty());
+}
+
+TEST_CASE("two members reporting cPanel unlock Protection and Managed DNS",
+          "[actors][features]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  auto cpanel = [](member_id id) {
+    return R"({"hostname":"node)" + std::to_string(id) +
+           R"(.example.test","agent_version":"1.0","stacks":{"cpanel":{"version":"118.0.5"},"mariadb":{}}})";
+  };
+  f.beat(1, cpanel(1));
+  auto v = f.view_of("a");
+  REQUIRE(v.members.size() == 3);
+  CHECK(v.members[0].has_status);
+  CHECK(v.members[0].status.cpanel.version == "118.0.5");
+  CHECK(v.members[0].state == member_state::healthy);
+  CHECK_FALSE(v.protection);
+  CHECK_FALSE(v.managed_dns);
+  f.beat(2, cpanel(2));
+  v = f.view_of("a");
+  CHECK(v.protection);
+  CHECK(v.managed_dns);
+  CHECK(v.active == 1);
+  CHECK(v.members[2].state == member_state::pending);
+  // Member 2 stops reporting cPanel: the tabs go away again.
+  f.beat(2, R"({"hostname":"node2.example.test"})");
+  CHECK_FALSE(f.view_of("a").protection);
 }

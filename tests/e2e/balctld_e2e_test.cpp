@@ -135,6 +135,10 @@ TEST_CASE("balctld fails over within the failover delay plus one second",
   CHECK(e.daemon->stop() == 0);
   auto m = nlohmann::json::parse(read_file(e.dir.file("metrics.json")));
   CHECK(m["failovers"] == 1);
+  // The active member is part of what a restart restores.
+  e.start();
+  CHECK(e.log().find("event=pool_loaded pool=e2e members=3 restored_states=3 active=2") !=
+        std::string::npos);
   CHECK(m["accepted"].get<std::uint64_t>() > 20);
   CHECK(m["rejected"]["bad_tag"] == 0);
 }
