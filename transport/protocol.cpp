@@ -47,6 +47,15 @@ public:
     if (mac_ != nullptr) {
       ctx_ = EVP_MAC_CTX_new(mac_);
     }
+    // The digest is set once; each datagram only re-keys the context.
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+    if (ctx_ != nullptr && EVP_MAC_CTX_set_params(ctx_, params) != 1) {
+      EVP_MAC_CTX_free(ctx_);
+      ctx_ = nullptr;
+    }
   }
   ~hmac_ctx() {
     EVP_MAC_CTX_free(ctx_);
@@ -61,12 +70,8 @@ public:
     if (ctx_ == nullptr) {
       return false;
     }
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_end()};
     std::size_t out_len = 0;
-    return EVP_MAC_init(ctx_, k.data(), k.size(), params) == 1 &&
+    return EVP_MAC_init(ctx_, k.data(), k.size(), nullptr) == 1 &&
            EVP_MAC_update(ctx_, data, len) == 1 &&
            EVP_MAC_final(ctx_, out, &out_len, 32) == 1 && out_len == 32;
   }
