@@ -293,8 +293,16 @@ config_result parse_config(const std::string& json_text) {
   try {
     j = json::parse(json_text);
   } catch (const json::parse_error& e) {
+    // The lexer's message quotes the token it choked on ("last read: '...'"),
+    // which can be a member key (an unterminated or line-broken key string).
+    // Keys are secrets: drop the quoted token, the byte offset locates it.
+    std::string what = e.what();
+    auto quoted = what.find("; last read: ");
+    if (quoted != std::string::npos) {
+      what.erase(quoted);
+    }
     res.errors.push_back("config: not valid JSON at byte " +
-                         std::to_string(e.byte) + ": " + e.what());
+                         std::to_string(e.byte) + ": " + what);
     return res;
   }
   if (!j.is_object()) {
