@@ -192,7 +192,10 @@ void read_member(reader& r, const json& j, const std::string& p,
     r.error(p + "id", "required");
   } else if (!id->is_number_unsigned() && !id->is_number_integer()) {
     r.error(p + "id", "must be an integer");
-  } else if (id->is_number_integer() && id->get<long long>() <= 0) {
+  } else if (id->is_number_unsigned() ? id->get<std::uint64_t>() == 0
+                                      : id->get<long long>() <= 0) {
+    // Non-negative numbers are stored unsigned: reading ids above INT64_MAX
+    // as long long made valid 64-bit ids look negative.
     r.error_value(p + "id", *id, "must be greater than 0");
   } else {
     m.id = id->get<std::uint64_t>();
