@@ -1,188 +1,484 @@
+#include "adapters/store/store.hpp"
+
 #include <catch2/catch.hpp>
 
-#include <chrono>
-#include <cstdio>
 #include <unistd.h>
 
-#include "adapters/store/store.hpp"
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
 
 using namespace balctl;
 
 namespace {
 
-member_config member(member_id id, std::uint8_t key_byte) {
+/// A store file under /tmp, removed (with its -wal and -shm) before and after.
+class temp_db {
+public:
+  temp_db() {
+    static int counter = 0;
+    path_ = "/tmp/balctl_store_test_" + std::to_string(::getpid()) + "_" +
+            std::to_string(++counter) + ".db";
+    remove_files();
+  }
+  ~temp_db() { remove_files(); }
+  temp_db(const temp_db&) = delete;
+  temp_db& operator=(const temp_db&) = delete;
+  const std::string& path() const { return path_; }
+
+private:
+  void remove_files() {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::remove((path_ + suffix).c_str());
+    }
+  }
+  std::string path_;
+};
+
+protocol::key make_key(std::uint8_t seed) {
+  protocol::key k{};
+  for (std::size_t i = 0; i < k.size(); ++i) {
+    k[i] = static_cast<std::uint8_t>(seed * 31 + i);
+  }
+  return k;
+}
+
+member_config make_member(member_id id, std::vector<std::string> ips = {}) {
   member_config m;
   m.id = id;
   m.name = "node" + std::to_string(id);
-  m.hostname = m.name + ".example.test";
-  m.allowed_ips = {"192.0.2." + std::to_string(id), "2001:db8::1"};
-  m.key.fill(key_byte);
+  m.hostname = "node" + std::to_string(id) + ".test";
+  m.allowed_ips = std::move(ips);
+  m.key = make_key(static_cast<std::uint8_t>(id));
   return m;
 }
 
-pool_config pool(const std::string& name, std::vector<member_id> ids) {
+pool_config make_pool(const std::string& name, std::vector<member_id> ids) {
   pool_config p;
   p.name = name;
-  p.preset = pool_preset::haproxy;
-  p.failover_delay_s = 45;
-  p.failover_hostname = "www." + name + ".test";
-  p.failback = failback_policy::automatic;
-  p.mass_silence_share = 0.4;
   for (auto id : ids) {
-    p.members.push_back(member(id, static_cast<std::uint8_t>(id)));
+    p.members.push_back(make_member(id));
   }
   return p;
 }
 
-pool_decision decision(const std::string& pool, member_id from, member_id to) {
-  return pool_decision{decision_kind::failover, pool, from, to, "test",
-                       1000 + static_cast<std::int64_t>(to)};
+member_state_record make_state(member_id id, member_state s = member_state::healthy) {
+  member_state_record r;
+  r.id = id;
+  r.state = s;
+  r.state_since_ms = 1'700'000'000'000 + static_cast<std::int64_t>(id);
+  r.last_seen_ms = 1'700'000'100'000 + static_cast<std::int64_t>(id);
+  r.last_seq = 1000 + id;
+  return r;
 }
 
-struct temp_db {
-  std::string path = "/tmp/balctl-store-test-" + std::to_string(getpid()) + ".db";
-  ~temp_db() {
-    for (auto suffix : {"", "-wal", "-shm"}) {
-      std::remove((path + suffix).c_str());
-    }
+std::map<member_id, member_state_record> states_by_id(store& s) {
+  std::map<member_id, member_state_record> out;
+  for (const auto& r : s.load_member_states()) {
+    out[r.id] = r;
   }
-};
+  return out;
+}
+
+void check_state(const member_state_record& got, const member_state_record& want) {
+  CAPTURE(want.id);
+  CHECK(got.id == want.id);
+  CHECK(got.state == want.state);
+  CHECK(got.state_since_ms == want.state_since_ms);
+  CHECK(got.last_seen_ms == want.last_seen_ms);
+  CHECK(got.last_seq == want.last_seq);
+}
+
+void check_member(const member_config& got, const member_config& want) {
+  CAPTURE(want.id);
+  CHECK(got.id == want.id);
+  CHECK(got.name == want.name);
+  CHECK(got.hostname == want.hostname);
+  CHECK(got.allowed_ips == want.allowed_ips);
+  CHECK(got.key == want.key);
+}
+
+void check_pool(const pool_config& got, const pool_config& want) {
+  CAPTURE(want.name);
+  CHECK(got.name == want.name);
+  CHECK(got.preset == want.preset);
+  CHECK(got.failover_delay_s == want.failover_delay_s);
+  CHECK(got.failover_hostname == want.failover_hostname);
+  CHECK(got.failback == want.failback);
+  CHECK(got.failback_stable_s == want.failback_stable_s);
+  CHECK(got.mass_silence_share == want.mass_silence_share);
+  CHECK(got.mass_silence_min_members == want.mass_silence_min_members);
+  CHECK(got.mass_silence_window_s == want.mass_silence_window_s);
+  REQUIRE(got.members.size() == want.members.size());
+  for (std::size_t i = 0; i < want.members.size(); ++i) {
+    check_member(got.members[i], want.members[i]);
+  }
+}
+
+std::vector<member_id> member_ids(const pool_config& p) {
+  std::vector<member_id> out;
+  for (const auto& m : p.members) {
+    out.push_back(m.id);
+  }
+  return out;
+}
+
+pool_decision make_decision(const std::string& pool, decision_kind k,
+                            member_id from, member_id to, std::int64_t at) {
+  pool_decision d;
+  d.kind = k;
+  d.pool = pool;
+  d.from = from;
+  d.to = to;
+  d.reason = "reason for " + pool + " at " + std::to_string(at);
+  d.at_ms = at;
+  return d;
+}
+
+std::vector<std::int64_t> ids_of(const std::vector<decision_record>& rs) {
+  std::vector<std::int64_t> out;
+  for (const auto& r : rs) {
+    out.push_back(r.id);
+  }
+  return out;
+}
+
+/// Two pools with all fields off their defaults, members out of id order.
+std::vector<pool_config> sample_pools() {
+  pool_config web;
+  web.name = "web";
+  web.preset = pool_preset::haproxy;
+  web.failover_delay_s = 45;
+  web.failover_hostname = "www.example.test";
+  web.failback = failback_policy::automatic;
+  web.failback_stable_s = 900;
+  web.mass_silence_share = 0.25;
+  web.mass_silence_min_members = 2;
+  web.mass_silence_window_s = 60;
+  web.members = {make_member(30, {"10.0.0.30", "fd00::30"}), make_member(10),
+                 make_member(20, {"192.168.1.20"})};
+  pool_config api = make_pool("api", {5, 4});
+  return {web, api};
+}
 
 } // namespace
 
-TEST_CASE("pools, members and keys round-trip", "[store][unit]") {
-  auto st = open_sqlite_store(":memory:");
-  st->put_pool(pool("web", {3, 1, 2}));
-  st->put_pool(pool("db", {9}));
-  auto pools = st->load_pools();
-  REQUIRE(pools.size() == 2);
-  const auto& web = pools[1].name == "web" ? pools[1] : pools[0];
-  CHECK(web.preset == pool_preset::haproxy);
-  CHECK(web.failover_delay_s == 45);
-  CHECK(web.failover_hostname == "www.web.test");
-  CHECK(web.failback == failback_policy::automatic);
-  CHECK(web.mass_silence_share == Approx(0.4));
-  REQUIRE(web.members.size() == 3);
-  CHECK(web.members[0].id == 3); // configured order, not id order
-  CHECK(web.members[2].id == 2);
-  CHECK(web.members[0].key == member(3, 3).key);
-  CHECK(web.members[0].allowed_ips == member(3, 3).allowed_ips);
-  CHECK(web.members[0].hostname == "node3.example.test");
-}
-
-TEST_CASE("put_pool replaces the member list and keeps kept members' state",
+TEST_CASE("pools, members and keys round trip through load_pools",
           "[store][unit]") {
-  auto st = open_sqlite_store(":memory:");
-  st->put_pool(pool("web", {1, 2, 3}));
-  st->save_member_states({{1, member_state::healthy, 10, 11, 12},
-                          {2, member_state::down, 20, 21, 22}});
-  st->put_pool(pool("web", {1, 3}));
-  auto pools = st->load_pools();
-  REQUIRE(pools[0].members.size() == 2);
-  auto states = st->load_member_states();
-  REQUIRE(states.size() == 1);
-  CHECK(states[0].id == 1);
-  CHECK(states[0].state == member_state::healthy);
-  CHECK(states[0].last_seq == 12);
-}
-
-TEST_CASE("deleting a pool removes its members, states and active member",
-          "[store][unit]") {
-  auto st = open_sqlite_store(":memory:");
-  st->put_pool(pool("web", {1, 2}));
-  st->put_pool(pool("db", {3}));
-  st->save_member_state({1, member_state::healthy, 1, 2, 3});
-  st->set_active_member("web", 2);
-  st->delete_pool("web");
-  auto pools = st->load_pools();
-  REQUIRE(pools.size() == 1);
-  CHECK(pools[0].name == "db");
-  CHECK(st->load_member_states().empty());
-  CHECK_FALSE(st->active_member("web"));
-}
-
-TEST_CASE("member states are saved in batches", "[store][unit]") {
-  auto st = open_sqlite_store(":memory:");
-  const std::size_t n = 100'000;
-  pool_config big;
-  big.name = "big";
-  for (member_id id = 1; id <= n; ++id) {
-    big.members.push_back(member(id, 1));
-  }
-  st->put_pool(big);
-  std::vector<member_state_record> rs;
-  for (member_id id = 1; id <= n; ++id) {
-    rs.push_back({id, member_state::healthy, static_cast<std::int64_t>(id), 5,
-                  id * 2});
-  }
-  auto t0 = std::chrono::steady_clock::now();
-  st->save_member_states(rs);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::steady_clock::now() - t0).count();
-  WARN("save_member_states: " << n << " rows in " << ms << " ms");
-  auto back = st->load_member_states();
-  REQUIRE(back.size() == n);
-  CHECK(back[41].last_seq == back[41].id * 2);
-  // A state for a member that is not stored is skipped, not an error.
-  CHECK_NOTHROW(st->save_member_states({{n + 1, member_state::down, 0, 0, 0}}));
-  CHECK(st->load_member_states().size() == n);
-}
-
-TEST_CASE("the active member is set and overwritten", "[store][unit]") {
-  auto st = open_sqlite_store(":memory:");
-  st->put_pool(pool("web", {1, 2}));
-  CHECK_FALSE(st->active_member("web"));
-  st->set_active_member("web", 1);
-  st->set_active_member("web", 2);
-  CHECK(st->active_member("web") == std::optional<member_id>{2});
-}
-
-TEST_CASE("decisions are listed newest first and marked", "[store][unit]") {
-  auto st = open_sqlite_store(":memory:");
-  auto a = st->record_decision(decision("web", 1, 2));
-  auto b = st->record_decision(decision("db", 3, 4));
-  auto c = st->record_decision(decision("web", 2, 1));
-  CHECK(a < b);
-  CHECK(b < c);
-  auto web = st->decisions("web", 10);
-  REQUIRE(web.size() == 2);
-  CHECK(web[0].id == c);
-  CHECK(web[0].decision.kind == decision_kind::failover);
-  CHECK(web[0].decision.from == 2);
-  CHECK(web[0].decision.at_ms == 1001);
-  CHECK(web[0].status == "pending");
-  CHECK(st->decisions("", 10).size() == 3);
-  CHECK(st->decisions("", 1).size() == 1);
-  st->mark_decision(a, "done");
-  auto pending = st->pending_decisions();
-  REQUIRE(pending.size() == 2);
-  CHECK(pending[0].id == b); // oldest first
-  CHECK(pending[1].id == c);
-}
-
-TEST_CASE("a reopened store file keeps everything", "[store][unit]") {
   temp_db db;
-  {
-    auto st = open_sqlite_store(db.path);
-    st->put_pool(pool("web", {1, 2}));
-    st->save_member_state({2, member_state::recovering, 5, 6, 7});
-    st->set_active_member("web", 2);
-    st->record_decision(decision("web", 1, 2));
+  auto s = open_sqlite_store(db.path());
+  auto pools = sample_pools();
+  for (const auto& p : pools) {
+    s->put_pool(p);
   }
-  auto st = open_sqlite_store(db.path);
-  REQUIRE(st->load_pools().size() == 1);
-  auto states = st->load_member_states();
-  REQUIRE(states.size() == 1);
-  CHECK(states[0].state == member_state::recovering);
-  CHECK(st->active_member("web") == std::optional<member_id>{2});
-  CHECK(st->pending_decisions().size() == 1);
+  auto loaded = s->load_pools();
+  REQUIRE(loaded.size() == 2);
+  // Pools come back by name; members in their configured position.
+  check_pool(loaded[0], pools[1]); // api
+  check_pool(loaded[1], pools[0]); // web
+  CHECK(member_ids(loaded[1]) == std::vector<member_id>{30, 10, 20});
+
+  SECTION("putting the same pool again changes nothing") {
+    s->put_pool(pools[0]);
+    auto again = s->load_pools();
+    REQUIRE(again.size() == 2);
+    check_pool(again[1], pools[0]);
+  }
+  SECTION("put_pool updates pool fields and member order") {
+    auto web = pools[0];
+    web.failover_delay_s = 90;
+    web.failback = failback_policy::manual;
+    std::swap(web.members[0], web.members[2]);
+    web.members[1].allowed_ips = {"127.0.0.1"};
+    web.members[1].key = make_key(200);
+    s->put_pool(web);
+    auto again = s->load_pools();
+    REQUIRE(again.size() == 2);
+    check_pool(again[1], web);
+    CHECK(member_ids(again[1]) == std::vector<member_id>{20, 10, 30});
+  }
 }
 
-TEST_CASE("an unusable store path fails with the operation named", "[store][unit]") {
+TEST_CASE("put_pool replaces the member list: removed members lose their "
+          "state, kept members keep it",
+          "[store][unit]") {
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  s->put_pool(make_pool("p", {1, 2, 3}));
+  s->save_member_states({make_state(1, member_state::healthy),
+                         make_state(2, member_state::down),
+                         make_state(3, member_state::suspect)});
+  REQUIRE(states_by_id(*s).size() == 3);
+
+  s->put_pool(make_pool("p", {3, 1, 4}));
+  auto pools = s->load_pools();
+  REQUIRE(pools.size() == 1);
+  CHECK(member_ids(pools[0]) == std::vector<member_id>{3, 1, 4});
+  auto states = states_by_id(*s);
+  REQUIRE(states.size() == 2);
+  check_state(states.at(1), make_state(1, member_state::healthy));
+  check_state(states.at(3), make_state(3, member_state::suspect));
+  CHECK(states.count(2) == 0);
+  CHECK(states.count(4) == 0);
+
+  // A late checkpoint for the removed member is skipped, not stored.
+  s->save_member_state(make_state(2));
+  CHECK(states_by_id(*s).count(2) == 0);
+
+  SECTION("an empty member list removes every member") {
+    s->put_pool(make_pool("p", {}));
+    auto after = s->load_pools();
+    REQUIRE(after.size() == 1);
+    CHECK(after[0].members.empty());
+    CHECK(s->load_member_states().empty());
+  }
+}
+
+TEST_CASE("delete_pool removes the pool, its members, their states and its "
+          "active member",
+          "[store][unit]") {
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  s->put_pool(make_pool("a", {1, 2}));
+  s->put_pool(make_pool("b", {3}));
+  s->save_member_states({make_state(1), make_state(2), make_state(3)});
+  s->set_active_member("a", 2);
+  s->set_active_member("b", 3);
+
+  s->delete_pool("a");
+
+  auto pools = s->load_pools();
+  REQUIRE(pools.size() == 1);
+  CHECK(pools[0].name == "b");
+  CHECK(member_ids(pools[0]) == std::vector<member_id>{3});
+  auto states = states_by_id(*s);
+  REQUIRE(states.size() == 1);
+  CHECK(states.count(3) == 1);
+  CHECK_FALSE(s->active_member("a").has_value());
+  CHECK(s->active_member("b") == std::optional<member_id>(3));
+  // The member rows are gone: a state for them has nothing to refer to.
+  s->save_member_state(make_state(1));
+  CHECK(states_by_id(*s).count(1) == 0);
+  // The member ids are free again for another pool.
+  s->put_pool(make_pool("c", {1, 2}));
+  CHECK(s->load_pools().size() == 2);
+
+  SECTION("deleting an unknown pool is a no-op") {
+    s->delete_pool("nope");
+    CHECK(s->load_pools().size() == 2);
+  }
+}
+
+TEST_CASE("member states: single saves overwrite, batches round trip",
+          "[store][unit]") {
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  s->put_pool(make_pool("p", {1, 2}));
+  s->save_member_state(make_state(1, member_state::pending));
+  auto r = make_state(1, member_state::recovering);
+  r.last_seq = 18'000'000'000'000'000'000ull; // above INT64_MAX
+  r.last_seen_ms = 1'800'000'000'000;
+  s->save_member_state(r);
+  auto states = states_by_id(*s);
+  REQUIRE(states.size() == 1);
+  check_state(states.at(1), r);
+}
+
+TEST_CASE("save_member_states writes 100,000 rows in one batch",
+          "[store][unit]") {
+  using clock = std::chrono::steady_clock;
+  constexpr std::size_t n = 100'000;
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  std::vector<member_id> ids(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ids[i] = i + 1;
+  }
+  auto t0 = clock::now();
+  s->put_pool(make_pool("big", ids));
+  auto t1 = clock::now();
+
+  std::vector<member_state_record> batch;
+  batch.reserve(n);
+  for (auto id : ids) {
+    batch.push_back(make_state(id, static_cast<member_state>(id % 5)));
+  }
+  auto t2 = clock::now();
+  s->save_member_states(batch);
+  auto t3 = clock::now();
+  for (auto& b : batch) {
+    b.last_seq += 1;
+    b.last_seen_ms += 1000;
+  }
+  s->save_member_states(batch); // all updates this time
+  auto t4 = clock::now();
+  auto loaded = s->load_member_states();
+  auto t5 = clock::now();
+
+  auto ms = [](clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  std::cout << "[store] 100,000 members: put_pool " << ms(t1 - t0)
+            << " ms; save_member_states insert " << ms(t3 - t2)
+            << " ms, update " << ms(t4 - t3) << " ms; load_member_states "
+            << ms(t5 - t4) << " ms\n";
+
+  REQUIRE(loaded.size() == n);
+  std::sort(loaded.begin(), loaded.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& g = loaded[i];
+    const auto& w = batch[i];
+    if (g.id != w.id || g.state != w.state ||
+        g.state_since_ms != w.state_since_ms ||
+        g.last_seen_ms != w.last_seen_ms || g.last_seq != w.last_seq) {
+      ++mismatches;
+    }
+  }
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("the active member is set, overwritten and read back",
+          "[store][unit]") {
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  s->put_pool(make_pool("p", {1, 2}));
+  s->put_pool(make_pool("q", {3}));
+  CHECK_FALSE(s->active_member("p").has_value());
+  s->set_active_member("p", 1);
+  CHECK(s->active_member("p") == std::optional<member_id>(1));
+  s->set_active_member("p", 2);
+  CHECK(s->active_member("p") == std::optional<member_id>(2));
+  CHECK_FALSE(s->active_member("q").has_value());
+  s->set_active_member("q", 3);
+  CHECK(s->active_member("p") == std::optional<member_id>(2));
+  CHECK(s->active_member("q") == std::optional<member_id>(3));
+  CHECK_FALSE(s->active_member("unknown").has_value());
+}
+
+TEST_CASE("decisions are recorded with increasing ids and listed newest first",
+          "[store][unit]") {
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  std::vector<pool_decision> ds = {
+    make_decision("a", decision_kind::failover, 1, 2, 100),
+    make_decision("b", decision_kind::hold_mass_silence, 3, 3, 200),
+    make_decision("a", decision_kind::failback, 2, 1, 300),
+    make_decision("b", decision_kind::hold_released, 3, 3, 400),
+    make_decision("a", decision_kind::hold_no_standby, 1, 1, 500),
+    make_decision("c", decision_kind::hold_fleet_silence, 9, 9, 600),
+  };
+  std::vector<std::int64_t> ids;
+  for (const auto& d : ds) {
+    ids.push_back(s->record_decision(d));
+  }
+  for (std::size_t i = 1; i < ids.size(); ++i) {
+    CHECK(ids[i] > ids[i - 1]);
+  }
+
+  SECTION("one pool, newest first, all fields") {
+    auto a = s->decisions("a", 10);
+    REQUIRE(a.size() == 3);
+    CHECK(ids_of(a) == std::vector<std::int64_t>{ids[4], ids[2], ids[0]});
+    const std::size_t src[] = {4, 2, 0};
+    for (std::size_t i = 0; i < 3; ++i) {
+      const auto& want = ds[src[i]];
+      const auto& got = a[i];
+      CAPTURE(i);
+      CHECK(got.decision.pool == want.pool);
+      CHECK(got.decision.kind == want.kind);
+      CHECK(got.decision.from == want.from);
+      CHECK(got.decision.to == want.to);
+      CHECK(got.decision.reason == want.reason);
+      CHECK(got.decision.at_ms == want.at_ms);
+      CHECK(got.status == "pending");
+    }
+  }
+  SECTION("\"\" lists all pools") {
+    auto all = s->decisions("", 100);
+    CHECK(ids_of(all) == std::vector<std::int64_t>{ids[5], ids[4], ids[3],
+                                                   ids[2], ids[1], ids[0]});
+    CHECK(all[0].decision.kind == decision_kind::hold_fleet_silence);
+  }
+  SECTION("the limit is respected") {
+    CHECK(ids_of(s->decisions("", 2)) == std::vector<std::int64_t>{ids[5], ids[4]});
+    CHECK(ids_of(s->decisions("a", 1)) == std::vector<std::int64_t>{ids[4]});
+    CHECK(s->decisions("", 0).empty());
+    CHECK(s->decisions("none", 10).empty());
+  }
+  SECTION("marking changes the status; pending lists only pending, oldest "
+          "first") {
+    CHECK(ids_of(s->pending_decisions()) == ids);
+    s->mark_decision(ids[1], "done");
+    s->mark_decision(ids[3], "failed");
+    s->mark_decision(ids[5], "done");
+    CHECK(ids_of(s->pending_decisions()) ==
+          std::vector<std::int64_t>{ids[0], ids[2], ids[4]});
+    for (const auto& r : s->pending_decisions()) {
+      CHECK(r.status == "pending");
+    }
+    auto b = s->decisions("b", 10);
+    REQUIRE(b.size() == 2);
+    CHECK(b[0].status == "failed");
+    CHECK(b[1].status == "done");
+    s->mark_decision(ids[0], "done");
+    s->mark_decision(ids[2], "done");
+    s->mark_decision(ids[4], "failed");
+    CHECK(s->pending_decisions().empty());
+  }
+}
+
+TEST_CASE("reopening the file keeps everything", "[store][unit]") {
+  temp_db db;
+  auto pools = sample_pools();
+  std::vector<std::int64_t> ids;
+  {
+    auto s = open_sqlite_store(db.path());
+    for (const auto& p : pools) {
+      s->put_pool(p);
+    }
+    s->save_member_states({make_state(30, member_state::down), make_state(4)});
+    s->set_active_member("web", 10);
+    ids.push_back(s->record_decision(
+      make_decision("web", decision_kind::failover, 30, 10, 1000)));
+    ids.push_back(s->record_decision(
+      make_decision("api", decision_kind::hold_no_standby, 5, 5, 2000)));
+    s->mark_decision(ids[0], "done");
+  }
+  auto s = open_sqlite_store(db.path());
+  auto loaded = s->load_pools();
+  REQUIRE(loaded.size() == 2);
+  check_pool(loaded[0], pools[1]);
+  check_pool(loaded[1], pools[0]);
+  auto states = states_by_id(*s);
+  REQUIRE(states.size() == 2);
+  check_state(states.at(30), make_state(30, member_state::down));
+  check_state(states.at(4), make_state(4));
+  CHECK(s->active_member("web") == std::optional<member_id>(10));
+  auto all = s->decisions("", 10);
+  REQUIRE(all.size() == 2);
+  CHECK(ids_of(all) == std::vector<std::int64_t>{ids[1], ids[0]});
+  CHECK(all[1].status == "done");
+  CHECK(all[1].decision.reason == "reason for web at 1000");
+  CHECK(ids_of(s->pending_decisions()) == std::vector<std::int64_t>{ids[1]});
+  // New ids continue after the old ones.
+  CHECK(s->record_decision(make_decision("api", decision_kind::failover, 5, 4,
+                                         3000)) > ids[1]);
+}
+
+TEST_CASE("opening an unwritable path throws a store_error prefixed sqlite:",
+          "[store][unit]") {
+  const std::string path = "/proc/nonexistent/x.db";
   try {
-    open_sqlite_store("/proc/nonexistent/balctl.db");
-    FAIL("expected store_error");
+    open_sqlite_store(path);
+    FAIL("open_sqlite_store did not throw");
   } catch (const store_error& e) {
-    CHECK(std::string(e.what()).rfind("sqlite: open /proc/nonexistent/balctl.db", 0) == 0);
+    std::string msg = e.what();
+    CAPTURE(msg);
+    CHECK(msg.rfind("sqlite:", 0) == 0);
   }
 }
