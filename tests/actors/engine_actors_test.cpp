@@ -129,10 +129,13 @@ struct fixture {
   pool_view view_of(const std::string& name) {
     pool_view out;
     auto pool = pool_actor_of(name);
-    sys.spawn([&out, pool](caf::event_based_actor* self) {
-      self->request(pool, caf::infinite, caf::get_atom_v)
-        .then([&out](const pool_view& v) { out = v; });
-    });
+    // Arguments, not captures: a spawn with none trips UBSan inside CAF.
+    sys.spawn(
+      [](caf::event_based_actor* self, caf::actor target, pool_view* result) {
+        self->request(target, caf::infinite, caf::get_atom_v)
+          .then([result](const pool_view& v) { *result = v; });
+      },
+      pool, &out);
     sched.run();
     return out;
   }
