@@ -1,5 +1,8 @@
 #include "actors/engine.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include "actors/dns_executor.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/supervisor.hpp"
@@ -64,6 +67,47 @@ void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
                       {"error", sys.render(err)}});
         });
   }
+}
+
+} // namespace balctl
+
+namespace balctl {
+
+std::vector<decision_record> adopt_pending_decisions(store& st) {
+  auto pending = st.pending_decisions();
+  for (const auto& r : pending) {
+    if (moves_dns(r.decision.kind)) {
+      st.set_active_member(r.decision.pool, r.decision.to);
+    }
+  }
+  return pending;
+}
+
+void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
+                     const engine_parts& parts, const engine_metrics& metrics) {
+  caf::scoped_actor self{sys};
+  auto stop_and_wait = [&](const caf::actor& a) {
+    self->monitor(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+  };
+  stop_and_wait(h.supervisor);
+  // Pools and members quit on their parent's down message; wait for them so
+  // nothing sends to the executor or the store after those are gone.
+  auto live = [&] {
+    int n = metrics.live_pools.load();
+    for (const auto& p : parts.pools) {
+      n += p->live_members.load();
+    }
+    return n;
+  };
+  for (int i = 0; i < 10'000 && live() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stop_and_wait(h.dns);
+  self->monitor(h.store);
+  self->send(h.store, caf::close_atom_v);
+  self->receive([](const caf::down_msg&) {});
 }
 
 } // namespace balctl

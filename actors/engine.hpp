@@ -29,11 +29,22 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
 /// Asks the DNS executor to finish decisions that were recorded but not
 /// confirmed before the last stop (DESIGN.md principle 4); each one is marked
 /// through the store actor once the executor confirms it. Read `pending`
-/// from the store before spawn_engine: afterwards only the store actor may
-/// touch the store.
+/// with adopt_pending_decisions before bootstrap: afterwards only the store
+/// actor may touch the store.
+/// Reads the decisions recorded but not confirmed before the last stop and
+/// makes each DNS move's target the pool's active member in the store, so
+/// bootstrap starts the pool where DNS is going. Call before bootstrap.
+std::vector<decision_record> adopt_pending_decisions(store& st);
+
 void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
                               const std::vector<decision_record>& pending);
 
 void configure_actor_system(caf::actor_system_config& cfg);
+
+/// Stops the tree in reverse start order: the supervisor and with it every
+/// pool and member, then the DNS executor, then the store once it has
+/// written everything queued. Blocks until all are gone.
+void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
+                     const engine_parts& parts, const engine_metrics& metrics);
 
 } // namespace balctl

@@ -29,6 +29,11 @@ void arm(self_ptr self, std::int64_t deadline_ms) {
                      deadline_atom_v, deadline_ms);
 }
 
+void rt_damped_update(self_ptr self, std::int64_t now_ms) {
+  auto& rt = *self->state.rt;
+  rt.damped.store(rt.fsm.damped(now_ms), std::memory_order_relaxed);
+}
+
 void evaluate(self_ptr self) {
   auto& st = self->state;
   auto& slot = *st.rt->slot;
@@ -44,6 +49,7 @@ void evaluate(self_ptr self) {
       st.metrics->record_down_lateness(
         now - (last_seen + fsm.params().failover_delay_ms));
     }
+    rt_damped_update(self, now);
     log::info("member_state", {{"pool", slot.pool},
                                {"member", std::to_string(slot.id)},
                                {"from", to_string(t->from)},
@@ -61,7 +67,10 @@ void evaluate(self_ptr self) {
 
 caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
                            caf::actor pool, const clock* clk,
-                           engine_metrics* metrics) {
+                           engine_metrics* metrics,
+                           std::shared_ptr<pool_runtime> pool_rt) {
+  pool_rt->live_members.fetch_add(1);
+  self->attach_functor([pool_rt] { pool_rt->live_members.fetch_sub(1); });
   self->state.rt = std::move(rt);
   self->state.pool = std::move(pool);
   self->state.clk = clk;

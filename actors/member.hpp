@@ -27,6 +27,7 @@ struct member_actor_state {
 
 caf::behavior member_actor(caf::stateful_actor<member_actor_state>* self,
                            std::shared_ptr<member_runtime> rt, caf::actor pool,
-                           const clock* clk, engine_metrics* metrics);
+                           const clock* clk, engine_metrics* metrics,
+                           std::shared_ptr<pool_runtime> pool_rt);
 
 } // namespace balctl

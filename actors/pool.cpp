@@ -25,7 +25,7 @@ void spawn_member(self_ptr self, const std::shared_ptr<member_runtime>& m) {
   // Monitored both ways rather than linked (see supervisor.cpp): the pool
   // restarts a member that died; a member quits when its pool is gone.
   auto a = self->spawn(member_actor, m, caf::actor{self}, st.deps.clk,
-                       st.deps.metrics);
+                       st.deps.metrics, st.rt);
   self->monitor(a);
   st.members[m->slot->id] = pool_member{a, m.get()};
 }
@@ -83,10 +83,18 @@ void act_on(self_ptr self, pool_decision d) {
         }
         self->send(store, active_atom_v, d.pool, d.to);
         self->request(dns, caf::infinite, execute_atom_v, id, d)
-          .then([=](bool done) {
-            self->send(store, mark_atom_v, id,
-                       std::string(done ? "done" : "failed"));
-          });
+          .then(
+            [=](bool done) {
+              self->send(store, mark_atom_v, id,
+                         std::string(done ? "done" : "failed"));
+            },
+            [=](caf::error& err) {
+              // Stays pending in the store: the next start resumes it.
+              log::error("dns_change_failed",
+                         {{"decision", std::to_string(id)},
+                          {"pool", d.pool},
+                          {"error", self->system().render(err)}});
+            });
       },
       [=](caf::error& err) {
         // Refusing to move DNS because the disk failed would keep the
@@ -118,7 +126,6 @@ pool_view make_view(self_ptr self) {
   auto f = compute_features(st.rt->config.preset, st.cpanel_members);
   v.protection = f.protection;
   v.managed_dns = f.managed_dns;
-  auto now = st.deps.clk->now_ms();
   for (const auto& m : st.rt->members) {
     member_view mv;
     mv.id = m->slot->id;
@@ -127,7 +134,7 @@ pool_view make_view(self_ptr self) {
     mv.state = m->slot->state.load();
     mv.state_since_ms = m->slot->state_since_ms.load();
     mv.last_seen_ms = m->slot->last_seen_ms.load();
-    mv.damped = m->fsm.damped(now);
+    mv.damped = m->damped.load(std::memory_order_relaxed);
     mv.has_status = m->status != nullptr;
     if (m->status) {
       mv.status = *m->status;
@@ -152,6 +159,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   auto& st = self->state;
   st.rt = std::move(rt);
   st.deps = std::move(deps);
+  auto* metrics = st.deps.metrics;
+  metrics->live_pools.fetch_add(1);
+  self->attach_functor([metrics] { metrics->live_pools.fetch_sub(1); });
   std::vector<member_id> order;
   for (const auto& m : st.rt->members) {
     order.push_back(m->slot->id);
@@ -218,22 +228,27 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   log::info("pool_started", {{"pool", st.rt->config.name},
                              {"members", std::to_string(st.rt->members.size())},
                              {"active", std::to_string(st.policy->active())}});
+  // A (re)started pool decides on what it restored: an active member that is
+  // already down is failed over now, not at the next transition.
+  act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
   return {
     [=](transition_atom, const member_transition_msg& t) {
       auto& st = self->state;
       auto now = st.deps.clk->now_ms();
-      auto was_pending = st.policy->state_of(t.member) == member_state::pending;
+      // The pool's own record of the member, not t.from: a transition lost
+      // with a crashed actor must not leave the fleet guard out of step.
+      auto before = st.policy->state_of(t.member);
       // Fleet-wide silence accounting lives in the supervisor; tell it first
       // so a fleet hold can precede this pool's own decision.
-      if (is_silent(t.to) && !is_silent(t.from)) {
+      if (is_silent(t.to) && !is_silent(before)) {
         self->send(st.deps.supervisor, silence_atom_v, t.member, true, t.at_ms);
-      } else if (!is_silent(t.to) && is_silent(t.from)) {
+      } else if (!is_silent(t.to) && is_silent(before)) {
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
-      if (was_pending && t.to != member_state::pending) {
+      if (before == member_state::pending && t.to != member_state::pending) {
         std::uint64_t n = 0;
         for (const auto& m : st.rt->members) {
-          n += m->fsm.state() != member_state::pending ? 1 : 0;
+          n += m->slot->state.load() != member_state::pending ? 1 : 0;
         }
         self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
                    n);

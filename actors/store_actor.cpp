@@ -32,9 +32,11 @@ void guarded_void(engine_metrics* metrics, const char* op, F f) {
 
 } // namespace
 
-caf::behavior store_actor(caf::event_based_actor*, std::shared_ptr<store> st,
-                          engine_metrics* metrics) {
+caf::behavior store_actor(caf::event_based_actor* self,
+                          std::shared_ptr<store> st, engine_metrics* metrics) {
   return {
+    // An ordinary message, so every write queued before it is done first.
+    [=](caf::close_atom) { self->quit(); },
     [=](record_atom, const pool_decision& d) -> caf::result<std::int64_t> {
       return guarded(metrics, "record_decision",
                      [&] { return st->record_decision(d); });

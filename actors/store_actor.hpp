@@ -2,7 +2,8 @@
 
 // Store actor: the only caller of the store adapter. Runs detached (its own
 // thread) because SQLite calls block on disk; everyone else stays
-// non-blocking and talks to it by message.
+// non-blocking and talks to it by message. (close_atom) stops it after the
+// writes queued before it.
 
 #include <memory>
 

@@ -28,6 +28,19 @@ void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
   }
 }
 
+// Restarts a crashed pool once its member actors are gone: they quit on the
+// pool's down message, and until then an old member could still be running
+// on the member_runtime the new pool is about to hand out.
+void restart_pool(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto rt = st.runtimes.at(name);
+  if (rt->live_members.load() > 0) {
+    self->delayed_send(self, std::chrono::milliseconds(5), restart_atom_v, name);
+    return;
+  }
+  spawn_pool(self, rt);
+}
+
 void update_fleet(self_ptr self) {
   auto& st = self->state;
   std::size_t total = 0;
@@ -103,7 +116,7 @@ caf::behavior supervisor_actor(self_ptr self,
                                  {"pool", name},
                                  {"reason", self->system().render(msg.reason)},
                                  {"action", "restarted from last state"}});
-    spawn_pool(self, st.runtimes.at(name));
+    restart_pool(self, name);
   });
   for (auto& rt : pools) {
     st.runtimes[rt->config.name] = rt;
@@ -124,6 +137,7 @@ caf::behavior supervisor_actor(self_ptr self,
       }
       update_fleet(self);
     },
+    [=](restart_atom, const std::string& name) { restart_pool(self, name); },
     [=](deadline_atom, std::int64_t deadline_ms) {
       if (deadline_ms == self->state.armed_ms) {
         self->state.armed_ms = 0;

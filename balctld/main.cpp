@@ -225,8 +225,8 @@ int main(int argc, char** argv) {
   std::vector<decision_record> pending;
   try {
     st = open_sqlite_store(cfg.store_path);
+    pending = adopt_pending_decisions(*st);
     parts = bootstrap(cfg, *st, clk.now_ms());
-    pending = st->pending_decisions();
   } catch (const store_error& e) {
     log::error("store_open_failed", {{"path", cfg.store_path}, {"error", e.what()}});
     return 1;
@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
       exit_code = 1;
     } else {
       log::info("balctld_ready", {{"udp_port", std::to_string(listener.bound_port())},
-                                  {"pools", std::to_string(cfg.pools.size())},
+                                  {"pools", std::to_string(parts.pools.size())},
                                   {"members", std::to_string(member_count)},
                                   {"store", cfg.store_path}});
       if (!opt.ready_file.empty()) {
@@ -279,10 +279,11 @@ int main(int argc, char** argv) {
       log::info("balctld_stopping", {{"signal", std::to_string(sig)}});
     }
     listener.stop();
-    caf::anon_send_exit(handles.supervisor, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(handles.dns, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(handles.store, caf::exit_reason::user_shutdown);
-    sys.await_all_actors_done();
+    shutdown_engine(sys, handles, parts, metrics);
+    // The slots outlive the actor system; drop their actor handles first.
+    for (const auto& slot : parts.reg->all()) {
+      slot->set_notifier(nullptr);
+    }
   }
   // Final checkpoint, after every actor stopped: the next start restores
   // exactly this.

@@ -18,6 +18,7 @@ public:
   std::atomic<std::uint64_t> holds{0};
   std::atomic<std::uint64_t> actor_restarts{0};
   std::atomic<std::uint64_t> store_errors{0};
+  std::atomic<int> live_pools{0}; // pool actors running (shutdown waits on it)
 
   /// How late a down transition was after its deadline (last_seen + delay).
   void record_down_lateness(std::int64_t ms) {

@@ -150,8 +150,10 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
   if (!protocol::verify_tag(d.view, slot->key)) {
     return reject(reject_reason::bad_tag);
   }
-  auto skew = hdr.timestamp_ms - now_ms;
-  if (skew > max_skew_ms_ || skew < -max_skew_ms_) {
+  // Compared without subtracting: a forged timestamp near INT64_MIN must
+  // not overflow.
+  if (hdr.timestamp_ms > now_ms + max_skew_ms_ ||
+      hdr.timestamp_ms < now_ms - max_skew_ms_) {
     return reject(reject_reason::stale_timestamp);
   }
   if (hdr.seq <= slot->last_seq.load(std::memory_order_acquire)) {
@@ -186,20 +188,24 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
                                                  std::memory_order_acq_rel));
   slot->last_seen_ms.store(now_ms, std::memory_order_release);
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
-  auto notifier = (status || slot->state.load(std::memory_order_acquire) !=
-                               member_state::healthy)
-                    ? slot->notifier()
-                    : nullptr;
+  // The notifier is read only when there is something to send, and after
+  // the heard_pending flag is taken: a pool restarted meanwhile has already
+  // installed its new notifier, so the message reaches a live actor.
   if (status) {
-    slot->body_hash.store(body_hash, std::memory_order_relaxed);
-    if (notifier) {
-      notifier->status_changed(slot->id, std::move(*status));
+    if (auto n = slot->notifier()) {
+      n->status_changed(slot->id, std::move(*status));
+      // Remembered only once delivered: a body that found no actor to take
+      // it is parsed and offered again next time.
+      slot->body_hash.store(body_hash, std::memory_order_relaxed);
     }
   }
   if (slot->state.load(std::memory_order_acquire) != member_state::healthy &&
-      !slot->heard_pending.exchange(true, std::memory_order_acq_rel) &&
-      notifier) {
-    notifier->heard(slot->id);
+      !slot->heard_pending.exchange(true, std::memory_order_acq_rel)) {
+    if (auto n = slot->notifier()) {
+      n->heard(slot->id);
+    } else {
+      slot->heard_pending.store(false, std::memory_order_release);
+    }
   }
   return accept_result{true, reject_reason::truncated};
 }

@@ -5,6 +5,7 @@
 // from it, so "restarted from its last state" needs no store round trip.
 // Each object is written only by the actor that currently owns it.
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -23,7 +24,11 @@ struct member_runtime {
   std::string name; // friendly name
   member_fsm fsm;
   // Latest status body (stacks, metrics); null until the agent sends one.
+  // Written and read by the pool actor only.
   std::unique_ptr<member_status> status;
+  // Published by the member actor for readers on other threads (fsm itself
+  // belongs to the member actor alone).
+  std::atomic<bool> damped{false};
 };
 
 struct pool_runtime {
@@ -33,6 +38,10 @@ struct pool_runtime {
   detection_params detection;
   pool_params policy;
   member_id active = 0; // 0 until decided: the primary
+  // Member actors alive for this pool. After a pool crash the supervisor
+  // waits for it to reach 0 before restarting the pool, so an old and a new
+  // member actor never share one member_runtime.
+  std::atomic<int> live_members{0};
   std::vector<std::shared_ptr<member_runtime>> members; // config order
 };
 

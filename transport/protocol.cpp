@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 #include <openssl/core_names.h>
@@ -236,7 +237,7 @@ bool read_number(const json& obj, const char* field, const std::string& path,
     return false;
   }
   if constexpr (std::is_integral_v<T>) {
-    if (v > 1.8e19) {
+    if (v >= static_cast<double>(std::numeric_limits<T>::max())) {
       *error = path + field + ": out of range";
       return false;
     }

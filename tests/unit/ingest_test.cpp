@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "engine/registry.hpp"
 #include "tests/fakes/fake_notifier.hpp"
 
@@ -208,4 +210,35 @@ TEST_CASE("the registry finds, replaces and removes slots", "[ingest][unit]") {
   CHECK(reg.all().size() == 1);
   reg.remove(3);
   CHECK(reg.find(3) == nullptr);
+}
+
+TEST_CASE("a status body that found no actor to take it is offered again",
+          "[ingest][unit]") {
+  fixture f;
+  f.slot->state = member_state::healthy;
+  f.slot->set_notifier(nullptr); // the pool is not up yet
+  REQUIRE(f.send(1, body7).ok);
+  f.slot->set_notifier(f.notes);
+  REQUIRE(f.send(2, body7).ok);
+  CHECK(f.notes->status_calls().size() == 1);
+}
+
+TEST_CASE("a member heard before its pool is up is reported once the pool is",
+          "[ingest][unit]") {
+  fixture f;
+  f.slot->state = member_state::pending;
+  f.slot->set_notifier(nullptr);
+  REQUIRE(f.send(1).ok);
+  CHECK_FALSE(f.slot->heard_pending.load()); // not left taken by nobody
+  f.slot->set_notifier(f.notes);
+  REQUIRE(f.send(2).ok);
+  CHECK(f.notes->heard_calls().size() == 1);
+}
+
+TEST_CASE("extreme timestamps are stale, not an overflow", "[ingest][unit]") {
+  fixture f;
+  auto lo = f.send(1, {}, std::numeric_limits<std::int64_t>::min());
+  CHECK(lo.reason == reject_reason::stale_timestamp);
+  auto hi = f.send(1, {}, std::numeric_limits<std::int64_t>::max());
+  CHECK(hi.reason == reject_reason::stale_timestamp);
 }
