@@ -150,8 +150,10 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
   if (!protocol::verify_tag(d.view, slot->key)) {
     return reject(reject_reason::bad_tag);
   }
-  auto skew = hdr.timestamp_ms - now_ms;
-  if (skew > max_skew_ms_ || skew < -max_skew_ms_) {
+  // Compared without subtracting the sender's value: hdr.timestamp_ms near
+  // INT64_MIN/MAX would overflow a difference (undefined behaviour).
+  if (hdr.timestamp_ms < now_ms - max_skew_ms_ ||
+      hdr.timestamp_ms > now_ms + max_skew_ms_) {
     return reject(reject_reason::stale_timestamp);
   }
   if (hdr.seq <= slot->last_seq.load(std::memory_order_acquire)) {
@@ -196,9 +198,11 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
       notifier->status_changed(slot->id, std::move(*status));
     }
   }
-  if (slot->state.load(std::memory_order_acquire) != member_state::healthy &&
-      !slot->heard_pending.exchange(true, std::memory_order_acq_rel) &&
-      notifier) {
+  // heard_pending is only set when someone is told: set without a notifier,
+  // nobody would ever clear it and the member could never be heard again.
+  if (notifier &&
+      slot->state.load(std::memory_order_acquire) != member_state::healthy &&
+      !slot->heard_pending.exchange(true, std::memory_order_acq_rel)) {
     notifier->heard(slot->id);
   }
   return accept_result{true, reject_reason::truncated};
