@@ -60,7 +60,9 @@ void usage() {
     "         [--stop-after-s ID:S ...] [--allow-non-loopback]\n"
     "Sends authenticated heartbeats (docs/protocol.md). --interval-ms: each\n"
     "member beats every MS; --rate: total datagrams/s (0 = as fast as\n"
-    "possible). --stop-after-s ID:S silences member ID after S seconds.\n",
+    "possible). --stop-after-s ID:S silences member ID after S seconds.\n"
+    "--body-every N: a member's first beat and every Nth carry a status body.\n"
+    "--key-hex overrides the config's keys (forged-tag tests).\n",
     stderr);
 }
 
@@ -151,6 +153,19 @@ bool parse(int argc, char** argv, options& o) {
   }
   if (o.members == 0 && o.ids.empty() && o.config_path.empty()) {
     return fail("one of --members, --ids, --config is required");
+  }
+  // Conflicting choices are errors, not a silent pick of one of them.
+  if (!o.config_path.empty() && (o.members > 0 || !o.ids.empty())) {
+    return fail("--config takes its members from the file: drop --members/--ids");
+  }
+  if (!o.pool.empty() && o.config_path.empty()) {
+    return fail("--pool needs --config");
+  }
+  if (o.interval_ms > 0 && o.rate >= 0) {
+    return fail("--interval-ms and --rate are alternatives: pass one");
+  }
+  if (!o.derive_seed.empty() && !o.key_hex.empty()) {
+    return fail("--derive-keys and --key-hex are alternatives: pass one");
   }
   return true;
 }
