@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 #include "engine/types.hpp"
@@ -23,12 +25,17 @@ inline protocol::key derive_member_key(std::string_view seed, member_id id) {
   protocol::key k{};
   unsigned int len = 0;
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-      EVP_DigestUpdate(ctx, seed.data(), seed.size()) == 1 &&
-      EVP_DigestUpdate(ctx, id_be, sizeof id_be) == 1) {
-    EVP_DigestFinal_ex(ctx, k.data(), &len);
-  }
+  bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx, seed.data(), seed.size()) == 1 &&
+            EVP_DigestUpdate(ctx, id_be, sizeof id_be) == 1 &&
+            EVP_DigestFinal_ex(ctx, k.data(), &len) == 1 && len == k.size();
   EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    // A silent all-zero key would show up as every heartbeat failing its
+    // tag; SHA-256 failing means a broken OpenSSL, so stop loudly instead.
+    std::fputs("derive_member_key: OpenSSL SHA-256 failed\n", stderr);
+    std::abort();
+  }
   return k;
 }
 

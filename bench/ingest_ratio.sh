@@ -31,7 +31,20 @@ engine_pid=$!; pids+=("$engine_pid")
 wait_ready "$tmp/engine.port"
 "$build/balctl-loadgen" --target "127.0.0.1:$(cat "$tmp/engine.port")" --members "$members" \
   --derive-keys "$seed" --rate 0 --duration-s "$secs" >"$tmp/loadgen-engine.out"
-kill -TERM "$engine_pid"; wait "$engine_pid" || true
+# SIGTERM writes the metrics file; bounded: a balctld that hangs on shutdown
+# is killed after 30 s and the run fails instead of waiting forever.
+if ! kill -TERM "$engine_pid" 2>/dev/null; then
+  echo "balctld exited during the run; log:" >&2; tail -20 "$tmp/balctld.log" >&2; exit 1
+fi
+for _ in $(seq 1 300); do kill -0 "$engine_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$engine_pid" 2>/dev/null; then
+  kill -KILL "$engine_pid" 2>/dev/null || true
+  echo "balctld did not stop within 30 s of SIGTERM" >&2; exit 1
+fi
+wait "$engine_pid" || true
+if [ ! -s "$tmp/metrics.json" ]; then
+  echo "balctld wrote no metrics file; log:" >&2; tail -20 "$tmp/balctld.log" >&2; exit 1
+fi
 accepted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accepted"])' "$tmp/metrics.json")
 
 python3 - "$sink_received" "$accepted" "$secs" "$members" \

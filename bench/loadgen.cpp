@@ -10,9 +10,11 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -58,13 +60,32 @@ void usage() {
     "         [--stop-after-s ID:S ...] [--allow-non-loopback]\n"
     "Sends authenticated heartbeats (docs/protocol.md). --interval-ms: each\n"
     "member beats every MS; --rate: total datagrams/s (0 = as fast as\n"
-    "possible). --stop-after-s ID:S silences member ID after S seconds.\n",
+    "possible). --stop-after-s ID:S silences member ID after S seconds.\n"
+    "--body-every N: a member's first beat and every Nth carry a status body.\n"
+    "--key-hex overrides the config's keys (forged-tag tests).\n",
     stderr);
 }
 
 bool fail(const std::string& msg) {
   std::fprintf(stderr, "balctl-loadgen: %s\n", msg.c_str());
   return false;
+}
+
+// Whole-string numbers: std::stoull("5x") would quietly read 5.
+std::uint64_t to_u64(const std::string& s) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) {
+    throw std::invalid_argument("not a non-negative integer: " + s);
+  }
+  return std::stoull(s);
+}
+
+double to_double(const std::string& s) {
+  std::size_t used = 0;
+  double v = std::stod(s, &used);
+  if (used != s.size() || !(v >= 0)) {
+    throw std::invalid_argument("not a non-negative number: " + s);
+  }
+  return v;
 }
 
 bool parse(int argc, char** argv, options& o) {
@@ -80,12 +101,12 @@ bool parse(int argc, char** argv, options& o) {
       if (a == "--target") {
         o.target = next();
       } else if (a == "--members") {
-        o.members = std::stoull(next());
+        o.members = to_u64(next());
       } else if (a == "--ids") {
         std::stringstream ss(next());
         std::string part;
         while (std::getline(ss, part, ',')) {
-          o.ids.push_back(std::stoull(part));
+          o.ids.push_back(to_u64(part));
         }
       } else if (a == "--config") {
         o.config_path = next();
@@ -96,21 +117,21 @@ bool parse(int argc, char** argv, options& o) {
       } else if (a == "--key-hex") {
         o.key_hex = next();
       } else if (a == "--rate") {
-        o.rate = std::stod(next());
+        o.rate = to_double(next());
       } else if (a == "--interval-ms") {
-        o.interval_ms = std::stoll(next());
+        o.interval_ms = static_cast<std::int64_t>(to_u64(next()));
       } else if (a == "--duration-s") {
-        o.duration_s = std::stod(next());
+        o.duration_s = to_double(next());
       } else if (a == "--body-every") {
-        o.body_every = std::stoull(next());
+        o.body_every = to_u64(next());
       } else if (a == "--stop-after-s") {
         auto v = next();
         auto colon = v.find(':');
         if (colon == std::string::npos) {
           return fail("--stop-after-s " + v + ": must be ID:SECONDS");
         }
-        o.stop_after_ms[std::stoull(v.substr(0, colon))] =
-          static_cast<std::int64_t>(std::stod(v.substr(colon + 1)) * 1000);
+        o.stop_after_ms[to_u64(v.substr(0, colon))] =
+          static_cast<std::int64_t>(to_double(v.substr(colon + 1)) * 1000);
       } else if (a == "--allow-non-loopback") {
         o.allow_non_loopback = true;
       } else if (a == "--help" || a == "-h") {
@@ -132,6 +153,19 @@ bool parse(int argc, char** argv, options& o) {
   }
   if (o.members == 0 && o.ids.empty() && o.config_path.empty()) {
     return fail("one of --members, --ids, --config is required");
+  }
+  // Conflicting choices are errors, not a silent pick of one of them.
+  if (!o.config_path.empty() && (o.members > 0 || !o.ids.empty())) {
+    return fail("--config takes its members from the file: drop --members/--ids");
+  }
+  if (!o.pool.empty() && o.config_path.empty()) {
+    return fail("--pool needs --config");
+  }
+  if (o.interval_ms > 0 && o.rate >= 0) {
+    return fail("--interval-ms and --rate are alternatives: pass one");
+  }
+  if (!o.derive_seed.empty() && !o.key_hex.empty()) {
+    return fail("--derive-keys and --key-hex are alternatives: pass one");
   }
   return true;
 }
@@ -170,6 +204,9 @@ bool load_members(const options& o, std::vector<sim_member>& out) {
         } else if (!protocol::key_from_hex(m.value("key", std::string()), s.key)) {
           return fail("member " + std::to_string(s.id) + ": bad key in config");
         }
+        if (hostname.empty()) {
+          hostname = "m" + std::to_string(s.id) + ".bench.test";
+        }
         s.body = body_for(hostname);
         out.push_back(std::move(s));
       }
@@ -199,7 +236,8 @@ bool resolve(const std::string& target, bool allow_non_loopback,
   std::string host, port;
   if (!target.empty() && target.front() == '[') {
     auto close = target.find(']');
-    if (close == std::string::npos || close + 2 > target.size()) {
+    if (close == std::string::npos || close + 2 > target.size() ||
+        target[close + 1] != ':') {
       return fail("--target " + target + ": must be HOST:PORT");
     }
     host = target.substr(1, close - 1);
@@ -218,7 +256,12 @@ bool resolve(const std::string& target, bool allow_non_loopback,
   addr = {};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-  int p = std::atoi(port.c_str());
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) == 0 || std::stoi(port) > 65535) {
+    return fail("--target " + target + ": port must be 1-65535");
+  }
+  int p = std::stoi(port);
   if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<std::uint16_t>(p));

@@ -13,9 +13,10 @@ namespace balctl {
 namespace {
 
 // libuv's recvmmsg path hands each datagram a 64 KiB slice of the buffer
-// (UV__UDP_DGRAM_MAXSIZE), so the buffer size sets the batch size.
+// (UV__UDP_DGRAM_MAXSIZE), so the buffer size sets the batch size; it uses
+// at most UV__MMSG_MAXWIDTH (20) slices, so a larger buffer is never read.
 constexpr std::size_t dgram_slice = 64 * 1024;
-constexpr std::size_t batch = 32;
+constexpr std::size_t batch = 20;
 constexpr int rcvbuf_bytes = 8 * 1024 * 1024;
 
 bool split_listen(const std::string& s, std::string& host, int& port) {
@@ -53,6 +54,12 @@ udp_listener::udp_listener(std::string listen, datagram_fn fn)
 udp_listener::~udp_listener() { stop(); }
 
 std::string udp_listener::start() {
+  std::lock_guard<std::mutex> guard(life_mu_);
+  // A second start, or a start after stop(), would leave a loop thread that
+  // nothing stops (stop() is idempotent and would return at once).
+  if (stopping_.load() || loop_ready_) {
+    return "udp listen " + listen_ + ": start() after start() or stop()";
+  }
   std::string host;
   int port = 0;
   if (!split_listen(listen_, host, port)) {
@@ -102,10 +109,21 @@ std::string udp_listener::start() {
   port_ = ntohs(bound.ss_family == AF_INET6
                   ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                   : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  // The kernel caps SO_RCVBUF at net.core.rmem_max (and reports double what
+  // it grants): log what we got, warn when it is less than asked for.
   int want = rcvbuf_bytes;
-  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &want);
+  if ((rc = uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &want)) != 0) {
+    log::warn("udp_rcvbuf_set_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
+  }
   int got = 0;
-  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &got);
+  if ((rc = uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &got)) != 0) {
+    log::warn("udp_rcvbuf_get_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
+  } else if (got < rcvbuf_bytes) {
+    log::warn("udp_rcvbuf_capped", {{"listen", listen_},
+                                    {"wanted_bytes", std::to_string(rcvbuf_bytes)},
+                                    {"rcvbuf_bytes", std::to_string(got)},
+                                    {"hint", "raise net.core.rmem_max"}});
+  }
   buffer_.resize(dgram_slice * batch);
   if ((rc = uv_udp_recv_start(&udp_, on_alloc, on_recv)) != 0) {
     return fail("recv_start", rc);
@@ -119,17 +137,26 @@ std::string udp_listener::start() {
 }
 
 void udp_listener::stop() {
+  // Serialised with start() and with itself: a second, concurrent stop()
+  // returns only once the loop thread has been joined.
+  std::lock_guard<std::mutex> guard(life_mu_);
   if (stopping_.exchange(true)) {
     return;
   }
   if (handles_ready_) {
-    uv_async_send(&stop_async_);
+    int rc = uv_async_send(&stop_async_);
+    if (rc != 0) {
+      log::error("udp_stop_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
+    }
   }
   if (thread_.joinable()) {
     thread_.join();
   }
   if (loop_ready_) {
-    uv_loop_close(&loop_);
+    int rc = uv_loop_close(&loop_);
+    if (rc != 0) {
+      log::error("udp_loop_close_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
+    }
     loop_ready_ = false;
   }
 }
@@ -166,7 +193,8 @@ void udp_listener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
 
 void udp_listener::on_stop(uv_async_t* a) {
   auto* self = static_cast<udp_listener*>(a->data);
-  uv_udp_recv_stop(&self->udp_);
+  // recv_stop cannot fail on a started handle; uv_close stops it anyway.
+  (void)uv_udp_recv_stop(&self->udp_);
   uv_close(reinterpret_cast<uv_handle_t*>(&self->udp_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,7 +37,8 @@ public:
   /// The bound port (after a successful start).
   std::uint16_t bound_port() const { return port_; }
   /// Thread-safe and idempotent: closes every handle, runs the loop dry and
-  /// joins the thread.
+  /// joins the thread. Not from inside the datagram callback (it would join
+  /// its own thread).
   void stop();
   /// Datagrams longer than protocol::max_datagram_size (also passed on).
   std::uint64_t oversized() const { return oversized_.load(); }
@@ -56,6 +58,7 @@ private:
   bool loop_ready_ = false;
   bool handles_ready_ = false;
   std::thread thread_;
+  std::mutex life_mu_; // serialises start() and stop()
   std::atomic<bool> stopping_{false};
   std::vector<char> buffer_; // reused for every batch
   std::uint16_t port_ = 0;

@@ -94,3 +94,20 @@ TEST_CASE("binding a taken port fails with an error naming the address",
   udp_listener bad("nonsense", [](const std::uint8_t*, std::size_t, const sockaddr*) {});
   CHECK(bad.start().find("nonsense") != std::string::npos);
 }
+
+TEST_CASE("concurrent stops both return after the loop thread is gone, and start "
+          "after stop is refused", "[udp][e2e]") {
+  std::atomic<int> got{0};
+  udp_listener l("127.0.0.1:0", [&](const std::uint8_t*, std::size_t, const sockaddr*) {
+    ++got;
+  });
+  REQUIRE(l.start().empty());
+  CHECK_FALSE(l.start().empty()); // already started
+  std::atomic<int> returned{0};
+  std::thread a([&] { l.stop(); ++returned; });
+  std::thread b([&] { l.stop(); ++returned; });
+  a.join();
+  b.join();
+  CHECK(returned == 2);
+  CHECK_FALSE(l.start().empty()); // a stopped listener stays stopped
+}

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <limits>
 
 #include "engine/registry.hpp"
@@ -235,10 +236,39 @@ TEST_CASE("a member heard before its pool is up is reported once the pool is",
   CHECK(f.notes->heard_calls().size() == 1);
 }
 
-TEST_CASE("extreme timestamps are stale, not an overflow", "[ingest][unit]") {
+TEST_CASE("timestamps at the ends of the int64 range are stale, not overflowed",
+          "[ingest][unit]") {
   fixture f;
-  auto lo = f.send(1, {}, std::numeric_limits<std::int64_t>::min());
-  CHECK(lo.reason == reject_reason::stale_timestamp);
-  auto hi = f.send(1, {}, std::numeric_limits<std::int64_t>::max());
-  CHECK(hi.reason == reject_reason::stale_timestamp);
+  auto lo = std::numeric_limits<std::int64_t>::min();
+  auto hi = std::numeric_limits<std::int64_t>::max();
+  CHECK(f.send(1, {}, lo).reason == reject_reason::stale_timestamp);
+  CHECK(f.send(2, {}, hi).reason == reject_reason::stale_timestamp);
+  CHECK(f.send(3, {}, now0 - 30'000).ok); // the window's edges are inside
+  CHECK(f.send(4, {}, now0 + 30'000).ok);
+}
+
+TEST_CASE("last_seen_ms moves only on accept", "[ingest][unit]") {
+  fixture f;
+  REQUIRE(f.send(1, {}, now0, "192.0.2.10", 7, now0).ok);
+  const std::int64_t later = now0 + 5'000;
+  CHECK_FALSE(f.send(1, {}, later, "192.0.2.10", 7, later).ok);           // replayed
+  CHECK_FALSE(f.send(2, {}, later, "198.51.100.1", 7, later).ok);         // source
+  CHECK_FALSE(f.send(2, "not json", later, "192.0.2.10", 7, later).ok);   // body
+  CHECK(f.slot->last_seen_ms == now0);
+  REQUIRE(f.send(2, {}, later, "192.0.2.10", 7, later).ok);
+  CHECK(f.slot->last_seen_ms == later);
+}
+
+TEST_CASE("without a notifier, beats are accepted and heard_pending stays clear",
+          "[ingest][unit]") {
+  fixture f;
+  f.slot->set_notifier(nullptr);
+  f.slot->state = member_state::pending;
+  REQUIRE(f.send(1, body7).ok);
+  REQUIRE(f.send(2).ok);
+  CHECK_FALSE(f.slot->heard_pending);
+  // Once the actor layer attaches, the next beat is reported.
+  f.slot->set_notifier(f.notes);
+  REQUIRE(f.send(3).ok);
+  CHECK(f.notes->heard_calls().size() == 1);
 }
