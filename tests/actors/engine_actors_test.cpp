@@ -61,7 +61,8 @@ struct fixture {
   std::unordered_map<member_id, std::uint64_t> seq;
 
   explicit fixture(std::vector<pool_config> pools,
-                   std::function<void(engine_config&)> tweak = {})
+                   std::function<void(engine_config&)> tweak = {},
+                   std::function<void(store&)> seed = {})
     : sys(testing_config(cfg)),
       sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
     ecfg.pools = std::move(pools);
@@ -70,6 +71,13 @@ struct fixture {
       tweak(ecfg);
     }
     st = open_sqlite_store(":memory:");
+    if (seed) {
+      // State left by an earlier run of the engine.
+      for (const auto& p : ecfg.pools) {
+        st->put_pool(p);
+      }
+      seed(*st);
+    }
     parts = bootstrap(ecfg, *st, clk.now_ms());
     in = std::make_unique<ingest>(*parts.reg, 30'000);
     h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false);
@@ -292,4 +300,22 @@ TEST_CASE("two members reporting cPanel unlock Protection and Managed DNS",
   // Member 2 stops reporting cPanel: the tabs go away again.
   f.beat(2, R"({"hostname":"node2.example.test"})");
   CHECK_FALSE(f.view_of("a").protection);
+}
+
+TEST_CASE("an engine restarted with its active member down fails over at start",
+          "[actors][restart]") {
+  auto seed = [](store& st) {
+    st.save_member_states({{1, member_state::down, 1, 1, 10},
+                           {2, member_state::healthy, 1, 1, 10},
+                           {3, member_state::healthy, 1, 1, 10}});
+    st.set_active_member("a", 1);
+  };
+  fixture f({make_pool("a", {1, 2, 3})}, {}, seed);
+  // No heartbeat and no transition needed: the pool decides on what it
+  // restored.
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 1);
+  CHECK(ex[0].from == 1);
+  CHECK(ex[0].to == 2);
+  CHECK(f.st->active_member("a") == std::optional<member_id>{2});
 }
