@@ -130,7 +130,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, mark_atom, "mark")
   CAF_ADD_ATOM(balctl, balctl, save_atom, "save")
   CAF_ADD_ATOM(balctl, balctl, active_atom, "active")
-  CAF_ADD_ATOM(balctl, balctl, decisions_atom, "decisions")
   // dns executor
   CAF_ADD_ATOM(balctl, balctl, execute_atom, "execute")
 

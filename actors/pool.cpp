@@ -30,16 +30,6 @@ void spawn_member(self_ptr self, const std::shared_ptr<member_runtime>& m) {
   st.members[m->slot->id] = pool_member{a, m.get()};
 }
 
-std::size_t count_cpanel(const pool_runtime& rt) {
-  std::size_t n = 0;
-  for (const auto& m : rt.members) {
-    if (m->status && m->status->cpanel.present) {
-      ++n;
-    }
-  }
-  return n;
-}
-
 void arm(self_ptr self) {
   auto& st = self->state;
   auto next = st.policy->next_deadline_ms();
@@ -172,18 +162,17 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   }
   st.policy = std::make_unique<pool_policy>(st.rt->config.name, st.rt->policy,
                                             order, active);
-  std::size_t population = 0;
   for (const auto& m : st.rt->members) {
     st.policy->restore_state(m->slot->id, m->fsm.state(),
                              m->fsm.state_since_ms());
-    if (m->fsm.state() != member_state::pending) {
-      ++population;
-    }
   }
   st.rt->active = st.policy->active();
-  st.cpanel_members = count_cpanel(*st.rt);
+  st.cpanel_members = 0;
+  for (const auto& m : st.rt->members) {
+    st.cpanel_members += m->status && m->status->cpanel.present ? 1 : 0;
+  }
   self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
-             static_cast<std::uint64_t>(population));
+             static_cast<std::uint64_t>(st.policy->heard_population()));
   // A member that crashes is restarted from its runtime; the pool keeps
   // running. The supervisor going down ends the pool.
   self->set_exception_handler([=](std::exception_ptr& e) {
@@ -245,20 +234,17 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       } else if (!is_silent(t.to) && is_silent(before)) {
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
-      if (before == member_state::pending && t.to != member_state::pending) {
-        std::uint64_t n = 0;
-        for (const auto& m : st.rt->members) {
-          n += m->slot->state.load() != member_state::pending ? 1 : 0;
-        }
-        self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
-                   n);
-      }
+      auto heard_before = st.policy->heard_population();
       auto& slot = *st.members.at(t.member).rt->slot;
       self->send(st.deps.store, save_atom_v,
                  member_state_record{t.member, t.to, t.at_ms,
                                      slot.last_seen_ms.load(),
                                      slot.last_seq.load()});
       act_on_all(self, st.policy->on_member_state(t.member, t.from, t.to, now));
+      if (st.policy->heard_population() != heard_before) {
+        self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
+                   static_cast<std::uint64_t>(st.policy->heard_population()));
+      }
     },
     [=](heard_atom, member_id m) {
       auto i = self->state.members.find(m);
@@ -276,10 +262,13 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       if (!rt.status) {
         rt.status = std::make_unique<member_status>();
       }
+      // Adjust the count by this member's change instead of recounting the
+      // pool on every status body.
+      auto before = compute_features(st.rt->config.preset, st.cpanel_members);
+      st.cpanel_members -= rt.status->cpanel.present ? 1 : 0;
       *rt.status = std::move(s);
       const auto& cur = *rt.status;
-      auto before = compute_features(st.rt->config.preset, st.cpanel_members);
-      st.cpanel_members = count_cpanel(*st.rt);
+      st.cpanel_members += cur.cpanel.present ? 1 : 0;
       auto after = compute_features(st.rt->config.preset, st.cpanel_members);
       log::debug("member_status", {{"pool", st.rt->config.name},
                                    {"member", std::to_string(m)},

@@ -57,16 +57,6 @@ caf::behavior store_actor(caf::event_based_actor* self,
       guarded_void(metrics, "set_active_member",
                    [&] { st->set_active_member(pool, m); });
     },
-    [=](decisions_atom, const std::string& pool,
-        std::uint64_t limit) -> caf::result<std::vector<pool_decision>> {
-      return guarded(metrics, "decisions", [&] {
-        std::vector<pool_decision> out;
-        for (auto& r : st->decisions(pool, limit)) {
-          out.push_back(std::move(r.decision));
-        }
-        return out;
-      });
-    },
   };
 }
 

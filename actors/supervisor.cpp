@@ -43,11 +43,7 @@ void restart_pool(self_ptr self, const std::string& name) {
 
 void update_fleet(self_ptr self) {
   auto& st = self->state;
-  std::size_t total = 0;
-  for (const auto& p : st.population) {
-    total += p.second;
-  }
-  st.fleet->set_population(total);
+  auto total = st.fleet->population();
   auto was = st.fleet->tripped();
   auto now = st.deps.clk->now_ms();
   auto is = st.fleet->update(now);
@@ -145,7 +141,12 @@ caf::behavior supervisor_actor(self_ptr self,
       }
     },
     [=](population_atom, const std::string& pool, std::uint64_t n) {
-      self->state.population[pool] = n;
+      // Kept as a running total: summing every pool on each message would
+      // cost the fleet's pool count per member transition.
+      auto& st = self->state;
+      auto& known = st.population[pool];
+      st.fleet->set_population(st.fleet->population() - known + n);
+      known = n;
       update_fleet(self);
     },
     [=](pool_atom, const std::string& name) -> caf::result<caf::actor> {

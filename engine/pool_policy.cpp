@@ -60,7 +60,7 @@ pool_policy::pool_policy(std::string pool, const pool_params& p,
     members_(std::move(members)),
     guard_(p.mass_silence) {
   for (auto m : members_) {
-    states_.emplace(m, member_state::pending);
+    set_state(m, member_state::pending);
   }
   // A restored active member that is no longer configured cannot receive
   // traffic we are responsible for; start on the primary instead.
@@ -80,7 +80,7 @@ void pool_policy::add_member(member_id m, member_state s) {
   if (states_.count(m) == 0) {
     members_.push_back(m);
   }
-  states_[m] = s;
+  set_state(m, s);
   healthy_since_ms_.erase(m);
   if (is_silent(s)) {
     guard_.on_silent(m, unknown_onset_ms);
@@ -99,6 +99,7 @@ void pool_policy::remove_member(member_id m) {
     return;
   }
   members_.erase(it);
+  set_state(m, member_state::pending); // leaves the population
   states_.erase(m);
   healthy_since_ms_.erase(m);
   guard_.on_heard(m);
@@ -121,7 +122,7 @@ void pool_policy::restore_state(member_id m, member_state s,
   if (states_.count(m) == 0) {
     return;
   }
-  states_[m] = s;
+  set_state(m, s);
   if (s == member_state::healthy) {
     healthy_since_ms_[m] = since_ms;
   } else {
@@ -140,11 +141,13 @@ member_state pool_policy::state_of(member_id m) const {
   return it == states_.end() ? member_state::pending : it->second;
 }
 
-std::size_t pool_policy::heard_population() const {
-  return static_cast<std::size_t>(
-    std::count_if(states_.begin(), states_.end(), [](const auto& entry) {
-      return entry.second != member_state::pending;
-    }));
+void pool_policy::set_state(member_id m, member_state s) {
+  auto [it, inserted] = states_.emplace(m, s);
+  if (!inserted) {
+    heard_ -= it->second != member_state::pending ? 1 : 0;
+    it->second = s;
+  }
+  heard_ += s != member_state::pending ? 1 : 0;
 }
 
 std::vector<pool_decision> pool_policy::on_member_state(member_id m,
@@ -159,7 +162,7 @@ std::vector<pool_decision> pool_policy::on_member_state(member_id m,
   // member saw, and the two only differ after a restore race.
   const member_state before = it->second;
   (void) from;
-  it->second = to;
+  set_state(m, to);
 
   if (to == member_state::healthy) {
     if (before != member_state::healthy) {

@@ -119,13 +119,17 @@ public:
   member_state state_of(member_id m) const;
   const std::vector<member_id>& members() const { return members_; }
   const silence_guard& guard() const { return guard_; }
+  /// Members heard at least once (not pending): the guard's population.
+  std::size_t heard_population() const { return heard_; }
 
 private:
   enum class hold_kind { none, no_standby, mass_silence, fleet_silence };
 
   std::vector<pool_decision> evaluate(std::int64_t now_ms);
   std::optional<member_id> pick_standby() const;
-  std::size_t heard_population() const;
+  // Every write to states_ goes through here, so heard_ stays exact without
+  // a scan of the pool on each transition.
+  void set_state(member_id m, member_state s);
   pool_decision make(decision_kind k, member_id to, std::string reason,
                      std::int64_t now_ms) const;
 
@@ -133,6 +137,7 @@ private:
   pool_params params_;
   std::vector<member_id> members_;
   std::unordered_map<member_id, member_state> states_;
+  std::size_t heard_ = 0;
   std::unordered_map<member_id, std::int64_t> healthy_since_ms_;
   member_id active_ = 0;
   silence_guard guard_;
