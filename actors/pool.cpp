@@ -235,11 +235,11 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
       auto heard_before = st.policy->heard_population();
-      auto& slot = *st.members.at(t.member).rt->slot;
-      self->send(st.deps.store, save_atom_v,
-                 member_state_record{t.member, t.to, t.at_ms,
-                                     slot.last_seen_ms.load(),
-                                     slot.last_seq.load()});
+      // Member states reach the store through the supervisor's periodic
+      // checkpoint (and the one at shutdown), in one transaction each; a
+      // write per transition would queue a million single-row transactions
+      // behind the decisions when a fleet starts. Restart grace covers the
+      // states newer than the last checkpoint.
       act_on_all(self, st.policy->on_member_state(t.member, t.from, t.to, now));
       if (st.policy->heard_population() != heard_before) {
         self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,

@@ -45,10 +45,6 @@ caf::behavior store_actor(caf::event_based_actor* self,
       guarded_void(metrics, "mark_decision",
                    [&] { st->mark_decision(id, status); });
     },
-    [=](save_atom, const member_state_record& r) {
-      guarded_void(metrics, "save_member_state",
-                   [&] { st->save_member_state(r); });
-    },
     [=](save_atom, const std::vector<member_state_record>& rs) {
       guarded_void(metrics, "save_member_states",
                    [&] { st->save_member_states(rs); });
