@@ -1,12 +1,22 @@
 #pragma once
 
-// Member actor: a thin wrapper around member_fsm. It owns one lazy deadline
-// timer (DESIGN.md principle 1): ingest never messages it for a steady-state
-// heartbeat; the timer fires at the next deadline, reads last_seen from the
-// member's slot and either re-arms for the remainder or reports a transition
-// to its pool. When ingest hears a member that is not healthy, the pool
-// forwards a heard_atom so recovery is noticed at once.
+// Member actor: a thin wrapper around member_fsm. Ingest never messages it
+// for a steady-state heartbeat (DESIGN.md principle 1). It evaluates its
+// state machine when its pool wakes it, for a deadline or because ingest
+// heard the member while it was not healthy, and reports the transition it
+// took and its next deadline to the pool.
+//
+// The member's lazy timer lives in its pool (engine/deadline_queue), not in
+// CAF's clock: a CAF timer costs about 250 bytes a member, and the pool
+// re-arms a healthy member that was heard meanwhile without waking it, so
+// the steady state costs no message at all.
+//
+// The actor keeps nothing outside its state: no monitor on the pool, no
+// attached functor (each about 40 bytes a member). The pool stops its
+// members when it ends, and the state's destructor keeps the pool's live
+// member count.
 
+#include <atomic>
 #include <memory>
 
 #include "actors/messages.hpp"
@@ -16,12 +26,29 @@
 
 namespace balctl {
 
+/// Counts a member actor in pool_runtime::live_members for as long as the
+/// actor's state lives (CAF destroys it when the actor terminates, for any
+/// reason).
+class live_member_token {
+public:
+  live_member_token() = default;
+  live_member_token(const live_member_token&) = delete;
+  live_member_token& operator=(const live_member_token&) = delete;
+  ~live_member_token();
+  /// Counts the actor in *live until the token is destroyed; once.
+  void hold(std::atomic<int>* live);
+
+private:
+  std::atomic<int>* live_ = nullptr;
+};
+
 struct member_actor_state {
   std::shared_ptr<member_runtime> rt;
+  std::shared_ptr<pool_runtime> pool_rt; // the pool's settings and name
   caf::actor pool;
   const clock* clk = nullptr;
   engine_metrics* metrics = nullptr;
-  std::int64_t armed_ms = 0; // deadline of the pending timer, 0 = none
+  live_member_token live; // last: released before pool_rt
   static inline const char* name = "member";
 };
 

@@ -37,11 +37,18 @@ struct pool_view {
   std::vector<member_view> members;
 };
 
-struct member_transition_msg {
+/// What a member actor tells its pool after every evaluation: the
+/// transition it took, if any, and when it must be evaluated next. The pool
+/// holds every member's timer (engine/deadline_queue), so a member that
+/// reports no next deadline is only woken again by a heartbeat.
+struct member_report_msg {
   member_id member = 0;
+  bool transitioned = false;
   member_state from = member_state::pending;
   member_state to = member_state::pending;
   std::int64_t at_ms = 0;
+  bool has_next = false;
+  std::int64_t next_ms = 0;
 };
 
 // -- inspect overloads (CAF 0.17 needs them for every message type) ---------
@@ -91,9 +98,9 @@ typename Inspector::result_type inspect(Inspector& f, pool_view& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, member_transition_msg& x) {
-  return f(caf::meta::type_name("member_transition_msg"), x.member, x.from,
-           x.to, x.at_ms);
+typename Inspector::result_type inspect(Inspector& f, member_report_msg& x) {
+  return f(caf::meta::type_name("member_report_msg"), x.member, x.transitioned,
+           x.from, x.to, x.at_ms, x.has_next, x.next_ms);
 }
 
 } // namespace balctl
@@ -107,7 +114,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (balctl::member_view))
   CAF_ADD_TYPE_ID(balctl, (balctl::pool_view))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_view>))
-  CAF_ADD_TYPE_ID(balctl, (balctl::member_transition_msg))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_report_msg))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_decision>))
 
   // member actor
@@ -115,7 +122,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, status_atom, "status")
   CAF_ADD_ATOM(balctl, balctl, deadline_atom, "deadline")
   // pool actor
-  CAF_ADD_ATOM(balctl, balctl, transition_atom, "transit")
+  CAF_ADD_ATOM(balctl, balctl, report_atom, "report")
   CAF_ADD_ATOM(balctl, balctl, fleet_hold_atom, "fleethold")
   CAF_ADD_ATOM(balctl, balctl, failback_atom, "failback")
   CAF_ADD_ATOM(balctl, balctl, crash_atom, "crash")

@@ -20,19 +20,25 @@ bool is_silent(member_state s) {
   return s == member_state::suspect || s == member_state::down;
 }
 
-void spawn_member(self_ptr self, const std::shared_ptr<member_runtime>& m) {
+void spawn_member(self_ptr self, std::size_t pos) {
   auto& st = self->state;
-  // Monitored both ways rather than linked (see supervisor.cpp): the pool
-  // restarts a member that died; a member quits when its pool is gone.
-  auto a = self->spawn(member_actor, m, caf::actor{self}, st.deps.clk,
-                       st.deps.metrics, st.rt);
+  // Monitored rather than linked (see supervisor.cpp): the pool restarts a
+  // member that died. A member does not watch its pool: the pool's exit
+  // hook stops its members, one attachable per pool instead of per member.
+  auto a = self->spawn(member_actor, st.rt->members[pos], caf::actor{self},
+                       st.deps.clk, st.deps.metrics, st.rt);
   self->monitor(a);
-  st.members[m->slot->id] = pool_member{a, m.get()};
+  (*st.actors)[pos] = std::move(a);
 }
 
+// Arms the pool's one CAF timer at the earliest of the policy's deadline
+// and the members' deadlines, unless an earlier one is already pending.
 void arm(self_ptr self) {
   auto& st = self->state;
   auto next = st.policy->next_deadline_ms();
+  if (auto m = st.deadlines.next_ms(); m && (!next || *m < *next)) {
+    next = m;
+  }
   if (!next || (st.armed_ms != 0 && st.armed_ms <= *next)) {
     return;
   }
@@ -99,6 +105,32 @@ void act_on(self_ptr self, pool_decision d) {
       });
 }
 
+// Takes the members whose deadline has come. A healthy member heard since
+// its timer was armed cannot have changed state (member_fsm::
+// healthy_until_ms): re-armed here for the remainder, no message. Any other
+// member's actor is woken to evaluate; its report re-arms it.
+void wake_due_members(self_ptr self, std::int64_t now_ms) {
+  auto& st = self->state;
+  st.due.clear();
+  st.deadlines.pop_due(now_ms, st.due);
+  const auto& params = *st.rt->detection;
+  for (auto pos : st.due) {
+    const auto& slot = *st.rt->members[pos]->slot;
+    if (slot.state.load(std::memory_order_acquire) == member_state::healthy) {
+      auto last_seen = slot.last_seen_ms.load(std::memory_order_acquire);
+      auto until = member_fsm::healthy_until_ms(params, last_seen);
+      if (last_seen != 0 && until > now_ms) {
+        st.deadlines.arm(pos, until);
+        st.deps.metrics->deadlines_rearmed.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    st.deps.metrics->member_wakes.fetch_add(1, std::memory_order_relaxed);
+    self->send((*st.actors)[pos], deadline_atom_v);
+  }
+  st.due.clear();
+}
+
 void act_on_all(self_ptr self, std::vector<pool_decision> ds) {
   for (auto& d : ds) {
     act_on(self, std::move(d));
@@ -151,11 +183,21 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   st.deps = std::move(deps);
   auto* metrics = st.deps.metrics;
   metrics->live_pools.fetch_add(1);
-  self->attach_functor([metrics] { metrics->live_pools.fetch_sub(1); });
+  st.actors = std::make_shared<std::vector<caf::actor>>(st.rt->members.size());
+  // Runs when the pool ends, for any reason, after its state is gone: its
+  // members end with it (the supervisor restarts the lot from the runtime).
+  self->attach_functor([metrics, actors = st.actors] {
+    metrics->live_pools.fetch_sub(1);
+    for (const auto& a : *actors) {
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+  });
   std::vector<member_id> order;
   for (const auto& m : st.rt->members) {
     order.push_back(m->slot->id);
   }
+  st.index = member_index(order);
+  st.deadlines.resize(order.size());
   std::optional<member_id> active;
   if (st.rt->active != 0) {
     active = st.rt->active;
@@ -187,32 +229,28 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
     }
     // A linear search: crashes are rare, and a map from address to member
     // would cost every member memory all the time.
-    auto i = std::find_if(st.members.begin(), st.members.end(),
-                          [&](const auto& kv) {
-                            return kv.second.actor.address() == msg.source;
-                          });
-    if (i == st.members.end()) {
+    auto& actors = *st.actors;
+    auto i = std::find_if(actors.begin(), actors.end(), [&](const auto& a) {
+      return a.address() == msg.source;
+    });
+    if (i == actors.end()) {
       return; // a member already replaced
     }
-    auto id = i->first;
-    st.members.erase(i);
+    auto pos = static_cast<std::size_t>(i - actors.begin());
+    auto id = st.rt->members[pos]->slot->id;
     st.deps.metrics->actor_restarts.fetch_add(1);
     log::error("actor_crashed", {{"kind", "member"},
                                  {"pool", st.rt->config.name},
                                  {"member", std::to_string(id)},
                                  {"reason", self->system().render(msg.reason)},
                                  {"action", "restarted from last state"}});
-    for (const auto& m : st.rt->members) {
-      if (m->slot->id == id) {
-        spawn_member(self, m);
-        break;
-      }
-    }
+    // The new actor evaluates at once and reports its deadline.
+    spawn_member(self, pos);
   });
   auto notifier = std::make_shared<actor_notifier>(caf::actor{self});
-  for (const auto& m : st.rt->members) {
-    m->slot->set_notifier(notifier);
-    spawn_member(self, m);
+  for (std::size_t pos = 0; pos < st.rt->members.size(); ++pos) {
+    st.rt->members[pos]->slot->set_notifier(notifier);
+    spawn_member(self, pos);
   }
   log::info("pool_started", {{"pool", st.rt->config.name},
                              {"members", std::to_string(st.rt->members.size())},
@@ -221,8 +259,19 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   // already down is failed over now, not at the next transition.
   act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
   return {
-    [=](transition_atom, const member_transition_msg& t) {
+    [=](report_atom, const member_report_msg& t) {
       auto& st = self->state;
+      auto pos = st.index.find(t.member);
+      if (!pos) {
+        return;
+      }
+      if (t.has_next) {
+        st.deadlines.arm(*pos, t.next_ms);
+      }
+      if (!t.transitioned) {
+        arm(self);
+        return;
+      }
       auto now = st.deps.clk->now_ms();
       // The pool's own record of the member, not t.from: a transition lost
       // with a crashed actor must not leave the fleet guard out of step.
@@ -247,18 +296,18 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       }
     },
     [=](heard_atom, member_id m) {
-      auto i = self->state.members.find(m);
-      if (i != self->state.members.end()) {
-        self->send(i->second.actor, heard_atom_v);
+      auto& st = self->state;
+      if (auto pos = st.index.find(m)) {
+        self->send((*st.actors)[*pos], heard_atom_v);
       }
     },
     [=](status_atom, member_id m, member_status& s) {
       auto& st = self->state;
-      auto i = st.members.find(m);
-      if (i == st.members.end()) {
+      auto pos = st.index.find(m);
+      if (!pos) {
         return;
       }
-      auto& rt = *i->second.rt;
+      auto& rt = *st.rt->members[*pos];
       if (!rt.status) {
         rt.status = std::make_unique<member_status>();
       }
@@ -293,7 +342,14 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         return;
       }
       st.armed_ms = 0;
-      act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
+      auto now = st.deps.clk->now_ms();
+      wake_due_members(self, now);
+      auto policy_next = st.policy->next_deadline_ms();
+      if (policy_next && *policy_next <= now) {
+        act_on_all(self, st.policy->on_tick(now));
+      } else {
+        arm(self);
+      }
     },
     [=](failback_atom) -> std::string {
       auto& st = self->state;

@@ -6,12 +6,20 @@
 // Members are monitored by their pool: a crashed member is restarted here from
 // its runtime; a crashed pool takes its members down and the supervisor
 // restarts the lot from the pool's runtime.
+//
+// The pool also holds its members' lazy deadline timers (engine/
+// deadline_queue) behind one CAF timer of its own. When a member's deadline
+// comes and the member is healthy and was heard since, the pool re-arms it
+// for the remainder itself; otherwise it wakes the member actor, which
+// evaluates and reports its next deadline back.
 
 #include <memory>
-#include <unordered_map>
+#include <vector>
 
 #include "actors/messages.hpp"
 #include "engine/clock.hpp"
+#include "engine/deadline_queue.hpp"
+#include "engine/member_index.hpp"
 #include "engine/metrics.hpp"
 #include "engine/runtime.hpp"
 
@@ -25,18 +33,18 @@ struct pool_deps {
   engine_metrics* metrics = nullptr;
 };
 
-struct pool_member {
-  caf::actor actor;
-  member_runtime* rt = nullptr; // owned by the pool_runtime
-};
-
 struct pool_actor_state {
   std::shared_ptr<pool_runtime> rt;
   pool_deps deps;
   std::unique_ptr<pool_policy> policy;
-  std::unordered_map<member_id, pool_member> members;
+  // Member actors in the runtime's order, shared with the exit hook that
+  // stops them when the pool ends (the state is gone by then).
+  std::shared_ptr<std::vector<caf::actor>> actors;
+  member_index index;       // member id → position in rt->members
+  deadline_queue deadlines; // the members' timers, by position
+  std::vector<deadline_queue::position> due; // scratch for pop_due
   std::size_t cpanel_members = 0;
-  std::int64_t armed_ms = 0;
+  std::int64_t armed_ms = 0; // the pool's one CAF timer, 0 = none
   static inline const char* name = "pool";
 };
 

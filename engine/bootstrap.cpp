@@ -18,7 +18,8 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
     st.put_pool(pc);
     auto rt = std::make_shared<pool_runtime>();
     rt->config = pc;
-    rt->detection = make_detection_params(cfg, pc);
+    rt->detection =
+      std::make_shared<const detection_params>(make_detection_params(cfg, pc));
     rt->policy = make_pool_params(cfg, pc);
     if (auto a = st.active_member(pc.name)) {
       rt->active = *a;
@@ -30,7 +31,6 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
     for (const auto& mc : pc.members) {
       auto slot = std::make_shared<member_slot>();
       slot->id = mc.id;
-      slot->pool = pc.name;
       slot->hostname = mc.hostname;
       slot->key = mc.key;
       for (const auto& ip : mc.allowed_ips) {

@@ -48,7 +48,14 @@ std::int64_t stable_at_ms(const std::vector<std::int64_t>& downs_ms,
 
 member_fsm::member_fsm(const detection_params& p, member_state initial,
                        std::int64_t state_since_ms, std::int64_t grace_until_ms)
-  : params_(p),
+  : member_fsm(std::make_shared<const detection_params>(p), initial,
+               state_since_ms, grace_until_ms) {
+}
+
+member_fsm::member_fsm(std::shared_ptr<const detection_params> p,
+                       member_state initial, std::int64_t state_since_ms,
+                       std::int64_t grace_until_ms)
+  : params_(std::move(p)),
     state_(initial),
     since_ms_(state_since_ms),
     grace_until_ms_(grace_until_ms) {
@@ -57,24 +64,24 @@ member_fsm::member_fsm(const detection_params& p, member_state initial,
 bool member_fsm::damped(std::int64_t now_ms) const {
   // A threshold of zero or less disables damping rather than damping every
   // member forever.
-  if (params_.flap_threshold <= 0) {
+  if (params_->flap_threshold <= 0) {
     return false;
   }
   const auto recent = std::count_if(
     downs_ms_.begin(), downs_ms_.end(), [&](std::int64_t d) {
-      return d >= now_ms - params_.flap_window_ms && d <= now_ms;
+      return d >= now_ms - params_->flap_window_ms && d <= now_ms;
     });
-  return recent >= params_.flap_threshold;
+  return recent >= params_->flap_threshold;
 }
 
 std::int64_t member_fsm::required_stable_ms(std::int64_t now_ms) const {
-  return damped(now_ms) ? params_.flap_hold_ms : params_.recovery_stable_ms;
+  return damped(now_ms) ? params_->flap_hold_ms : params_->recovery_stable_ms;
 }
 
 member_state member_fsm::step(std::int64_t last_seen_ms,
                               std::int64_t now_ms) const {
   const std::int64_t silence = silence_ms(last_seen_ms, now_ms);
-  const bool heard = silence < params_.suspect_after_ms;
+  const bool heard = silence < params_->suspect_after_ms;
   switch (state_) {
     case member_state::pending:
       // Pending never times out: a member that was never heard from has
@@ -92,7 +99,7 @@ member_state member_fsm::step(std::int64_t last_seen_ms,
       // Restart grace: after an engine restart nobody heard the members for
       // a while, which says nothing about them; hold at suspect until the
       // grace ends.
-      if (silence >= params_.failover_delay_ms && now_ms >= grace_until_ms_) {
+      if (silence >= params_->failover_delay_ms && now_ms >= grace_until_ms_) {
         return member_state::down;
       }
       if (heard) {
@@ -134,13 +141,13 @@ member_fsm::evaluate(std::int64_t last_seen_ms, std::int64_t now_ms) {
     }
     state_ = next;
     since_ms_ = now_ms;
-    if (next == member_state::down && params_.flap_threshold > 0) {
+    if (next == member_state::down && params_->flap_threshold > 0) {
       downs_ms_.push_back(now_ms);
-      while (downs_ms_.size() > static_cast<std::size_t>(params_.flap_threshold)) {
+      while (downs_ms_.size() > static_cast<std::size_t>(params_->flap_threshold)) {
         downs_ms_.erase(downs_ms_.begin());
       }
       while (!downs_ms_.empty() &&
-             downs_ms_.front() < now_ms - params_.flap_window_ms) {
+             downs_ms_.front() < now_ms - params_->flap_window_ms) {
         downs_ms_.erase(downs_ms_.begin());
       }
     }
@@ -164,19 +171,19 @@ member_fsm::next_deadline_ms(std::int64_t last_seen_ms) const {
       if (never_heard) {
         return since_ms_;
       }
-      return last_seen_ms + params_.suspect_after_ms;
+      return healthy_until_ms(*params_, last_seen_ms);
     case member_state::suspect:
       if (never_heard) {
         return std::max(since_ms_, grace_until_ms_);
       }
-      return std::max(last_seen_ms + params_.failover_delay_ms,
+      return std::max(last_seen_ms + params_->failover_delay_ms,
                       grace_until_ms_);
     case member_state::recovering:
       if (never_heard) {
         return since_ms_;
       }
-      return std::min(last_seen_ms + params_.suspect_after_ms,
-                      stable_at_ms(downs_ms_, params_, since_ms_));
+      return std::min(last_seen_ms + params_->suspect_after_ms,
+                      stable_at_ms(downs_ms_, *params_, since_ms_));
   }
   return std::nullopt;
 }

@@ -25,6 +25,7 @@
 // principle 4): it stays suspect until then.
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 #include <optional>
 
@@ -54,6 +55,10 @@ class member_fsm {
 public:
   member_fsm(const detection_params& p, member_state initial,
              std::int64_t state_since_ms, std::int64_t grace_until_ms = 0);
+  /// Shares the pool's parameters: every member of a pool has the same, and
+  /// a node holds a million of these (16 bytes instead of 56).
+  member_fsm(std::shared_ptr<const detection_params> p, member_state initial,
+             std::int64_t state_since_ms, std::int64_t grace_until_ms = 0);
 
   /// Re-evaluates the state given the last accepted heartbeat time
   /// (0 = never heard). Returns the transition taken, if any. Call it on
@@ -76,20 +81,30 @@ public:
   /// lapses). The actor arms one timer here and re-arms after each evaluate.
   std::optional<std::int64_t> next_deadline_ms(std::int64_t last_seen_ms) const;
 
+  /// next_deadline_ms() of a healthy member: before this time no evaluate
+  /// can change its state. Lets the pool re-arm the timer of a healthy
+  /// member that was heard meanwhile without waking its actor.
+  static std::int64_t healthy_until_ms(const detection_params& p,
+                                       std::int64_t last_seen_ms) {
+    return last_seen_ms + p.suspect_after_ms;
+  }
+
   member_state state() const { return state_; }
   std::int64_t state_since_ms() const { return since_ms_; }
   /// True while the member has flapped past the threshold: at least
   /// flap_threshold downs within [now - flap_window_ms, now]. A threshold
   /// <= 0 disables damping.
   bool damped(std::int64_t now_ms) const;
-  void set_params(const detection_params& p) { params_ = p; }
-  const detection_params& params() const { return params_; }
+  void set_params(std::shared_ptr<const detection_params> p) {
+    params_ = std::move(p);
+  }
+  const detection_params& params() const { return *params_; }
 
 private:
   member_state step(std::int64_t last_seen_ms, std::int64_t now_ms) const;
   std::int64_t required_stable_ms(std::int64_t now_ms) const;
 
-  detection_params params_;
+  std::shared_ptr<const detection_params> params_;
   member_state state_;
   std::int64_t since_ms_;
   std::int64_t grace_until_ms_;

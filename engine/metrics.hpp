@@ -18,6 +18,11 @@ public:
   std::atomic<std::uint64_t> holds{0};
   std::atomic<std::uint64_t> actor_restarts{0};
   std::atomic<std::uint64_t> store_errors{0};
+  // Member deadlines the pools handled: re-armed in place for a healthy
+  // member heard meanwhile, or woke the member actor to evaluate. In the
+  // steady state only the first grows.
+  std::atomic<std::uint64_t> deadlines_rearmed{0};
+  std::atomic<std::uint64_t> member_wakes{0};
   std::atomic<int> live_pools{0}; // pool actors running (shutdown waits on it)
 
   /// How late a down transition was after its deadline (last_seen + delay).

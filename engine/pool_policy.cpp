@@ -58,13 +58,12 @@ pool_policy::pool_policy(std::string pool, const pool_params& p,
   : pool_(std::move(pool)),
     params_(p),
     members_(std::move(members)),
+    entries_(members_.size()),
+    index_(members_),
     guard_(p.mass_silence) {
-  for (auto m : members_) {
-    set_state(m, member_state::pending);
-  }
   // A restored active member that is no longer configured cannot receive
   // traffic we are responsible for; start on the primary instead.
-  if (active && states_.count(*active) > 0) {
+  if (active && index_.contains(*active)) {
     active_ = *active;
   } else {
     active_ = primary();
@@ -76,12 +75,24 @@ void pool_policy::set_params(const pool_params& p) {
   guard_.set_params(p.mass_silence);
 }
 
+pool_policy::member_entry* pool_policy::entry(member_id m) {
+  auto pos = index_.find(m);
+  return pos ? &entries_[*pos] : nullptr;
+}
+
+const pool_policy::member_entry* pool_policy::entry(member_id m) const {
+  auto pos = index_.find(m);
+  return pos ? &entries_[*pos] : nullptr;
+}
+
 void pool_policy::add_member(member_id m, member_state s) {
-  if (states_.count(m) == 0) {
+  if (!index_.contains(m)) {
     members_.push_back(m);
+    entries_.emplace_back();
+    index_.insert(m, static_cast<member_index::position>(members_.size() - 1));
   }
   set_state(m, s);
-  healthy_since_ms_.erase(m);
+  entry(m)->healthy_since_ms = not_healthy;
   if (is_silent(s)) {
     guard_.on_silent(m, unknown_onset_ms);
   } else {
@@ -94,14 +105,13 @@ void pool_policy::add_member(member_id m, member_state s) {
 }
 
 void pool_policy::remove_member(member_id m) {
-  auto it = std::find(members_.begin(), members_.end(), m);
-  if (it == members_.end()) {
+  if (!index_.contains(m)) {
     return;
   }
-  members_.erase(it);
   set_state(m, member_state::pending); // leaves the population
-  states_.erase(m);
-  healthy_since_ms_.erase(m);
+  auto pos = *index_.erase_and_shift(m);
+  members_.erase(members_.begin() + pos);
+  entries_.erase(entries_.begin() + pos);
   guard_.on_heard(m);
   guard_.set_population(heard_population());
   if (m == active_) {
@@ -119,15 +129,12 @@ void pool_policy::remove_member(member_id m) {
 
 void pool_policy::restore_state(member_id m, member_state s,
                                 std::int64_t since_ms) {
-  if (states_.count(m) == 0) {
+  auto* e = entry(m);
+  if (e == nullptr) {
     return;
   }
   set_state(m, s);
-  if (s == member_state::healthy) {
-    healthy_since_ms_[m] = since_ms;
-  } else {
-    healthy_since_ms_.erase(m);
-  }
+  e->healthy_since_ms = s == member_state::healthy ? since_ms : not_healthy;
   if (is_silent(s)) {
     guard_.on_silent(m, since_ms);
   } else {
@@ -137,16 +144,17 @@ void pool_policy::restore_state(member_id m, member_state s,
 }
 
 member_state pool_policy::state_of(member_id m) const {
-  auto it = states_.find(m);
-  return it == states_.end() ? member_state::pending : it->second;
+  auto* e = entry(m);
+  return e == nullptr ? member_state::pending : e->state;
 }
 
 void pool_policy::set_state(member_id m, member_state s) {
-  auto [it, inserted] = states_.emplace(m, s);
-  if (!inserted) {
-    heard_ -= it->second != member_state::pending ? 1 : 0;
-    it->second = s;
+  auto* e = entry(m);
+  if (e == nullptr) {
+    return;
   }
+  heard_ -= e->state != member_state::pending ? 1 : 0;
+  e->state = s;
   heard_ += s != member_state::pending ? 1 : 0;
 }
 
@@ -154,24 +162,24 @@ std::vector<pool_decision> pool_policy::on_member_state(member_id m,
                                                         member_state from,
                                                         member_state to,
                                                         std::int64_t now_ms) {
-  auto it = states_.find(m);
-  if (it == states_.end()) {
+  auto* e = entry(m);
+  if (e == nullptr) {
     return {};
   }
   // The recorded state is the truth for bookkeeping; `from` is what the
   // member saw, and the two only differ after a restore race.
-  const member_state before = it->second;
+  const member_state before = e->state;
   (void) from;
   set_state(m, to);
 
   if (to == member_state::healthy) {
     if (before != member_state::healthy) {
-      healthy_since_ms_[m] = now_ms;
+      e->healthy_since_ms = now_ms;
     }
   } else {
     // Any step away from healthy restarts the fail-back clock: a primary
     // that flaps has not been stable.
-    healthy_since_ms_.erase(m);
+    e->healthy_since_ms = not_healthy;
   }
 
   if (is_silent(to)) {
@@ -249,11 +257,11 @@ std::optional<std::int64_t> pool_policy::next_deadline_ms() const {
   if (hold_ != hold_kind::none || fleet_hold_ || guard_.tripped()) {
     return std::nullopt;
   }
-  auto it = healthy_since_ms_.find(p);
-  if (it == healthy_since_ms_.end()) {
+  const auto* e = entry(p);
+  if (e == nullptr || e->healthy_since_ms == not_healthy) {
     return std::nullopt;
   }
-  return it->second + params_.failback_stable_ms;
+  return e->healthy_since_ms + params_.failback_stable_ms;
 }
 
 std::optional<member_id> pool_policy::pick_standby() const {
@@ -354,13 +362,12 @@ std::vector<pool_decision> pool_policy::evaluate(std::int64_t now_ms) {
   if (params_.failback == failback_policy::automatic && p != 0 &&
       active_ != p && state_of(p) == member_state::healthy && !fleet_hold_ &&
       !mass_silence) {
-    auto it = healthy_since_ms_.find(p);
-    if (it != healthy_since_ms_.end() &&
-        now_ms - it->second >= params_.failback_stable_ms) {
+    const auto since = entry(p)->healthy_since_ms;
+    if (since != not_healthy && now_ms - since >= params_.failback_stable_ms) {
       out.push_back(make(decision_kind::failback, p,
                          "primary " + describe(p, member_state::healthy) +
                            " has been healthy for " +
-                           std::to_string(now_ms - it->second) +
+                           std::to_string(now_ms - since) +
                            " ms (fail-back after " +
                            std::to_string(params_.failback_stable_ms) +
                            " ms); failing back from " +

@@ -29,9 +29,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "engine/member_index.hpp"
 #include "engine/silence_guard.hpp"
 #include "engine/types.hpp"
 
@@ -133,12 +133,23 @@ private:
   pool_decision make(decision_kind k, member_id to, std::string reason,
                      std::int64_t now_ms) const;
 
+  // What the policy keeps of one member, parallel to members_. A pool can
+  // hold a large share of a node's million members: 16 bytes here and 16 in
+  // index_, where two hash maps cost about 100.
+  struct member_entry {
+    member_state state = member_state::pending;
+    std::int64_t healthy_since_ms = not_healthy; // fail-back clock
+  };
+  static constexpr std::int64_t not_healthy = INT64_MIN;
+  member_entry* entry(member_id m);
+  const member_entry* entry(member_id m) const;
+
   std::string pool_;
   pool_params params_;
   std::vector<member_id> members_;
-  std::unordered_map<member_id, member_state> states_;
+  std::vector<member_entry> entries_;
+  member_index index_;
   std::size_t heard_ = 0;
-  std::unordered_map<member_id, std::int64_t> healthy_since_ms_;
   member_id active_ = 0;
   silence_guard guard_;
   bool fleet_hold_ = false;

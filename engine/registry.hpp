@@ -52,7 +52,6 @@ public:
 struct member_slot {
   // Immutable after add().
   member_id id = 0;
-  std::string pool;
   std::string hostname;
   protocol::key key{};
   std::vector<ip_address> allowed_ips; // empty = any source

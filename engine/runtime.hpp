@@ -35,7 +35,8 @@ struct pool_runtime {
   // The pool's settings. config.members is emptied after start-up: each
   // member's facts live in its slot and runtime, not twice.
   pool_config config;
-  detection_params detection;
+  // Shared by every member_fsm of the pool.
+  std::shared_ptr<const detection_params> detection;
   pool_params policy;
   member_id active = 0; // 0 until decided: the primary
   // Member actors alive for this pool. After a pool crash the supervisor

@@ -237,11 +237,12 @@ TEST_CASE("a killed member actor is restarted by its pool with its state",
   fixture f({make_pool("a", {1, 2})});
   f.run_for(3000, {1, 2});
   auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
-  auto old_member = ps.members.at(2).actor;
+  auto pos = *ps.index.find(2);
+  auto old_member = (*ps.actors)[pos];
   caf::anon_send_exit(old_member, caf::exit_reason::kill);
   f.sched.run();
   auto& ps2 = f.peek<pool_actor_state>(f.pool_actor_of("a"));
-  CHECK(ps2.members.at(2).actor != old_member);
+  CHECK((*ps2.actors)[pos] != old_member);
   CHECK(f.metrics.actor_restarts.load() == 1);
   CHECK(f.state_of(2) == member_state::healthy);
   f.run_for(11'000, {1});
@@ -318,4 +319,58 @@ TEST_CASE("an engine restarted with its active member down fails over at start",
   CHECK(ex[0].from == 1);
   CHECK(ex[0].to == 2);
   CHECK(f.st->active_member("a") == std::optional<member_id>{2});
+}
+
+TEST_CASE("healthy members heartbeating are re-armed by their pool without "
+          "waking their actors",
+          "[actors][timers]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  f.run_for(3000, {1, 2, 3});
+  REQUIRE(f.state_of(3) == member_state::healthy);
+  auto wakes = f.metrics.member_wakes.load();
+  // Ten failover delays of steady heartbeats: every deadline that comes is
+  // re-armed in place (suspect_after is 5 s, so each member's timer comes
+  // due about every 5 s), none wakes a member actor.
+  f.run_for(100'000, {1, 2, 3});
+  CHECK(f.metrics.member_wakes.load() == wakes);
+  CHECK(f.metrics.deadlines_rearmed.load() >= 3 * 15);
+  auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
+  CHECK(ps.deadlines.live() == 3); // one timer per member, never more
+  CHECK(ps.deadlines.heap_size() <= 3 + 64);
+  // A member that stops is still woken at its deadline and declared down.
+  f.run_for(11'000, {1, 2});
+  CHECK(f.state_of(3) == member_state::down);
+  CHECK(f.metrics.member_wakes.load() > wakes);
+}
+
+TEST_CASE("a down member has no timer; its first heartbeat wakes it through "
+          "the pool",
+          "[actors][timers]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  f.run_for(3000, {1, 2, 3});
+  f.run_for(11'000, {1, 2});
+  REQUIRE(f.state_of(3) == member_state::down);
+  auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
+  CHECK_FALSE(ps.deadlines.armed_ms(*ps.index.find(3)));
+  f.beat(3);
+  CHECK(f.state_of(3) == member_state::recovering);
+  CHECK(ps.deadlines.armed_ms(*ps.index.find(3)));
+}
+
+TEST_CASE("members of a pool that ends are stopped with it",
+          "[actors][supervision]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  f.run_for(1000, {1, 2, 3});
+  REQUIRE(f.parts.pools[0]->live_members.load() == 3);
+  auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
+  auto members = *ps.actors;
+  // The supervisor restarts the pool; the old members must be gone first.
+  caf::anon_send_exit(f.pool_actor_of("a"), caf::exit_reason::kill);
+  f.sched.run();
+  for (const auto& m : members) {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(m);
+    CHECK(ptr->getf(caf::abstract_actor::is_terminated_flag));
+  }
+  f.tick();
+  CHECK(f.parts.pools[0]->live_members.load() == 3); // the new ones
 }

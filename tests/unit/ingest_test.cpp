@@ -36,7 +36,6 @@ struct fixture {
   fixture() {
     slot = std::make_shared<member_slot>();
     slot->id = 7;
-    slot->pool = "web";
     slot->hostname = "node7.example.test";
     slot->key = key_for(7);
     slot->allowed_ips = {ip("192.0.2.10"), ip("2001:db8::10")};

@@ -1,0 +1,98 @@
+#include "engine/deadline_queue.hpp"
+
+#include <algorithm>
+
+namespace balctl {
+
+void deadline_queue::resize(std::size_t n) {
+  if (n < armed_ms_.size()) {
+    for (std::size_t i = n; i < armed_ms_.size(); ++i) {
+      live_ -= armed_ms_[i] != none ? 1 : 0;
+    }
+    armed_ms_.resize(n);
+    rebuild();
+    return;
+  }
+  armed_ms_.resize(n, none);
+}
+
+bool deadline_queue::is_live(const entry& e) const {
+  return e.member < armed_ms_.size() && armed_ms_[e.member] == e.at_ms;
+}
+
+bool deadline_queue::arm(position i, std::int64_t deadline_ms) {
+  if (i >= armed_ms_.size() || deadline_ms == none) {
+    return false;
+  }
+  auto& armed = armed_ms_[i];
+  if (armed != none && armed <= deadline_ms) {
+    return false;
+  }
+  live_ += armed == none ? 1 : 0;
+  armed = deadline_ms;
+  heap_.push_back(entry{deadline_ms, i});
+  std::push_heap(heap_.begin(), heap_.end(), later);
+  // Each re-arm earlier than the live deadline leaves one stale entry
+  // behind; rebuilding at twice the live count keeps the heap O(members).
+  if (heap_.size() > 2 * live_ + 64) {
+    rebuild();
+  }
+  return true;
+}
+
+void deadline_queue::disarm(position i) {
+  if (i >= armed_ms_.size() || armed_ms_[i] == none) {
+    return;
+  }
+  armed_ms_[i] = none;
+  --live_;
+  drop_stale_top();
+}
+
+std::optional<std::int64_t> deadline_queue::armed_ms(position i) const {
+  if (i >= armed_ms_.size() || armed_ms_[i] == none) {
+    return std::nullopt;
+  }
+  return armed_ms_[i];
+}
+
+std::optional<std::int64_t> deadline_queue::next_ms() const {
+  // The top is kept live by every operation that could make it stale.
+  if (heap_.empty()) {
+    return std::nullopt;
+  }
+  return heap_.front().at_ms;
+}
+
+void deadline_queue::pop_due(std::int64_t now_ms, std::vector<position>& out) {
+  while (!heap_.empty() && heap_.front().at_ms <= now_ms) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    const entry e = heap_.back();
+    heap_.pop_back();
+    if (is_live(e)) {
+      armed_ms_[e.member] = none;
+      --live_;
+      out.push_back(e.member);
+    }
+  }
+  drop_stale_top();
+}
+
+void deadline_queue::drop_stale_top() {
+  while (!heap_.empty() && !is_live(heap_.front())) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    heap_.pop_back();
+  }
+}
+
+void deadline_queue::rebuild() {
+  heap_.clear();
+  for (std::size_t i = 0; i < armed_ms_.size(); ++i) {
+    if (armed_ms_[i] != none) {
+      heap_.push_back(entry{armed_ms_[i], static_cast<position>(i)});
+    }
+  }
+  std::make_heap(heap_.begin(), heap_.end(), later);
+}
+
+} // namespace balctl
