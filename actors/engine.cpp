@@ -104,6 +104,14 @@ void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
   for (int i = 0; i < 10'000 && live() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  if (live() > 0) {
+    int members = 0;
+    for (const auto& p : parts.pools) {
+      members += p->live_members.load();
+    }
+    log::warn("shutdown_slow", {{"live_pools", std::to_string(metrics.live_pools.load())},
+                                {"live_members", std::to_string(members)}});
+  }
   stop_and_wait(h.dns);
   self->monitor(h.store);
   self->send(h.store, caf::close_atom_v);

@@ -151,7 +151,7 @@ pool_view make_view(self_ptr self) {
   for (const auto& m : st.rt->members) {
     member_view mv;
     mv.id = m->slot->id;
-    mv.name = m->name;
+    mv.name = m->display_name();
     mv.hostname = m->slot->hostname;
     mv.state = m->slot->state.load();
     mv.state_since_ms = m->slot->state_since_ms.load();
@@ -186,10 +186,23 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   st.actors = std::make_shared<std::vector<caf::actor>>(st.rt->members.size());
   // Runs when the pool ends, for any reason, after its state is gone: its
   // members end with it (the supervisor restarts the lot from the runtime).
-  self->attach_functor([metrics, actors = st.actors] {
+  // The exit messages go out on the worker that runs this hook (host), as
+  // CAF's own down messages do: sent without it, a million of them are
+  // spread over every worker's queue at once, and on two cores the workers
+  // then spend minutes stealing from each other instead of running them.
+  auto pool_addr = self->address();
+  self->attach_functor([metrics, actors = st.actors, pool_addr](
+                         const caf::error& reason, caf::execution_unit* host) {
     metrics->live_pools.fetch_sub(1);
+    // A member ignores an exit message with reason normal.
+    caf::error why = reason == caf::exit_reason::normal
+                       ? caf::make_error(caf::exit_reason::user_shutdown)
+                       : reason;
     for (const auto& a : *actors) {
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      if (a) {
+        a->enqueue(nullptr, caf::make_message_id(),
+                   caf::make_message(caf::exit_msg{pool_addr, why}), host);
+      }
     }
   });
   std::vector<member_id> order;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Resident memory per member at N members (default 1,000,000), against a
 # baseline balctld with 1 member measured in the same run. Every member is
-# heard once (so each has its state, its slot and its armed timer) before
-# RSS is read.  Usage: bench/memory.sh [BUILD_DIR] [MEMBERS]
+# heard and has turned healthy (so each has its actor, its state, its slot
+# and its armed timer) before RSS is read.  Usage: bench/memory.sh [BUILD_DIR] [MEMBERS]
 set -euo pipefail
 build="${1:-build}"
 members="${2:-1000000}"
@@ -32,6 +32,19 @@ run_engine "$members" "$((port + 1))"
 # Every member heard at least once (bounded: the sender stops after 11 s).
 "$build/balctl-loadgen" --target "127.0.0.1:$((port + 1))" --members "$members" \
   --derive-keys "$seed" --interval-ms 10000 --duration-s 11 >"$tmp/loadgen.out"
+# RSS is read only once every member actor has started and taken in its
+# first heartbeat (each logs pending -> healthy): read earlier, pools still
+# spawning their members make the figure too low. Bounded: 300 s.
+settled=0
+for _ in $(seq 1 150); do
+  heard=$(grep -c 'from=pending to=healthy' "$tmp/balctld-$((port + 1)).log" || true)
+  if [ "$heard" -ge "$members" ]; then settled=1; break; fi
+  sleep 2
+done
+if [ "$settled" -ne 1 ]; then
+  echo "memory.sh: only $heard of $members members turned healthy within 300 s" >&2
+  exit 1
+fi
 full_kib=$(rss_kib "$engine_pid")
 accepted_line=$(cat "$tmp/loadgen.out")
 kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true

@@ -28,37 +28,41 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
                                                          : pc.failover_delay_s} *
                     1000;
     std::size_t restored = 0;
+    rt->members.reserve(pc.members.size());
     for (const auto& mc : pc.members) {
-      auto slot = std::make_shared<member_slot>();
-      slot->id = mc.id;
-      slot->hostname = mc.hostname;
-      slot->key = mc.key;
+      auto state = member_state::pending;
+      std::int64_t since = now_ms;
+      const member_state_record* prior = nullptr;
+      if (auto i = saved.find(mc.id); i != saved.end()) {
+        ++restored;
+        prior = &i->second;
+        state = prior->state;
+        since = prior->state_since_ms;
+      }
+      auto member = make_member(mc.id, mc.hostname,
+                                mc.name.empty() ? mc.hostname : mc.name,
+                                member_fsm(rt->detection, state, since,
+                                           now_ms + grace_ms));
+      auto& slot = *member.slot;
+      slot.key = mc.key;
       for (const auto& ip : mc.allowed_ips) {
         ip_address a;
         if (ip_address::parse(ip, a)) {
-          slot->allowed_ips.push_back(a);
+          slot.allowed_ips.push_back(a);
         }
       }
-      auto state = member_state::pending;
-      std::int64_t since = now_ms;
-      auto i = saved.find(mc.id);
-      if (i != saved.end()) {
-        ++restored;
-        state = i->second.state;
-        since = i->second.state_since_ms;
-        slot->last_seq.store(i->second.last_seq);
+      if (prior != nullptr) {
+        slot.last_seq.store(prior->last_seq);
         if (state != member_state::pending && state != member_state::down) {
-          slot->last_seen_ms.store(now_ms);
+          slot.last_seen_ms.store(now_ms);
         } else {
-          slot->last_seen_ms.store(i->second.last_seen_ms);
+          slot.last_seen_ms.store(prior->last_seen_ms);
         }
       }
-      slot->state.store(state);
-      slot->state_since_ms.store(since);
-      parts.reg->add(slot);
-      rt->members.push_back(std::make_shared<member_runtime>(
-        slot, mc.name.empty() ? mc.hostname : mc.name,
-        member_fsm(rt->detection, state, since, now_ms + grace_ms)));
+      slot.state.store(state);
+      slot.state_since_ms.store(since);
+      parts.reg->add(member.slot);
+      rt->members.push_back(std::move(member.rt));
     }
     log::info("pool_loaded", {{"pool", pc.name},
                               {"members", std::to_string(rt->members.size())},

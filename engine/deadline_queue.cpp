@@ -14,6 +14,9 @@ void deadline_queue::resize(std::size_t n) {
     return;
   }
   armed_ms_.resize(n, none);
+  // Room for every member's live entry plus the stale ones the bound below
+  // allows, so the heap never grows by doubling past that.
+  heap_.reserve(n + n / 2 + 64);
 }
 
 bool deadline_queue::is_live(const entry& e) const {
@@ -33,8 +36,10 @@ bool deadline_queue::arm(position i, std::int64_t deadline_ms) {
   heap_.push_back(entry{deadline_ms, i});
   std::push_heap(heap_.begin(), heap_.end(), later);
   // Each re-arm earlier than the live deadline leaves one stale entry
-  // behind; rebuilding at twice the live count keeps the heap O(members).
-  if (heap_.size() > 2 * live_ + 64) {
+  // behind; rebuilding once stale entries outnumber half the live ones keeps
+  // the heap within 1.5 times the members (amortised O(1) a re-arm: each
+  // rebuild clears at least live/2 entries that each cost one arm).
+  if (heap_.size() > live_ + live_ / 2 + 64) {
     rebuild();
   }
   return true;

@@ -1,6 +1,30 @@
 #include "engine/runtime.hpp"
 
+#include <string>
+
 namespace balctl {
+
+namespace {
+
+struct member_block {
+  member_block(member_id id, const std::string& hostname,
+               const std::string& name, member_fsm fsm)
+    : rt(&slot, name == hostname ? std::string() : name, std::move(fsm)) {
+    slot.id = id;
+    slot.hostname = hostname;
+  }
+  member_slot slot; // first: rt points at it
+  member_runtime rt;
+};
+
+} // namespace
+
+member_handles make_member(member_id id, const std::string& hostname,
+                           const std::string& name, member_fsm fsm) {
+  auto block = std::make_shared<member_block>(id, hostname, name, std::move(fsm));
+  return member_handles{std::shared_ptr<member_slot>(block, &block->slot),
+                        std::shared_ptr<member_runtime>(block, &block->rt)};
+}
 
 detection_params make_detection_params(const engine_config& e,
                                        const pool_config& p) {

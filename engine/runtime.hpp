@@ -18,10 +18,12 @@ namespace balctl {
 
 // Kept small on purpose: a node holds up to a million of these.
 struct member_runtime {
-  member_runtime(std::shared_ptr<member_slot> s, std::string n, member_fsm f)
-    : slot(std::move(s)), name(std::move(n)), fsm(std::move(f)) {}
-  std::shared_ptr<member_slot> slot;
-  std::string name; // friendly name
+  member_runtime(member_slot* s, std::string n, member_fsm f)
+    : slot(s), name(std::move(n)), fsm(std::move(f)) {}
+  // The slot lives in the same allocation as this runtime (make_member), so
+  // a plain pointer is exactly as long-lived as the runtime.
+  member_slot* slot;
+  std::string name; // friendly name; empty when it is the hostname
   member_fsm fsm;
   // Latest status body (stacks, metrics); null until the agent sends one.
   // Written and read by the pool actor only.
@@ -29,7 +31,25 @@ struct member_runtime {
   // Published by the member actor for readers on other threads (fsm itself
   // belongs to the member actor alone).
   std::atomic<bool> damped{false};
+
+  const std::string& display_name() const {
+    return name.empty() ? slot->hostname : name;
+  }
 };
+
+/// A member's slot (shared with the registry and ingest) and runtime
+/// (shared with its actors), in one allocation: two aliasing pointers into
+/// one block instead of two blocks, two control blocks and a pointer
+/// between them.
+struct member_handles {
+  std::shared_ptr<member_slot> slot;
+  std::shared_ptr<member_runtime> rt;
+};
+/// The slot gets id and hostname; the caller fills in the rest before the
+/// slot is shared. The friendly name is kept only when it differs from the
+/// hostname.
+member_handles make_member(member_id id, const std::string& hostname,
+                           const std::string& name, member_fsm fsm);
 
 struct pool_runtime {
   // The pool's settings. config.members is emptied after start-up: each
