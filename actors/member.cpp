@@ -7,10 +7,9 @@
 
 namespace balctl {
 
-void live_member_token::hold(std::atomic<int>* live) {
-  if (live_ == nullptr && live != nullptr) {
+void live_member_token::adopt(std::atomic<int>* live) {
+  if (live_ == nullptr) {
     live_ = live;
-    live_->fetch_add(1);
   }
 }
 
@@ -51,6 +50,11 @@ void evaluate(self_ptr self) {
     report.from = t->from;
     report.to = t->to;
     report.at_ms = t->at_ms;
+  } else {
+    // The current state rides along, so the pool can catch up with a
+    // transition that a crashed predecessor took but never reported.
+    report.from = report.to = fsm.state();
+    report.at_ms = fsm.state_since_ms();
   }
   if (auto next = fsm.next_deadline_ms(last_seen)) {
     report.has_next = true;
@@ -70,13 +74,16 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   auto& st = self->state;
   st.rt = std::move(rt);
   st.pool_rt = std::move(pool_rt);
-  st.live.hold(&st.pool_rt->live_members);
+  st.live.adopt(&st.pool_rt->live_members);
   st.pool = std::move(pool);
   st.clk = clk;
   st.metrics = metrics;
   // A notification sent to a crashed predecessor (or its pool) is lost:
   // clear the flag so the next heartbeat notifies this actor again.
   st.rt->slot->heard_pending.store(false);
+  // A predecessor that crashed between its state machine's step and the
+  // slot's update left the slot behind: the state machine is the truth.
+  st.rt->slot->state.store(st.rt->fsm.state(), std::memory_order_release);
   self->set_exception_handler([=](std::exception_ptr& e) {
     return crash_to_error("member", std::to_string(self->state.rt->slot->id), e);
   });

@@ -26,17 +26,20 @@
 
 namespace balctl {
 
-/// Counts a member actor in pool_runtime::live_members for as long as the
-/// actor's state lives (CAF destroys it when the actor terminates, for any
-/// reason).
+/// Keeps a member actor counted in pool_runtime::live_members for as long
+/// as the actor's state lives (CAF destroys it when the actor terminates,
+/// for any reason). The pool counts the actor when it spawns it, so a
+/// crashed pool's supervisor never sees 0 while a member it spawned has yet
+/// to start; the token takes that count over and gives it back.
 class live_member_token {
 public:
   live_member_token() = default;
   live_member_token(const live_member_token&) = delete;
   live_member_token& operator=(const live_member_token&) = delete;
   ~live_member_token();
-  /// Counts the actor in *live until the token is destroyed; once.
-  void hold(std::atomic<int>* live);
+  /// Takes over one count already added to *live; gives it back when the
+  /// token is destroyed. Once.
+  void adopt(std::atomic<int>* live);
 
 private:
   std::atomic<int>* live_ = nullptr;

@@ -38,7 +38,8 @@ struct pool_view {
 };
 
 /// What a member actor tells its pool after every evaluation: the
-/// transition it took, if any, and when it must be evaluated next. The pool
+/// transition it took, if any (else from == to == its current state, since
+/// at_ms), and when it must be evaluated next. The pool
 /// holds every member's timer (engine/deadline_queue), so a member that
 /// reports no next deadline is only woken again by a heartbeat.
 struct member_report_msg {

@@ -25,6 +25,9 @@ void spawn_member(self_ptr self, std::size_t pos) {
   // Monitored rather than linked (see supervisor.cpp): the pool restarts a
   // member that died. A member does not watch its pool: the pool's exit
   // hook stops its members, one attachable per pool instead of per member.
+  // Counted before the actor runs (its token takes the count over): the
+  // supervisor restarts a crashed pool only once this reaches 0.
+  st.rt->live_members.fetch_add(1);
   auto a = self->spawn(member_actor, st.rt->members[pos], caf::actor{self},
                        st.deps.clk, st.deps.metrics, st.rt);
   self->monitor(a);
@@ -113,6 +116,8 @@ void wake_due_members(self_ptr self, std::int64_t now_ms) {
   auto& st = self->state;
   st.due.clear();
   st.deadlines.pop_due(now_ms, st.due);
+  // The same object every member_fsm of this pool holds (bootstrap hands
+  // each one rt->detection), so this re-arm agrees with the fsm's own rule.
   const auto& params = *st.rt->detection;
   for (auto pos : st.due) {
     const auto& slot = *st.rt->members[pos]->slot;
@@ -282,8 +287,18 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         st.deadlines.arm(*pos, t.next_ms);
       }
       if (!t.transitioned) {
-        arm(self);
-        return;
+        if (st.policy->state_of(t.member) == t.to) {
+          arm(self);
+          return;
+        }
+        // The member's state machine moved without the pool hearing of it
+        // (its actor crashed between the step and the report): catch up
+        // now, or a down active member would never be failed over.
+        log::warn("member_state_reconciled",
+                  {{"pool", st.rt->config.name},
+                   {"member", std::to_string(t.member)},
+                   {"pool_saw", to_string(st.policy->state_of(t.member))},
+                   {"member_is", to_string(t.to)}});
       }
       auto now = st.deps.clk->now_ms();
       // The pool's own record of the member, not t.from: a transition lost

@@ -33,15 +33,17 @@ bool deadline_queue::arm(position i, std::int64_t deadline_ms) {
   }
   live_ += armed == none ? 1 : 0;
   armed = deadline_ms;
-  heap_.push_back(entry{deadline_ms, i});
-  std::push_heap(heap_.begin(), heap_.end(), later);
   // Each re-arm earlier than the live deadline leaves one stale entry
-  // behind; rebuilding once stale entries outnumber half the live ones keeps
-  // the heap within 1.5 times the members (amortised O(1) a re-arm: each
-  // rebuild clears at least live/2 entries that each cost one arm).
-  if (heap_.size() > live_ + live_ / 2 + 64) {
+  // behind. Dropping them once they would outnumber half the live ones
+  // keeps the heap within 1.5 times the armed members, checked before the
+  // push so the vector never outgrows what resize() reserved. Amortised
+  // O(1) a re-arm: a rebuild costs O(heap) and clears at least live/2 + 64
+  // stale entries, each of which cost one arm.
+  if (heap_.size() + 1 > live_ + live_ / 2 + 64) {
     rebuild();
   }
+  heap_.push_back(entry{deadline_ms, i});
+  std::push_heap(heap_.begin(), heap_.end(), later);
   return true;
 }
 
@@ -91,13 +93,13 @@ void deadline_queue::drop_stale_top() {
 }
 
 void deadline_queue::rebuild() {
-  heap_.clear();
-  for (std::size_t i = 0; i < armed_ms_.size(); ++i) {
-    if (armed_ms_[i] != none) {
-      heap_.push_back(entry{armed_ms_[i], static_cast<position>(i)});
-    }
-  }
+  // Filters the heap itself, not every position: a large pool with few
+  // armed members must not pay for the unarmed ones.
+  heap_.erase(std::remove_if(heap_.begin(), heap_.end(),
+                             [&](const entry& e) { return !is_live(e); }),
+              heap_.end());
   std::make_heap(heap_.begin(), heap_.end(), later);
+  ++rebuilds_;
 }
 
 } // namespace balctl

@@ -48,6 +48,8 @@ public:
   /// Entries in the heap, live and stale (for tests and the size bound).
   std::size_t heap_size() const { return heap_.size(); }
   std::size_t live() const { return live_; }
+  std::size_t heap_capacity() const { return heap_.capacity(); }
+  std::size_t rebuilds() const { return rebuilds_; }
 
 private:
   struct entry {
@@ -63,6 +65,7 @@ private:
   std::vector<entry> heap_;
   std::vector<std::int64_t> armed_ms_;
   std::size_t live_ = 0;
+  std::size_t rebuilds_ = 0;
 };
 
 } // namespace balctl

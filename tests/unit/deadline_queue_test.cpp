@@ -110,25 +110,39 @@ TEST_CASE("stale entries stay bounded however often members re-arm earlier",
 
 TEST_CASE("the queue agrees with a brute-force model under random operations",
           "[deadline_queue][unit]") {
-  std::mt19937 rng(42);
+  // Enough members, and few enough pops, that stale entries pile up past
+  // the rebuild bound many times over.
+  auto n = GENERATE(std::size_t{50}, std::size_t{400});
+  CAPTURE(n);
+  std::mt19937 rng(static_cast<unsigned>(n));
   deadline_queue q;
-  const std::size_t n = 50;
+  std::size_t max_heap = 0;
   q.resize(n);
   std::vector<std::int64_t> model(n, -1); // -1 = not armed
   std::int64_t now = 0;
   for (int step = 0; step < 20'000; ++step) {
     auto i = static_cast<deadline_queue::position>(rng() % n);
-    switch (rng() % 4) {
+    switch (rng() % 16) {
       case 0:
-      case 1: {
-        std::int64_t at = now + static_cast<std::int64_t>(rng() % 1'000);
+      case 1:
+      case 2:
+      case 3:
+      case 4:
+      case 5:
+      case 6:
+      case 7:
+      case 8:
+      case 9:
+      case 10:
+      case 11: {
+        std::int64_t at = now + static_cast<std::int64_t>(rng() % 100'000);
         q.arm(i, at);
         if (model[i] < 0 || at < model[i]) {
           model[i] = at;
         }
         break;
       }
-      case 2:
+      case 12:
         q.disarm(i);
         model[i] = -1;
         break;
@@ -153,5 +167,27 @@ TEST_CASE("the queue agrees with a brute-force model under random operations",
       }
     }
     REQUIRE(q.next_ms() == earliest);
+    REQUIRE(q.heap_size() <= n + n / 2 + 64);
+    REQUIRE(q.heap_capacity() == n + n / 2 + 64);
+    max_heap = std::max(max_heap, q.heap_size());
+  }
+  // The bound was reached, so rebuilds ran while the model was checked.
+  CHECK(q.rebuilds() >= 10);
+  CHECK(max_heap > 64);
+}
+
+TEST_CASE("the heap never grows past what resize reserved",
+          "[deadline_queue][unit]") {
+  deadline_queue q;
+  const std::size_t n = 1'000;
+  q.resize(n);
+  // Every member armed, then re-armed earlier again and again: the worst
+  // case for stale entries.
+  for (std::int64_t round = 0; round < 50; ++round) {
+    for (deadline_queue::position i = 0; i < n; ++i) {
+      q.arm(i, 1'000'000 - round);
+    }
+    REQUIRE(q.heap_size() <= n + n / 2 + 64);
+    REQUIRE(q.heap_capacity() == n + n / 2 + 64);
   }
 }
