@@ -214,7 +214,6 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   for (const auto& m : st.rt->members) {
     order.push_back(m->slot->id);
   }
-  st.index = member_index(order);
   st.deadlines.resize(order.size());
   std::optional<member_id> active;
   if (st.rt->active != 0) {
@@ -279,7 +278,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   return {
     [=](report_atom, const member_report_msg& t) {
       auto& st = self->state;
-      auto pos = st.index.find(t.member);
+      auto pos = st.policy->position_of(t.member);
       if (!pos) {
         return;
       }
@@ -325,13 +324,13 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
     },
     [=](heard_atom, member_id m) {
       auto& st = self->state;
-      if (auto pos = st.index.find(m)) {
+      if (auto pos = st.policy->position_of(m)) {
         self->send((*st.actors)[*pos], heard_atom_v);
       }
     },
     [=](status_atom, member_id m, member_status& s) {
       auto& st = self->state;
-      auto pos = st.index.find(m);
+      auto pos = st.policy->position_of(m);
       if (!pos) {
         return;
       }

@@ -19,7 +19,6 @@
 #include "actors/messages.hpp"
 #include "engine/clock.hpp"
 #include "engine/deadline_queue.hpp"
-#include "engine/member_index.hpp"
 #include "engine/metrics.hpp"
 #include "engine/runtime.hpp"
 
@@ -40,7 +39,6 @@ struct pool_actor_state {
   // Member actors in the runtime's order, shared with the exit hook that
   // stops them when the pool ends (the state is gone by then).
   std::shared_ptr<std::vector<caf::actor>> actors;
-  member_index index;       // member id → position in rt->members
   deadline_queue deadlines; // the members' timers, by position
   std::vector<deadline_queue::position> due; // scratch for pop_due
   std::size_t cpanel_members = 0;

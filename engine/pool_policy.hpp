@@ -118,6 +118,12 @@ public:
   /// pending for members the pool does not know.
   member_state state_of(member_id m) const;
   const std::vector<member_id>& members() const { return members_; }
+  /// m's position in members() (configured order), if the pool has m. The
+  /// pool actor keeps its per-member vectors in the same order and looks
+  /// members up here rather than in an index of its own.
+  std::optional<member_index::position> position_of(member_id m) const {
+    return index_.find(m);
+  }
   const silence_guard& guard() const { return guard_; }
   /// Members heard at least once (not pending): the guard's population.
   std::size_t heard_population() const { return heard_; }

@@ -18,12 +18,17 @@ namespace balctl {
 
 // Kept small on purpose: a node holds up to a million of these.
 struct member_runtime {
-  member_runtime(member_slot* s, std::string n, member_fsm f)
-    : slot(s), name(std::move(n)), fsm(std::move(f)) {}
+  /// n: the friendly name, or empty when it is the hostname.
+  member_runtime(member_slot* s, const std::string& n, member_fsm f)
+    : slot(s),
+      name(n.empty() ? nullptr : std::make_unique<const std::string>(n)),
+      fsm(std::move(f)) {}
   // The slot lives in the same allocation as this runtime (make_member), so
   // a plain pointer is exactly as long-lived as the runtime.
   member_slot* slot;
-  std::string name; // friendly name; empty when it is the hostname
+  // The friendly name when it differs from the hostname: most members have
+  // none, and a pointer costs 8 bytes where a std::string costs 32.
+  std::unique_ptr<const std::string> name;
   member_fsm fsm;
   // Latest status body (stacks, metrics); null until the agent sends one.
   // Written and read by the pool actor only.
@@ -33,7 +38,7 @@ struct member_runtime {
   std::atomic<bool> damped{false};
 
   const std::string& display_name() const {
-    return name.empty() ? slot->hostname : name;
+    return name ? *name : slot->hostname;
   }
 };
 

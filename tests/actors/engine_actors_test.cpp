@@ -237,7 +237,7 @@ TEST_CASE("a killed member actor is restarted by its pool with its state",
   fixture f({make_pool("a", {1, 2})});
   f.run_for(3000, {1, 2});
   auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
-  auto pos = *ps.index.find(2);
+  auto pos = *ps.policy->position_of(2);
   auto old_member = (*ps.actors)[pos];
   caf::anon_send_exit(old_member, caf::exit_reason::kill);
   f.sched.run();
@@ -287,6 +287,8 @@ TEST_CASE("two members reporting cPanel unlock Protection and Managed DNS",
   f.beat(1, cpanel(1));
   auto v = f.view_of("a");
   REQUIRE(v.members.size() == 3);
+  CHECK(v.members[0].name == "node1");
+  CHECK(v.members[0].hostname == "node1.example.test");
   CHECK(v.members[0].has_status);
   CHECK(v.members[0].status.cpanel.version == "118.0.5");
   CHECK(v.members[0].state == member_state::healthy);
@@ -351,10 +353,10 @@ TEST_CASE("a down member has no timer; its first heartbeat wakes it through "
   f.run_for(11'000, {1, 2});
   REQUIRE(f.state_of(3) == member_state::down);
   auto& ps = f.peek<pool_actor_state>(f.pool_actor_of("a"));
-  CHECK_FALSE(ps.deadlines.armed_ms(*ps.index.find(3)));
+  CHECK_FALSE(ps.deadlines.armed_ms(*ps.policy->position_of(3)));
   f.beat(3);
   CHECK(f.state_of(3) == member_state::recovering);
-  CHECK(ps.deadlines.armed_ms(*ps.index.find(3)));
+  CHECK(ps.deadlines.armed_ms(*ps.policy->position_of(3)));
 }
 
 TEST_CASE("members of a pool that ends are stopped with it",
