@@ -83,7 +83,10 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   st.rt->slot->heard_pending.store(false);
   // A predecessor that crashed between its state machine's step and the
   // slot's update left the slot behind: the state machine is the truth.
+  st.rt->slot->state_since_ms.store(st.rt->fsm.state_since_ms(),
+                                    std::memory_order_relaxed);
   st.rt->slot->state.store(st.rt->fsm.state(), std::memory_order_release);
+  st.rt->damped.store(st.rt->fsm.damped(clk->now_ms()), std::memory_order_relaxed);
   self->set_exception_handler([=](std::exception_ptr& e) {
     return crash_to_error("member", std::to_string(self->state.rt->slot->id), e);
   });

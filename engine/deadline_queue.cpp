@@ -37,8 +37,8 @@ bool deadline_queue::arm(position i, std::int64_t deadline_ms) {
   // behind. Dropping them once they would outnumber half the live ones
   // keeps the heap within 1.5 times the armed members, checked before the
   // push so the vector never outgrows what resize() reserved. Amortised
-  // O(1) a re-arm: a rebuild costs O(heap) and clears at least live/2 + 64
-  // stale entries, each of which cost one arm.
+  // O(log n) a re-arm: a rebuild costs O(heap log heap) and clears at least
+  // live/2 + 64 stale entries, each of which cost one arm.
   if (heap_.size() + 1 > live_ + live_ / 2 + 64) {
     rebuild();
   }
@@ -94,9 +94,19 @@ void deadline_queue::drop_stale_top() {
 
 void deadline_queue::rebuild() {
   // Filters the heap itself, not every position: a large pool with few
-  // armed members must not pay for the unarmed ones.
+  // armed members must not pay for the unarmed ones. A stale entry looks
+  // live again when its member is re-armed at exactly its time, so live
+  // entries are also made unique per member: after a rebuild the heap holds
+  // exactly the live deadlines, which is what makes the bound amortise.
   heap_.erase(std::remove_if(heap_.begin(), heap_.end(),
                              [&](const entry& e) { return !is_live(e); }),
+              heap_.end());
+  std::sort(heap_.begin(), heap_.end(),
+            [](const entry& a, const entry& b) { return a.member < b.member; });
+  heap_.erase(std::unique(heap_.begin(), heap_.end(),
+                          [](const entry& a, const entry& b) {
+                            return a.member == b.member;
+                          }),
               heap_.end());
   std::make_heap(heap_.begin(), heap_.end(), later);
   ++rebuilds_;

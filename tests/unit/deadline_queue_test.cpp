@@ -191,3 +191,33 @@ TEST_CASE("the heap never grows past what resize reserved",
     REQUIRE(q.heap_capacity() == n + n / 2 + 64);
   }
 }
+
+TEST_CASE("a member re-armed at the time of one of its stale entries keeps "
+          "one entry through a rebuild",
+          "[deadline_queue][unit]") {
+  deadline_queue q;
+  q.resize(2);
+  // Member 1, armed and never due here, keeps member 0's stale entry
+  // buried below the top, where pop_due cannot drop it.
+  q.arm(1, 500);
+  q.arm(0, 1'000);
+  q.arm(0, 10); // the entry at 1,000 goes stale
+  std::vector<deadline_queue::position> out;
+  q.pop_due(10, out);
+  REQUIRE(out == std::vector<deadline_queue::position>{0});
+  q.arm(0, 1'000); // the stale entry at 1,000 looks live again
+  REQUIRE(q.heap_size() == 3);
+  // Re-arming member 1 earlier and earlier piles up stale entries until
+  // the heap is rebuilt.
+  std::int64_t at = 499;
+  while (q.rebuilds() == 0) {
+    q.arm(1, at--);
+  }
+  // Exactly the live deadlines are left: one entry each.
+  CHECK(q.heap_size() == q.live());
+  CHECK(q.live() == 2);
+  out.clear();
+  q.pop_due(1'000, out);
+  CHECK(out == std::vector<deadline_queue::position>{1, 0});
+  CHECK(q.heap_size() == 0);
+}
