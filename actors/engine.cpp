@@ -92,25 +92,23 @@ void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
     self->receive([](const caf::down_msg&) {});
   };
   stop_and_wait(h.supervisor);
-  // Pools and members quit on their parent's down message; wait for them so
-  // nothing sends to the executor or the store after those are gone.
-  auto live = [&] {
-    int n = metrics.live_pools.load();
+  // Pools quit on the supervisor's down message and stop their members as
+  // they go; wait for them so nothing sends to the executor or the store
+  // after those are gone.
+  auto live_members = [&] {
+    int n = 0;
     for (const auto& p : parts.pools) {
       n += p->live_members.load();
     }
     return n;
   };
+  auto live = [&] { return metrics.live_pools.load() + live_members(); };
   for (int i = 0; i < 10'000 && live() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (live() > 0) {
-    int members = 0;
-    for (const auto& p : parts.pools) {
-      members += p->live_members.load();
-    }
     log::warn("shutdown_slow", {{"live_pools", std::to_string(metrics.live_pools.load())},
-                                {"live_members", std::to_string(members)}});
+                                {"live_members", std::to_string(live_members())}});
   }
   stop_and_wait(h.dns);
   self->monitor(h.store);

@@ -32,21 +32,18 @@ void evaluate(self_ptr self) {
   member_report_msg report;
   report.member = slot.id;
   if (auto t = fsm.evaluate(last_seen, now)) {
-    slot.state.store(t->to, std::memory_order_release);
-    slot.state_since_ms.store(t->at_ms, std::memory_order_relaxed);
+    st.rt->publish_state(now);
     if (t->to == member_state::down) {
       // How long after its deadline the silence was noticed: the figure the
       // detection benchmark reports.
       st.metrics->record_down_lateness(
         now - (last_seen + fsm.params().failover_delay_ms));
     }
-    st.rt->damped.store(fsm.damped(now), std::memory_order_relaxed);
     log::info("member_state", {{"pool", st.pool_rt->config.name},
                                {"member", std::to_string(slot.id)},
                                {"from", to_string(t->from)},
                                {"to", to_string(t->to)},
                                {"last_seen_ms", std::to_string(last_seen)}});
-    report.transitioned = true;
     report.from = t->from;
     report.to = t->to;
     report.at_ms = t->at_ms;
@@ -83,10 +80,7 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   st.rt->slot->heard_pending.store(false);
   // A predecessor that crashed between its state machine's step and the
   // slot's update left the slot behind: the state machine is the truth.
-  st.rt->slot->state_since_ms.store(st.rt->fsm.state_since_ms(),
-                                    std::memory_order_relaxed);
-  st.rt->slot->state.store(st.rt->fsm.state(), std::memory_order_release);
-  st.rt->damped.store(st.rt->fsm.damped(clk->now_ms()), std::memory_order_relaxed);
+  st.rt->publish_state(clk->now_ms());
   self->set_exception_handler([=](std::exception_ptr& e) {
     return crash_to_error("member", std::to_string(self->state.rt->slot->id), e);
   });

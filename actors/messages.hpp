@@ -44,7 +44,6 @@ struct pool_view {
 /// reports no next deadline is only woken again by a heartbeat.
 struct member_report_msg {
   member_id member = 0;
-  bool transitioned = false;
   member_state from = member_state::pending;
   member_state to = member_state::pending;
   std::int64_t at_ms = 0;
@@ -100,8 +99,8 @@ typename Inspector::result_type inspect(Inspector& f, pool_view& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_report_msg& x) {
-  return f(caf::meta::type_name("member_report_msg"), x.member, x.transitioned,
-           x.from, x.to, x.at_ms, x.has_next, x.next_ms);
+  return f(caf::meta::type_name("member_report_msg"), x.member, x.from,
+           x.to, x.at_ms, x.has_next, x.next_ms);
 }
 
 } // namespace balctl

@@ -285,7 +285,8 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       if (t.has_next) {
         st.deadlines.arm(*pos, t.next_ms);
       }
-      if (!t.transitioned) {
+      // from == to: no transition this time, only the member's state.
+      if (t.from == t.to) {
         if (st.policy->state_of(t.member) == t.to) {
           arm(self);
           return;

@@ -178,6 +178,8 @@ void write_metrics_file(const std::string& path, const ingest& in,
   j["holds"] = m.holds.load();
   j["actor_restarts"] = m.actor_restarts.load();
   j["store_errors"] = m.store_errors.load();
+  j["deadlines_rearmed"] = m.deadlines_rearmed.load();
+  j["member_wakes"] = m.member_wakes.load();
   j["down_lateness_ms"] = {{"samples", m.down_samples()},
                            {"p50", m.down_lateness_percentile(50)},
                            {"p99", m.down_lateness_percentile(99)},

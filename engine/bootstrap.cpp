@@ -39,8 +39,7 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
         state = prior->state;
         since = prior->state_since_ms;
       }
-      auto member = make_member(mc.id, mc.hostname,
-                                mc.name.empty() ? mc.hostname : mc.name,
+      auto member = make_member(mc.id, mc.hostname, mc.name,
                                 member_fsm(rt->detection, state, since,
                                            now_ms + grace_ms));
       auto& slot = *member.slot;
@@ -59,8 +58,7 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
           slot.last_seen_ms.store(prior->last_seen_ms);
         }
       }
-      slot.state.store(state);
-      slot.state_since_ms.store(since);
+      member.rt->publish_state(now_ms);
       parts.reg->add(member.slot);
       rt->members.push_back(std::move(member.rt));
     }

@@ -10,11 +10,11 @@
 // its live deadline changes nothing: that one fires first and its owner
 // re-arms for the remainder. Arming it earlier pushes a new entry; the old
 // one goes stale and is skipped when it reaches the top. Stale entries are
-// bounded: the heap is rebuilt from the live deadlines once they outnumber
-// the live ones.
+// bounded: the heap is rebuilt to the live deadlines, one entry per member,
+// before they would outnumber half the live ones.
 //
 // Plain class: no CAF, time passed in. Members are positions 0..n-1 in the
-// owner's order (engine/member_index).
+// owner's order (pool_policy::position_of).
 
 #include <cstdint>
 #include <optional>

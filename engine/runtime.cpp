@@ -19,6 +19,12 @@ struct member_block {
 
 } // namespace
 
+void member_runtime::publish_state(std::int64_t now_ms) {
+  slot->state_since_ms.store(fsm.state_since_ms(), std::memory_order_relaxed);
+  slot->state.store(fsm.state(), std::memory_order_release);
+  damped.store(fsm.damped(now_ms), std::memory_order_relaxed);
+}
+
 member_handles make_member(member_id id, const std::string& hostname,
                            const std::string& name, member_fsm fsm) {
   auto block = std::make_shared<member_block>(id, hostname, name, std::move(fsm));

@@ -40,6 +40,11 @@ struct member_runtime {
   const std::string& display_name() const {
     return name ? *name : slot->hostname;
   }
+
+  /// Publishes what fsm says (state, since when, damped) in the slot and
+  /// here, for ingest and readers on other threads. Called by whoever owns
+  /// fsm: bootstrap before any actor runs, then the member actor.
+  void publish_state(std::int64_t now_ms);
 };
 
 /// A member's slot (shared with the registry and ingest) and runtime
@@ -51,8 +56,8 @@ struct member_handles {
   std::shared_ptr<member_runtime> rt;
 };
 /// The slot gets id and hostname; the caller fills in the rest before the
-/// slot is shared. The friendly name is kept only when it differs from the
-/// hostname.
+/// slot is shared. The friendly name is kept only when it is set and
+/// differs from the hostname.
 member_handles make_member(member_id id, const std::string& hostname,
                            const std::string& name, member_fsm fsm);
 
