@@ -17,7 +17,8 @@ void configure_actor_system(caf::actor_system_config& cfg) {
 engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             engine_parts& parts, std::shared_ptr<store> st,
                             const clock* clk, engine_metrics* metrics,
-                            bool store_detached) {
+                            bool store_detached,
+                            std::vector<enrollment_record> enrollments) {
   engine_handles h;
   h.store = store_detached
               ? sys.spawn<caf::detached>(store_actor, st, metrics)
@@ -37,6 +38,12 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   deps.fleet_silence.release_settle_ms =
     std::int64_t{cfg.silence_release_settle_s} * 1000;
   deps.checkpoint_interval_ms = std::int64_t{cfg.snapshot_interval_s} * 1000;
+  // The engine-wide settings, for pools created and settings changed at run
+  // time; the pools themselves live in their runtimes.
+  auto engine = std::make_shared<engine_config>(cfg);
+  engine->pools.clear();
+  deps.engine = std::move(engine);
+  deps.enrollments = std::move(enrollments);
   h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
   return h;
 }

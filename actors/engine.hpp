@@ -21,10 +21,12 @@ struct engine_handles {
 
 /// store_detached: false in tests that run on CAF's deterministic test
 /// scheduler, which cannot drive detached actors.
+/// enrollments: the open enrollments read from the store before start.
 engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             engine_parts& parts, std::shared_ptr<store> st,
                             const clock* clk, engine_metrics* metrics,
-                            bool store_detached = true);
+                            bool store_detached = true,
+                            std::vector<enrollment_record> enrollments = {});
 
 /// Asks the DNS executor to finish decisions that were recorded but not
 /// confirmed before the last stop (DESIGN.md principle 4); each one is marked

@@ -92,6 +92,12 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
       evaluate(self);
     },
     [=](deadline_atom) { evaluate(self); },
+    [=](settings_atom) {
+      // The pool's settings changed: evaluate under the new failover delay
+      // at once and report the new deadline.
+      self->state.rt->fsm.set_params(self->state.pool_rt->load_detection());
+      evaluate(self);
+    },
   };
 }
 

@@ -11,6 +11,7 @@
 #include "adapters/store/store.hpp"
 #include "engine/pool_policy.hpp"
 #include "engine/types.hpp"
+#include "engine/views.hpp"
 
 namespace balctl {
 
@@ -103,6 +104,92 @@ typename Inspector::result_type inspect(Inspector& f, member_report_msg& x) {
            x.to, x.at_ms, x.has_next, x.next_ms);
 }
 
+// -- admin API read models and commands (engine/views.hpp, store.hpp) ------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_config& x) {
+  return f(caf::meta::type_name("member_config"), x.id, x.name, x.hostname,
+           x.allowed_ips, x.key, x.linux_family, x.enrolled);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_config& x) {
+  return f(caf::meta::type_name("pool_config"), x.name, x.label, x.from_api,
+           x.preset, x.failover_delay_s, x.failover_hostname, x.failback,
+           x.failback_stable_s, x.mass_silence_share,
+           x.mass_silence_min_members, x.mass_silence_window_s, x.members);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_summary& x) {
+  return f(caf::meta::type_name("pool_summary"), x.id, x.name, x.preset,
+           x.from_api, x.members, x.agents_healthy, x.active, x.holding,
+           x.failover_delay_s, x.failover_hostname, x.failback,
+           x.failback_stable_s, x.mass_silence_share,
+           x.mass_silence_min_members, x.mass_silence_window_s);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_info& x) {
+  return f(caf::meta::type_name("member_info"), x.id, x.name, x.hostname,
+           x.linux_family, x.allowed_ips, x.state, x.state_since_ms,
+           x.last_seen_ms, x.enrolled, x.damped, x.active, x.has_status,
+           x.status);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_overview& x) {
+  return f(caf::meta::type_name("pool_overview"), x.pool, x.agents_total,
+           x.agents_healthy, x.last_check_in_ms, x.outdated_agents,
+           x.cpanel_members, x.protection, x.managed_dns, x.tiles,
+           x.tiles_total);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_page& x) {
+  return f(caf::meta::type_name("member_page"), x.members, x.total);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, new_member& x) {
+  return f(caf::meta::type_name("new_member"), x.name, x.hostname,
+           x.linux_family, x.allowed_ips);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, enrollment_ticket& x) {
+  return f(caf::meta::type_name("enrollment_ticket"), x.member, x.pool,
+           x.secret);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, enrollment_grant& x) {
+  return f(caf::meta::type_name("enrollment_grant"), x.member, x.pool,
+           x.key_hex);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, enrollment_record& x) {
+  return f(caf::meta::type_name("enrollment_record"), x.secret_sha256,
+           x.member, x.pool, x.created_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, activity_record& x) {
+  return f(caf::meta::type_name("activity_record"), x.id, x.pool, x.at_ms,
+           x.kind, x.member, x.message, x.from_state, x.to_state);
+}
+
+/// An admin request refused: the API's error code (api/ maps it to an HTTP
+/// status), the field at fault ("" for none) and a sentence. Carried in a
+/// caf::error's context (sec::runtime_error) so request handlers keep
+/// returning result<T>.
+inline caf::error refuse(std::string code, std::string field,
+                         std::string message) {
+  return caf::make_error(caf::sec::runtime_error, std::move(code),
+                         std::move(field), std::move(message));
+}
+
 } // namespace balctl
 
 CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
@@ -116,6 +203,20 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_view>))
   CAF_ADD_TYPE_ID(balctl, (balctl::member_report_msg))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_decision>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_config))
+  CAF_ADD_TYPE_ID(balctl, (balctl::pool_config))
+  CAF_ADD_TYPE_ID(balctl, (balctl::pool_summary))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_summary>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_info))
+  CAF_ADD_TYPE_ID(balctl, (balctl::pool_overview))
+  CAF_ADD_TYPE_ID(balctl, (balctl::member_page))
+  CAF_ADD_TYPE_ID(balctl, (balctl::new_member))
+  CAF_ADD_TYPE_ID(balctl, (balctl::enrollment_ticket))
+  CAF_ADD_TYPE_ID(balctl, (balctl::enrollment_grant))
+  CAF_ADD_TYPE_ID(balctl, (balctl::enrollment_record))
+  CAF_ADD_TYPE_ID(balctl, (balctl::activity_record))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::activity_record>))
+  CAF_ADD_TYPE_ID(balctl, (std::array<std::uint8_t, 32>))
 
   // member actor
   CAF_ADD_ATOM(balctl, balctl, heard_atom, "heard")
@@ -139,5 +240,27 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, active_atom, "active")
   // dns executor
   CAF_ADD_ATOM(balctl, balctl, execute_atom, "execute")
+  // admin API (pool, supervisor, store actor)
+  CAF_ADD_ATOM(balctl, balctl, summary_atom, "summary")
+  CAF_ADD_ATOM(balctl, balctl, overview_atom, "overview")
+  CAF_ADD_ATOM(balctl, balctl, members_atom, "members")
+  CAF_ADD_ATOM(balctl, balctl, member_atom, "member")
+  CAF_ADD_ATOM(balctl, balctl, add_member_atom, "addmember")
+  CAF_ADD_ATOM(balctl, balctl, remove_member_atom, "rmmember")
+  CAF_ADD_ATOM(balctl, balctl, rename_atom, "rename")
+  CAF_ADD_ATOM(balctl, balctl, settings_atom, "settings")
+  CAF_ADD_ATOM(balctl, balctl, enrolled_atom, "enrolled")
+  CAF_ADD_ATOM(balctl, balctl, enroll_atom, "enroll")
+  CAF_ADD_ATOM(balctl, balctl, reenrol_atom, "reenrol")
+  CAF_ADD_ATOM(balctl, balctl, inflight_atom, "inflight")
+  CAF_ADD_ATOM(balctl, balctl, create_pool_atom, "mkpool")
+  CAF_ADD_ATOM(balctl, balctl, delete_pool_atom, "delpool")
+  CAF_ADD_ATOM(balctl, balctl, pools_atom, "pools")
+  CAF_ADD_ATOM(balctl, balctl, activity_flush_atom, "actflush")
+  CAF_ADD_ATOM(balctl, balctl, activity_atom, "activity")
+  CAF_ADD_ATOM(balctl, balctl, update_pool_atom, "updpool")
+  CAF_ADD_ATOM(balctl, balctl, allocate_id_atom, "allocid")
+  CAF_ADD_ATOM(balctl, balctl, put_enrollment_atom, "putenrol")
+  CAF_ADD_ATOM(balctl, balctl, complete_enrollment_atom, "doneenrol")
 
 CAF_END_TYPE_ID_BLOCK(balctl)

@@ -9,6 +9,7 @@
 #include "actors/member.hpp"
 #include "engine/features.hpp"
 #include "engine/log.hpp"
+#include "engine/secrets.hpp"
 
 namespace balctl {
 
@@ -18,6 +19,56 @@ using self_ptr = caf::stateful_actor<pool_actor_state>*;
 
 bool is_silent(member_state s) {
   return s == member_state::suspect || s == member_state::down;
+}
+
+constexpr std::size_t activity_batch = 512;
+constexpr auto activity_flush_delay = std::chrono::milliseconds(200);
+
+void flush_activity(self_ptr self) {
+  auto& st = self->state;
+  st.activity_armed = false;
+  if (st.activity.empty()) {
+    return;
+  }
+  auto keep = static_cast<std::uint64_t>(st.deps.engine->admin.activity_retention);
+  self->send(st.deps.store, activity_atom_v, std::move(st.activity), keep);
+  st.activity.clear();
+}
+
+// One line in the pool's activity log (the admin API's /activity and a
+// member's state history).
+void note(self_ptr self, const char* kind, member_id m, std::string message,
+          std::string from = {}, std::string to = {}) {
+  auto& st = self->state;
+  activity_record r;
+  r.pool = st.rt->config.name;
+  r.at_ms = st.deps.clk->now_ms();
+  r.kind = kind;
+  r.member = m;
+  r.message = std::move(message);
+  r.from_state = std::move(from);
+  r.to_state = std::move(to);
+  st.activity.push_back(std::move(r));
+  if (st.activity.size() >= activity_batch) {
+    flush_activity(self);
+  } else if (!st.activity_armed) {
+    st.activity_armed = true;
+    // With a flag: a handler that answers would send its answer to this
+    // timer's sender, the pool itself.
+    self->delayed_send(self, activity_flush_delay, activity_flush_atom_v, true);
+  }
+}
+
+// Pools declared in the config file are changed there, not through the
+// API: the next start would silently undo an API change.
+std::optional<caf::error> refuse_if_config_pool(self_ptr self) {
+  const auto& c = self->state.rt->config;
+  if (c.from_api) {
+    return std::nullopt;
+  }
+  return refuse("pool_managed_by_config", "",
+                "pool '" + c.name + "' is declared in the config file; "
+                "change it there and restart balctld");
 }
 
 void spawn_member(self_ptr self, std::size_t pos) {
@@ -72,6 +123,7 @@ void act_on(self_ptr self, pool_decision d) {
               {"to", std::to_string(d.to)},
               {"failover_hostname", st.rt->config.failover_hostname},
               {"reason", d.reason}});
+  note(self, "decision", d.to, std::string(to_string(d.kind)) + ": " + d.reason);
   auto dns = st.deps.dns;
   auto store = st.deps.store;
   self->request(store, caf::infinite, record_atom_v, d)
@@ -81,13 +133,16 @@ void act_on(self_ptr self, pool_decision d) {
           return;
         }
         self->send(store, active_atom_v, d.pool, d.to);
+        ++self->state.in_flight;
         self->request(dns, caf::infinite, execute_atom_v, id, d)
           .then(
             [=](bool done) {
+              --self->state.in_flight;
               self->send(store, mark_atom_v, id,
                          std::string(done ? "done" : "failed"));
             },
             [=](caf::error& err) {
+              --self->state.in_flight;
               // Stays pending in the store: the next start resumes it.
               log::error("dns_change_failed",
                          {{"decision", std::to_string(id)},
@@ -118,7 +173,7 @@ void wake_due_members(self_ptr self, std::int64_t now_ms) {
   st.deadlines.pop_due(now_ms, st.due);
   // The same object every member_fsm of this pool holds (bootstrap hands
   // each one rt->detection), so this re-arm agrees with the fsm's own rule.
-  const auto& params = *st.rt->detection;
+  const auto& params = *st.rt->detection; // this actor is its only writer
   for (auto pos : st.due) {
     const auto& slot = *st.rt->members[pos]->slot;
     if (slot.state.load(std::memory_order_acquire) == member_state::healthy) {
@@ -141,6 +196,197 @@ void act_on_all(self_ptr self, std::vector<pool_decision> ds) {
     act_on(self, std::move(d));
   }
   arm(self);
+}
+
+member_info info_of(self_ptr self, std::size_t pos) {
+  auto& st = self->state;
+  const auto& m = *st.rt->members[pos];
+  const auto& slot = *m.slot;
+  member_info i;
+  i.id = slot.id;
+  i.name = m.display_name();
+  i.hostname = slot.hostname;
+  i.linux_family = to_string(m.family);
+  for (const auto& ip : slot.allowed_ips) {
+    i.allowed_ips.push_back(ip.to_string());
+  }
+  i.state = slot.state.load(std::memory_order_acquire);
+  i.state_since_ms = slot.state_since_ms.load(std::memory_order_relaxed);
+  i.last_seen_ms = slot.last_seen_ms.load(std::memory_order_relaxed);
+  i.enrolled = m.enrolled;
+  i.damped = m.damped.load(std::memory_order_relaxed);
+  i.active = slot.id == st.policy->active();
+  i.has_status = m.status != nullptr;
+  if (m.status) {
+    i.status = *m.status;
+  }
+  return i;
+}
+
+pool_summary summary_of(self_ptr self) {
+  auto& st = self->state;
+  const auto& c = st.rt->config;
+  pool_summary s;
+  s.id = c.name;
+  s.name = c.label.empty() ? c.name : c.label;
+  s.preset = to_string(c.preset);
+  s.from_api = c.from_api;
+  s.members = st.rt->members.size();
+  for (const auto& m : st.rt->members) {
+    s.agents_healthy +=
+      m->slot->state.load(std::memory_order_relaxed) == member_state::healthy;
+  }
+  s.active = st.policy->active();
+  s.holding = st.policy->holding();
+  s.failover_delay_s = c.failover_delay_s;
+  s.failover_hostname = c.failover_hostname;
+  s.failback = to_string(c.failback);
+  s.failback_stable_s = c.failback_stable_s;
+  s.mass_silence_share = c.mass_silence_share;
+  s.mass_silence_min_members = c.mass_silence_min_members;
+  s.mass_silence_window_s = c.mass_silence_window_s;
+  return s;
+}
+
+pool_overview overview_of(self_ptr self, std::uint64_t offset,
+                          std::uint64_t limit, const std::string& latest) {
+  auto& st = self->state;
+  pool_overview o;
+  o.pool = summary_of(self);
+  const auto& members = st.rt->members;
+  for (const auto& m : members) {
+    const auto& slot = *m->slot;
+    o.agents_total += m->enrolled ? 1 : 0;
+    o.agents_healthy +=
+      slot.state.load(std::memory_order_relaxed) == member_state::healthy;
+    o.last_check_in_ms = std::max(
+      o.last_check_in_ms, slot.last_seen_ms.load(std::memory_order_relaxed));
+    if (m->status && !latest.empty() &&
+        version_older(m->status->agent_version, latest)) {
+      ++o.outdated_agents;
+    }
+  }
+  o.cpanel_members = st.cpanel_members;
+  auto f = compute_features(st.rt->config.preset, st.cpanel_members);
+  o.protection = f.protection;
+  o.managed_dns = f.managed_dns;
+  o.tiles_total = members.size();
+  for (auto pos = offset; pos < members.size() && pos - offset < limit; ++pos) {
+    o.tiles.push_back(info_of(self, pos));
+  }
+  return o;
+}
+
+// Adds a member an operator created: slot, runtime and actor, appended to
+// the pool's order. Pending until its agent enrols and is heard.
+member_info add_member(self_ptr self, member_id id, const new_member& nm) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  member_config mc;
+  mc.id = id;
+  mc.hostname = nm.hostname;
+  mc.name = nm.name.empty() ? nm.hostname : nm.name;
+  mc.allowed_ips = nm.allowed_ips;
+  mc.linux_family = nm.linux_family;
+  mc.enrolled = false;
+  // A key nobody holds until the agent enrols: no heartbeat verifies.
+  mc.key = secrets::random_key();
+  auto member = make_member(id, mc.hostname, mc.name,
+                            member_fsm(st.rt->detection, member_state::pending,
+                                       now));
+  auto& slot = *member.slot;
+  slot.set_key(mc.key);
+  for (const auto& ip : mc.allowed_ips) {
+    ip_address a;
+    if (ip_address::parse(ip, a)) {
+      slot.allowed_ips.push_back(a);
+    }
+  }
+  from_string(mc.linux_family, member.rt->family);
+  member.rt->enrolled = false;
+  member.rt->publish_state(now);
+  slot.set_notifier(st.notifier);
+  // Stored before the member exists anywhere else: the supervisor's
+  // enrollment for it follows this message into the store's mailbox.
+  self->send(st.deps.store, add_member_atom_v, st.rt->config.name, mc);
+  st.deps.reg->add(member.slot);
+  st.rt->members.push_back(std::move(member.rt));
+  auto pos = st.rt->members.size() - 1;
+  st.policy->add_member(id, member_state::pending);
+  st.deadlines.resize(st.rt->members.size());
+  st.actors->emplace_back();
+  spawn_member(self, pos);
+  note(self, "member_added", id,
+       "server " + mc.name + " (" + mc.hostname + ") added; waiting for its "
+       "agent to enrol");
+  log::info("member_added", {{"pool", st.rt->config.name},
+                             {"member", std::to_string(id)},
+                             {"hostname", mc.hostname}});
+  return info_of(self, pos);
+}
+
+void remove_member(self_ptr self, std::size_t pos) {
+  auto& st = self->state;
+  auto& rt = *st.rt->members[pos];
+  auto id = rt.slot->id;
+  auto name = rt.display_name();
+  auto now = st.deps.clk->now_ms();
+  // Its actor goes first: erased from the vector, its down message finds
+  // no member and restarts nothing.
+  auto& actors = *st.actors;
+  self->send_exit(actors[pos], caf::exit_reason::user_shutdown);
+  actors.erase(actors.begin() + static_cast<std::ptrdiff_t>(pos));
+  rt.slot->set_notifier(nullptr);
+  st.deps.reg->remove(id);
+  st.cpanel_members -= rt.status && rt.status->cpanel.present ? 1 : 0;
+  auto before = st.policy->state_of(id);
+  if (is_silent(before)) {
+    self->send(st.deps.supervisor, silence_atom_v, id, false, now);
+  }
+  auto was_active = st.policy->active();
+  st.policy->remove_member(id);
+  st.deadlines.erase(static_cast<deadline_queue::position>(pos));
+  st.rt->members.erase(st.rt->members.begin() + static_cast<std::ptrdiff_t>(pos));
+  self->send(st.deps.store, remove_member_atom_v, id);
+  self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
+             static_cast<std::uint64_t>(st.policy->heard_population()));
+  note(self, "member_removed", id, "server " + name + " removed");
+  log::info("member_removed", {{"pool", st.rt->config.name},
+                               {"member", std::to_string(id)}});
+  // The failover record must not keep pointing at a server that left the
+  // pool: move it as a failover would (pool_policy picked the successor).
+  auto now_active = st.policy->active();
+  if (was_active == id && now_active != 0 && now_active != id) {
+    pool_decision d{decision_kind::failover, st.rt->config.name, id,
+                    now_active,
+                    "the active member " + std::to_string(id) +
+                      " was removed by an operator",
+                    now};
+    act_on_all(self, {std::move(d)});
+  }
+}
+
+// "failover_delay_s 30 -> 60, failback manual -> automatic"
+std::string settings_changes(const pool_config& a, const pool_config& b) {
+  std::string out;
+  auto add = [&](const char* key, const std::string& x, const std::string& y) {
+    if (x != y) {
+      out += (out.empty() ? "" : ", ") + std::string(key) + " " + x + " -> " + y;
+    }
+  };
+  add("failover_delay_s", std::to_string(a.failover_delay_s),
+      std::to_string(b.failover_delay_s));
+  add("failover_hostname", a.failover_hostname, b.failover_hostname);
+  add("failback", to_string(a.failback), to_string(b.failback));
+  add("failback_stable_s", std::to_string(a.failback_stable_s),
+      std::to_string(b.failback_stable_s));
+  add("mass_silence_share", std::to_string(a.mass_silence_share),
+      std::to_string(b.mass_silence_share));
+  add("mass_silence_min_members", std::to_string(a.mass_silence_min_members),
+      std::to_string(b.mass_silence_min_members));
+  add("mass_silence_window_s", std::to_string(a.mass_silence_window_s),
+      std::to_string(b.mass_silence_window_s));
+  return out;
 }
 
 pool_view make_view(self_ptr self) {
@@ -241,6 +487,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     if (msg.source == st.deps.supervisor.address()) {
+      flush_activity(self);
       self->quit(msg.reason);
       return;
     }
@@ -264,9 +511,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
     // The new actor evaluates at once and reports its deadline.
     spawn_member(self, pos);
   });
-  auto notifier = std::make_shared<actor_notifier>(caf::actor{self});
+  st.notifier = std::make_shared<actor_notifier>(caf::actor{self});
   for (std::size_t pos = 0; pos < st.rt->members.size(); ++pos) {
-    st.rt->members[pos]->slot->set_notifier(notifier);
+    st.rt->members[pos]->slot->set_notifier(st.notifier);
     spawn_member(self, pos);
   }
   log::info("pool_started", {{"pool", st.rt->config.name},
@@ -311,6 +558,8 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       } else if (!is_silent(t.to) && is_silent(before)) {
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
+      note(self, "state_change", t.member, {}, to_string(before),
+           to_string(t.to));
       auto heard_before = st.policy->heard_population();
       // Member states reach the store through the supervisor's periodic
       // checkpoint (and the one at shutdown), in one transaction each; a
@@ -390,6 +639,143 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       return {};
     },
     [=](caf::get_atom) -> pool_view { return make_view(self); },
+    // -- admin API ---------------------------------------------------------
+    [=](summary_atom) -> pool_summary { return summary_of(self); },
+    [=](overview_atom, std::uint64_t offset, std::uint64_t limit,
+        const std::string& latest_agent) -> pool_overview {
+      return overview_of(self, offset, limit, latest_agent);
+    },
+    [=](members_atom, std::uint64_t offset, std::uint64_t limit) -> member_page {
+      auto& st = self->state;
+      member_page page;
+      page.total = st.rt->members.size();
+      for (auto pos = offset; pos < page.total && pos - offset < limit; ++pos) {
+        page.members.push_back(info_of(self, pos));
+      }
+      return page;
+    },
+    [=](member_atom, member_id m) -> caf::result<member_info> {
+      auto pos = self->state.policy->position_of(m);
+      if (!pos) {
+        return refuse("member_not_found", "", "no member " + std::to_string(m) +
+                                                " in pool '" +
+                                                self->state.rt->config.name + "'");
+      }
+      return info_of(self, *pos);
+    },
+    [=](add_member_atom, member_id id, const new_member& nm)
+      -> caf::result<member_info> {
+      if (auto e = refuse_if_config_pool(self)) {
+        return *e;
+      }
+      for (const auto& m : self->state.rt->members) {
+        if (m->slot->hostname == nm.hostname) {
+          return refuse("hostname_exists", "hostname",
+                        "member " + std::to_string(m->slot->id) +
+                          " of this pool already has hostname " + nm.hostname);
+        }
+      }
+      return add_member(self, id, nm);
+    },
+    [=](remove_member_atom, member_id m) -> caf::result<bool> {
+      if (auto e = refuse_if_config_pool(self)) {
+        return *e;
+      }
+      auto pos = self->state.policy->position_of(m);
+      if (!pos) {
+        return refuse("member_not_found", "", "no member " + std::to_string(m) +
+                                                " in pool '" +
+                                                self->state.rt->config.name + "'");
+      }
+      remove_member(self, *pos);
+      return true;
+    },
+    [=](enrolled_atom, member_id m, const std::string& source) {
+      auto& st = self->state;
+      if (auto pos = st.policy->position_of(m)) {
+        st.rt->members[*pos]->enrolled = true;
+        note(self, "enrolled", m, "agent enrolled from " + source);
+      }
+    },
+    [=](rename_atom, const std::string& label) -> caf::result<pool_summary> {
+      if (auto e = refuse_if_config_pool(self)) {
+        return *e;
+      }
+      auto& st = self->state;
+      auto old = st.rt->config.label.empty() ? st.rt->config.name
+                                             : st.rt->config.label;
+      st.rt->config.label = label;
+      self->send(st.deps.store, update_pool_atom_v, st.rt->config);
+      note(self, "pool_renamed", 0, "renamed from '" + old + "' to '" + label + "'");
+      return summary_of(self);
+    },
+    [=](settings_atom, const std::string& patch) -> caf::result<pool_summary> {
+      if (auto e = refuse_if_config_pool(self)) {
+        return *e;
+      }
+      auto& st = self->state;
+      auto next = st.rt->config;
+      auto errors = read_pool_settings(patch, next);
+      if (!errors.empty()) {
+        const auto& e = errors.front();
+        auto code = e.message == "unknown key" ? "unknown_field" : "invalid_field";
+        auto msg = e.value.empty() ? e.message
+                                   : e.message + " (got " + e.value + ")";
+        return refuse(code, e.field, msg);
+      }
+      auto changed = settings_changes(st.rt->config, next);
+      st.rt->config = std::move(next);
+      const auto& cfg = *st.deps.engine;
+      // Detection first (members re-read it), then the policy; both apply
+      // to the next evaluation, no restart.
+      st.rt->store_detection(std::make_shared<const detection_params>(
+        make_detection_params(cfg, st.rt->config)));
+      st.rt->policy = make_pool_params(cfg, st.rt->config);
+      st.policy->set_params(st.rt->policy);
+      for (const auto& a : *st.actors) {
+        self->send(a, settings_atom_v);
+      }
+      self->send(st.deps.store, update_pool_atom_v, st.rt->config);
+      if (!changed.empty()) {
+        note(self, "settings_changed", 0, changed);
+        log::info("pool_settings", {{"pool", st.rt->config.name},
+                                    {"changed", changed}});
+      }
+      act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
+      return summary_of(self);
+    },
+    [=](inflight_atom) -> std::uint64_t { return self->state.in_flight; },
+    [=](delete_pool_atom) -> bool {
+      // The supervisor checked in_flight (or was told to force). The pool
+      // leaves the registry, the fleet guard and the store; its members
+      // stop with it (the exit hook).
+      auto& st = self->state;
+      auto now = st.deps.clk->now_ms();
+      for (const auto& m : st.rt->members) {
+        auto id = m->slot->id;
+        m->slot->set_notifier(nullptr);
+        st.deps.reg->remove(id);
+        if (is_silent(st.policy->state_of(id))) {
+          self->send(st.deps.supervisor, silence_atom_v, id, false, now);
+        }
+      }
+      self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
+                 std::uint64_t{0});
+      st.activity.clear();
+      self->send(st.deps.store, delete_pool_atom_v, st.rt->config.name);
+      log::info("pool_deleted", {{"pool", st.rt->config.name},
+                                 {"members", std::to_string(st.rt->members.size())},
+                                 {"in_flight", std::to_string(st.in_flight)}});
+      self->quit();
+      return true;
+    },
+    [=](activity_flush_atom, bool) { flush_activity(self); }, // the timer
+    // From the admin API before it reads the log: the batch is in the
+    // store's mailbox before this answer.
+    [=](activity_flush_atom) -> bool {
+      flush_activity(self);
+      return true;
+    },
     [=](crash_atom) {
       // Fault injection for the supervision tests.
       throw std::runtime_error("injected crash");

@@ -30,7 +30,12 @@ struct pool_deps {
   caf::actor dns;
   const clock* clk = nullptr;
   engine_metrics* metrics = nullptr;
+  // For members added and settings changed at run time.
+  std::shared_ptr<registry> reg;
+  std::shared_ptr<const engine_config> engine; // without pools
 };
+
+class actor_notifier;
 
 struct pool_actor_state {
   std::shared_ptr<pool_runtime> rt;
@@ -43,6 +48,14 @@ struct pool_actor_state {
   std::vector<deadline_queue::position> due; // scratch for pop_due
   std::size_t cpanel_members = 0;
   std::int64_t armed_ms = 0; // the pool's one CAF timer, 0 = none
+  std::shared_ptr<actor_notifier> notifier; // shared by the pool's slots
+  // Activity log lines not yet handed to the store: sent in batches, so a
+  // fleet starting up costs one store message per few hundred transitions.
+  std::vector<activity_record> activity;
+  bool activity_armed = false;
+  // DNS moves handed to the executor and not yet confirmed (deleting the
+  // pool waits for them unless forced).
+  std::size_t in_flight = 0;
   static inline const char* name = "pool";
 };
 

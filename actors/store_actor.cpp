@@ -53,6 +53,53 @@ caf::behavior store_actor(caf::event_based_actor* self,
       guarded_void(metrics, "set_active_member",
                    [&] { st->set_active_member(pool, m); });
     },
+    // -- admin API ---------------------------------------------------------
+    [=](create_pool_atom, const pool_config& p) -> caf::result<bool> {
+      return guarded(metrics, "put_pool", [&] {
+        st->put_pool(p);
+        return true;
+      });
+    },
+    [=](update_pool_atom, const pool_config& p) {
+      guarded_void(metrics, "update_pool", [&] { st->update_pool(p); });
+    },
+    [=](delete_pool_atom, const std::string& pool) {
+      guarded_void(metrics, "delete_pool", [&] { st->delete_pool(pool); });
+    },
+    [=](add_member_atom, const std::string& pool, const member_config& m) {
+      guarded_void(metrics, "put_member", [&] { st->put_member(pool, m); });
+    },
+    [=](remove_member_atom, member_id m) {
+      guarded_void(metrics, "delete_member", [&] { st->delete_member(m); });
+    },
+    [=](allocate_id_atom, member_id at_least) -> caf::result<member_id> {
+      return guarded(metrics, "allocate_member_id",
+                     [&] { return st->allocate_member_id(at_least); });
+    },
+    [=](put_enrollment_atom, const enrollment_record& e) -> caf::result<bool> {
+      return guarded(metrics, "put_enrollment", [&] {
+        st->put_enrollment(e);
+        return true;
+      });
+    },
+    [=](complete_enrollment_atom, member_id m,
+        const protocol::key& k) -> caf::result<bool> {
+      return guarded(metrics, "complete_enrollment", [&] {
+        st->complete_enrollment(m, k);
+        return true;
+      });
+    },
+    [=](activity_atom, const std::vector<activity_record>& rs,
+        std::uint64_t keep) {
+      guarded_void(metrics, "append_activity",
+                   [&] { st->append_activity(rs, keep); });
+    },
+    [=](activity_atom, const std::string& pool, std::int64_t before,
+        std::uint64_t limit,
+        member_id m) -> caf::result<std::vector<activity_record>> {
+      return guarded(metrics, "activity",
+                     [&] { return st->activity(pool, before, limit, m); });
+    },
   };
 }
 

@@ -4,7 +4,9 @@
 #include <chrono>
 
 #include "actors/pool.hpp"
+#include "engine/bootstrap.hpp"
 #include "engine/log.hpp"
+#include "engine/secrets.hpp"
 
 namespace balctl {
 
@@ -15,7 +17,7 @@ using self_ptr = caf::stateful_actor<supervisor_state>*;
 void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
   auto& st = self->state;
   pool_deps deps{caf::actor{self}, st.deps.store, st.deps.dns, st.deps.clk,
-                 st.deps.metrics};
+                 st.deps.metrics, st.deps.reg, st.deps.engine};
   // Monitored, not linked: CAF makes an exit with reason `kill` fatal for
   // every linked actor, so one killed pool would take the supervisor and
   // every other pool with it. A down message never does.
@@ -75,6 +77,63 @@ void update_fleet(self_ptr self) {
   }
 }
 
+void forget_enrollment(self_ptr self, member_id m) {
+  auto& st = self->state;
+  auto i = st.enrollment_of.find(m);
+  if (i != st.enrollment_of.end()) {
+    st.enrollments.erase(i->second);
+    st.enrollment_of.erase(i);
+  }
+}
+
+void remember_enrollment(self_ptr self, const enrollment_record& e) {
+  auto& st = self->state;
+  forget_enrollment(self, e.member); // a new secret replaces the old one
+  auto key = secrets::to_hex(e.secret_sha256);
+  st.enrollments[key] = e;
+  st.enrollment_of[e.member] = key;
+}
+
+void log_activity(self_ptr self, const std::string& pool, const char* kind,
+                  std::string message) {
+  auto& st = self->state;
+  activity_record r;
+  r.pool = pool;
+  r.at_ms = st.deps.clk->now_ms();
+  r.kind = kind;
+  r.message = std::move(message);
+  self->send(st.deps.store, activity_atom_v, std::vector<activity_record>{r},
+             static_cast<std::uint64_t>(st.deps.engine->admin.activity_retention));
+}
+
+caf::error no_pool(const std::string& name) {
+  return refuse("pool_not_found", "", "no pool '" + name + "'");
+}
+
+caf::error store_unavailable(self_ptr self, const caf::error& e) {
+  return refuse("unavailable", "",
+                "the store failed: " + self->system().render(e));
+}
+
+// Opens a new enrollment for a member: a fresh secret, its hash stored
+// before the secret is shown (a crash in between shows nothing).
+void open_enrollment(self_ptr self, member_info info, std::string pool,
+                     caf::response_promise rp) {
+  auto secret = secrets::random_hex(24);
+  enrollment_record rec;
+  rec.secret_sha256 = secrets::sha256(secret);
+  rec.member = info.id;
+  rec.pool = pool;
+  rec.created_ms = self->state.deps.clk->now_ms();
+  self->request(self->state.deps.store, caf::infinite, put_enrollment_atom_v, rec)
+    .then(
+      [=](bool) mutable {
+        remember_enrollment(self, rec);
+        rp.deliver(enrollment_ticket{info, pool, secret});
+      },
+      [=](caf::error& e) mutable { rp.deliver(store_unavailable(self, e)); });
+}
+
 } // namespace
 
 std::vector<member_state_record> snapshot_member_states(const registry& reg) {
@@ -118,6 +177,10 @@ caf::behavior supervisor_actor(self_ptr self,
     st.runtimes[rt->config.name] = rt;
     spawn_pool(self, rt);
   }
+  for (const auto& e : st.deps.enrollments) {
+    remember_enrollment(self, e);
+  }
+  st.deps.enrollments.clear();
   if (st.deps.checkpoint_interval_ms > 0) {
     self->delayed_send(self,
                        std::chrono::milliseconds(st.deps.checkpoint_interval_ms),
@@ -153,9 +216,216 @@ caf::behavior supervisor_actor(self_ptr self,
       auto& st = self->state;
       auto i = st.pools.find(name);
       if (i == st.pools.end()) {
-        return caf::make_error(caf::sec::invalid_argument, "no such pool", name);
+        return no_pool(name);
       }
       return i->second;
+    },
+    // -- admin API ---------------------------------------------------------
+    [=](pools_atom) -> std::vector<caf::actor> {
+      std::vector<caf::actor> out;
+      for (const auto& p : self->state.pools) {
+        out.push_back(p.second);
+      }
+      return out;
+    },
+    [=](create_pool_atom, pool_config pc) -> caf::result<pool_summary> {
+      auto& st = self->state;
+      if (st.runtimes.count(pc.name) != 0 || st.creating.count(pc.name) != 0) {
+        return refuse("pool_exists", "id", "a pool with id '" + pc.name +
+                                             "' exists already");
+      }
+      pc.from_api = true;
+      pc.members.clear();
+      st.creating[pc.name] = true;
+      auto rp = self->make_response_promise();
+      self->request(st.deps.store, caf::infinite, create_pool_atom_v, pc)
+        .then(
+          [=](bool) mutable {
+            auto& st = self->state;
+            st.creating.erase(pc.name);
+            auto rt = make_pool_runtime(*st.deps.engine, pc);
+            st.runtimes[pc.name] = rt;
+            spawn_pool(self, rt);
+            log::info("pool_created", {{"pool", pc.name},
+                                       {"preset", to_string(pc.preset)}});
+            log_activity(self, pc.name, "pool_created",
+                         "pool '" + (pc.label.empty() ? pc.name : pc.label) +
+                           "' created with preset " + to_string(pc.preset));
+            rp.delegate(st.pools.at(pc.name), summary_atom_v);
+          },
+          [=](caf::error& e) mutable {
+            self->state.creating.erase(pc.name);
+            rp.deliver(store_unavailable(self, e));
+          });
+      return rp;
+    },
+    [=](delete_pool_atom, const std::string& name,
+        bool force) -> caf::result<bool> {
+      auto& st = self->state;
+      auto i = st.pools.find(name);
+      if (i == st.pools.end()) {
+        return no_pool(name);
+      }
+      if (!st.runtimes.at(name)->config.from_api) {
+        return refuse("pool_managed_by_config", "",
+                      "pool '" + name + "' is declared in the config file; "
+                      "remove it there and restart balctld");
+      }
+      auto pool = i->second;
+      auto rp = self->make_response_promise();
+      self->request(pool, std::chrono::seconds(10), inflight_atom_v)
+        .then(
+          [=](std::uint64_t in_flight) mutable {
+            if (in_flight > 0 && !force) {
+              rp.deliver(refuse("failover_in_flight", "force",
+                                std::to_string(in_flight) +
+                                  " DNS change(s) of this pool are in flight; "
+                                  "retry when done, or force"));
+              return;
+            }
+            self->request(pool, std::chrono::seconds(10), delete_pool_atom_v)
+              .then(
+                [=](bool) mutable {
+                  auto& st = self->state;
+                  // The pool quit normally: its down message restarts
+                  // nothing, and it is gone from these maps for good.
+                  st.runtimes.erase(name);
+                  st.population.erase(name);
+                  std::vector<member_id> gone;
+                  for (const auto& e : st.enrollments) {
+                    if (e.second.pool == name) {
+                      gone.push_back(e.second.member);
+                    }
+                  }
+                  for (auto m : gone) {
+                    forget_enrollment(self, m);
+                  }
+                  rp.deliver(true);
+                },
+                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    [=](add_member_atom, const std::string& name,
+        const new_member& nm) -> caf::result<enrollment_ticket> {
+      auto& st = self->state;
+      auto i = st.pools.find(name);
+      if (i == st.pools.end()) {
+        return no_pool(name);
+      }
+      auto pool = i->second;
+      auto rp = self->make_response_promise();
+      self->request(st.deps.store, caf::infinite, allocate_id_atom_v, member_id{1})
+        .then(
+          [=](member_id id) mutable {
+            self->request(pool, std::chrono::seconds(10), add_member_atom_v, id, nm)
+              .then(
+                [=](member_info& info) mutable {
+                  open_enrollment(self, std::move(info), name, rp);
+                },
+                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+          },
+          [=](caf::error& e) mutable { rp.deliver(store_unavailable(self, e)); });
+      return rp;
+    },
+    [=](reenrol_atom, const std::string& name,
+        member_id m) -> caf::result<enrollment_ticket> {
+      auto& st = self->state;
+      auto i = st.pools.find(name);
+      if (i == st.pools.end()) {
+        return no_pool(name);
+      }
+      if (!st.runtimes.at(name)->config.from_api) {
+        return refuse("pool_managed_by_config", "",
+                      "pool '" + name + "' is declared in the config file, "
+                      "which holds its members' keys");
+      }
+      auto rp = self->make_response_promise();
+      self->request(i->second, std::chrono::seconds(10), member_atom_v, m)
+        .then(
+          [=](member_info& info) mutable {
+            open_enrollment(self, std::move(info), name, rp);
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    [=](remove_member_atom, const std::string& name,
+        member_id m) -> caf::result<bool> {
+      auto& st = self->state;
+      auto i = st.pools.find(name);
+      if (i == st.pools.end()) {
+        return no_pool(name);
+      }
+      auto rp = self->make_response_promise();
+      self->request(i->second, std::chrono::seconds(10), remove_member_atom_v, m)
+        .then(
+          [=](bool) mutable {
+            forget_enrollment(self, m);
+            rp.deliver(true);
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    [=](enroll_atom, const std::string& hostname, const std::string& secret,
+        const std::string& source) -> caf::result<enrollment_grant> {
+      auto& st = self->state;
+      auto hash = secrets::to_hex(secrets::sha256(secret));
+      auto e = st.enrollments.find(hash);
+      if (e == st.enrollments.end()) {
+        return refuse("enrollment_invalid", "secret",
+                      "unknown or already used enrollment secret");
+      }
+      auto rec = e->second;
+      auto slot = st.deps.reg->find(rec.member);
+      if (!slot) {
+        forget_enrollment(self, rec.member);
+        return refuse("enrollment_invalid", "secret",
+                      "the member of this enrollment was removed");
+      }
+      if (slot->hostname != hostname) {
+        return refuse("enrollment_hostname_mismatch", "hostname",
+                      "hostname '" + hostname + "' is not the hostname this "
+                      "enrollment was created for");
+      }
+      ip_address src;
+      bool allowed = slot->allowed_ips.empty();
+      if (ip_address::parse(source, src)) {
+        for (const auto& ip : slot->allowed_ips) {
+          allowed = allowed || ip == src;
+        }
+      }
+      if (!allowed) {
+        return refuse("enrollment_source_not_allowed", "",
+                      "source address " + source + " is not one of this "
+                      "member's allowed source IPs");
+      }
+      // Used from this moment: a second agent presenting the same secret
+      // while the store writes finds nothing.
+      forget_enrollment(self, rec.member);
+      auto key = secrets::random_key();
+      auto rp = self->make_response_promise();
+      self->request(st.deps.store, caf::infinite, complete_enrollment_atom_v,
+                    rec.member, key)
+        .then(
+          [=](bool) mutable {
+            auto& st = self->state;
+            // The new key verifies from now on; the old one no longer.
+            slot->set_key(key);
+            if (auto p = st.pools.find(rec.pool); p != st.pools.end()) {
+              self->send(p->second, enrolled_atom_v, rec.member, source);
+            }
+            log::info("member_enrolled", {{"pool", rec.pool},
+                                          {"member", std::to_string(rec.member)},
+                                          {"source", source}});
+            rp.deliver(enrollment_grant{rec.member, rec.pool,
+                                        secrets::to_hex(key.data(), key.size())});
+          },
+          [=](caf::error& err) mutable {
+            remember_enrollment(self, rec); // not used after all
+            rp.deliver(store_unavailable(self, err));
+          });
+      return rp;
     },
     [=](checkpoint_atom) {
       auto& st = self->state;

@@ -26,6 +26,8 @@ struct supervisor_deps {
   engine_metrics* metrics = nullptr;
   silence_params fleet_silence;
   std::int64_t checkpoint_interval_ms = 30'000; // 0 = no checkpoints
+  std::shared_ptr<const engine_config> engine;  // without pools
+  std::vector<enrollment_record> enrollments;   // open at start-up
 };
 
 struct supervisor_state {
@@ -36,6 +38,12 @@ struct supervisor_state {
   std::unordered_map<std::string, std::size_t> population;
   std::unique_ptr<silence_guard> fleet;
   std::int64_t armed_ms = 0; // pending fleet-guard timer, 0 = none
+  // Open enrollments by the hex SHA-256 of their secret, and which one each
+  // member has. Enrolment goes through this actor only, so a secret is
+  // used once even when two agents present it at the same time.
+  std::unordered_map<std::string, enrollment_record> enrollments;
+  std::unordered_map<member_id, std::string> enrollment_of;
+  std::unordered_map<std::string, bool> creating; // pool ids being created
   static inline const char* name = "supervisor";
 };
 

@@ -14,11 +14,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/control_impl.hpp"
 #include "actors/engine.hpp"
 #include "actors/supervisor.hpp"
+#include "api/admin_api.hpp"
 #include "bench/derive_key.hpp"
 #include "config/config.hpp"
 #include "engine/log.hpp"
+#include "engine/secrets.hpp"
+#include "transport/http_server.hpp"
 #include "transport/udp_listener.hpp"
 
 using namespace balctl;
@@ -31,7 +35,11 @@ struct options {
   std::string store_path; // overrides store_path
   std::string ready_file; // written with the bound UDP port once listening
   std::string metrics_file; // JSON counters written at exit
+  std::string admin_listen; // overrides admin.listen
+  std::string admin_port_file; // written with the bound admin port
+  std::string admin_token_file; // bench: a file holding an admin token
   bool check_config = false;
+  bool hash_token = false;
   // Benchmark mode: synthetic pools instead of a config file.
   std::uint64_t bench_members = 0;
   std::string bench_seed = "balctl-bench";
@@ -43,6 +51,8 @@ void usage() {
   std::fputs(
     "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH]\n"
     "               [--ready-file PATH] [--metrics-file PATH] [--check-config]\n"
+    "               [--admin-listen HOST:PORT] [--admin-port-file PATH]\n"
+    "       balctld --hash-token < token   (prints the SHA-256 to configure)\n"
     "       balctld --bench-members N [--bench-pools P] [--bench-seed S]\n"
     "               [--bench-delay-s D] --listen HOST:PORT [--metrics-file PATH]\n"
     "Runs the balctl heartbeat and failover engine. Logs go to stderr, one\n"
@@ -92,6 +102,14 @@ bool parse_args(int argc, char** argv, options& o) {
       if (!value(o.metrics_file)) return false;
     } else if (a == "--check-config") {
       o.check_config = true;
+    } else if (a == "--hash-token") {
+      o.hash_token = true;
+    } else if (a == "--admin-listen") {
+      if (!value(o.admin_listen)) return false;
+    } else if (a == "--admin-port-file") {
+      if (!value(o.admin_port_file)) return false;
+    } else if (a == "--bench-admin-token-file") {
+      if (!value(o.admin_token_file)) return false;
     } else if (a == "--bench-members") {
       if (!number(o.bench_members)) return false;
     } else if (a == "--bench-pools") {
@@ -110,7 +128,7 @@ bool parse_args(int argc, char** argv, options& o) {
       return false;
     }
   }
-  if (o.config_path.empty() && o.bench_members == 0) {
+  if (o.config_path.empty() && o.bench_members == 0 && !o.hash_token) {
     std::fputs("balctld: --config is required\n", stderr);
     usage();
     return false;
@@ -124,6 +142,7 @@ engine_config bench_config(const options& o) {
   engine_config cfg;
   cfg.store_path = ":memory:";
   cfg.snapshot_interval_s = 3600;
+  cfg.admin.listen = ""; // only with --admin-listen
   cfg.pools.resize(o.bench_pools);
   for (std::uint64_t p = 0; p < o.bench_pools; ++p) {
     cfg.pools[p].name = "bench-" + std::to_string(p);
@@ -190,12 +209,33 @@ void write_metrics_file(const std::string& path, const ingest& in,
   out << j.dump(2) << "\n";
 }
 
+// The admin endpoint's base URL as agents and install commands see it.
+std::string default_public_url(const admin_config& a, std::uint16_t port) {
+  auto host = a.listen.substr(0, a.listen.rfind(':'));
+  return std::string(a.tls_cert_file.empty() ? "http" : "https") + "://" + host +
+         ":" + std::to_string(port);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   options opt;
   if (!parse_args(argc, argv, opt)) {
     return 2;
+  }
+  if (opt.hash_token) {
+    // The token comes on stdin, never as an argument (ps would show it).
+    std::string token;
+    std::getline(std::cin, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+      token.pop_back();
+    }
+    if (token.size() < 16) {
+      std::fputs("balctld: a token must be at least 16 characters\n", stderr);
+      return 2;
+    }
+    std::printf("%s\n", secrets::to_hex(secrets::sha256(token)).c_str());
+    return 0;
   }
   engine_config cfg;
   if (opt.bench_members > 0) {
@@ -218,6 +258,20 @@ int main(int argc, char** argv) {
   if (!opt.store_path.empty()) {
     cfg.store_path = opt.store_path;
   }
+  if (!opt.admin_listen.empty()) {
+    cfg.admin.listen = opt.admin_listen;
+  }
+  if (!opt.admin_token_file.empty()) {
+    // Benchmarks: an admin token from a file of the script's own.
+    std::ifstream in(opt.admin_token_file);
+    std::string token;
+    std::getline(in, token);
+    admin_token t;
+    t.name = "bench";
+    t.admin = true;
+    t.sha256 = secrets::sha256(token);
+    cfg.admin.tokens.push_back(t);
+  }
   if (opt.check_config) {
     std::printf("config ok: %zu pool(s)\n", cfg.pools.size());
     return 0;
@@ -239,10 +293,12 @@ int main(int argc, char** argv) {
   std::shared_ptr<store> st;
   engine_parts parts;
   std::vector<decision_record> pending;
+  std::vector<enrollment_record> enrollments;
   try {
     st = open_sqlite_store(cfg.store_path);
     pending = adopt_pending_decisions(*st);
     parts = bootstrap(cfg, *st, clk.now_ms());
+    enrollments = st->load_enrollments();
   } catch (const store_error& e) {
     log::error("store_open_failed", {{"path", cfg.store_path}, {"error", e.what()}});
     return 1;
@@ -260,8 +316,12 @@ int main(int argc, char** argv) {
     caf::actor_system_config sys_cfg;
     configure_actor_system(sys_cfg);
     caf::actor_system sys{sys_cfg};
-    auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics);
+    auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
+                                std::move(enrollments));
     resume_pending_decisions(sys, handles, pending);
+    auto engine_cfg = std::make_shared<engine_config>(cfg);
+    control_impl control(sys, handles.supervisor, handles.store, parts.reg,
+                         engine_cfg);
 
     log::rate_limiter reject_log(5, 20);
     udp_listener listener(
@@ -280,10 +340,75 @@ int main(int argc, char** argv) {
         }
       });
     auto err = listener.start();
+    // The admin endpoint (loopback by default), once heartbeats can land.
+    std::unique_ptr<api::admin_api> admin;
+    std::atomic<api::admin_api*> api_ptr{nullptr};
+    std::unique_ptr<http::server> admin_http;
+    bool admin_failed = false;
+    if (err.empty() && !cfg.admin.listen.empty()) {
+      const auto& a = cfg.admin;
+      api::admin_options ao;
+      ao.public_url = a.public_url;
+      ao.heartbeat_endpoint = a.heartbeat_endpoint;
+      if (ao.heartbeat_endpoint.empty()) {
+        ao.heartbeat_endpoint = cfg.udp_listen.substr(0, cfg.udp_listen.rfind(':')) +
+                                ":" + std::to_string(listener.bound_port());
+      }
+      ao.heartbeat_interval_s = a.heartbeat_interval_s;
+      ao.agent_package_url = a.agent_package_url;
+      ao.agent_version_latest = a.agent_version_latest;
+      ao.enroll_failures_per_minute = a.enroll_failures_per_minute;
+      ao.tokens = a.tokens;
+      http::server_limits lim;
+      lim.max_header_bytes = static_cast<std::size_t>(a.max_header_bytes);
+      lim.max_body_bytes = static_cast<std::size_t>(a.max_body_bytes);
+      lim.request_timeout_ms = a.request_timeout_ms;
+      lim.idle_timeout_ms = std::int64_t{a.idle_timeout_s} * 1000;
+      lim.max_connections = static_cast<std::size_t>(a.max_connections);
+      std::optional<http::tls_files> tls;
+      if (!a.tls_cert_file.empty()) {
+        tls = http::tls_files{a.tls_cert_file, a.tls_key_file};
+      }
+      // The API needs the bound port (its public URL) before it can answer,
+      // so it is built once the server listens; until then: 503.
+      admin_http = std::make_unique<http::server>(
+        a.listen, lim,
+        [&api_ptr](http::request&& req, http::responder respond) {
+          if (auto* p = api_ptr.load()) {
+            p->handle(std::move(req), std::move(respond));
+          } else {
+            respond(http::error_response(503, "unavailable", "",
+                                         "balctld is starting"));
+          }
+        },
+        tls);
+      auto herr = admin_http->start();
+      if (!herr.empty()) {
+        log::error("admin_listen_failed", {{"listen", a.listen}, {"error", herr}});
+        admin_failed = true;
+      } else {
+        if (ao.public_url.empty()) {
+          ao.public_url = default_public_url(a, admin_http->bound_port());
+        }
+        api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters()};
+        admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
+        api_ptr.store(admin.get());
+        log::info("admin_listening", {{"listen", a.listen},
+                                      {"port", std::to_string(admin_http->bound_port())},
+                                      {"tls", a.tls_cert_file.empty() ? "off" : "on"},
+                                      {"tokens", std::to_string(a.tokens.size())}});
+        if (!opt.admin_port_file.empty()) {
+          std::ofstream(opt.admin_port_file) << admin_http->bound_port() << "\n";
+        }
+      }
+    }
     if (!err.empty()) {
       log::error("udp_listen_failed", {{"listen", cfg.udp_listen}, {"error", err}});
       exit_code = 1;
+    } else if (admin_failed) {
+      exit_code = 1;
     } else {
+      control.set_ready(true);
       log::info("balctld_ready", {{"udp_port", std::to_string(listener.bound_port())},
                                   {"pools", std::to_string(parts.pools.size())},
                                   {"members", std::to_string(member_count)},
@@ -294,6 +419,10 @@ int main(int argc, char** argv) {
       int sig = 0;
       sigwait(&sigs, &sig);
       log::info("balctld_stopping", {{"signal", std::to_string(sig)}});
+    }
+    control.set_ready(false);
+    if (admin_http) {
+      admin_http->stop();
     }
     listener.stop();
     shutdown_engine(sys, handles, parts, metrics);

@@ -21,14 +21,14 @@ using json = nlohmann::json;
 // Collects errors with the key path of what is being read.
 class reader {
 public:
-  explicit reader(std::vector<std::string>& errors) : errors_(errors) {}
+  explicit reader(std::vector<field_error>& errors) : errors_(errors) {}
 
   void error(const std::string& path, const std::string& msg) {
-    errors_.push_back(path + ": " + msg);
+    errors_.push_back(field_error{path, msg, ""});
   }
   void error_value(const std::string& path, const json& v,
                    const std::string& msg) {
-    errors_.push_back(path + " = " + v.dump() + ": " + msg);
+    errors_.push_back(field_error{path, msg, v.dump()});
   }
 
   /// Reports keys of obj not in allowed.
@@ -102,8 +102,10 @@ public:
   }
 
 private:
-  std::vector<std::string>& errors_;
+  std::vector<field_error>& errors_;
 };
+
+} // namespace
 
 bool valid_dns_name(const std::string& s) {
   if (s.empty() || s.size() > 253 || s.front() == '.' || s.front() == '-') {
@@ -140,6 +142,8 @@ bool valid_pool_name(const std::string& s) {
   }
   return true;
 }
+
+namespace {
 
 bool valid_ip(const std::string& s) {
   unsigned char buf[16];
@@ -239,6 +243,27 @@ void read_member(reader& r, const json& j, const std::string& p,
   }
 }
 
+// The settings an operator may change at run time (admin API), read with
+// the same rules as the file.
+void read_settings(reader& r, const json& j, const std::string& p,
+                   pool_config& pc) {
+  std::string s;
+  r.integer(j, p, "failover_delay_s", pc.failover_delay_s, 10, 120);
+  if (r.string(j, p, "failover_hostname", pc.failover_hostname) &&
+      !pc.failover_hostname.empty() && !valid_dns_name(pc.failover_hostname)) {
+    r.error_value(p + "failover_hostname", j["failover_hostname"],
+                  "must be empty or a DNS name");
+  }
+  if (r.string(j, p, "failback", s) && !from_string(s, pc.failback)) {
+    r.error_value(p + "failback", j["failback"], "must be manual or automatic");
+  }
+  r.integer(j, p, "failback_stable_s", pc.failback_stable_s, 10, 86400);
+  r.share(j, p, "mass_silence_share", pc.mass_silence_share);
+  r.integer(j, p, "mass_silence_min_members", pc.mass_silence_min_members, 1,
+            1'000'000);
+  r.integer(j, p, "mass_silence_window_s", pc.mass_silence_window_s, 0, 3600);
+}
+
 void read_pool(reader& r, const json& j, const std::string& p, pool_config& pc) {
   if (!j.is_object()) {
     r.error(p.substr(0, p.size() - 1), "must be an object");
@@ -260,20 +285,7 @@ void read_pool(reader& r, const json& j, const std::string& p, pool_config& pc) 
   if (r.string(j, p, "preset", s) && !from_string(s, pc.preset)) {
     r.error_value(p + "preset", j["preset"], "must be generic-linux or haproxy");
   }
-  r.integer(j, p, "failover_delay_s", pc.failover_delay_s, 10, 120);
-  if (r.string(j, p, "failover_hostname", pc.failover_hostname) &&
-      !pc.failover_hostname.empty() && !valid_dns_name(pc.failover_hostname)) {
-    r.error_value(p + "failover_hostname", j["failover_hostname"],
-                  "must be empty or a DNS name");
-  }
-  if (r.string(j, p, "failback", s) && !from_string(s, pc.failback)) {
-    r.error_value(p + "failback", j["failback"], "must be manual or automatic");
-  }
-  r.integer(j, p, "failback_stable_s", pc.failback_stable_s, 10, 86400);
-  r.share(j, p, "mass_silence_share", pc.mass_silence_share);
-  r.integer(j, p, "mass_silence_min_members", pc.mass_silence_min_members, 1,
-            1'000'000);
-  r.integer(j, p, "mass_silence_window_s", pc.mass_silence_window_s, 0, 3600);
+  read_settings(r, j, p, pc);
   auto members = j.find("members");
   if (members != j.end()) {
     if (!members->is_array()) {
@@ -288,10 +300,90 @@ void read_pool(reader& r, const json& j, const std::string& p, pool_config& pc) 
   }
 }
 
+void read_admin(reader& r, const json& j, admin_config& a) {
+  const std::string p = "admin.";
+  if (!j.is_object()) {
+    r.error("admin", "must be an object");
+    return;
+  }
+  r.check_keys(j, p,
+               {"listen", "tls_cert_file", "tls_key_file", "tokens",
+                "max_header_bytes", "max_body_bytes", "request_timeout_ms",
+                "idle_timeout_s", "max_connections",
+                "enroll_failures_per_minute", "public_url",
+                "heartbeat_endpoint", "heartbeat_interval_s",
+                "agent_package_url", "agent_version_latest",
+                "activity_retention"});
+  if (r.string(j, p, "listen", a.listen) && !a.listen.empty() &&
+      !valid_listen(a.listen)) {
+    r.error_value(p + "listen", j["listen"],
+                  "must be empty (no admin endpoint), host:port or [v6]:port");
+  }
+  r.string(j, p, "tls_cert_file", a.tls_cert_file);
+  r.string(j, p, "tls_key_file", a.tls_key_file);
+  if (a.tls_cert_file.empty() != a.tls_key_file.empty()) {
+    r.error(p + "tls_key_file", "tls_cert_file and tls_key_file go together");
+  }
+  r.integer(j, p, "max_header_bytes", a.max_header_bytes, 1024, 1048576);
+  r.integer(j, p, "max_body_bytes", a.max_body_bytes, 1024, 67108864);
+  r.integer(j, p, "request_timeout_ms", a.request_timeout_ms, 100, 600000);
+  r.integer(j, p, "idle_timeout_s", a.idle_timeout_s, 1, 3600);
+  r.integer(j, p, "max_connections", a.max_connections, 1, 100000);
+  r.integer(j, p, "enroll_failures_per_minute", a.enroll_failures_per_minute,
+            1, 10000);
+  r.string(j, p, "public_url", a.public_url);
+  if (r.string(j, p, "heartbeat_endpoint", a.heartbeat_endpoint) &&
+      !a.heartbeat_endpoint.empty() && !valid_listen(a.heartbeat_endpoint)) {
+    r.error_value(p + "heartbeat_endpoint", j["heartbeat_endpoint"],
+                  "must be empty (the udp_listen address) or host:port");
+  }
+  r.integer(j, p, "heartbeat_interval_s", a.heartbeat_interval_s, 1, 60);
+  r.string(j, p, "agent_package_url", a.agent_package_url);
+  r.string(j, p, "agent_version_latest", a.agent_version_latest);
+  r.integer(j, p, "activity_retention", a.activity_retention, 100, 10'000'000);
+  auto tokens = j.find("tokens");
+  if (tokens == j.end()) {
+    return;
+  }
+  if (!tokens->is_array()) {
+    r.error(p + "tokens", "must be an array");
+    return;
+  }
+  for (std::size_t i = 0; i < tokens->size(); ++i) {
+    const auto& t = (*tokens)[i];
+    auto tp = p + "tokens[" + std::to_string(i) + "].";
+    if (!t.is_object()) {
+      r.error(tp.substr(0, tp.size() - 1), "must be an object");
+      continue;
+    }
+    r.check_keys(t, tp, {"name", "role", "sha256"});
+    admin_token tok;
+    if (!r.string(t, tp, "name", tok.name) || tok.name.empty()) {
+      r.error(tp + "name", "required, a non-empty string");
+    }
+    std::string role;
+    if (!r.string(t, tp, "role", role) ||
+        (role != "admin" && role != "read-only")) {
+      r.error(tp + "role", "must be admin or read-only");
+    }
+    tok.admin = role == "admin";
+    std::string hex;
+    // Only a hash is configured; still never echoed.
+    if (!r.string(t, tp, "sha256", hex) || hex.size() != 64 ||
+        !protocol::key_from_hex(hex, tok.sha256)) {
+      r.error(tp + "sha256",
+              "must be the token's SHA-256 as 64 hex characters "
+              "(balctld --hash-token prints it)");
+    }
+    a.tokens.push_back(tok);
+  }
+}
+
 } // namespace
 
 config_result parse_config(const std::string& json_text) {
   config_result res;
+  std::vector<field_error> field_errors;
   json j;
   try {
     j = json::parse(json_text);
@@ -312,7 +404,7 @@ config_result parse_config(const std::string& json_text) {
     res.errors.push_back("config: the top level must be a JSON object");
     return res;
   }
-  reader r(res.errors);
+  reader r(field_errors);
   auto& c = res.config;
   r.check_keys(j, "",
                {"udp_listen", "store_path", "log_level", "max_clock_skew_s",
@@ -320,7 +412,7 @@ config_result parse_config(const std::string& json_text) {
                 "flap_threshold", "flap_window_s", "flap_hold_s",
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
-                "snapshot_interval_s", "pools"});
+                "snapshot_interval_s", "admin", "pools"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
                   "must be host:port or [v6]:port with port 0..65535");
@@ -356,6 +448,12 @@ config_result parse_config(const std::string& json_text) {
       }
     }
   }
+  if (auto a = j.find("admin"); a != j.end()) {
+    read_admin(r, *a, c.admin);
+  }
+  for (const auto& e : field_errors) {
+    res.errors.push_back(e.to_string());
+  }
   // Uniqueness across the whole file.
   std::unordered_map<std::string, std::size_t> pool_names;
   std::unordered_map<member_id, std::string> member_ids;
@@ -382,6 +480,28 @@ config_result parse_config(const std::string& json_text) {
     }
   }
   return res;
+}
+
+std::string field_error::to_string() const {
+  return value.empty() ? field + ": " + message
+                       : field + " = " + value + ": " + message;
+}
+
+std::vector<field_error> read_pool_settings(const std::string& json_text,
+                                            pool_config& pc) {
+  std::vector<field_error> errors;
+  reader r(errors);
+  auto j = json::parse(json_text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.error("", "the body must be a JSON object");
+    return errors;
+  }
+  r.check_keys(j, "",
+               {"failover_delay_s", "failover_hostname", "failback",
+                "failback_stable_s", "mass_silence_share",
+                "mass_silence_min_members", "mass_silence_window_s"});
+  read_settings(r, j, "", pc);
+  return errors;
 }
 
 config_result load_config_file(const std::string& path) {

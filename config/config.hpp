@@ -5,6 +5,7 @@
 // and default. Invalid values are rejected at start with the key path and the
 // reason (e.g. "pools[2].failover_delay_s = 5: must be between 10 and 120").
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,10 +21,20 @@ struct member_config {
   std::string hostname;           // required
   std::vector<std::string> allowed_ips; // IPv4/IPv6 literals; empty = any
   protocol::key key{};            // required: "key": 64 hex chars
+  // Members added through the admin API (not config keys): the Linux
+  // family chosen for the install command, and whether the agent has
+  // enrolled yet (until then key is a random key nobody holds).
+  std::string linux_family;       // "rhel" | "debian" | "" (config members)
+  bool enrolled = true;
 };
 
 struct pool_config {
   std::string name;               // required, unique, [A-Za-z0-9._-]{1,64}
+  // Not config keys: the display name (empty = name; the admin API renames
+  // a pool by changing it, name stays its id) and whether the pool was
+  // created through the admin API (else the config file owns it).
+  std::string label;
+  bool from_api = false;
   pool_preset preset = pool_preset::generic_linux; // "generic-linux" | "haproxy"
   int failover_delay_s = 30;      // 10..120
   std::string failover_hostname;  // optional FQDN whose A record follows the active member
@@ -33,6 +44,35 @@ struct pool_config {
   int mass_silence_min_members = 3;    // >= 1
   int mass_silence_window_s = 0;       // 0 = the failover delay; else 1..3600
   std::vector<member_config> members;  // first is the primary
+};
+
+/// One admin API bearer token: only its SHA-256 is configured.
+struct admin_token {
+  std::string name;               // who holds it (logged, never the token)
+  bool admin = false;             // role: "admin" (true) | "read-only"
+  std::array<std::uint8_t, 32> sha256{}; // "sha256": 64 hex chars
+};
+
+/// The admin HTTP endpoint ("admin": {...}).
+struct admin_config {
+  std::string listen = "127.0.0.1:7947"; // host:port; "" = no admin endpoint
+  std::string tls_cert_file;      // PEM; TLS when set (with tls_key_file)
+  std::string tls_key_file;
+  std::vector<admin_token> tokens;
+  int max_header_bytes = 16384;   // 1024..1048576
+  int max_body_bytes = 1048576;   // 1024..67108864
+  int request_timeout_ms = 10000; // 100..600000
+  int idle_timeout_s = 60;        // 1..3600
+  int max_connections = 1024;     // 1..100000
+  // Enrollment failures a source IP may make per minute before it gets
+  // 429 for the rest of the minute.
+  int enroll_failures_per_minute = 10; // 1..10000
+  std::string public_url;         // api base in install commands; "" = http(s)://listen
+  std::string heartbeat_endpoint; // told to agents at enrolment; "" = udp_listen
+  int heartbeat_interval_s = 5;   // told to agents; 1..60
+  std::string agent_package_url = "https://download.serversctl.com/agent.zip";
+  std::string agent_version_latest = "1.0.0"; // older agents count as outdated
+  int activity_retention = 10000; // events kept per pool, 100..10000000
 };
 
 struct engine_config {
@@ -51,7 +91,18 @@ struct engine_config {
   int fleet_silence_window_s = 30;           // 1..3600
   int silence_release_settle_s = 5;          // 0..600: pool and fleet holds release after the silent count stays below threshold this long
   int snapshot_interval_s = 30;              // 1..3600: member last_seen/seq checkpoints
+  admin_config admin;
   std::vector<pool_config> pools;
+};
+
+/// One invalid key: its path ("pools[2].failover_delay_s"), why, and the
+/// offending value as JSON ("" when not worth echoing, or secret).
+struct field_error {
+  std::string field;
+  std::string message;
+  std::string value;
+  /// "field = value: message" (config files, logs).
+  std::string to_string() const;
 };
 
 struct config_result {
@@ -59,6 +110,18 @@ struct config_result {
   std::vector<std::string> errors; // empty when valid
   bool ok() const { return errors.empty(); }
 };
+
+/// Reads the run-time pool settings present in the JSON object text
+/// (failover_delay_s, failover_hostname, failback, failback_stable_s,
+/// mass_silence_*) into pc with the config file's rules; any other key is
+/// an "unknown key" error, so is a body that is not an object. Used by the
+/// admin API for PATCH settings. Paths have no prefix ("failover_delay_s").
+std::vector<field_error> read_pool_settings(const std::string& json_text,
+                                            pool_config& pc);
+
+/// Pool ids and DNS names as the config file accepts them.
+bool valid_pool_name(const std::string& s);
+bool valid_dns_name(const std::string& s);
 
 /// Parses and validates JSON text. Unknown keys are errors (typos must not
 /// silently fall back to defaults).

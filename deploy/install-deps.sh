@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libcaf-dev libuv1-dev nlohmann-json3-dev libssl-dev libsqlite3-dev catch2
+  libhttp-parser-dev libcurl4-openssl-dev   # admin HTTP endpoint, balctl CLI
+  wrk                        # admin API benchmark
   clang libclang-rt-14-dev   # libFuzzer target and sanitizer runs
 )
 

@@ -6,6 +6,30 @@
 
 namespace balctl {
 
+std::shared_ptr<pool_runtime> make_pool_runtime(const engine_config& cfg,
+                                                const pool_config& pc) {
+  auto rt = std::make_shared<pool_runtime>();
+  // Everything but the members (their facts go to slots and runtimes):
+  // copying a large pool's member list only to drop it would double the
+  // start-up peak.
+  auto& c = rt->config;
+  c.name = pc.name;
+  c.label = pc.label;
+  c.from_api = pc.from_api;
+  c.preset = pc.preset;
+  c.failover_delay_s = pc.failover_delay_s;
+  c.failover_hostname = pc.failover_hostname;
+  c.failback = pc.failback;
+  c.failback_stable_s = pc.failback_stable_s;
+  c.mass_silence_share = pc.mass_silence_share;
+  c.mass_silence_min_members = pc.mass_silence_min_members;
+  c.mass_silence_window_s = pc.mass_silence_window_s;
+  rt->detection =
+    std::make_shared<const detection_params>(make_detection_params(cfg, pc));
+  rt->policy = make_pool_params(cfg, pc);
+  return rt;
+}
+
 engine_parts bootstrap(const engine_config& cfg, store& st,
                        std::int64_t now_ms) {
   engine_parts parts;
@@ -14,13 +38,30 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
   for (auto& r : st.load_member_states()) {
     saved[r.id] = r;
   }
+  // The config file owns its pools; the store owns the ones the admin API
+  // created. A config pool replaces a stored API pool of the same name.
+  // (Read in place, not copied: a node's config can hold a million members.)
+  std::unordered_map<std::string, bool> declared;
   for (const auto& pc : cfg.pools) {
     st.put_pool(pc);
-    auto rt = std::make_shared<pool_runtime>();
-    rt->config = pc;
-    rt->detection =
-      std::make_shared<const detection_params>(make_detection_params(cfg, pc));
-    rt->policy = make_pool_params(cfg, pc);
+    declared[pc.name] = true;
+  }
+  std::vector<pool_config> api_pools;
+  for (auto& pc : st.load_pools()) {
+    if (!pc.from_api) {
+      continue;
+    }
+    if (declared.count(pc.name) != 0) {
+      log::warn("pool_shadowed", {{"pool", pc.name},
+                                  {"reason", "declared in the config file, "
+                                             "which replaced the pool the "
+                                             "admin API had created"}});
+      continue;
+    }
+    api_pools.push_back(std::move(pc));
+  }
+  auto load = [&](const pool_config& pc) {
+    auto rt = make_pool_runtime(cfg, pc);
     if (auto a = st.active_member(pc.name)) {
       rt->active = *a;
     }
@@ -43,7 +84,9 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
                                 member_fsm(rt->detection, state, since,
                                            now_ms + grace_ms));
       auto& slot = *member.slot;
-      slot.key = mc.key;
+      slot.set_key(mc.key);
+      from_string(mc.linux_family, member.rt->family);
+      member.rt->enrolled = mc.enrolled;
       for (const auto& ip : mc.allowed_ips) {
         ip_address a;
         if (ip_address::parse(ip, a)) {
@@ -67,9 +110,13 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
                               {"restored_states", std::to_string(restored)},
                               {"active", std::to_string(rt->active)},
                               {"grace_ms", std::to_string(grace_ms)}});
-    rt->config.members.clear();
-    rt->config.members.shrink_to_fit();
     parts.pools.push_back(std::move(rt));
+  };
+  for (const auto& pc : cfg.pools) {
+    load(pc);
+  }
+  for (const auto& pc : api_pools) {
+    load(pc);
   }
   return parts;
 }

@@ -25,6 +25,11 @@ struct engine_parts {
   std::vector<std::shared_ptr<pool_runtime>> pools;
 };
 
+/// A pool's runtime without members (they are added after).
+std::shared_ptr<pool_runtime> make_pool_runtime(const engine_config& cfg,
+                                                const pool_config& pc);
+
+/// Config pools, then the pools the admin API created (from the store).
 /// Throws store_error when the store fails.
 engine_parts bootstrap(const engine_config& cfg, store& st, std::int64_t now_ms);
 

@@ -47,6 +47,21 @@ bool deadline_queue::arm(position i, std::int64_t deadline_ms) {
   return true;
 }
 
+void deadline_queue::erase(position i) {
+  if (i >= armed_ms_.size()) {
+    return;
+  }
+  live_ -= armed_ms_[i] != none ? 1 : 0;
+  armed_ms_.erase(armed_ms_.begin() + i);
+  heap_.erase(std::remove_if(heap_.begin(), heap_.end(),
+                             [&](const entry& e) { return e.member == i; }),
+              heap_.end());
+  for (auto& e : heap_) {
+    e.member -= e.member > i ? 1 : 0;
+  }
+  rebuild();
+}
+
 void deadline_queue::disarm(position i) {
   if (i >= armed_ms_.size() || armed_ms_[i] == none) {
     return;

@@ -34,6 +34,9 @@ public:
   /// Arms member i at deadline_ms unless it is armed no later already.
   /// Returns true when i's deadline changed.
   bool arm(position i, std::int64_t deadline_ms);
+  /// Removes member i; members after it move down one position, as in the
+  /// owner's order. O(n): for operator changes, not heartbeats.
+  void erase(position i);
   /// Cancels member i's deadline, if any.
   void disarm(position i);
   /// The live deadline of member i, if armed.

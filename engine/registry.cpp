@@ -147,7 +147,7 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
       return reject(reject_reason::source_not_allowed);
     }
   }
-  if (!protocol::verify_tag(d.view, slot->key)) {
+  if (!protocol::verify_tag(d.view, slot->key())) {
     return reject(reject_reason::bad_tag);
   }
   // Compared without subtracting: a forged timestamp near INT64_MIN must

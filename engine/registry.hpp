@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -53,8 +54,27 @@ struct member_slot {
   // Immutable after add().
   member_id id = 0;
   std::string hostname;
-  protocol::key key{};
   std::vector<ip_address> allowed_ips; // empty = any source
+
+  /// The member's heartbeat key. Replaced at run time by re-enrolment, so
+  /// it is held as four atomic words: a datagram verified while the key
+  /// changes sees a mix of old and new words, which verifies under neither
+  /// and is rejected, exactly as the old key is from then on.
+  protocol::key key() const {
+    protocol::key k;
+    for (std::size_t i = 0; i < key_words_.size(); ++i) {
+      auto w = key_words_[i].load(std::memory_order_acquire);
+      std::memcpy(k.data() + 8 * i, &w, 8);
+    }
+    return k;
+  }
+  void set_key(const protocol::key& k) {
+    for (std::size_t i = 0; i < key_words_.size(); ++i) {
+      std::uint64_t w;
+      std::memcpy(&w, k.data() + 8 * i, 8);
+      key_words_[i].store(w, std::memory_order_release);
+    }
+  }
 
   // Written by ingest, read by actors.
   std::atomic<std::int64_t> last_seen_ms{0};
@@ -75,6 +95,8 @@ struct member_slot {
   }
 
 private:
+  static_assert(protocol::key_size == 32, "key_words_ holds 32 bytes");
+  std::array<std::atomic<std::uint64_t>, 4> key_words_{};
   std::shared_ptr<member_notifier> notifier_;
 };
 
@@ -85,6 +107,15 @@ public:
   void remove(member_id m);
   std::shared_ptr<member_slot> find(member_id m) const;
   std::size_t size() const;
+  /// Calls f for every slot under the registry's shared lock, without
+  /// copying: f must be quick and must not call back into the registry.
+  template <class F>
+  void for_each(F&& f) const {
+    std::shared_lock<std::shared_mutex> guard(mu_);
+    for (const auto& kv : slots_) {
+      f(*kv.second);
+    }
+  }
   /// Snapshot of all slots (for periodic state checkpoints).
   std::vector<std::shared_ptr<member_slot>> all() const;
 

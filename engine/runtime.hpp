@@ -36,6 +36,10 @@ struct member_runtime {
   // Published by the member actor for readers on other threads (fsm itself
   // belongs to the member actor alone).
   std::atomic<bool> damped{false};
+  // Admin facts, read and written by the pool actor only (they fit in the
+  // padding after damped).
+  linux_family family = linux_family::none;
+  bool enrolled = true; // false until the agent trades its secret for a key
 
   const std::string& display_name() const {
     return name ? *name : slot->hostname;
@@ -73,6 +77,14 @@ struct pool_runtime {
   // waits for it to reach 0 before restarting the pool, so an old and a new
   // member actor never share one member_runtime.
   std::atomic<int> live_members{0};
+  // Read the detection parameters through these: the pool actor replaces
+  // them when an operator changes the settings while member actors read.
+  std::shared_ptr<const detection_params> load_detection() const {
+    return std::atomic_load(&detection);
+  }
+  void store_detection(std::shared_ptr<const detection_params> d) {
+    std::atomic_store(&detection, std::move(d));
+  }
   std::vector<std::shared_ptr<member_runtime>> members; // config order
 };
 

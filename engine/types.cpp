@@ -57,4 +57,24 @@ bool from_string(const std::string& s, failback_policy& out) {
   return false;
 }
 
+const char* to_string(linux_family f) {
+  switch (f) {
+    case linux_family::rhel: return "rhel";
+    case linux_family::debian: return "debian";
+    case linux_family::none: break;
+  }
+  return "";
+}
+
+bool from_string(const std::string& s, linux_family& out) {
+  if (s == "rhel") {
+    out = linux_family::rhel;
+  } else if (s == "debian") {
+    out = linux_family::debian;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 } // namespace balctl

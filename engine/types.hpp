@@ -29,6 +29,12 @@ enum class failback_policy : std::uint8_t { manual, automatic };
 const char* to_string(failback_policy p);
 bool from_string(const std::string& s, failback_policy& out);
 
+/// The Linux family an operator picked when adding a server: it chooses
+/// the package manager of the install command. none: declared in config.
+enum class linux_family : std::uint8_t { none, rhel, debian };
+const char* to_string(linux_family f); // "", "rhel", "debian"
+bool from_string(const std::string& s, linux_family& out); // rhel|debian only
+
 /// One detected stack on a member (the seed's member tabs).
 struct stack_info {
   bool present = false;

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -24,7 +25,7 @@ struct stmt_finalizer {
 using db_ptr = std::unique_ptr<sqlite3, db_closer>;
 using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 
 const char* const schema = R"sql(
 CREATE TABLE IF NOT EXISTS pools (
@@ -36,7 +37,9 @@ CREATE TABLE IF NOT EXISTS pools (
   failback_stable_s INTEGER NOT NULL,
   mass_silence_share REAL NOT NULL,
   mass_silence_min_members INTEGER NOT NULL,
-  mass_silence_window_s INTEGER NOT NULL);
+  mass_silence_window_s INTEGER NOT NULL,
+  label TEXT NOT NULL DEFAULT '',
+  from_api INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS members (
   id INTEGER PRIMARY KEY,
   pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
@@ -44,7 +47,9 @@ CREATE TABLE IF NOT EXISTS members (
   name TEXT NOT NULL,
   hostname TEXT NOT NULL,
   allowed_ips TEXT NOT NULL,
-  key BLOB NOT NULL);
+  key BLOB NOT NULL,
+  linux_family TEXT NOT NULL DEFAULT '',
+  enrolled INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS members_pool ON members(pool, position);
 CREATE TABLE IF NOT EXISTS member_states (
   id INTEGER PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,
@@ -68,6 +73,37 @@ CREATE INDEX IF NOT EXISTS decisions_pool ON decisions(pool, id);
 CREATE INDEX IF NOT EXISTS decisions_status ON decisions(status, id);
 )sql";
 
+// Version 2 (admin API): tables of its own, created by both paths.
+const char* const schema_v2_tables = R"sql(
+CREATE TABLE IF NOT EXISTS enrollments (
+  member INTEGER PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,
+  secret_sha256 BLOB NOT NULL UNIQUE,
+  pool TEXT NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS activity (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  pool TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  member INTEGER NOT NULL,
+  message TEXT NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS activity_pool ON activity(pool, id);
+CREATE INDEX IF NOT EXISTS activity_member ON activity(pool, member, id);
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL);
+)sql";
+
+// A version 1 file gets version 2's columns.
+const char* const migrate_v1_to_v2 = R"sql(
+ALTER TABLE pools ADD COLUMN label TEXT NOT NULL DEFAULT '';
+ALTER TABLE pools ADD COLUMN from_api INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN linux_family TEXT NOT NULL DEFAULT '';
+ALTER TABLE members ADD COLUMN enrolled INTEGER NOT NULL DEFAULT 1;
+)sql";
+
 class sqlite_store final : public store {
 public:
   explicit sqlite_store(const std::string& path) {
@@ -88,7 +124,24 @@ public:
     exec("PRAGMA synchronous=NORMAL", "set synchronous");
     exec("PRAGMA foreign_keys=ON", "enable foreign keys");
     exec("BEGIN", "begin schema");
+    int version = 0;
+    {
+      auto v = prepare("PRAGMA user_version");
+      if (step_row(v, "read schema version")) {
+        version = sqlite3_column_int(v, 0);
+        sqlite3_reset(v);
+      }
+    }
+    if (version > schema_version) {
+      throw store_error("sqlite: " + path + ": schema version " +
+                        std::to_string(version) + " is newer than this "
+                        "balctld (" + std::to_string(schema_version) + ")");
+    }
+    if (version == 1) {
+      exec(migrate_v1_to_v2, "migrate schema 1 to 2");
+    }
     exec(schema, "create schema");
+    exec(schema_v2_tables, "create schema v2 tables");
     exec("PRAGMA user_version=" + std::to_string(schema_version),
          "set schema version");
     exec("COMMIT", "commit schema");
@@ -97,20 +150,12 @@ public:
   void put_pool(const pool_config& p) override {
     transaction tx(*this, "put_pool");
     auto s = prepare(
-      "INSERT INTO pools VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) "
+      "INSERT INTO pools VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) "
       "ON CONFLICT(name) DO UPDATE SET preset=?2, failover_delay_s=?3, "
       "failover_hostname=?4, failback=?5, failback_stable_s=?6, "
       "mass_silence_share=?7, mass_silence_min_members=?8, "
-      "mass_silence_window_s=?9");
-    bind(s, 1, p.name);
-    bind(s, 2, std::string(to_string(p.preset)));
-    sqlite3_bind_int(s, 3, p.failover_delay_s);
-    bind(s, 4, p.failover_hostname);
-    bind(s, 5, std::string(to_string(p.failback)));
-    sqlite3_bind_int(s, 6, p.failback_stable_s);
-    sqlite3_bind_double(s, 7, p.mass_silence_share);
-    sqlite3_bind_int(s, 8, p.mass_silence_min_members);
-    sqlite3_bind_int(s, 9, p.mass_silence_window_s);
+      "mass_silence_window_s=?9, label=?10, from_api=?11");
+    bind_pool(s, p);
     step_done(s, "put_pool");
     // Members no longer in the pool go, with their states (cascade); members
     // still present keep their runtime state.
@@ -124,29 +169,187 @@ public:
     bind(del, 1, p.name);
     bind(del, 2, keep.dump());
     step_done(del, "put_pool: remove members");
-    auto ins = prepare(
-      "INSERT INTO members VALUES (?1,?2,?3,?4,?5,?6,?7) "
-      "ON CONFLICT(id) DO UPDATE SET pool=?2, position=?3, name=?4, "
-      "hostname=?5, allowed_ips=?6, key=?7");
     for (std::size_t i = 0; i < p.members.size(); ++i) {
-      const auto& m = p.members[i];
-      sqlite3_bind_int64(ins, 1, static_cast<sqlite3_int64>(m.id));
-      bind(ins, 2, p.name);
-      sqlite3_bind_int64(ins, 3, static_cast<sqlite3_int64>(i));
-      bind(ins, 4, m.name);
-      bind(ins, 5, m.hostname);
-      bind(ins, 6, nlohmann::json(m.allowed_ips).dump());
-      sqlite3_bind_blob(ins, 7, m.key.data(), static_cast<int>(m.key.size()),
-                        SQLITE_TRANSIENT);
-      step_done(ins, "put_pool: member");
+      upsert_member(p.name, p.members[i], static_cast<std::int64_t>(i));
     }
     tx.commit();
   }
 
+  void update_pool(const pool_config& p) override {
+    auto s = prepare(
+      "UPDATE pools SET preset=?2, failover_delay_s=?3, failover_hostname=?4, "
+      "failback=?5, failback_stable_s=?6, mass_silence_share=?7, "
+      "mass_silence_min_members=?8, mass_silence_window_s=?9, label=?10, "
+      "from_api=?11 WHERE name=?1");
+    bind_pool(s, p);
+    step_done(s, "update_pool");
+  }
+
+  void put_member(const std::string& pool, const member_config& m) override {
+    auto pos = prepare(
+      "SELECT COALESCE((SELECT position FROM members WHERE id=?2), "
+      "(SELECT COALESCE(MAX(position), -1) + 1 FROM members WHERE pool=?1))");
+    bind(pos, 1, pool);
+    sqlite3_bind_int64(pos, 2, static_cast<sqlite3_int64>(m.id));
+    std::int64_t position = 0;
+    if (step_row(pos, "put_member: position")) {
+      position = sqlite3_column_int64(pos, 0);
+      sqlite3_reset(pos);
+    }
+    upsert_member(pool, m, position);
+  }
+
+  void delete_member(member_id m) override {
+    auto s = prepare("DELETE FROM members WHERE id=?1");
+    sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(m));
+    step_done(s, "delete_member");
+  }
+
+  member_id allocate_member_id(member_id at_least) override {
+    transaction tx(*this, "allocate_member_id");
+    auto s = prepare(
+      "SELECT MAX(COALESCE((SELECT value FROM meta WHERE key='next_member_id'), 1), "
+      "COALESCE((SELECT MAX(id) + 1 FROM members), 1), ?1)");
+    sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(at_least));
+    std::int64_t id = 1;
+    if (step_row(s, "allocate_member_id")) {
+      id = sqlite3_column_int64(s, 0);
+      sqlite3_reset(s);
+    }
+    auto u = prepare(
+      "INSERT INTO meta VALUES ('next_member_id', ?1) "
+      "ON CONFLICT(key) DO UPDATE SET value=?1");
+    sqlite3_bind_int64(u, 1, id + 1);
+    step_done(u, "allocate_member_id: save");
+    tx.commit();
+    return static_cast<member_id>(id);
+  }
+
+  void put_enrollment(const enrollment_record& e) override {
+    auto s = prepare(
+      "INSERT INTO enrollments VALUES (?1,?2,?3,?4) ON CONFLICT(member) DO "
+      "UPDATE SET secret_sha256=?2, pool=?3, created_ms=?4");
+    sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(e.member));
+    sqlite3_bind_blob(s, 2, e.secret_sha256.data(),
+                      static_cast<int>(e.secret_sha256.size()), SQLITE_TRANSIENT);
+    bind(s, 3, e.pool);
+    sqlite3_bind_int64(s, 4, e.created_ms);
+    step_done(s, "put_enrollment");
+  }
+
+  void complete_enrollment(member_id m, const protocol::key& k) override {
+    transaction tx(*this, "complete_enrollment");
+    auto d = prepare("DELETE FROM enrollments WHERE member=?1");
+    sqlite3_bind_int64(d, 1, static_cast<sqlite3_int64>(m));
+    step_done(d, "complete_enrollment: enrollment");
+    auto u = prepare("UPDATE members SET key=?2, enrolled=1 WHERE id=?1");
+    sqlite3_bind_int64(u, 1, static_cast<sqlite3_int64>(m));
+    sqlite3_bind_blob(u, 2, k.data(), static_cast<int>(k.size()), SQLITE_TRANSIENT);
+    step_done(u, "complete_enrollment: key");
+    if (sqlite3_changes(db_.get()) != 1) {
+      throw store_error("sqlite: complete_enrollment: member " +
+                        std::to_string(m) + " is not stored");
+    }
+    tx.commit();
+  }
+
+  std::vector<enrollment_record> load_enrollments() override {
+    std::vector<enrollment_record> out;
+    auto s = prepare(
+      "SELECT member, secret_sha256, pool, created_ms FROM enrollments");
+    while (step_row(s, "load_enrollments")) {
+      enrollment_record e;
+      e.member = static_cast<member_id>(sqlite3_column_int64(s, 0));
+      if (sqlite3_column_bytes(s, 1) == static_cast<int>(e.secret_sha256.size())) {
+        std::memcpy(e.secret_sha256.data(), sqlite3_column_blob(s, 1),
+                    e.secret_sha256.size());
+      }
+      e.pool = text(s, 2);
+      e.created_ms = sqlite3_column_int64(s, 3);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  void append_activity(const std::vector<activity_record>& rs,
+                       std::size_t keep_per_pool) override {
+    if (rs.empty()) {
+      return;
+    }
+    transaction tx(*this, "append_activity");
+    auto s = prepare(
+      "INSERT INTO activity (pool, at_ms, kind, member, message, from_state, "
+      "to_state) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+    std::vector<const std::string*> pools;
+    for (const auto& r : rs) {
+      bind(s, 1, r.pool);
+      sqlite3_bind_int64(s, 2, r.at_ms);
+      bind(s, 3, r.kind);
+      sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(r.member));
+      bind(s, 5, r.message);
+      bind(s, 6, r.from_state);
+      bind(s, 7, r.to_state);
+      step_done(s, "append_activity");
+      if (pools.empty() || *pools.back() != r.pool) {
+        pools.push_back(&r.pool);
+      }
+    }
+    // Retention: the newest keep_per_pool events of each pool written to.
+    auto prune = prepare(
+      "DELETE FROM activity WHERE pool=?1 AND id <= (SELECT id FROM activity "
+      "WHERE pool=?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)");
+    std::sort(pools.begin(), pools.end(),
+              [](const std::string* a, const std::string* b) { return *a < *b; });
+    pools.erase(std::unique(pools.begin(), pools.end(),
+                            [](const std::string* a, const std::string* b) {
+                              return *a == *b;
+                            }),
+                pools.end());
+    for (const auto* p : pools) {
+      bind(prune, 1, *p);
+      sqlite3_bind_int64(prune, 2, static_cast<sqlite3_int64>(keep_per_pool));
+      step_done(prune, "append_activity: retention");
+    }
+    tx.commit();
+  }
+
+  std::vector<activity_record> activity(const std::string& pool,
+                                        std::int64_t before_id,
+                                        std::size_t limit,
+                                        member_id member) override {
+    auto s = prepare(
+      "SELECT id, pool, at_ms, kind, member, message, from_state, to_state "
+      "FROM activity WHERE pool=?1 AND (?2 = 0 OR id < ?2) AND "
+      "(?3 = 0 OR member = ?3) ORDER BY id DESC LIMIT ?4");
+    bind(s, 1, pool);
+    sqlite3_bind_int64(s, 2, before_id);
+    sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(member));
+    sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(limit));
+    std::vector<activity_record> out;
+    while (step_row(s, "activity")) {
+      activity_record r;
+      r.id = sqlite3_column_int64(s, 0);
+      r.pool = text(s, 1);
+      r.at_ms = sqlite3_column_int64(s, 2);
+      r.kind = text(s, 3);
+      r.member = static_cast<member_id>(sqlite3_column_int64(s, 4));
+      r.message = text(s, 5);
+      r.from_state = text(s, 6);
+      r.to_state = text(s, 7);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   void delete_pool(const std::string& name) override {
+    transaction tx(*this, "delete_pool");
     auto s = prepare("DELETE FROM pools WHERE name=?1");
     bind(s, 1, name);
     step_done(s, "delete_pool");
+    auto a = prepare("DELETE FROM activity WHERE pool=?1");
+    bind(a, 1, name);
+    step_done(a, "delete_pool: activity");
+    tx.commit();
   }
 
   std::vector<pool_config> load_pools() override {
@@ -155,7 +358,7 @@ public:
     auto s = prepare(
       "SELECT name, preset, failover_delay_s, failover_hostname, failback, "
       "failback_stable_s, mass_silence_share, mass_silence_min_members, "
-      "mass_silence_window_s FROM pools ORDER BY name");
+      "mass_silence_window_s, label, from_api FROM pools ORDER BY name");
     while (step_row(s, "load_pools")) {
       pool_config p;
       p.name = text(s, 0);
@@ -167,12 +370,14 @@ public:
       p.mass_silence_share = sqlite3_column_double(s, 6);
       p.mass_silence_min_members = sqlite3_column_int(s, 7);
       p.mass_silence_window_s = sqlite3_column_int(s, 8);
+      p.label = text(s, 9);
+      p.from_api = sqlite3_column_int(s, 10) != 0;
       index[p.name] = out.size();
       out.push_back(std::move(p));
     }
     auto m = prepare(
-      "SELECT id, pool, name, hostname, allowed_ips, key FROM members "
-      "ORDER BY pool, position");
+      "SELECT id, pool, name, hostname, allowed_ips, key, linux_family, "
+      "enrolled FROM members ORDER BY pool, position");
     while (step_row(m, "load_pools: members")) {
       member_config mc;
       mc.id = static_cast<member_id>(sqlite3_column_int64(m, 0));
@@ -190,6 +395,8 @@ public:
       if (n == static_cast<int>(mc.key.size())) {
         std::memcpy(mc.key.data(), sqlite3_column_blob(m, 5), mc.key.size());
       }
+      mc.linux_family = text(m, 6);
+      mc.enrolled = sqlite3_column_int(m, 7) != 0;
       auto i = index.find(text(m, 1));
       if (i != index.end()) {
         out[i->second].members.push_back(std::move(mc));
@@ -308,6 +515,39 @@ private:
     const char* op_;
     bool done_ = false;
   };
+
+  void bind_pool(sqlite3_stmt* s, const pool_config& p) {
+    bind(s, 1, p.name);
+    bind(s, 2, std::string(to_string(p.preset)));
+    sqlite3_bind_int(s, 3, p.failover_delay_s);
+    bind(s, 4, p.failover_hostname);
+    bind(s, 5, std::string(to_string(p.failback)));
+    sqlite3_bind_int(s, 6, p.failback_stable_s);
+    sqlite3_bind_double(s, 7, p.mass_silence_share);
+    sqlite3_bind_int(s, 8, p.mass_silence_min_members);
+    sqlite3_bind_int(s, 9, p.mass_silence_window_s);
+    bind(s, 10, p.label);
+    sqlite3_bind_int(s, 11, p.from_api ? 1 : 0);
+  }
+
+  void upsert_member(const std::string& pool, const member_config& m,
+                     std::int64_t position) {
+    auto ins = prepare(
+      "INSERT INTO members VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) "
+      "ON CONFLICT(id) DO UPDATE SET pool=?2, position=?3, name=?4, "
+      "hostname=?5, allowed_ips=?6, key=?7, linux_family=?8, enrolled=?9");
+    sqlite3_bind_int64(ins, 1, static_cast<sqlite3_int64>(m.id));
+    bind(ins, 2, pool);
+    sqlite3_bind_int64(ins, 3, position);
+    bind(ins, 4, m.name);
+    bind(ins, 5, m.hostname);
+    bind(ins, 6, nlohmann::json(m.allowed_ips).dump());
+    sqlite3_bind_blob(ins, 7, m.key.data(), static_cast<int>(m.key.size()),
+                      SQLITE_TRANSIENT);
+    bind(ins, 8, m.linux_family);
+    sqlite3_bind_int(ins, 9, m.enrolled ? 1 : 0);
+    step_done(ins, "put_member");
+  }
 
   void save_one(const member_state_record& r) {
     auto s = prepare(

@@ -5,6 +5,7 @@
 // issue. Calls may block on disk: only the store actor calls them.
 // Failures throw store_error with the operation and the backend's message.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -32,6 +33,27 @@ struct member_state_record {
   std::uint64_t last_seq = 0;
 };
 
+/// An enrollment waiting for its agent: only the secret's SHA-256 is kept.
+struct enrollment_record {
+  std::array<std::uint8_t, 32> secret_sha256{};
+  member_id member = 0;
+  std::string pool;
+  std::int64_t created_ms = 0;
+};
+
+/// One line of a pool's activity log (enrolled, state changes, decisions,
+/// operator changes).
+struct activity_record {
+  std::int64_t id = 0; // assigned by append_activity; newest is highest
+  std::string pool;
+  std::int64_t at_ms = 0;
+  std::string kind;    // enrolled | member_added | member_removed | state_change | decision | ...
+  member_id member = 0; // 0 = the pool itself
+  std::string message;
+  // For kind state_change: the member's states (history in member detail).
+  std::string from_state, to_state;
+};
+
 struct decision_record {
   std::int64_t id = 0; // assigned by record_decision
   pool_decision decision;
@@ -47,6 +69,31 @@ public:
   virtual void put_pool(const pool_config& p) = 0;
   virtual void delete_pool(const std::string& name) = 0;
   virtual std::vector<pool_config> load_pools() = 0;
+  /// Updates the pool's own row (label, settings), not its members.
+  virtual void update_pool(const pool_config& p) = 0;
+  /// Adds m at the end of pool's order, or updates it.
+  virtual void put_member(const std::string& pool, const member_config& m) = 0;
+  /// Removes a member with its state and enrollment.
+  virtual void delete_member(member_id m) = 0;
+  /// A fresh member id above every id the store has seen and at_least.
+  virtual member_id allocate_member_id(member_id at_least) = 0;
+
+  // Enrollments: one open enrollment per member (a new one replaces it).
+  virtual void put_enrollment(const enrollment_record& e) = 0;
+  /// In one transaction: the enrollment is gone (single use), the member
+  /// has its new heartbeat key and counts as enrolled.
+  virtual void complete_enrollment(member_id m, const protocol::key& k) = 0;
+  virtual std::vector<enrollment_record> load_enrollments() = 0;
+
+  // Activity log. append keeps at most keep_per_pool newest events a pool.
+  virtual void append_activity(const std::vector<activity_record>& rs,
+                               std::size_t keep_per_pool) = 0;
+  /// Newest first, ids below before_id (0 = from the newest); member 0 =
+  /// all of the pool's events.
+  virtual std::vector<activity_record> activity(const std::string& pool,
+                                                std::int64_t before_id,
+                                                std::size_t limit,
+                                                member_id member = 0) = 0;
 
   // Member runtime state. save_member_states writes a batch in one
   // transaction (checkpoints).

@@ -49,7 +49,7 @@ void write_config(const std::string& path, const std::string& store_path,
                   int delay_s, int port = 0) {
   std::ofstream out(path);
   out << R"({"udp_listen":"127.0.0.1:)" << port << R"(","store_path":")" << store_path
-      << R"(","pools":[{"name":"e2e","failover_delay_s":)" << delay_s
+      << R"(","admin":{"listen":"127.0.0.1:0"},"pools":[{"name":"e2e","failover_delay_s":)" << delay_s
       << R"(,"failover_hostname":"www.e2e.test","members":[)" << member_json(1)
       << "," << member_json(2) << "," << member_json(3) << "]}]}";
 }

@@ -221,3 +221,23 @@ TEST_CASE("a member re-armed at the time of one of its stale entries keeps "
   CHECK(out == std::vector<deadline_queue::position>{1, 0});
   CHECK(q.heap_size() == 0);
 }
+
+TEST_CASE("erasing a member shifts the later ones down and keeps their deadlines",
+          "[deadline_queue][unit]") {
+  deadline_queue q;
+  q.resize(4);
+  q.arm(0, 100);
+  q.arm(1, 50);
+  q.arm(2, 300);
+  q.arm(3, 200);
+  q.erase(1);
+  CHECK(q.size() == 3);
+  CHECK(q.live() == 3);
+  CHECK(q.armed_ms(0) == 100);
+  CHECK(q.armed_ms(1) == 300); // was 2
+  CHECK(q.armed_ms(2) == 200); // was 3
+  CHECK(q.next_ms() == 100);
+  CHECK(due(q, 1000) == std::vector<deadline_queue::position>{0, 2, 1});
+  q.erase(7); // out of range: nothing
+  CHECK(q.size() == 3);
+}

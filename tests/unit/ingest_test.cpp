@@ -37,7 +37,7 @@ struct fixture {
     slot = std::make_shared<member_slot>();
     slot->id = 7;
     slot->hostname = "node7.example.test";
-    slot->key = key_for(7);
+    slot->set_key(key_for(7));
     slot->allowed_ips = {ip("192.0.2.10"), ip("2001:db8::10")};
     slot->set_notifier(notes);
     reg.add(slot);
@@ -129,6 +129,24 @@ TEST_CASE("a forged tag and garbage are rejected", "[ingest][unit]") {
   CHECK(r.reason == reject_reason::truncated);
   CHECK(f.slot->last_seen_ms == 0);
   CHECK(f.in.counters().rejected_total() == 2);
+}
+
+TEST_CASE("a new key from re-enrolment is accepted at once and the old key no longer",
+          "[ingest][unit]") {
+  fixture f;
+  REQUIRE(f.send(1).ok);
+  f.slot->set_key(key_for(99));
+  CHECK(f.slot->key() == key_for(99));
+  // Signed with the old key: rejected from now on.
+  CHECK(f.send(2).reason == reject_reason::bad_tag);
+  std::uint8_t buf[protocol::max_datagram_size];
+  protocol::header h;
+  h.member = 7;
+  h.seq = 3;
+  h.timestamp_ms = now0;
+  auto n = protocol::encode(buf, sizeof buf, h, {}, key_for(99));
+  CHECK(f.in.accept(buf, n, ip("192.0.2.10"), now0).ok);
+  CHECK(f.slot->last_seq == 3);
 }
 
 TEST_CASE("an allowed IPv6 source is accepted, and an empty allow list admits any",

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -481,4 +482,148 @@ TEST_CASE("opening an unwritable path throws a store_error prefixed sqlite:",
     CAPTURE(msg);
     CHECK(msg.rfind("sqlite:", 0) == 0);
   }
+}
+
+TEST_CASE("API pools and members round trip with label, origin, Linux family and enrolment",
+          "[store][unit]") {
+  temp_db db;
+  auto st = open_sqlite_store(db.path());
+  pool_config p;
+  p.name = "fleet";
+  p.label = "Linux Fleet";
+  p.from_api = true;
+  st->put_pool(p);
+  auto m = make_member(7, {"192.0.2.7"});
+  m.linux_family = "rhel";
+  m.enrolled = false;
+  st->put_member("fleet", m);
+  st->put_member("fleet", make_member(8));
+  p.label = "Web Farm";
+  p.failover_delay_s = 45;
+  st->update_pool(p);
+  auto pools = st->load_pools();
+  REQUIRE(pools.size() == 1);
+  CHECK(pools[0].label == "Web Farm");
+  CHECK(pools[0].from_api);
+  CHECK(pools[0].failover_delay_s == 45);
+  REQUIRE(pools[0].members.size() == 2); // update_pool kept them
+  CHECK(pools[0].members[0].id == 7);    // in the order added
+  CHECK(pools[0].members[0].linux_family == "rhel");
+  CHECK_FALSE(pools[0].members[0].enrolled);
+  CHECK(pools[0].members[1].enrolled);
+  st->delete_member(7);
+  pools = st->load_pools();
+  REQUIRE(pools[0].members.size() == 1);
+  CHECK(pools[0].members[0].id == 8);
+}
+
+TEST_CASE("member ids are allocated above every id the store has seen, never twice",
+          "[store][unit]") {
+  temp_db db;
+  {
+    auto st = open_sqlite_store(db.path());
+    st->put_pool(make_pool("a", {3, 9}));
+    CHECK(st->allocate_member_id(1) == 10);
+    CHECK(st->allocate_member_id(1) == 11);
+    CHECK(st->allocate_member_id(100) == 100);
+    st->delete_member(9);
+  }
+  auto st = open_sqlite_store(db.path());
+  // Removed ids and ids handed out before the restart are not reused.
+  CHECK(st->allocate_member_id(1) == 101);
+}
+
+TEST_CASE("an enrollment completes once: its row goes and the member gets its key",
+          "[store][unit]") {
+  temp_db db;
+  auto st = open_sqlite_store(db.path());
+  pool_config p = make_pool("a", {5});
+  p.members[0].enrolled = false;
+  st->put_pool(p);
+  enrollment_record e;
+  e.member = 5;
+  e.pool = "a";
+  e.secret_sha256 = make_key(1);
+  e.created_ms = 1000;
+  st->put_enrollment(e);
+  auto open = st->load_enrollments();
+  REQUIRE(open.size() == 1);
+  CHECK(open[0].secret_sha256 == make_key(1));
+  // A new enrollment for the member replaces the old one.
+  e.secret_sha256 = make_key(2);
+  st->put_enrollment(e);
+  open = st->load_enrollments();
+  REQUIRE(open.size() == 1);
+  CHECK(open[0].secret_sha256 == make_key(2));
+  st->complete_enrollment(5, make_key(99));
+  CHECK(st->load_enrollments().empty());
+  auto pools = st->load_pools();
+  CHECK(pools[0].members[0].key == make_key(99));
+  CHECK(pools[0].members[0].enrolled);
+  CHECK_THROWS_AS(st->complete_enrollment(404, make_key(1)), store_error);
+}
+
+TEST_CASE("the activity log pages newest first, filters by member and keeps the newest per pool",
+          "[store][unit]") {
+  temp_db db;
+  auto st = open_sqlite_store(db.path());
+  std::vector<activity_record> rs;
+  for (int i = 1; i <= 30; ++i) {
+    activity_record r;
+    r.pool = i % 2 == 0 ? "even" : "odd";
+    r.at_ms = i;
+    r.kind = "state_change";
+    r.member = static_cast<member_id>(i % 3);
+    r.from_state = "healthy";
+    r.to_state = "suspect";
+    rs.push_back(r);
+  }
+  st->append_activity(rs, 10); // 15 a pool written, 10 kept
+  auto even = st->activity("even", 0, 100);
+  REQUIRE(even.size() == 10);
+  CHECK(even.front().at_ms == 30);
+  CHECK(even.back().at_ms == 12);
+  CHECK(even.front().from_state == "healthy");
+  auto page = st->activity("even", even[4].id, 3);
+  REQUIRE(page.size() == 3);
+  CHECK(page[0].at_ms == even[5].at_ms);
+  auto m0 = st->activity("odd", 0, 100, 0);
+  CHECK(m0.size() == 10);
+  for (const auto& r : st->activity("odd", 0, 100, 2)) {
+    CHECK(r.member == 2);
+  }
+  st->delete_pool("even");
+  CHECK(st->activity("even", 0, 100).empty());
+  CHECK(st->activity("odd", 0, 100).size() == 10);
+}
+
+TEST_CASE("a version 1 store file is migrated and keeps its pools", "[store][unit]") {
+  temp_db db;
+  {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(db.path().c_str(), &raw) == SQLITE_OK);
+    const char* v1 =
+      "CREATE TABLE pools (name TEXT PRIMARY KEY, preset TEXT NOT NULL, "
+      "failover_delay_s INTEGER NOT NULL, failover_hostname TEXT NOT NULL, "
+      "failback TEXT NOT NULL, failback_stable_s INTEGER NOT NULL, "
+      "mass_silence_share REAL NOT NULL, mass_silence_min_members INTEGER NOT NULL, "
+      "mass_silence_window_s INTEGER NOT NULL);"
+      "CREATE TABLE members (id INTEGER PRIMARY KEY, pool TEXT NOT NULL REFERENCES "
+      "pools(name) ON DELETE CASCADE, position INTEGER NOT NULL, name TEXT NOT NULL, "
+      "hostname TEXT NOT NULL, allowed_ips TEXT NOT NULL, key BLOB NOT NULL);"
+      "INSERT INTO pools VALUES ('old','generic-linux',30,'','manual',300,0.5,3,0);"
+      "INSERT INTO members VALUES (1,'old',0,'n1','n1.test','[]',zeroblob(32));"
+      "PRAGMA user_version=1;";
+    REQUIRE(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto st = open_sqlite_store(db.path());
+  auto pools = st->load_pools();
+  REQUIRE(pools.size() == 1);
+  CHECK(pools[0].name == "old");
+  CHECK_FALSE(pools[0].from_api);
+  REQUIRE(pools[0].members.size() == 1);
+  CHECK(pools[0].members[0].enrolled);
+  st->append_activity({activity_record{0, "old", 1, "pool_created", 0, "x", "", ""}}, 10);
+  CHECK(st->activity("old", 0, 10).size() == 1);
 }

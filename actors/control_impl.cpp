@@ -1,0 +1,251 @@
+#include "actors/control_impl.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace balctl {
+
+namespace {
+
+// How long the API waits for the engine before answering 503.
+constexpr auto ask_timeout = std::chrono::seconds(10);
+
+template <class T>
+void fail(const api::done<T>& cb, caf::event_based_actor* self,
+          const caf::error& e) {
+  cb(api::outcome<T>::fail(control_impl::to_failure(self->system(), e)));
+  self->quit();
+}
+
+// Asks dest once and hands the typed answer to cb. The helper actor lives
+// until the answer (or the timeout) comes, then quits.
+template <class T, class... Ts>
+void ask(caf::actor_system& sys, const caf::actor& dest, api::done<T> cb,
+         Ts... xs) {
+  sys.spawn(
+    [cb, xs...](caf::event_based_actor* self, caf::actor to) -> caf::behavior {
+      self->request(to, ask_timeout, xs...)
+        .then(
+          [=](T& v) {
+            cb(api::outcome<T>::success(std::move(v)));
+            self->quit();
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    dest);
+}
+
+// The same, asking the named pool's actor (found through the supervisor).
+template <class T, class... Ts>
+void ask_pool(caf::actor_system& sys, const caf::actor& supervisor,
+              const std::string& pool, api::done<T> cb, Ts... xs) {
+  sys.spawn(
+    [cb, pool, xs...](caf::event_based_actor* self,
+                      caf::actor sup) -> caf::behavior {
+      self->request(sup, ask_timeout, pool_atom_v, pool)
+        .then(
+          [=](caf::actor& p) {
+            self->request(p, ask_timeout, xs...)
+              .then(
+                [=](T& v) {
+                  cb(api::outcome<T>::success(std::move(v)));
+                  self->quit();
+                },
+                [=](caf::error& e) { fail(cb, self, e); });
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    supervisor);
+}
+
+} // namespace
+
+control_impl::control_impl(caf::actor_system& sys, caf::actor supervisor,
+                           caf::actor store, std::shared_ptr<registry> reg,
+                           std::shared_ptr<const engine_config> engine)
+  : sys_(sys),
+    supervisor_(std::move(supervisor)),
+    store_(std::move(store)),
+    reg_(std::move(reg)),
+    engine_(std::move(engine)) {}
+
+api::failure control_impl::to_failure(caf::actor_system& sys,
+                                      const caf::error& e) {
+  if (e.category() == caf::atom("system")) {
+    auto code = static_cast<caf::sec>(e.code());
+    const auto& ctx = e.context();
+    if (code == caf::sec::runtime_error &&
+        ctx.match_elements<std::string, std::string, std::string>()) {
+      return {ctx.get_as<std::string>(0), ctx.get_as<std::string>(1),
+              ctx.get_as<std::string>(2)};
+    }
+    if (code == caf::sec::request_timeout) {
+      return {"unavailable", "", "the engine did not answer in time"};
+    }
+    if (code == caf::sec::request_receiver_down) {
+      return {"unavailable", "", "the engine is stopping or restarting the pool"};
+    }
+  }
+  return {"internal", "", sys.render(e)};
+}
+
+void control_impl::list_pools(api::done<std::vector<pool_summary>> cb) {
+  // One request for the pool actors, then one per pool, gathered here.
+  sys_.spawn(
+    [cb](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
+      self->request(sup, ask_timeout, pools_atom_v)
+        .then(
+          [=](std::vector<caf::actor>& pools) {
+            struct gather {
+              std::vector<pool_summary> out;
+              std::size_t waiting = 0;
+            };
+            auto g = std::make_shared<gather>();
+            g->waiting = pools.size();
+            auto finish = [=] {
+              std::sort(g->out.begin(), g->out.end(),
+                        [](const pool_summary& a, const pool_summary& b) {
+                          return a.id < b.id;
+                        });
+              cb(api::outcome<std::vector<pool_summary>>::success(
+                std::move(g->out)));
+              self->quit();
+            };
+            if (pools.empty()) {
+              finish();
+              return;
+            }
+            for (const auto& p : pools) {
+              self->request(p, ask_timeout, summary_atom_v)
+                .then(
+                  [=](pool_summary& s) {
+                    g->out.push_back(std::move(s));
+                    if (--g->waiting == 0) {
+                      finish();
+                    }
+                  },
+                  [=](caf::error&) {
+                    // Deleted while we asked: not listed.
+                    if (--g->waiting == 0) {
+                      finish();
+                    }
+                  });
+            }
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    supervisor_);
+}
+
+void control_impl::create_pool(pool_config pc, api::done<pool_summary> cb) {
+  ask(sys_, supervisor_, std::move(cb), create_pool_atom_v, std::move(pc));
+}
+
+void control_impl::get_pool(const std::string& pool, api::done<pool_summary> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), summary_atom_v);
+}
+
+void control_impl::rename_pool(const std::string& pool, const std::string& label,
+                               api::done<pool_summary> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), rename_atom_v, label);
+}
+
+void control_impl::delete_pool(const std::string& pool, bool force,
+                               api::done<bool> cb) {
+  ask(sys_, supervisor_, std::move(cb), delete_pool_atom_v, pool, force);
+}
+
+void control_impl::update_settings(const std::string& pool,
+                                   const std::string& patch,
+                                   api::done<pool_summary> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), settings_atom_v, patch);
+}
+
+void control_impl::overview(const std::string& pool, std::uint64_t offset,
+                            std::uint64_t limit, api::done<pool_overview> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), overview_atom_v, offset,
+           limit, engine_->admin.agent_version_latest);
+}
+
+void control_impl::add_member(const std::string& pool, new_member m,
+                              api::done<enrollment_ticket> cb) {
+  ask(sys_, supervisor_, std::move(cb), add_member_atom_v, pool, std::move(m));
+}
+
+void control_impl::list_members(const std::string& pool, std::uint64_t offset,
+                                std::uint64_t limit, api::done<member_page> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), members_atom_v, offset, limit);
+}
+
+void control_impl::get_member(const std::string& pool, member_id m,
+                              api::done<member_info> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), member_atom_v, m);
+}
+
+void control_impl::remove_member(const std::string& pool, member_id m,
+                                 api::done<bool> cb) {
+  ask(sys_, supervisor_, std::move(cb), remove_member_atom_v, pool, m);
+}
+
+void control_impl::reenrol(const std::string& pool, member_id m,
+                           api::done<enrollment_ticket> cb) {
+  ask(sys_, supervisor_, std::move(cb), reenrol_atom_v, pool, m);
+}
+
+void control_impl::activity(const std::string& pool, std::int64_t before,
+                            std::uint64_t limit, member_id member,
+                            api::done<std::vector<activity_record>> cb) {
+  // The pool must exist (404 otherwise); the log itself is in the store.
+  // The pool hands over what it has not written yet first, so a change the
+  // caller just made is in the answer.
+  sys_.spawn(
+    [=](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
+      auto store = store_;
+      self->request(sup, ask_timeout, pool_atom_v, pool)
+        .then(
+          [=](caf::actor& p) {
+            self->request(p, ask_timeout, activity_flush_atom_v)
+              .then([=](bool) {
+            self->request(store, ask_timeout, activity_atom_v, pool, before,
+                          limit, member)
+              .then(
+                [=](std::vector<activity_record>& rs) {
+                  cb(api::outcome<std::vector<activity_record>>::success(
+                    std::move(rs)));
+                  self->quit();
+                },
+                [=](caf::error& e) { fail(cb, self, e); });
+              },
+              [=](caf::error& e) { fail(cb, self, e); });
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    supervisor_);
+}
+
+void control_impl::enroll(const std::string& hostname, const std::string& secret,
+                          const std::string& source_ip,
+                          api::done<enrollment_grant> cb) {
+  ask(sys_, supervisor_, std::move(cb), enroll_atom_v, hostname, secret,
+      source_ip);
+}
+
+api::state_counts control_impl::count_states() const {
+  api::state_counts c;
+  reg_->for_each([&](const member_slot& s) {
+    switch (s.state.load(std::memory_order_relaxed)) {
+      case member_state::pending: ++c.pending; break;
+      case member_state::healthy: ++c.healthy; break;
+      case member_state::suspect: ++c.suspect; break;
+      case member_state::down: ++c.down; break;
+      case member_state::recovering: ++c.recovering; break;
+    }
+  });
+  return c;
+}
+
+} // namespace balctl

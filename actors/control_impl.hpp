@@ -1,0 +1,67 @@
+#pragma once
+
+// The engine's side of the admin API (api/control.hpp): each call becomes
+// requests to the supervisor, a pool actor or the store actor, made by a
+// short-lived helper actor that hands the answer to the callback (on a CAF
+// worker thread; the HTTP server takes responses from any thread).
+
+#include <atomic>
+#include <memory>
+
+#include "actors/messages.hpp"
+#include "api/control.hpp"
+#include "engine/registry.hpp"
+
+namespace balctl {
+
+class control_impl final : public api::control {
+public:
+  control_impl(caf::actor_system& sys, caf::actor supervisor, caf::actor store,
+               std::shared_ptr<registry> reg,
+               std::shared_ptr<const engine_config> engine);
+
+  void list_pools(api::done<std::vector<pool_summary>> cb) override;
+  void create_pool(pool_config pc, api::done<pool_summary> cb) override;
+  void get_pool(const std::string& pool, api::done<pool_summary> cb) override;
+  void rename_pool(const std::string& pool, const std::string& label,
+                   api::done<pool_summary> cb) override;
+  void delete_pool(const std::string& pool, bool force,
+                   api::done<bool> cb) override;
+  void update_settings(const std::string& pool, const std::string& patch,
+                       api::done<pool_summary> cb) override;
+  void overview(const std::string& pool, std::uint64_t offset,
+                std::uint64_t limit, api::done<pool_overview> cb) override;
+  void add_member(const std::string& pool, new_member m,
+                  api::done<enrollment_ticket> cb) override;
+  void list_members(const std::string& pool, std::uint64_t offset,
+                    std::uint64_t limit, api::done<member_page> cb) override;
+  void get_member(const std::string& pool, member_id m,
+                  api::done<member_info> cb) override;
+  void remove_member(const std::string& pool, member_id m,
+                     api::done<bool> cb) override;
+  void reenrol(const std::string& pool, member_id m,
+               api::done<enrollment_ticket> cb) override;
+  void activity(const std::string& pool, std::int64_t before,
+                std::uint64_t limit, member_id member,
+                api::done<std::vector<activity_record>> cb) override;
+  void enroll(const std::string& hostname, const std::string& secret,
+              const std::string& source_ip,
+              api::done<enrollment_grant> cb) override;
+  api::state_counts count_states() const override;
+  bool ready() const override { return ready_.load(); }
+
+  void set_ready(bool r) { ready_.store(r); }
+
+  /// A CAF error as the API's failure (refuse() context, timeouts).
+  static api::failure to_failure(caf::actor_system& sys, const caf::error& e);
+
+private:
+  caf::actor_system& sys_;
+  caf::actor supervisor_;
+  caf::actor store_;
+  std::shared_ptr<registry> reg_;
+  std::shared_ptr<const engine_config> engine_;
+  std::atomic<bool> ready_{false};
+};
+
+} // namespace balctl

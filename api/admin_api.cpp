@@ -1,0 +1,1174 @@
+#include "api/admin_api.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/features.hpp"
+#include "engine/log.hpp"
+#include "transport/protocol.hpp"
+
+namespace balctl::api {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::uint64_t default_page = 100;
+constexpr std::uint64_t max_page = 1000;
+
+// -- errors -----------------------------------------------------------------
+
+http::response error(const failure& f) {
+  return http::error_response(status_of(f.code), f.code, f.field, f.message);
+}
+
+http::response error(const std::string& code, const std::string& field,
+                     const std::string& message) {
+  return error(failure{code, field, message});
+}
+
+http::response ok_json(int status, const json& j) {
+  http::response r;
+  r.status = status;
+  r.body = j.dump();
+  return r;
+}
+
+http::response no_content() {
+  http::response r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
+
+// -- request helpers ----------------------------------------------------------
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    auto j = path.find('/', i);
+    if (j == std::string::npos) {
+      j = path.size();
+    }
+    out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool percent_decode(const std::string& in, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%') {
+      if (i + 2 >= in.size()) {
+        return false;
+      }
+      int hi = hex_value(in[i + 1]);
+      int lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) {
+        return false;
+      }
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return true;
+}
+
+// The query string, checked against the parameters a route takes.
+struct query {
+  std::vector<std::pair<std::string, std::string>> params;
+  std::optional<failure> error;
+
+  static query parse(const std::string& raw,
+                     std::initializer_list<const char*> allowed) {
+    query q;
+    std::size_t i = 0;
+    while (i <= raw.size() && !raw.empty()) {
+      auto j = raw.find('&', i);
+      if (j == std::string::npos) {
+        j = raw.size();
+      }
+      auto part = raw.substr(i, j - i);
+      i = j + 1;
+      if (part.empty()) {
+        if (j >= raw.size()) break;
+        continue;
+      }
+      auto eq = part.find('=');
+      std::string k, v;
+      if (!percent_decode(part.substr(0, eq), k) ||
+          !percent_decode(eq == std::string::npos ? "" : part.substr(eq + 1), v)) {
+        q.error = failure{"invalid_field", "query", "malformed percent-encoding"};
+        return q;
+      }
+      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) {
+            return k == a;
+          }) == allowed.end()) {
+        q.error = failure{"unknown_field", "query." + k,
+                          "unknown query parameter"};
+        return q;
+      }
+      q.params.emplace_back(std::move(k), std::move(v));
+      if (j >= raw.size()) {
+        break;
+      }
+    }
+    return q;
+  }
+
+  const std::string* get(const char* k) const {
+    for (const auto& p : params) {
+      if (p.first == k) {
+        return &p.second;
+      }
+    }
+    return nullptr;
+  }
+
+  /// An unsigned integer parameter in [lo, hi], or def when absent.
+  bool number(const char* k, std::uint64_t lo, std::uint64_t hi,
+              std::uint64_t def, std::uint64_t& out) {
+    out = def;
+    auto v = get(k);
+    if (v == nullptr) {
+      return true;
+    }
+    if (v->empty() || v->size() > 19 ||
+        v->find_first_not_of("0123456789") != std::string::npos ||
+        std::stoull(*v) < lo || std::stoull(*v) > hi) {
+      error = failure{"invalid_field", std::string("query.") + k,
+                      "must be an integer between " + std::to_string(lo) +
+                        " and " + std::to_string(hi)};
+      return false;
+    }
+    out = std::stoull(*v);
+    return true;
+  }
+
+  bool flag(const char* k, bool& out) {
+    out = false;
+    auto v = get(k);
+    if (v == nullptr) {
+      return true;
+    }
+    if (*v == "true" || *v == "1" || v->empty()) {
+      out = true;
+    } else if (*v != "false" && *v != "0") {
+      error = failure{"invalid_field", std::string("query.") + k,
+                      "must be true or false"};
+      return false;
+    }
+    return true;
+  }
+};
+
+// A JSON object body, read field by field; the first problem wins.
+struct body {
+  json j;
+  std::optional<failure> error;
+
+  static body parse(const http::request& req,
+                    std::initializer_list<const char*> allowed) {
+    // Read as JSON whatever Content-Type says: `curl -d` sends a form type
+    // by default, and the body's syntax is checked right here anyway.
+    body b;
+    try {
+      b.j = json::parse(req.body);
+    } catch (const json::parse_error& e) {
+      // Not e.what(): it quotes the bytes it choked on, which may be a
+      // secret.
+      b.error = failure{"invalid_json", "",
+                        "the body is not valid JSON (at byte " +
+                          std::to_string(e.byte) + ")"};
+      return b;
+    }
+    if (!b.j.is_object()) {
+      b.error = failure{"invalid_json", "", "the body must be a JSON object"};
+      return b;
+    }
+    for (auto it = b.j.begin(); it != b.j.end(); ++it) {
+      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) {
+            return it.key() == a;
+          }) == allowed.end()) {
+        b.error = failure{"unknown_field", it.key(), "unknown field"};
+        return b;
+      }
+    }
+    return b;
+  }
+
+  bool has(const char* k) const { return j.contains(k); }
+
+  /// A string field; required ones missing are an error.
+  bool string(const char* k, bool required, std::string& out) {
+    if (error) {
+      return false;
+    }
+    auto i = j.find(k);
+    if (i == j.end()) {
+      if (required) {
+        error = failure{"missing_field", k, "required"};
+      }
+      return false;
+    }
+    if (!i->is_string()) {
+      error = failure{"invalid_field", k, "must be a string"};
+      return false;
+    }
+    out = i->get<std::string>();
+    return true;
+  }
+
+  void invalid(const char* k, std::string message) {
+    if (!error) {
+      error = failure{"invalid_field", k, std::move(message)};
+    }
+  }
+};
+
+bool parse_member_id(const std::string& s, member_id& out) {
+  if (s.empty() || s.size() > 19 ||
+      s.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  out = std::stoull(s);
+  return out > 0;
+}
+
+// "Linux Fleet" -> "linux-fleet": the id a pool gets when none is given.
+std::string slug(const std::string& name) {
+  std::string out;
+  bool dash = false;
+  for (unsigned char c : name) {
+    if (std::isalnum(c)) {
+      out += static_cast<char>(std::tolower(c));
+      dash = false;
+    } else if ((c == '.' || c == '_') && !out.empty()) {
+      out += static_cast<char>(c);
+      dash = false;
+    } else if (!out.empty() && !dash) {
+      out += '-';
+      dash = true;
+    }
+    if (out.size() >= 64) {
+      break;
+    }
+  }
+  while (!out.empty() && (out.back() == '-' || out.back() == '.')) {
+    out.pop_back();
+  }
+  return out;
+}
+
+bool printable_label(const std::string& s) {
+  if (s.empty() || s.size() > 64) {
+    return false;
+  }
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      return false;
+    }
+  }
+  // Must be valid UTF-8 for the JSON we answer with.
+  try {
+    (void)json(s).dump();
+  } catch (const json::exception&) {
+    return false;
+  }
+  return true;
+}
+
+// -- rendering --------------------------------------------------------------
+
+json id_or_null(member_id m) { return m == 0 ? json(nullptr) : json(m); }
+json ms_or_null(std::int64_t ms) { return ms == 0 ? json(nullptr) : json(ms); }
+
+json settings_json(const pool_summary& s) {
+  return {{"failover_delay_s", s.failover_delay_s},
+          {"failover_hostname", s.failover_hostname},
+          {"failback", s.failback},
+          {"failback_stable_s", s.failback_stable_s},
+          {"mass_silence_share", s.mass_silence_share},
+          {"mass_silence_min_members", s.mass_silence_min_members},
+          {"mass_silence_window_s", s.mass_silence_window_s}};
+}
+
+json pool_json(const pool_summary& s, bool with_settings) {
+  json j = {{"id", s.id},
+            {"name", s.name},
+            {"preset", s.preset},
+            {"managed_by", s.from_api ? "api" : "config"},
+            {"members", s.members},
+            {"agents_healthy", s.agents_healthy},
+            {"active_member", id_or_null(s.active)},
+            {"holding", s.holding}};
+  if (with_settings) {
+    j["settings"] = settings_json(s);
+  }
+  return j;
+}
+
+std::vector<std::string> stack_names(const member_info& m) {
+  std::vector<std::string> out;
+  if (!m.has_status) {
+    return out;
+  }
+  const auto& s = m.status;
+  if (s.openlitespeed.present) out.push_back("openlitespeed");
+  if (s.mariadb.present) out.push_back("mariadb");
+  if (s.galera.present) out.push_back("galera");
+  if (s.cpanel.present) out.push_back("cpanel");
+  return out;
+}
+
+json member_json(const member_info& m) {
+  return {{"id", m.id},
+          {"name", m.name},
+          {"hostname", m.hostname},
+          {"linux_family", m.linux_family.empty() ? json(nullptr) : json(m.linux_family)},
+          {"allowed_ips", m.allowed_ips},
+          {"state", to_string(m.state)},
+          {"state_since_ms", m.state_since_ms},
+          {"last_heartbeat_ms", ms_or_null(m.last_seen_ms)},
+          {"agent_version", m.has_status && !m.status.agent_version.empty()
+                              ? json(m.status.agent_version)
+                              : json(nullptr)},
+          {"enrolled", m.enrolled},
+          {"damped", m.damped},
+          {"active", m.active}};
+}
+
+json stack_json(const stack_info& s) {
+  return {{"present", s.present}, {"version", s.version}};
+}
+
+json member_detail_json(const member_info& m,
+                        const std::vector<activity_record>& history) {
+  auto j = member_json(m);
+  const auto& s = m.status;
+  j["stacks"] = {{"openlitespeed", stack_json(s.openlitespeed)},
+                 {"mariadb", stack_json(s.mariadb)},
+                 {"galera",
+                  {{"present", s.galera.present},
+                   {"cluster_size", s.galera.cluster_size},
+                   {"state", s.galera.state},
+                   {"ready", s.galera.ready}}},
+                 {"cpanel", stack_json(s.cpanel)}};
+  j["tabs"] = stack_names(m);
+  if (m.has_status) {
+    j["metrics"] = {{"load1", s.load1},
+                    {"load5", s.load5},
+                    {"load15", s.load15},
+                    {"cpu_pct", s.cpu_pct},
+                    {"mem_used_bytes", s.mem_used_bytes},
+                    {"mem_total_bytes", s.mem_total_bytes},
+                    {"disk_used_bytes", s.disk_used_bytes},
+                    {"disk_total_bytes", s.disk_total_bytes}};
+  } else {
+    j["metrics"] = nullptr;
+  }
+  auto h = json::array();
+  for (const auto& r : history) {
+    if (r.kind == "state_change") {
+      h.push_back({{"at_ms", r.at_ms}, {"from", r.from_state}, {"to", r.to_state}});
+    }
+  }
+  j["history"] = std::move(h);
+  return j;
+}
+
+json tile_json(const member_info& m) {
+  return {{"id", m.id},
+          {"name", m.name},
+          {"hostname", m.hostname},
+          {"state", to_string(m.state)},
+          {"stacks", stack_names(m)},
+          {"agent_version", m.has_status && !m.status.agent_version.empty()
+                              ? json(m.status.agent_version)
+                              : json(nullptr)},
+          {"active", m.active},
+          {"enrolled", m.enrolled}};
+}
+
+double health_pct(std::uint64_t healthy, std::uint64_t members) {
+  if (members == 0) {
+    return 100.0;
+  }
+  return std::round(1000.0 * static_cast<double>(healthy) /
+                    static_cast<double>(members)) /
+         10.0;
+}
+
+json overview_json(const pool_overview& o, std::int64_t now_ms,
+                   const std::string& latest) {
+  json kpis = {
+    {"members", o.tiles_total},
+    {"agents_healthy", o.agents_healthy},
+    {"agents_total", o.agents_total},
+    {"last_check_in_ms", ms_or_null(o.last_check_in_ms)},
+    {"last_check_in_age_s",
+     o.last_check_in_ms == 0
+       ? json(nullptr)
+       : json(std::max<std::int64_t>(0, now_ms - o.last_check_in_ms) / 1000)},
+    // Jobs, backups and cron jobs come with Protection (agents report them
+    // from that issue on); nothing reports them yet.
+    {"running_jobs", 0},
+    {"backups", 0},
+    {"cron_jobs", 0},
+    {"fleet_health_pct", health_pct(o.agents_healthy, o.tiles_total)},
+    {"outdated_agents", o.outdated_agents},
+    {"agent_version_latest", latest},
+    {"cpanel_members", o.cpanel_members}};
+  auto tiles = json::array();
+  for (const auto& m : o.tiles) {
+    tiles.push_back(tile_json(m));
+  }
+  return {{"pool", pool_json(o.pool, false)},
+          {"kpis", std::move(kpis)},
+          {"tabs",
+           {{"overview", true},
+            {"protection", o.protection},
+            {"managed_dns", o.managed_dns},
+            {"monitoring", true},
+            {"settings", true}}},
+          {"active_member", id_or_null(o.pool.active)},
+          {"holding", o.pool.holding},
+          {"tiles", std::move(tiles)},
+          {"tiles_total", o.tiles_total}};
+}
+
+json event_json(const activity_record& r) {
+  auto message = r.message;
+  if (message.empty() && r.kind == "state_change") {
+    message = "member " + std::to_string(r.member) + " " + r.from_state +
+              " -> " + r.to_state;
+  }
+  json j = {{"id", r.id},
+            {"at_ms", r.at_ms},
+            {"kind", r.kind},
+            {"member", id_or_null(r.member)},
+            {"message", message}};
+  if (r.kind == "state_change") {
+    j["from"] = r.from_state;
+    j["to"] = r.to_state;
+  }
+  return j;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// Answers with the engine's outcome: ok → render, else the failure.
+template <class T, class F>
+done<T> answer(http::responder respond, F render) {
+  return [respond, render](outcome<T> o) {
+    if (!o.ok()) {
+      respond(error(o.error));
+      return;
+    }
+    try {
+      respond(render(*o.value));
+    } catch (const std::exception& e) {
+      respond(error("internal", "", e.what()));
+    }
+  };
+}
+
+} // namespace
+
+const char* to_string(enroll_outcome o) {
+  switch (o) {
+    case enroll_outcome::accepted: return "accepted";
+    case enroll_outcome::invalid_secret: return "invalid_secret";
+    case enroll_outcome::hostname_mismatch: return "hostname_mismatch";
+    case enroll_outcome::source_not_allowed: return "source_not_allowed";
+    case enroll_outcome::rate_limited: return "rate_limited";
+    case enroll_outcome::malformed: return "malformed";
+    case enroll_outcome::error: return "error";
+    case enroll_outcome::count_: break;
+  }
+  return "unknown";
+}
+
+int status_of(const std::string& code) {
+  static const std::pair<const char*, int> table[] = {
+    {"bad_request", 400},
+    {"invalid_json", 400},
+    {"unauthorized", 401},
+    {"enrollment_invalid", 401},
+    {"forbidden", 403},
+    {"enrollment_hostname_mismatch", 403},
+    {"enrollment_source_not_allowed", 403},
+    {"not_found", 404},
+    {"pool_not_found", 404},
+    {"member_not_found", 404},
+    {"method_not_allowed", 405},
+    {"request_timeout", 408},
+    {"pool_exists", 409},
+    {"hostname_exists", 409},
+    {"failover_in_flight", 409},
+    {"pool_managed_by_config", 409},
+    {"payload_too_large", 413},
+    {"unsupported_media_type", 415},
+    {"invalid_field", 422},
+    {"unknown_field", 422},
+    {"missing_field", 422},
+    {"rate_limited", 429},
+    {"headers_too_large", 431},
+    {"internal", 500},
+    {"unavailable", 503},
+    {"too_many_connections", 503},
+  };
+  for (const auto& [c, s] : table) {
+    if (code == c) {
+      return s;
+    }
+  }
+  return 500;
+}
+
+std::string install_command(const std::string& family,
+                            const std::string& package_url,
+                            const std::string& secret,
+                            const std::string& hostname,
+                            const std::string& api_base) {
+  std::string prerequisites;
+  if (family == "debian") {
+    prerequisites =
+      "command -v unzip >/dev/null 2>&1 || (sudo apt-get update -qq && sudo "
+      "apt-get install -y unzip) && command -v wget >/dev/null 2>&1 || sudo "
+      "apt-get install -y wget";
+  } else {
+    prerequisites =
+      "command -v unzip >/dev/null 2>&1 || (sudo dnf install -y unzip "
+      "2>/dev/null || sudo yum install -y unzip) && command -v wget "
+      ">/dev/null 2>&1 || (sudo dnf install -y wget 2>/dev/null || sudo yum "
+      "install -y wget)";
+  }
+  return prerequisites + " && wget -4 -O agent.zip " + shell_quote(package_url) +
+         " && unzip -oq agent.zip && sudo bash ./balctl-agent.sh --enrol --key " +
+         shell_quote(secret) + " --hostname " + shell_quote(hostname) +
+         " --api-base " + shell_quote(api_base);
+}
+
+admin_api::admin_api(admin_options opts, control& engine, const clock& clk,
+                     metrics_sources metrics)
+  : opts_(std::move(opts)),
+    engine_(engine),
+    clk_(clk),
+    metrics_(metrics),
+    auth_(opts_.tokens),
+    limiter_(std::make_shared<failure_limiter>(opts_.enroll_failures_per_minute)),
+    enroll_counts_(std::make_shared<counts>()) {}
+
+void admin_api::handle(http::request&& req, http::responder respond) {
+  try {
+    route(req, respond);
+  } catch (const std::exception& e) {
+    log::error("admin_api_error", {{"method", req.method},
+                                   {"path", req.path},
+                                   {"error", e.what()}});
+    respond(error("internal", "", "internal error"));
+  }
+}
+
+void admin_api::route(http::request& req, http::responder& respond) {
+  auto seg = split_path(req.path);
+  const auto& m = req.method;
+  auto allow = [&](std::initializer_list<const char*> methods) {
+    for (const char* x : methods) {
+      if (m == x) {
+        return true;
+      }
+    }
+    std::string list;
+    for (const char* x : methods) {
+      list += (list.empty() ? "" : ", ") + std::string(x);
+    }
+    auto r = error("method_not_allowed", "", m + " is not allowed here; use " + list);
+    r.headers.emplace_back("Allow", list);
+    respond(std::move(r));
+    return false;
+  };
+
+  // -- no token -------------------------------------------------------------
+  if (seg.size() == 1 && seg[0] == "healthz") {
+    if (allow({"GET", "HEAD"})) {
+      respond(ok_json(200, {{"status", "ok"}}));
+    }
+    return;
+  }
+  if (seg.size() == 1 && seg[0] == "readyz") {
+    if (allow({"GET", "HEAD"})) {
+      bool r = engine_.ready();
+      respond(ok_json(r ? 200 : 503, {{"status", r ? "ready" : "starting"}}));
+    }
+    return;
+  }
+  if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "enroll") {
+    if (allow({"POST"})) {
+      enroll(req, respond);
+    }
+    return;
+  }
+
+  // -- everything else needs a token ------------------------------------------
+  std::string who;
+  auto authz = req.header("authorization");
+  auto r = authz ? auth_.check(*authz, &who) : role::none;
+  if (r == role::none) {
+    auto e = error("unauthorized", "",
+                   authz ? "unknown bearer token"
+                         : "an Authorization: Bearer <token> header is required");
+    e.headers.emplace_back("WWW-Authenticate", "Bearer");
+    respond(std::move(e));
+    return;
+  }
+  bool reading = m == "GET" || m == "HEAD";
+  auto need_admin = [&] {
+    if (r == role::admin) {
+      return true;
+    }
+    respond(error("forbidden", "",
+                  "token '" + who + "' is read-only; " + m + " needs an admin token"));
+    return false;
+  };
+  auto now = clk_.now_ms();
+
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    if (allow({"GET"})) {
+      http::response res;
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = metrics_text();
+      respond(std::move(res));
+    }
+    return;
+  }
+  if (seg.empty() || seg[0] != "v1") {
+    respond(error("not_found", "", "no route " + req.path));
+    return;
+  }
+  if (seg.size() == 2 && seg[1] == "status") {
+    if (!allow({"GET"})) {
+      return;
+    }
+    auto counts = engine_.count_states();
+    engine_.list_pools(answer<std::vector<pool_summary>>(
+      respond, [counts](const std::vector<pool_summary>& pools) {
+        std::uint64_t holding = 0;
+        for (const auto& p : pools) {
+          holding += p.holding ? 1 : 0;
+        }
+        return ok_json(
+          200, {{"pools", pools.size()},
+                {"members", counts.total()},
+                {"agents_healthy", counts.healthy},
+                {"agents_total", counts.total()},
+                {"fleet_health_pct", health_pct(counts.healthy, counts.total())},
+                {"by_state",
+                 {{"pending", counts.pending},
+                  {"healthy", counts.healthy},
+                  {"suspect", counts.suspect},
+                  {"down", counts.down},
+                  {"recovering", counts.recovering}}},
+                {"holding_pools", holding}});
+      }));
+    return;
+  }
+  if (seg.size() < 2 || seg[1] != "pools") {
+    respond(error("not_found", "", "no route " + req.path));
+    return;
+  }
+
+  // /v1/pools
+  if (seg.size() == 2) {
+    if (!allow({"GET", "POST"})) {
+      return;
+    }
+    if (reading) {
+      engine_.list_pools(answer<std::vector<pool_summary>>(
+        respond, [](const std::vector<pool_summary>& pools) {
+          auto list = json::array();
+          for (const auto& p : pools) {
+            list.push_back(pool_json(p, false));
+          }
+          return ok_json(200, {{"pools", std::move(list)}});
+        }));
+      return;
+    }
+    if (!need_admin()) {
+      return;
+    }
+    auto b = body::parse(req, {"name", "preset", "id"});
+    std::string name, id, preset = "generic-linux";
+    b.string("name", true, name);
+    if (!b.error && !printable_label(name)) {
+      b.invalid("name", "must be 1 to 64 printable characters");
+    }
+    b.string("preset", false, preset);
+    pool_config pc;
+    if (!b.error && !from_string(preset, pc.preset)) {
+      b.invalid("preset", "must be generic-linux or haproxy (got \"" + preset + "\")");
+    }
+    if (b.string("id", false, id)) {
+      if (!valid_pool_name(id)) {
+        b.invalid("id", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+      }
+    } else if (!b.error) {
+      id = slug(name);
+      if (!valid_pool_name(id)) {
+        b.invalid("name", "gives no usable id (letters or digits needed); "
+                          "send an id");
+      }
+    }
+    if (b.error) {
+      respond(error(*b.error));
+      return;
+    }
+    pc.name = id;
+    pc.label = name;
+    engine_.create_pool(std::move(pc),
+                        answer<pool_summary>(respond, [](const pool_summary& s) {
+                          return ok_json(201, pool_json(s, true));
+                        }));
+    return;
+  }
+
+  const auto& pool = seg[2];
+  if (!valid_pool_name(pool)) {
+    respond(error("pool_not_found", "", "no pool '" + pool + "'"));
+    return;
+  }
+
+  // /v1/pools/{id}
+  if (seg.size() == 3) {
+    if (!allow({"GET", "PATCH", "DELETE"})) {
+      return;
+    }
+    if (reading) {
+      engine_.get_pool(pool, answer<pool_summary>(respond, [](const pool_summary& s) {
+                         return ok_json(200, pool_json(s, true));
+                       }));
+      return;
+    }
+    if (!need_admin()) {
+      return;
+    }
+    if (m == "DELETE") {
+      auto q = query::parse(req.query, {"force"});
+      bool force = false;
+      if (q.error || !q.flag("force", force)) {
+        respond(error(*q.error));
+        return;
+      }
+      engine_.delete_pool(pool, force, answer<bool>(respond, [](bool) {
+                            return no_content();
+                          }));
+      return;
+    }
+    auto b = body::parse(req, {"name"});
+    std::string name;
+    b.string("name", true, name);
+    if (!b.error && !printable_label(name)) {
+      b.invalid("name", "must be 1 to 64 printable characters");
+    }
+    if (b.error) {
+      respond(error(*b.error));
+      return;
+    }
+    engine_.rename_pool(pool, name,
+                        answer<pool_summary>(respond, [](const pool_summary& s) {
+                          return ok_json(200, pool_json(s, true));
+                        }));
+    return;
+  }
+
+  const auto& what = seg[3];
+  if (seg.size() == 4 && what == "settings") {
+    if (!allow({"GET", "PATCH"})) {
+      return;
+    }
+    if (reading) {
+      engine_.get_pool(pool, answer<pool_summary>(respond, [](const pool_summary& s) {
+                         return ok_json(200, settings_json(s));
+                       }));
+      return;
+    }
+    if (!need_admin()) {
+      return;
+    }
+    // Syntax and field names here; ranges against the pool's own settings
+    // in the engine (config's rules, read_pool_settings).
+    auto b = body::parse(req, {"failover_delay_s", "failover_hostname", "failback",
+                               "failback_stable_s", "mass_silence_share",
+                               "mass_silence_min_members", "mass_silence_window_s"});
+    if (b.error) {
+      respond(error(*b.error));
+      return;
+    }
+    engine_.update_settings(pool, req.body,
+                            answer<pool_summary>(respond, [](const pool_summary& s) {
+                              return ok_json(200, settings_json(s));
+                            }));
+    return;
+  }
+  if (seg.size() == 4 && what == "overview") {
+    if (!allow({"GET"})) {
+      return;
+    }
+    auto q = query::parse(req.query, {"tiles_offset", "tiles_limit"});
+    std::uint64_t offset = 0, limit = default_page;
+    if (q.error || !q.number("tiles_offset", 0, UINT32_MAX, 0, offset) ||
+        !q.number("tiles_limit", 1, max_page, default_page, limit)) {
+      respond(error(*q.error));
+      return;
+    }
+    engine_.overview(pool, offset, limit,
+                     answer<pool_overview>(respond, [now, latest = opts_.agent_version_latest](
+                                                      const pool_overview& o) {
+                       return ok_json(200, overview_json(o, now, latest));
+                     }));
+    return;
+  }
+  if (seg.size() == 4 && what == "activity") {
+    if (!allow({"GET"})) {
+      return;
+    }
+    auto q = query::parse(req.query, {"limit", "before"});
+    std::uint64_t limit = 50, before = 0;
+    if (q.error || !q.number("limit", 1, max_page, 50, limit) ||
+        !q.number("before", 1, INT64_MAX, 0, before)) {
+      respond(error(*q.error));
+      return;
+    }
+    engine_.activity(
+      pool, static_cast<std::int64_t>(before), limit, 0,
+      answer<std::vector<activity_record>>(
+        respond, [limit](const std::vector<activity_record>& rs) {
+          auto events = json::array();
+          for (const auto& r : rs) {
+            events.push_back(event_json(r));
+          }
+          json next = rs.size() == limit && !rs.empty() ? json(rs.back().id)
+                                                        : json(nullptr);
+          return ok_json(200, {{"events", std::move(events)}, {"next_before", next}});
+        }));
+    return;
+  }
+  if (what != "members" || seg.size() > 6) {
+    respond(error("not_found", "", "no route " + req.path));
+    return;
+  }
+
+  // /v1/pools/{id}/members
+  if (seg.size() == 4) {
+    if (!allow({"GET", "POST"})) {
+      return;
+    }
+    if (reading) {
+      auto q = query::parse(req.query, {"offset", "limit"});
+      std::uint64_t offset = 0, limit = default_page;
+      if (q.error || !q.number("offset", 0, UINT32_MAX, 0, offset) ||
+          !q.number("limit", 1, max_page, default_page, limit)) {
+        respond(error(*q.error));
+        return;
+      }
+      engine_.list_members(pool, offset, limit,
+                           answer<member_page>(respond, [](const member_page& p) {
+                             auto list = json::array();
+                             for (const auto& m : p.members) {
+                               list.push_back(member_json(m));
+                             }
+                             return ok_json(200, {{"members", std::move(list)},
+                                                  {"total", p.total}});
+                           }));
+      return;
+    }
+    if (!need_admin()) {
+      return;
+    }
+    auto b = body::parse(req, {"name", "hostname", "linux_family", "allowed_ips"});
+    new_member nm;
+    b.string("name", false, nm.name);
+    if (!b.error && b.has("name") && !printable_label(nm.name)) {
+      b.invalid("name", "must be 1 to 64 printable characters");
+    }
+    if (b.string("hostname", true, nm.hostname) && !valid_dns_name(nm.hostname)) {
+      b.invalid("hostname",
+                "must be a DNS name (letters, digits, hyphens, dots; at most 253)");
+    }
+    linux_family fam;
+    if (b.string("linux_family", true, nm.linux_family) &&
+        !from_string(nm.linux_family, fam)) {
+      b.invalid("linux_family", "must be rhel (RHEL, Alma, Rocky, CentOS) or "
+                                "debian (Ubuntu, Debian)");
+    }
+    if (!b.error) {
+      auto ips = b.j.find("allowed_ips");
+      if (ips == b.j.end()) {
+        b.error = failure{"missing_field", "allowed_ips",
+                          "required: the server's egress IPv4 addresses"};
+      } else if (!ips->is_array() || ips->empty() || ips->size() > 64) {
+        b.invalid("allowed_ips", "must be an array of 1 to 64 IPv4 addresses");
+      } else {
+        for (std::size_t i = 0; i < ips->size() && !b.error; ++i) {
+          const auto& v = (*ips)[i];
+          auto field = "allowed_ips[" + std::to_string(i) + "]";
+          ip_address a;
+          if (!v.is_string() || !ip_address::parse(v.get<std::string>(), a) ||
+              v.get<std::string>().find(':') != std::string::npos) {
+            b.error = failure{"invalid_field", field, "must be an IPv4 address"};
+          } else {
+            nm.allowed_ips.push_back(v.get<std::string>());
+          }
+        }
+      }
+    }
+    if (b.error) {
+      respond(error(*b.error));
+      return;
+    }
+    auto family = nm.linux_family;
+    engine_.add_member(
+      pool, std::move(nm),
+      answer<enrollment_ticket>(respond, [opts = opts_, family](
+                                           const enrollment_ticket& t) {
+        return ok_json(
+          201, {{"member", member_json(t.member)},
+                {"enrollment",
+                 {{"secret", t.secret},
+                  {"install_command",
+                   install_command(family, opts.agent_package_url, t.secret,
+                                   t.member.hostname, opts.public_url)},
+                  {"hostname", t.member.hostname},
+                  {"allowed_ips", t.member.allowed_ips},
+                  {"api_base", opts.public_url}}}});
+      }));
+    return;
+  }
+
+  member_id id = 0;
+  if (!parse_member_id(seg[4], id)) {
+    respond(error("member_not_found", "", "no member '" + seg[4] + "'"));
+    return;
+  }
+  // /v1/pools/{id}/members/{member}/enrollment
+  if (seg.size() == 6) {
+    if (seg[5] != "enrollment") {
+      respond(error("not_found", "", "no route " + req.path));
+      return;
+    }
+    if (!allow({"POST"}) || !need_admin()) {
+      return;
+    }
+    engine_.reenrol(
+      pool, id,
+      answer<enrollment_ticket>(respond, [opts = opts_](const enrollment_ticket& t) {
+        auto family = t.member.linux_family;
+        return ok_json(
+          201, {{"member", member_json(t.member)},
+                {"enrollment",
+                 {{"secret", t.secret},
+                  {"install_command",
+                   install_command(family, opts.agent_package_url, t.secret,
+                                   t.member.hostname, opts.public_url)},
+                  {"hostname", t.member.hostname},
+                  {"allowed_ips", t.member.allowed_ips},
+                  {"api_base", opts.public_url}}}});
+      }));
+    return;
+  }
+  // /v1/pools/{id}/members/{member}
+  if (!allow({"GET", "DELETE"})) {
+    return;
+  }
+  if (reading) {
+    // The member, then its state history from the activity log.
+    auto& engine = engine_;
+    engine_.get_member(pool, id, [&engine, respond, pool, id](outcome<member_info> o) {
+      if (!o.ok()) {
+        respond(error(o.error));
+        return;
+      }
+      auto info = std::make_shared<member_info>(std::move(*o.value));
+      engine.activity(pool, 0, 50, id,
+                      answer<std::vector<activity_record>>(
+                        respond, [info](const std::vector<activity_record>& rs) {
+                          return ok_json(200, member_detail_json(*info, rs));
+                        }));
+    });
+    return;
+  }
+  if (!need_admin()) {
+    return;
+  }
+  engine_.remove_member(pool, id, answer<bool>(respond, [](bool) {
+                          return no_content();
+                        }));
+}
+
+void admin_api::enroll(http::request& req, http::responder& respond) {
+  auto now = clk_.now_ms();
+  auto counts = enroll_counts_;
+  auto count = [counts](enroll_outcome o) {
+    (*counts)[static_cast<std::size_t>(o)].fetch_add(1, std::memory_order_relaxed);
+  };
+  if (auto wait_ms = limiter_->blocked_for_ms(req.peer, now); wait_ms > 0) {
+    count(enroll_outcome::rate_limited);
+    auto r = error("rate_limited", "",
+                   "too many failed enrollments from " + req.peer.to_string() +
+                     "; try again later");
+    r.headers.emplace_back("Retry-After", std::to_string((wait_ms + 999) / 1000));
+    respond(std::move(r));
+    return;
+  }
+  auto limiter = limiter_;
+  auto source = req.peer;
+  auto b = body::parse(req, {"hostname", "secret"});
+  std::string hostname, secret;
+  b.string("hostname", true, hostname);
+  b.string("secret", true, secret);
+  if (!b.error && (secret.empty() || secret.size() > 256)) {
+    b.invalid("secret", "must be the enrollment secret from the install command");
+  }
+  if (b.error) {
+    count(enroll_outcome::malformed);
+    limiter->record_failure(source, now);
+    respond(error(*b.error));
+    return;
+  }
+  auto endpoint = opts_.heartbeat_endpoint;
+  auto interval = opts_.heartbeat_interval_s;
+  const clock* clk = &clk_;
+  engine_.enroll(
+    hostname, secret, source.to_string(),
+    [=](outcome<enrollment_grant> o) {
+      if (!o.ok()) {
+        const auto& code = o.error.code;
+        auto why = code == "enrollment_invalid"             ? enroll_outcome::invalid_secret
+                   : code == "enrollment_hostname_mismatch" ? enroll_outcome::hostname_mismatch
+                   : code == "enrollment_source_not_allowed"
+                     ? enroll_outcome::source_not_allowed
+                     : enroll_outcome::error;
+        count(why);
+        if (why != enroll_outcome::error) {
+          limiter->record_failure(source, clk->now_ms());
+        }
+        log::warn("enrollment_refused", {{"source", source.to_string()},
+                                         {"hostname", hostname},
+                                         {"reason", code}});
+        respond(error(o.error));
+        return;
+      }
+      count(enroll_outcome::accepted);
+      const auto& g = *o.value;
+      respond(ok_json(200, {{"member_id", g.member},
+                            {"pool", g.pool},
+                            {"key", g.key_hex},
+                            {"heartbeat_udp", endpoint},
+                            {"interval_s", interval}}));
+    });
+}
+
+std::string admin_api::metrics_text() const {
+  std::ostringstream out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type
+        << '\n';
+  };
+  if (const auto* in = metrics_.ingest) {
+    family("balctl_heartbeats_accepted_total", "counter",
+           "Heartbeat datagrams accepted (authentic, fresh, in order).");
+    out << "balctl_heartbeats_accepted_total " << in->accepted.load() << '\n';
+    family("balctl_heartbeats_rejected_total", "counter",
+           "Heartbeat datagrams dropped, by reason.");
+    for (std::size_t i = 0; i < protocol::reject_reason_count; ++i) {
+      out << "balctl_heartbeats_rejected_total{reason=\""
+          << protocol::to_string(static_cast<protocol::reject_reason>(i))
+          << "\"} " << in->rejected[i].load() << '\n';
+    }
+  }
+  auto c = engine_.count_states();
+  family("balctl_members", "gauge", "Members by state.");
+  out << "balctl_members{state=\"pending\"} " << c.pending << '\n'
+      << "balctl_members{state=\"healthy\"} " << c.healthy << '\n'
+      << "balctl_members{state=\"suspect\"} " << c.suspect << '\n'
+      << "balctl_members{state=\"down\"} " << c.down << '\n'
+      << "balctl_members{state=\"recovering\"} " << c.recovering << '\n';
+  if (const auto* e = metrics_.engine) {
+    family("balctl_pool_decisions_total", "counter",
+           "Pool decisions, by kind: DNS moves (failover, fail-back) and holds.");
+    out << "balctl_pool_decisions_total{kind=\"dns_move\"} " << e->failovers.load()
+        << '\n'
+        << "balctl_pool_decisions_total{kind=\"hold\"} " << e->holds.load() << '\n'
+        << "balctl_pool_decisions_total{kind=\"hold_released\"} "
+        << e->decisions.load() - e->failovers.load() - e->holds.load() << '\n';
+    family("balctl_actor_restarts_total", "counter",
+           "Pool and member actors restarted after a crash.");
+    out << "balctl_actor_restarts_total " << e->actor_restarts.load() << '\n';
+    family("balctl_store_errors_total", "counter", "Failed store operations.");
+    out << "balctl_store_errors_total " << e->store_errors.load() << '\n';
+  }
+  family("balctl_enrollments_total", "counter", "Agent enrollment attempts, by result.");
+  for (std::size_t i = 0; i < static_cast<std::size_t>(enroll_outcome::count_); ++i) {
+    out << "balctl_enrollments_total{result=\""
+        << to_string(static_cast<enroll_outcome>(i)) << "\"} "
+        << (*enroll_counts_)[i].load() << '\n';
+  }
+  if (const auto* h = metrics_.http) {
+    family("balctl_http_requests_total", "counter",
+           "Admin API responses, by status code.");
+    for (std::size_t code = 100; code < h->responses.size(); ++code) {
+      auto n = h->responses[code].load(std::memory_order_relaxed);
+      if (n != 0) {
+        out << "balctl_http_requests_total{code=\"" << code << "\"} " << n << '\n';
+      }
+    }
+    family("balctl_http_connections_open", "gauge", "Open admin API connections.");
+    out << "balctl_http_connections_open " << h->connections_open.load() << '\n';
+    family("balctl_http_connections_rejected_total", "counter",
+           "Connections refused over the connection limit.");
+    out << "balctl_http_connections_rejected_total "
+        << h->connections_rejected.load() << '\n';
+    family("balctl_http_parse_errors_total", "counter", "Malformed HTTP requests.");
+    out << "balctl_http_parse_errors_total " << h->parse_errors.load() << '\n';
+    family("balctl_event_loop_lag_ms", "gauge",
+           "How late the admin loop's 100 ms timer fired: latest and largest.");
+    out << "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"last\"} "
+        << h->loop_lag_ms.load() << '\n'
+        << "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"max\"} "
+        << h->loop_lag_max_ms.load() << '\n';
+  }
+  return out.str();
+}
+
+} // namespace balctl::api

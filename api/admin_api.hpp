@@ -1,0 +1,105 @@
+#pragma once
+
+// The admin HTTP API (docs/openapi.yaml): routing, bearer-token auth,
+// request validation, JSON rendering, agent enrollment with per-source
+// rate limiting, /metrics. Sits between transport/http_server (bytes) and
+// api::control (the engine). Runs on the HTTP loop thread; answers come
+// back through the responder from wherever the engine answers.
+//
+// Every refusal has the one error shape of http::error_response: status,
+// a machine-readable code, the field at fault and a sentence. A request is
+// validated completely before the engine is asked anything, so nothing is
+// ever half-applied.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "api/auth.hpp"
+#include "api/control.hpp"
+#include "api/rate_limit.hpp"
+#include "engine/clock.hpp"
+#include "engine/metrics.hpp"
+#include "engine/registry.hpp"
+#include "transport/http_server.hpp"
+
+namespace balctl::api {
+
+struct admin_options {
+  std::string public_url;         // api base in install commands
+  std::string heartbeat_endpoint; // host:port agents send heartbeats to
+  int heartbeat_interval_s = 5;
+  std::string agent_package_url;
+  std::string agent_version_latest;
+  int enroll_failures_per_minute = 10;
+  std::vector<admin_token> tokens;
+};
+
+/// Where /metrics reads from; any may be null (left out).
+struct metrics_sources {
+  const ingest_counters* ingest = nullptr;
+  const engine_metrics* engine = nullptr;
+  const http::server_counters* http = nullptr;
+};
+
+/// Outcomes of enrollment attempts, by reason (/metrics).
+enum class enroll_outcome : std::uint8_t {
+  accepted,
+  invalid_secret,
+  hostname_mismatch,
+  source_not_allowed,
+  rate_limited,
+  malformed,
+  error,
+  count_
+};
+const char* to_string(enroll_outcome o);
+
+class admin_api {
+public:
+  admin_api(admin_options opts, control& engine, const clock& clk,
+            metrics_sources metrics);
+
+  /// The http::server handler.
+  void handle(http::request&& req, http::responder respond);
+
+  std::uint64_t enrollments(enroll_outcome o) const {
+    return (*enroll_counts_)[static_cast<std::size_t>(o)].load();
+  }
+
+  /// The Prometheus text of /metrics.
+  std::string metrics_text() const;
+
+private:
+  using counts = std::array<std::atomic<std::uint64_t>,
+                            static_cast<std::size_t>(enroll_outcome::count_)>;
+
+  void route(http::request& req, http::responder& respond);
+  void enroll(http::request& req, http::responder& respond);
+
+  admin_options opts_;
+  control& engine_;
+  const clock& clk_;
+  metrics_sources metrics_;
+  token_auth auth_;
+  // Shared with the callbacks, which may run on engine threads after this
+  // object is gone (the HTTP server stops before the engine).
+  std::shared_ptr<failure_limiter> limiter_;
+  std::shared_ptr<counts> enroll_counts_;
+};
+
+/// The one-line install command for a member (the seed's "Install the
+/// agent"), for its Linux family ("rhel" or "debian"). Every value is
+/// single-quoted for the shell.
+std::string install_command(const std::string& family,
+                            const std::string& package_url,
+                            const std::string& secret,
+                            const std::string& hostname,
+                            const std::string& api_base);
+
+/// The HTTP status of an API error code.
+int status_of(const std::string& code);
+
+} // namespace balctl::api

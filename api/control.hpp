@@ -1,0 +1,90 @@
+#pragma once
+
+// What the admin API asks of the engine (DESIGN.md: adapters behind small
+// interfaces). The API runs on the HTTP loop and never blocks: every call
+// answers through a callback, possibly on another thread. The engine's
+// implementation (actors/control_impl) turns each call into actor
+// requests; tests of the API alone use a fake.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/store/store.hpp"
+#include "engine/views.hpp"
+
+namespace balctl::api {
+
+/// A refused or failed call: the API's error code, the field at fault (""
+/// for none) and a sentence. api/ maps the code to an HTTP status.
+struct failure {
+  std::string code;
+  std::string field;
+  std::string message;
+};
+
+template <class T>
+struct outcome {
+  std::optional<T> value;
+  failure error; // when !value
+  bool ok() const { return value.has_value(); }
+  static outcome success(T v) { return outcome{std::move(v), {}}; }
+  static outcome fail(failure f) { return outcome{std::nullopt, std::move(f)}; }
+};
+
+template <class T>
+using done = std::function<void(outcome<T>)>;
+
+/// Counts of members by state over the whole node (the registry).
+struct state_counts {
+  std::uint64_t pending = 0, healthy = 0, suspect = 0, down = 0, recovering = 0;
+  std::uint64_t total() const {
+    return pending + healthy + suspect + down + recovering;
+  }
+};
+
+class control {
+public:
+  virtual ~control() = default;
+
+  virtual void list_pools(done<std::vector<pool_summary>> cb) = 0;
+  /// pc: id (name), label, preset and settings; no members.
+  virtual void create_pool(pool_config pc, done<pool_summary> cb) = 0;
+  virtual void get_pool(const std::string& pool, done<pool_summary> cb) = 0;
+  virtual void rename_pool(const std::string& pool, const std::string& label,
+                           done<pool_summary> cb) = 0;
+  virtual void delete_pool(const std::string& pool, bool force,
+                           done<bool> cb) = 0;
+  /// patch: the request body (a JSON object of settings), validated by the
+  /// engine against the pool's current settings.
+  virtual void update_settings(const std::string& pool, const std::string& patch,
+                               done<pool_summary> cb) = 0;
+  virtual void overview(const std::string& pool, std::uint64_t offset,
+                        std::uint64_t limit, done<pool_overview> cb) = 0;
+  virtual void add_member(const std::string& pool, new_member m,
+                          done<enrollment_ticket> cb) = 0;
+  virtual void list_members(const std::string& pool, std::uint64_t offset,
+                            std::uint64_t limit, done<member_page> cb) = 0;
+  virtual void get_member(const std::string& pool, member_id m,
+                          done<member_info> cb) = 0;
+  virtual void remove_member(const std::string& pool, member_id m,
+                             done<bool> cb) = 0;
+  virtual void reenrol(const std::string& pool, member_id m,
+                       done<enrollment_ticket> cb) = 0;
+  /// Newest first, ids below before (0 = newest); member 0 = whole pool.
+  virtual void activity(const std::string& pool, std::int64_t before,
+                        std::uint64_t limit, member_id member,
+                        done<std::vector<activity_record>> cb) = 0;
+  virtual void enroll(const std::string& hostname, const std::string& secret,
+                      const std::string& source_ip,
+                      done<enrollment_grant> cb) = 0;
+  /// Synchronous and cheap enough for /metrics and /v1/status: reads the
+  /// registry's slots.
+  virtual state_counts count_states() const = 0;
+  /// The engine is up (actors spawned, listeners bound).
+  virtual bool ready() const = 0;
+};
+
+} // namespace balctl::api

@@ -1,0 +1,689 @@
+#include "cli/args.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <map>
+
+namespace balctl::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct option_spec {
+  std::string name;  // "--preset"
+  bool takes_value;
+  bool repeatable;
+  std::string value_name; // for help: "URL", "N"
+  std::string help;
+};
+
+// Global options first; every command accepts them.
+const std::vector<option_spec>& global_option_specs() {
+  static const std::vector<option_spec> specs = {
+    {"--server", true, false, "URL",
+     "admin API base URL (env BALCTL_SERVER; default http://127.0.0.1:7947)"},
+    {"--token", true, false, "T", "bearer token (env BALCTL_TOKEN)"},
+    {"--config", true, false, "FILE",
+     "config file {\"server\":..,\"token\":..} (default "
+     "$XDG_CONFIG_HOME/balctl/config.json or ~/.config/balctl/config.json)"},
+    {"--json", false, false, "", "print the server's JSON body (pretty) instead of tables"},
+    {"--timeout-s", true, false, "N", "give up on a request after N seconds (default 30)"},
+    {"--cacert", true, false, "FILE", "CA bundle to verify an https server with"},
+    {"--insecure", false, false, "", "do not verify the https server's certificate"},
+    {"--verbose", false, false, "", "print the request line and status to stderr"},
+    {"--help", false, false, "", "show help for the command"},
+  };
+  return specs;
+}
+
+const std::vector<option_spec>& command_option_specs() {
+  static const std::vector<option_spec> specs = {
+    {"--preset", true, false, "P", "generic-linux | haproxy (default generic-linux)"},
+    {"--id", true, false, "ID", "pool id (default: derived from NAME)"},
+    {"--force", false, false, "", "delete even while a fail-over is in flight"},
+    {"--failover-delay-s", true, false, "N", "seconds of silence before fail-over (10..120)"},
+    {"--failover-hostname", true, false, "H", "FQDN whose A record follows the active member"},
+    {"--failback", true, false, "P", "manual | automatic"},
+    {"--failback-stable-s", true, false, "N",
+     "seconds the primary must stay healthy before automatic fail-back (10..86400)"},
+    {"--mass-silence-share", true, false, "X",
+     "share of members silent at once that holds fail-over ((0,1])"},
+    {"--mass-silence-min-members", true, false, "N",
+     "members that must be silent at once before the share applies (>= 1)"},
+    {"--mass-silence-window-s", true, false, "N",
+     "window for \"at once\" (0 = the failover delay; else 1..3600)"},
+    {"--hostname", true, false, "H", "the member's hostname (must match at enrollment)"},
+    {"--linux-family", true, false, "F", "rhel | debian (selects the install command)"},
+    {"--allowed-ip", true, true, "IP",
+     "IPv4 address enrollment and heartbeats may come from; repeat or comma-separate"},
+    {"--name", true, false, "N", "friendly name (default: the hostname)"},
+    {"--limit", true, false, "N", "at most N rows (1..1000)"},
+    {"--offset", true, false, "N", "skip the first N rows"},
+    {"--before", true, false, "ID", "only events older than event ID"},
+    {"--tiles-limit", true, false, "N", "at most N member tiles (1..1000, default 100)"},
+    {"--tiles-offset", true, false, "N", "skip the first N member tiles"},
+  };
+  return specs;
+}
+
+const option_spec* find_option(const std::string& name) {
+  for (const auto* list : {&global_option_specs(), &command_option_specs()}) {
+    for (const auto& o : *list) {
+      if (o.name == name) {
+        return &o;
+      }
+    }
+  }
+  return nullptr;
+}
+
+struct command_spec {
+  std::string name;                    // "pool create"
+  std::vector<std::string> args;       // positional names, in order
+  std::size_t required_args;           // the first required_args are required
+  std::vector<std::string> options;    // command options it accepts
+  std::string usage;                   // without the leading "balctl "
+  std::string summary;
+};
+
+const std::vector<command_spec>& command_specs() {
+  static const std::vector<command_spec> specs = {
+    {"status", {"POOL"}, 0, {"--tiles-limit", "--tiles-offset"},
+     "status [POOL] [--tiles-limit N] [--tiles-offset N]",
+     "fleet overview; with POOL the pool's KPIs, member tiles and visible tabs"},
+    {"pool create", {"NAME"}, 1, {"--preset", "--id"},
+     "pool create NAME [--preset generic-linux|haproxy] [--id ID]",
+     "create a pool"},
+    {"pool list", {}, 0, {}, "pool list", "list pools"},
+    {"pool show", {"POOL"}, 1, {}, "pool show POOL", "show a pool and its settings"},
+    {"pool rename", {"POOL", "NEWNAME"}, 2, {}, "pool rename POOL NEWNAME",
+     "change a pool's name (its id stays)"},
+    {"pool delete", {"POOL"}, 1, {"--force"}, "pool delete POOL [--force]",
+     "delete a pool"},
+    {"pool settings", {"POOL"}, 1,
+     {"--failover-delay-s", "--failover-hostname", "--failback", "--failback-stable-s",
+      "--mass-silence-share", "--mass-silence-min-members", "--mass-silence-window-s"},
+     "pool settings POOL [--failover-delay-s N] [--failover-hostname H]\n"
+     "[--failback manual|automatic] [--failback-stable-s N]\n"
+     "[--mass-silence-share X] [--mass-silence-min-members N]\n"
+     "[--mass-silence-window-s N]",
+     "show a pool's settings; with options, change them (applied without restart)"},
+    {"member add", {"POOL"}, 1, {"--hostname", "--linux-family", "--allowed-ip", "--name"},
+     "member add POOL --hostname H --linux-family rhel|debian --allowed-ip IP[,IP...]\n"
+     "[--allowed-ip IP]... [--name N]",
+     "add a member; prints its install command and enrollment secret (shown once)"},
+    {"member list", {"POOL"}, 1, {"--limit", "--offset"},
+     "member list POOL [--limit N] [--offset N]", "list a pool's members"},
+    {"member show", {"POOL", "ID"}, 2, {}, "member show POOL ID",
+     "show a member: state, stacks, metrics, state history"},
+    {"member remove", {"POOL", "ID"}, 2, {}, "member remove POOL ID", "remove a member"},
+    {"member reenrol", {"POOL", "ID"}, 2, {}, "member reenrol POOL ID",
+     "issue a new enrollment secret (the member's old key stops working)"},
+    {"log", {"POOL"}, 1, {"--limit", "--before"}, "log POOL [--limit N] [--before ID]",
+     "a pool's activity log, newest first"},
+  };
+  return specs;
+}
+
+const command_spec* find_command(const std::string& name) {
+  for (const auto& c : command_specs()) {
+    if (c.name == name) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+bool is_group(const std::string& word) { return word == "pool" || word == "member"; }
+
+/// A command's usage after "usage: balctl ", continuation lines indented
+/// under the command.
+std::string usage_text(const command_spec& c) {
+  std::string out;
+  for (char ch : c.usage) {
+    out += ch;
+    if (ch == '\n') {
+      out += std::string(16, ' ');
+    }
+  }
+  return out;
+}
+
+std::string group_usage(const std::string& group) {
+  std::string out;
+  for (const auto& c : command_specs()) {
+    if (c.name.rfind(group + " ", 0) == 0) {
+      out += (out.empty() ? "usage: balctl " : "       balctl ") + usage_text(c) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string command_usage(const command_spec& c) { return "usage: balctl " + usage_text(c) + "\n"; }
+
+std::string all_usage() {
+  std::string out;
+  for (const auto& c : command_specs()) {
+    out += (out.empty() ? "usage: balctl " : "       balctl ") + usage_text(c) + "\n";
+  }
+  return out;
+}
+
+std::string option_lines(const std::vector<const option_spec*>& opts) {
+  std::size_t width = 0;
+  std::vector<std::string> lefts;
+  for (const auto* o : opts) {
+    std::string left = o->name + (o->takes_value ? " " + o->value_name : "");
+    if (o->name == "--help") {
+      left = "-h, --help";
+    }
+    width = std::max(width, left.size());
+    lefts.push_back(left);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < opts.size(); ++i) {
+    out += "  " + lefts[i] + std::string(width - lefts[i].size() + 2, ' ') +
+           opts[i]->help + "\n";
+  }
+  return out;
+}
+
+std::vector<const option_spec*> global_option_ptrs() {
+  std::vector<const option_spec*> out;
+  for (const auto& o : global_option_specs()) {
+    out.push_back(&o);
+  }
+  return out;
+}
+
+std::string command_help(const command_spec& c) {
+  std::string out = command_usage(c) + "\n" + c.summary + "\n";
+  if (!c.options.empty()) {
+    std::vector<const option_spec*> opts;
+    for (const auto& name : c.options) {
+      opts.push_back(find_option(name));
+    }
+    out += "\nOptions:\n" + option_lines(opts);
+  }
+  out += "\nGlobal options:\n" + option_lines(global_option_ptrs());
+  return out;
+}
+
+std::string group_help(const std::string& group) {
+  std::string out = group_usage(group) + "\nCommands:\n";
+  std::size_t width = 0;
+  for (const auto& c : command_specs()) {
+    if (c.name.rfind(group + " ", 0) == 0) {
+      width = std::max(width, c.name.size());
+    }
+  }
+  for (const auto& c : command_specs()) {
+    if (c.name.rfind(group + " ", 0) == 0) {
+      out += "  " + c.name + std::string(width - c.name.size() + 2, ' ') + c.summary + "\n";
+    }
+  }
+  out += "\nRun 'balctl " + group + " SUBCOMMAND --help' for its options.\n";
+  return out;
+}
+
+// ---- value checks ------------------------------------------------------
+
+struct usage_error {
+  std::string message;
+};
+
+std::int64_t parse_int(const std::string& what, const std::string& v) {
+  std::int64_t out = 0;
+  const char* end = v.data() + v.size();
+  auto [ptr, ec] = std::from_chars(v.data(), end, out);
+  if (v.empty() || ec != std::errc() || ptr != end) {
+    throw usage_error{what + " = " + v + ": must be an integer"};
+  }
+  return out;
+}
+
+double parse_number(const std::string& what, const std::string& v) {
+  double out = 0;
+  const char* end = v.data() + v.size();
+  auto [ptr, ec] = std::from_chars(v.data(), end, out);
+  if (v.empty() || ec != std::errc() || ptr != end) {
+    throw usage_error{what + " = " + v + ": must be a number"};
+  }
+  return out;
+}
+
+std::string one_of(const std::string& what, const std::string& v,
+                   const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) {
+    return v;
+  }
+  std::string list;
+  for (const auto& a : allowed) {
+    list += (list.empty() ? "" : " or ") + a;
+  }
+  throw usage_error{what + " = " + v + ": must be " + list};
+}
+
+std::string member_id_arg(const std::string& v) {
+  std::int64_t id = parse_int("ID", v);
+  if (id <= 0) {
+    throw usage_error{"ID = " + v + ": must be a positive member id"};
+  }
+  return std::to_string(id);
+}
+
+std::string non_empty(const std::string& what, const std::string& v) {
+  if (v.empty()) {
+    throw usage_error{what + " must not be empty"};
+  }
+  return v;
+}
+
+using option_values = std::map<std::string, std::vector<std::string>>;
+
+const std::string* last(const option_values& given, const std::string& name) {
+  auto it = given.find(name);
+  return it == given.end() || it->second.empty() ? nullptr : &it->second.back();
+}
+
+std::string pool_path(const std::string& pool) {
+  return "/v1/pools/" + url_encode(non_empty("POOL", pool));
+}
+
+/// Appends "name=value" query parameters in the given order.
+std::string with_query(std::string path,
+                       const std::vector<std::pair<std::string, std::string>>& q) {
+  char sep = '?';
+  for (const auto& [k, v] : q) {
+    path += sep + k + "=" + url_encode(v);
+    sep = '&';
+  }
+  return path;
+}
+
+/// Integer query parameters taken from options, in option order.
+std::vector<std::pair<std::string, std::string>>
+int_query(const option_values& given,
+          const std::vector<std::pair<std::string, std::string>>& option_to_param) {
+  std::vector<std::pair<std::string, std::string>> q;
+  for (const auto& [opt, param] : option_to_param) {
+    if (const auto* v = last(given, opt)) {
+      q.emplace_back(param, std::to_string(parse_int(opt, *v)));
+    }
+  }
+  return q;
+}
+
+void build_request(invocation& inv, const std::vector<std::string>& args,
+                   const option_values& given) {
+  const std::string& cmd = inv.command;
+  api_request& r = inv.request;
+  if (cmd == "status") {
+    if (args.empty()) {
+      if (last(given, "--tiles-limit") || last(given, "--tiles-offset")) {
+        throw usage_error{"--tiles-limit and --tiles-offset need a POOL"};
+      }
+      r = {"GET", "/v1/status", std::nullopt};
+      inv.output = output_kind::fleet_status;
+    } else {
+      inv.pool = args[0];
+      r = {"GET",
+           with_query(pool_path(args[0]) + "/overview",
+                      int_query(given, {{"--tiles-offset", "tiles_offset"},
+                                        {"--tiles-limit", "tiles_limit"}})),
+           std::nullopt};
+      inv.output = output_kind::pool_overview;
+    }
+  } else if (cmd == "pool create") {
+    json body = {{"name", non_empty("NAME", args[0])}};
+    if (const auto* v = last(given, "--preset")) {
+      body["preset"] = one_of("--preset", *v, {"generic-linux", "haproxy"});
+    }
+    if (const auto* v = last(given, "--id")) {
+      body["id"] = non_empty("--id", *v);
+    }
+    r = {"POST", "/v1/pools", body};
+    inv.output = output_kind::pool_created;
+  } else if (cmd == "pool list") {
+    r = {"GET", "/v1/pools", std::nullopt};
+    inv.output = output_kind::pool_list;
+  } else if (cmd == "pool show") {
+    inv.pool = args[0];
+    r = {"GET", pool_path(args[0]), std::nullopt};
+    inv.output = output_kind::pool_detail;
+  } else if (cmd == "pool rename") {
+    inv.pool = args[0];
+    r = {"PATCH", pool_path(args[0]), json{{"name", non_empty("NEWNAME", args[1])}}};
+    inv.output = output_kind::pool_renamed;
+  } else if (cmd == "pool delete") {
+    inv.pool = args[0];
+    std::string path = pool_path(args[0]);
+    if (given.count("--force")) {
+      path += "?force=true";
+    }
+    r = {"DELETE", path, std::nullopt};
+    inv.output = output_kind::pool_deleted;
+  } else if (cmd == "pool settings") {
+    inv.pool = args[0];
+    json body = json::object();
+    if (const auto* v = last(given, "--failover-delay-s")) {
+      body["failover_delay_s"] = parse_int("--failover-delay-s", *v);
+    }
+    if (const auto* v = last(given, "--failover-hostname")) {
+      body["failover_hostname"] = *v;
+    }
+    if (const auto* v = last(given, "--failback")) {
+      body["failback"] = one_of("--failback", *v, {"manual", "automatic"});
+    }
+    if (const auto* v = last(given, "--failback-stable-s")) {
+      body["failback_stable_s"] = parse_int("--failback-stable-s", *v);
+    }
+    if (const auto* v = last(given, "--mass-silence-share")) {
+      body["mass_silence_share"] = parse_number("--mass-silence-share", *v);
+    }
+    if (const auto* v = last(given, "--mass-silence-min-members")) {
+      body["mass_silence_min_members"] = parse_int("--mass-silence-min-members", *v);
+    }
+    if (const auto* v = last(given, "--mass-silence-window-s")) {
+      body["mass_silence_window_s"] = parse_int("--mass-silence-window-s", *v);
+    }
+    if (body.empty()) {
+      r = {"GET", pool_path(args[0]) + "/settings", std::nullopt};
+      inv.output = output_kind::settings;
+    } else {
+      r = {"PATCH", pool_path(args[0]) + "/settings", body};
+      inv.output = output_kind::settings_updated;
+    }
+  } else if (cmd == "member add") {
+    inv.pool = args[0];
+    const auto* hostname = last(given, "--hostname");
+    const auto* family = last(given, "--linux-family");
+    if (!hostname) {
+      throw usage_error{"missing --hostname"};
+    }
+    if (!family) {
+      throw usage_error{"missing --linux-family"};
+    }
+    json ips = json::array();
+    if (auto it = given.find("--allowed-ip"); it != given.end()) {
+      for (const auto& v : it->second) {
+        // "1.2.3.4,5.6.7.8" and "1.2.3.4, 5.6.7.8" both split into two.
+        std::size_t start = 0;
+        while (start <= v.size()) {
+          std::size_t comma = v.find(',', start);
+          std::string item = v.substr(start, comma == std::string::npos ? std::string::npos
+                                                                        : comma - start);
+          item.erase(0, item.find_first_not_of(" \t"));
+          item.erase(item.find_last_not_of(" \t") + 1);
+          if (item.empty()) {
+            throw usage_error{"--allowed-ip = " + v + ": empty address in the list"};
+          }
+          ips.push_back(item);
+          if (comma == std::string::npos) {
+            break;
+          }
+          start = comma + 1;
+        }
+      }
+    }
+    if (ips.empty()) {
+      throw usage_error{"missing --allowed-ip (at least one IPv4 address)"};
+    }
+    json body = {{"hostname", non_empty("--hostname", *hostname)},
+                 {"linux_family", one_of("--linux-family", *family, {"rhel", "debian"})},
+                 {"allowed_ips", ips}};
+    if (const auto* v = last(given, "--name")) {
+      body["name"] = non_empty("--name", *v);
+    }
+    r = {"POST", pool_path(args[0]) + "/members", body};
+    inv.output = output_kind::member_added;
+  } else if (cmd == "member list") {
+    inv.pool = args[0];
+    r = {"GET",
+         with_query(pool_path(args[0]) + "/members",
+                    int_query(given, {{"--offset", "offset"}, {"--limit", "limit"}})),
+         std::nullopt};
+    inv.output = output_kind::member_list;
+  } else if (cmd == "member show" || cmd == "member remove" || cmd == "member reenrol") {
+    inv.pool = args[0];
+    inv.member_id = member_id_arg(args[1]);
+    std::string path = pool_path(args[0]) + "/members/" + inv.member_id;
+    if (cmd == "member show") {
+      r = {"GET", path, std::nullopt};
+      inv.output = output_kind::member_detail;
+    } else if (cmd == "member remove") {
+      r = {"DELETE", path, std::nullopt};
+      inv.output = output_kind::member_removed;
+    } else {
+      r = {"POST", path + "/enrollment", std::nullopt};
+      inv.output = output_kind::member_reenrolled;
+    }
+  } else if (cmd == "log") {
+    inv.pool = args[0];
+    r = {"GET",
+         with_query(pool_path(args[0]) + "/activity",
+                    int_query(given, {{"--limit", "limit"}, {"--before", "before"}})),
+         std::nullopt};
+    inv.output = output_kind::activity;
+  }
+}
+
+parse_result usage_failure(std::string message, std::string usage) {
+  parse_result r;
+  r.what = parse_result::kind::usage_error;
+  r.message = std::move(message);
+  r.usage = std::move(usage);
+  return r;
+}
+
+parse_result help_result(std::string text) {
+  parse_result r;
+  r.what = parse_result::kind::help;
+  r.message = std::move(text);
+  return r;
+}
+
+} // namespace
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+    }
+  }
+  return out;
+}
+
+std::string global_help() {
+  std::string out = all_usage();
+  out += "\nbalctl talks to balctld's admin API.\n\nCommands:\n";
+  std::size_t width = 0;
+  for (const auto& c : command_specs()) {
+    width = std::max(width, c.name.size());
+  }
+  for (const auto& c : command_specs()) {
+    out += "  " + c.name + std::string(width - c.name.size() + 2, ' ') + c.summary + "\n";
+  }
+  out += "\nGlobal options (anywhere on the line):\n" + option_lines(global_option_ptrs());
+  out +=
+    "\nServer and token come from the flag, else BALCTL_SERVER / BALCTL_TOKEN,\n"
+    "else the config file, else http://127.0.0.1:7947 and no token.\n"
+    "\nExit codes: 0 ok, 1 server error (5xx) or unexpected, 2 usage error,\n"
+    "3 cannot reach the server, 4 auth (401/403), 5 not found (404),\n"
+    "6 rejected request (400/409/413/422/429).\n";
+  return out;
+}
+
+parse_result parse_args(const std::vector<std::string>& args) {
+  std::vector<std::string> positional;
+  option_values given;
+  bool help = false;
+  std::string option_error; // reported after help had its chance
+
+  // Pass 1: split options from positionals. Values are bound to their option
+  // by the option table, so "--before -5" reads -5 as the value.
+  bool options_done = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (options_done || a == "-" || a.empty() || a[0] != '-') {
+      positional.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+      continue;
+    }
+    if (a == "-h" || a == "--help") {
+      help = true;
+      continue;
+    }
+    std::string name = a;
+    std::optional<std::string> inline_value;
+    if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
+      name = a.substr(0, eq);
+      inline_value = a.substr(eq + 1);
+    }
+    const option_spec* spec = a.rfind("--", 0) == 0 ? find_option(name) : nullptr;
+    if (!spec) {
+      if (option_error.empty()) {
+        option_error = "unknown flag " + name;
+      }
+      continue;
+    }
+    std::string value;
+    if (spec->takes_value) {
+      if (inline_value) {
+        value = *inline_value;
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        if (option_error.empty()) {
+          option_error = name + " needs a value " + spec->value_name;
+        }
+        continue;
+      }
+    } else if (inline_value) {
+      if (option_error.empty()) {
+        option_error = name + " takes no value";
+      }
+      continue;
+    }
+    auto& slot = given[name];
+    if (!slot.empty() && !spec->repeatable && option_error.empty()) {
+      option_error = name + " given more than once";
+    }
+    slot.push_back(value);
+  }
+
+  // Pass 2: which command.
+  const command_spec* cmd = nullptr;
+  std::size_t words = 0;
+  if (!positional.empty()) {
+    const std::string& first = positional[0];
+    if (is_group(first)) {
+      if (positional.size() < 2) {
+        if (help) {
+          return help_result(group_help(first));
+        }
+        return usage_failure("missing " + first + " subcommand", group_usage(first));
+      }
+      cmd = find_command(first + " " + positional[1]);
+      if (!cmd) {
+        if (help) {
+          return help_result(group_help(first));
+        }
+        return usage_failure("unknown command '" + first + " " + positional[1] + "'",
+                             group_usage(first));
+      }
+      words = 2;
+    } else {
+      cmd = find_command(first);
+      if (!cmd) {
+        if (help) {
+          return help_result(global_help());
+        }
+        return usage_failure("unknown command '" + first + "'", all_usage());
+      }
+      words = 1;
+    }
+  }
+  if (help) {
+    return help_result(cmd ? command_help(*cmd) : global_help());
+  }
+  if (!cmd) {
+    return usage_failure("missing command", all_usage());
+  }
+  const std::string usage = command_usage(*cmd);
+  if (!option_error.empty()) {
+    return usage_failure(option_error, usage);
+  }
+  for (const auto& [name, values] : given) {
+    bool global = std::any_of(global_option_specs().begin(), global_option_specs().end(),
+                              [&](const option_spec& o) { return o.name == name; });
+    if (!global &&
+        std::find(cmd->options.begin(), cmd->options.end(), name) == cmd->options.end()) {
+      return usage_failure("unknown flag " + name + " for '" + cmd->name + "'", usage);
+    }
+  }
+  std::vector<std::string> cmd_args(positional.begin() + static_cast<std::ptrdiff_t>(words),
+                                    positional.end());
+  if (cmd_args.size() < cmd->required_args) {
+    return usage_failure("missing argument " + cmd->args[cmd_args.size()], usage);
+  }
+  if (cmd_args.size() > cmd->args.size()) {
+    return usage_failure("unexpected argument '" + cmd_args[cmd->args.size()] + "'", usage);
+  }
+
+  parse_result out;
+  out.what = parse_result::kind::run;
+  invocation& inv = out.inv;
+  inv.command = cmd->name;
+  try {
+    global_options& g = inv.global;
+    if (const auto* v = last(given, "--server")) {
+      g.server = *v;
+    }
+    if (const auto* v = last(given, "--token")) {
+      g.token = *v;
+    }
+    if (const auto* v = last(given, "--config")) {
+      g.config_path = non_empty("--config", *v);
+    }
+    if (const auto* v = last(given, "--timeout-s")) {
+      // The value itself (a number) is safe to echo.
+      std::int64_t t = parse_int("--timeout-s", *v);
+      if (t < 1 || t > 86400) {
+        throw usage_error{"--timeout-s = " + *v + ": must be between 1 and 86400"};
+      }
+      g.timeout_s = static_cast<long>(t);
+    }
+    if (const auto* v = last(given, "--cacert")) {
+      g.cacert = non_empty("--cacert", *v);
+    }
+    g.insecure = given.count("--insecure") > 0;
+    g.json = given.count("--json") > 0;
+    g.verbose = given.count("--verbose") > 0;
+    build_request(inv, cmd_args, given);
+    if (inv.request.body) {
+      try {
+        (void)inv.request.body->dump(); // strict: throws on invalid UTF-8
+      } catch (const json::type_error&) {
+        throw usage_error{"arguments must be valid UTF-8"};
+      }
+    }
+  } catch (const usage_error& e) {
+    return usage_failure(e.message, usage);
+  }
+  return out;
+}
+
+} // namespace balctl::cli

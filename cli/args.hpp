@@ -1,0 +1,88 @@
+#pragma once
+
+// balctl's command line, parsed into a plain description of the one admin
+// API request a command makes (method, path with query, JSON body) and how
+// its answer is shown. No I/O here: main.cpp and run.cpp do that, so every
+// command's request is testable without a server.
+//
+// Grammar: balctl [global options] GROUP [SUBCOMMAND] ARGS... [options]
+// Options may appear anywhere after "balctl"; "--" ends options. Both
+// "--flag value" and "--flag=value" are accepted. Enum values and number
+// syntax are checked here (usage error, exit 2); ranges are the server's to
+// judge (422 invalid_field, exit 6) so the CLI never disagrees with it.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace balctl::cli {
+
+/// Options every command accepts. Unset optionals fall back to env, then the
+/// config file, then defaults (config.hpp).
+struct global_options {
+  std::optional<std::string> server;      // --server URL
+  std::optional<std::string> token;       // --token T (never printed)
+  std::optional<std::string> config_path; // --config FILE
+  std::optional<long> timeout_s;          // --timeout-s N: whole request
+  std::optional<std::string> cacert;      // --cacert FILE: CA bundle for https
+  bool insecure = false;                  // --insecure: skip TLS verification
+  bool json = false;                      // --json: server body, pretty
+  bool verbose = false;                   // --verbose: request line to stderr
+};
+
+/// One admin API call. path includes the query string, already encoded.
+struct api_request {
+  std::string method; // GET, POST, PATCH, DELETE
+  std::string path;   // e.g. "/v1/pools/linux-fleet?force=true"
+  std::optional<nlohmann::json> body;
+};
+
+/// How a successful answer is rendered for humans (render.hpp).
+enum class output_kind {
+  fleet_status,     // GET /v1/status
+  pool_overview,    // GET /v1/pools/{id}/overview
+  pool_list,        // GET /v1/pools
+  pool_detail,      // GET /v1/pools/{id}
+  pool_created,     // POST /v1/pools
+  pool_renamed,     // PATCH /v1/pools/{id}
+  pool_deleted,     // DELETE /v1/pools/{id}
+  settings,         // GET /v1/pools/{id}/settings
+  settings_updated, // PATCH /v1/pools/{id}/settings
+  member_added,     // POST /v1/pools/{id}/members
+  member_list,      // GET /v1/pools/{id}/members
+  member_detail,    // GET /v1/pools/{id}/members/{member_id}
+  member_removed,   // DELETE /v1/pools/{id}/members/{member_id}
+  member_reenrolled,// POST /v1/pools/{id}/members/{member_id}/enrollment
+  activity,         // GET /v1/pools/{id}/activity
+};
+
+struct invocation {
+  global_options global;
+  std::string command; // "pool create", "status", ...
+  api_request request;
+  output_kind output = output_kind::fleet_status;
+  std::string pool;      // the POOL argument, "" when none
+  std::string member_id; // the member ID argument, "" when none
+};
+
+struct parse_result {
+  enum class kind { run, help, usage_error };
+  kind what = kind::usage_error;
+  invocation inv;      // valid when what == run
+  std::string message; // usage_error: what is wrong; help: the help text
+  std::string usage;   // usage_error: the usage line(s) of the command or group
+};
+
+/// Parses argv without argv[0].
+parse_result parse_args(const std::vector<std::string>& args);
+
+/// The top-level help (also shown for "balctl" with no command).
+std::string global_help();
+
+/// Percent-encodes one path segment or query value (RFC 3986 unreserved
+/// characters pass through).
+std::string url_encode(const std::string& s);
+
+} // namespace balctl::cli

@@ -1,0 +1,557 @@
+#include "cli/render.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace balctl::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+/// Replaces control characters (C0, DEL) with '?'; keeps '\n' if asked.
+std::string clean(std::string s, bool keep_newlines = false) {
+  for (auto& c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 || u == 0x7F) && !(keep_newlines && c == '\n')) {
+      c = '?';
+    }
+  }
+  return s;
+}
+
+/// Display width in UTF-8 code points (continuation bytes do not count).
+std::size_t width(const std::string& s) {
+  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+std::string dump_scalar(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+/// A value for display: strings as is, booleans yes/no, numbers as JSON
+/// writes them, null or missing "-", arrays comma-joined.
+std::string text(const json& v) {
+  if (v.is_null()) {
+    return "-";
+  }
+  if (v.is_string()) {
+    return v.get<std::string>();
+  }
+  if (v.is_boolean()) {
+    return v.get<bool>() ? "yes" : "no";
+  }
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& e : v) {
+      out += (out.empty() ? "" : ",") + text(e);
+    }
+    return out.empty() ? "-" : out;
+  }
+  return dump_scalar(v);
+}
+
+const json& at(const json& j, const char* key) {
+  static const json null_value;
+  if (j.is_object()) {
+    auto it = j.find(key);
+    if (it != j.end()) {
+      return *it;
+    }
+  }
+  return null_value;
+}
+
+std::string text(const json& j, const char* key) { return text(at(j, key)); }
+
+std::optional<std::int64_t> ms(const json& j, const char* key) {
+  const json& v = at(j, key);
+  if (v.is_number()) {
+    return v.get<std::int64_t>();
+  }
+  return std::nullopt;
+}
+
+std::string age(const json& j, const char* key, std::int64_t now_ms) {
+  return relative_age(ms(j, key), now_ms);
+}
+
+std::string pct(const json& v) {
+  if (!v.is_number()) {
+    return "-";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", v.get<double>());
+  return buf;
+}
+
+std::string bytes(const json& v) {
+  if (!v.is_number()) {
+    return "-";
+  }
+  double b = v.get<double>();
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (b >= 1024 && u < 5) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+/// "a of b" when both are numbers.
+std::string ratio(const json& j, const char* part, const char* whole) {
+  return text(j, part) + " / " + text(j, whole);
+}
+
+using fields = std::vector<std::pair<std::string, std::string>>;
+
+fields pool_fields(const json& p) {
+  return {{"id", text(p, "id")},
+          {"name", text(p, "name")},
+          {"preset", text(p, "preset")},
+          {"members", text(p, "members")},
+          {"agents healthy", text(p, "agents_healthy")},
+          {"active member", text(p, "active_member")},
+          {"holding", text(p, "holding")}};
+}
+
+std::string settings_block(const json& s) {
+  // The API's own key names: they map one to one onto the flags.
+  static const std::vector<std::string> order = {
+    "failover_delay_s",   "failover_hostname",        "failback", "failback_stable_s",
+    "mass_silence_share", "mass_silence_min_members", "mass_silence_window_s"};
+  fields f;
+  for (const auto& k : order) {
+    std::string v = text(s, k.c_str());
+    if (k == "mass_silence_window_s" && v == "0") {
+      v += " (= failover_delay_s)";
+    }
+    if (k == "failover_hostname" && v.empty()) {
+      v = "-";
+    }
+    f.emplace_back(k, v);
+  }
+  if (s.is_object()) {
+    for (const auto& [k, v] : s.items()) {
+      if (std::find(order.begin(), order.end(), k) == order.end()) {
+        f.emplace_back(k, text(v));
+      }
+    }
+  }
+  return render_fields(f);
+}
+
+std::string member_state(const json& m) {
+  std::string s = text(m, "state");
+  if (at(m, "damped").is_boolean() && at(m, "damped").get<bool>()) {
+    s += " (damped)";
+  }
+  return s;
+}
+
+std::string render_enrollment(const json& e, const std::string& pool,
+                              const std::string& member_id) {
+  std::string out;
+  // Not indented and newlines kept: it is copied and pasted as it is.
+  out += "Install command (run as root on " + clean(text(e, "hostname")) + "):\n\n";
+  out += clean(text(e, "install_command"), true) + "\n\n";
+  out += render_fields({{"enrollment secret", text(e, "secret")},
+                        {"hostname", text(e, "hostname")},
+                        {"allowed ips", text(e, "allowed_ips")},
+                        {"api base", text(e, "api_base")}});
+  out += "\nThe secret and install command are shown only this once; they cannot be\n"
+         "shown again. If lost, issue new ones with: balctl member reenrol " +
+         pool + " " + (member_id.empty() ? "ID" : member_id) + "\n";
+  return out;
+}
+
+std::string pool_list(const json& body) {
+  const json& pools = at(body, "pools");
+  if (!pools.is_array() || pools.empty()) {
+    return "no pools\n";
+  }
+  text_table t{{"ID", "NAME", "PRESET", "MEMBERS", "HEALTHY", "ACTIVE", "HOLDING"},
+          {},
+          {false, false, false, true, true, true, false}};
+  for (const auto& p : pools) {
+    t.rows.push_back({text(p, "id"), text(p, "name"), text(p, "preset"), text(p, "members"),
+                      text(p, "agents_healthy"), text(p, "active_member"),
+                      text(p, "holding")});
+  }
+  return render_table(t);
+}
+
+std::string member_list(const json& body, std::int64_t now_ms) {
+  const json& members = at(body, "members");
+  if (!members.is_array() || members.empty()) {
+    return "no members\n";
+  }
+  text_table t{{"ID", "NAME", "HOSTNAME", "FAMILY", "STATE", "SINCE", "LAST HEARTBEAT", "AGENT",
+           "ENROLLED", "ACTIVE"},
+          {},
+          {true}};
+  for (const auto& m : members) {
+    t.rows.push_back({text(m, "id"), text(m, "name"), text(m, "hostname"),
+                      text(m, "linux_family"), member_state(m), age(m, "state_since_ms", now_ms),
+                      age(m, "last_heartbeat_ms", now_ms), text(m, "agent_version"),
+                      text(m, "enrolled"), text(m, "active")});
+  }
+  std::string out = render_table(t);
+  const json& total = at(body, "total");
+  if (total.is_number() && total.get<std::int64_t>() > static_cast<std::int64_t>(members.size())) {
+    out += std::to_string(members.size()) + " of " + text(total) +
+           " members shown (--offset N / --limit N for others)\n";
+  }
+  return out;
+}
+
+std::string member_detail(const json& m, std::int64_t now_ms) {
+  std::string out = render_fields({{"id", text(m, "id")},
+                                   {"name", text(m, "name")},
+                                   {"hostname", text(m, "hostname")},
+                                   {"linux family", text(m, "linux_family")},
+                                   {"allowed ips", text(m, "allowed_ips")},
+                                   {"state", member_state(m)},
+                                   {"state since", age(m, "state_since_ms", now_ms)},
+                                   {"last heartbeat", age(m, "last_heartbeat_ms", now_ms)},
+                                   {"agent version", text(m, "agent_version")},
+                                   {"enrolled", text(m, "enrolled")},
+                                   {"active", text(m, "active")},
+                                   {"tabs", text(m, "tabs")}});
+  const json& stacks = at(m, "stacks");
+  out += "\nStacks\n";
+  if (stacks.is_object() && !stacks.empty()) {
+    text_table t{{"STACK", "PRESENT", "DETAILS"}, {}, {}};
+    for (const auto& [name, s] : stacks.items()) {
+      std::string details;
+      if (s.is_object()) {
+        for (const auto& [k, v] : s.items()) {
+          if (k != "present") {
+            details += (details.empty() ? "" : " ") + k + "=" + text(v);
+          }
+        }
+      }
+      t.rows.push_back({name, text(s, "present"), details.empty() ? "-" : details});
+    }
+    out += render_table(t);
+  } else {
+    out += "none reported\n";
+  }
+  const json& metrics = at(m, "metrics");
+  out += "\nMetrics\n";
+  if (metrics.is_object() && !metrics.empty()) {
+    fields f;
+    for (const auto& [k, v] : metrics.items()) {
+      bool is_bytes = k.size() > 6 && k.compare(k.size() - 6, 6, "_bytes") == 0;
+      bool is_pct = k.size() > 4 && k.compare(k.size() - 4, 4, "_pct") == 0;
+      f.emplace_back(k, is_bytes ? bytes(v) : is_pct ? pct(v) : text(v));
+    }
+    out += render_fields(f);
+  } else {
+    out += "none reported yet\n";
+  }
+  const json& history = at(m, "history");
+  out += "\nHistory\n";
+  if (history.is_array() && !history.empty()) {
+    text_table t{{"AT", "FROM", "TO"}, {}, {}};
+    for (const auto& h : history) {
+      t.rows.push_back({age(h, "at_ms", now_ms), text(h, "from"), text(h, "to")});
+    }
+    out += render_table(t);
+  } else {
+    out += "no state changes\n";
+  }
+  return out;
+}
+
+std::string fleet_status(const json& s) {
+  std::string by_state;
+  const json& states = at(s, "by_state");
+  static const std::vector<std::string> order = {"pending", "healthy", "suspect", "down",
+                                                 "recovering"};
+  for (const auto& k : order) {
+    by_state += (by_state.empty() ? "" : ", ") + k + " " + text(states, k.c_str());
+  }
+  if (states.is_object()) {
+    for (const auto& [k, v] : states.items()) {
+      if (std::find(order.begin(), order.end(), k) == order.end()) {
+        by_state += ", " + k + " " + text(v);
+      }
+    }
+  }
+  return render_fields({{"pools", text(s, "pools")},
+                        {"members", text(s, "members")},
+                        {"agents healthy", ratio(s, "agents_healthy", "agents_total")},
+                        {"fleet health", pct(at(s, "fleet_health_pct"))},
+                        {"holding pools", text(s, "holding_pools")},
+                        {"by state", by_state}});
+}
+
+std::string pool_overview(const json& o, std::int64_t now_ms) {
+  const json& pool = at(o, "pool");
+  const json& k = at(o, "kpis");
+  std::string out = "pool " + clean(text(pool, "id")) + " (" + clean(text(pool, "name")) +
+                    ", " + clean(text(pool, "preset")) + ")\n";
+  // The server's own age avoids our clock's skew; the timestamp is the fallback.
+  std::string last_check_in;
+  const json& age_s = at(k, "last_check_in_age_s");
+  if (age_s.is_number()) {
+    last_check_in = relative_age(0, age_s.get<std::int64_t>() * 1000);
+  } else {
+    last_check_in = age(k, "last_check_in_ms", now_ms);
+  }
+  std::string tabs;
+  const json& t = at(o, "tabs");
+  if (t.is_object()) {
+    // Spec order, then any others.
+    static const std::vector<std::string> order = {"overview", "protection", "managed_dns",
+                                                   "monitoring", "settings"};
+    std::vector<std::string> names = order;
+    for (const auto& [name, v] : t.items()) {
+      if (std::find(order.begin(), order.end(), name) == order.end()) {
+        names.push_back(name);
+      }
+    }
+    for (const auto& name : names) {
+      const json& v = at(t, name.c_str());
+      if (v.is_boolean() && v.get<bool>()) {
+        tabs += (tabs.empty() ? "" : ", ") + name;
+      }
+    }
+  }
+  out += render_fields({{"members", text(k, "members")},
+                        {"agents healthy", ratio(k, "agents_healthy", "agents_total")},
+                        {"last check-in", last_check_in},
+                        {"fleet health", pct(at(k, "fleet_health_pct"))},
+                        {"outdated agents", text(k, "outdated_agents") + " (latest " +
+                                              text(k, "agent_version_latest") + ")"},
+                        {"running jobs", text(k, "running_jobs")},
+                        {"backups", text(k, "backups")},
+                        {"cron jobs", text(k, "cron_jobs")},
+                        {"active member", text(o, "active_member")},
+                        {"holding", text(o, "holding")},
+                        {"tabs", tabs.empty() ? "-" : tabs}});
+  const json& tiles = at(o, "tiles");
+  out += "\n";
+  if (!tiles.is_array() || tiles.empty()) {
+    out += "no members\n";
+    return out;
+  }
+  text_table tt{{"ID", "NAME", "HOSTNAME", "STATE", "STACKS", "AGENT", "ACTIVE"}, {}, {true}};
+  for (const auto& m : tiles) {
+    tt.rows.push_back({text(m, "id"), text(m, "name"), text(m, "hostname"), text(m, "state"),
+                       text(m, "stacks"), text(m, "agent_version"), text(m, "active")});
+  }
+  out += render_table(tt);
+  const json& total = at(o, "tiles_total");
+  if (total.is_number() && total.get<std::int64_t>() > static_cast<std::int64_t>(tiles.size())) {
+    out += std::to_string(tiles.size()) + " of " + text(total) +
+           " members shown (--tiles-offset N / --tiles-limit N for others)\n";
+  }
+  return out;
+}
+
+std::string activity(const json& body, const std::string& pool, std::int64_t now_ms) {
+  const json& events = at(body, "events");
+  std::string out;
+  if (!events.is_array() || events.empty()) {
+    out = "no events\n";
+  } else {
+    text_table t{{"ID", "AGE", "KIND", "MEMBER", "MESSAGE"}, {}, {true}};
+    for (const auto& e : events) {
+      t.rows.push_back({text(e, "id"), age(e, "at_ms", now_ms), text(e, "kind"),
+                        text(e, "member"), text(e, "message")});
+    }
+    out = render_table(t);
+  }
+  const json& next = at(body, "next_before");
+  if (next.is_number()) {
+    out += "older events: balctl log " + pool + " --before " + text(next) + "\n";
+  }
+  return out;
+}
+
+} // namespace
+
+int exit_code_for_status(long status) {
+  if (status >= 200 && status < 300) {
+    return exit_ok;
+  }
+  switch (status) {
+  case 401:
+  case 403:
+    return exit_auth;
+  case 404:
+    return exit_not_found;
+  case 400:
+  case 409:
+  case 413:
+  case 422:
+  case 429:
+    return exit_rejected;
+  default:
+    return exit_unexpected;
+  }
+}
+
+std::string render_table(const text_table& t) {
+  std::size_t cols = t.headers.size();
+  for (const auto& r : t.rows) {
+    cols = std::max(cols, r.size());
+  }
+  std::vector<std::vector<std::string>> lines;
+  if (!t.headers.empty()) {
+    lines.push_back(t.headers);
+  }
+  for (const auto& r : t.rows) {
+    lines.push_back(r);
+  }
+  std::vector<std::size_t> widths(cols, 0);
+  for (auto& l : lines) {
+    l.resize(cols);
+    for (std::size_t c = 0; c < cols; ++c) {
+      l[c] = clean(l[c]);
+      widths[c] = std::max(widths[c], width(l[c]));
+    }
+  }
+  std::string out;
+  for (const auto& l : lines) {
+    std::string line;
+    for (std::size_t c = 0; c < cols; ++c) {
+      std::string pad(widths[c] - width(l[c]), ' ');
+      bool right = c < t.right_aligned.size() && t.right_aligned[c];
+      line += right ? pad + l[c] : l[c] + pad;
+      if (c + 1 < cols) {
+        line += "  ";
+      }
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string render_fields(const std::vector<std::pair<std::string, std::string>>& f) {
+  std::size_t w = 0;
+  for (const auto& [label, value] : f) {
+    w = std::max(w, width(label));
+  }
+  std::string out;
+  for (const auto& [label, value] : f) {
+    std::string line = clean(label) + std::string(w - width(label) + 2, ' ') + clean(value);
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string relative_age(std::optional<std::int64_t> at_ms, std::int64_t now_ms) {
+  if (!at_ms) {
+    return "never";
+  }
+  std::int64_t d = now_ms - *at_ms;
+  bool future = d < 0;
+  std::int64_t s = (future ? -d : d) / 1000;
+  std::string v;
+  if (s < 60) {
+    v = std::to_string(s) + "s";
+  } else if (s < 3600) {
+    v = std::to_string(s / 60) + "m";
+  } else if (s < 86400) {
+    v = std::to_string(s / 3600) + "h";
+  } else {
+    v = std::to_string(s / 86400) + "d";
+  }
+  return future && s > 0 ? "in " + v : v + " ago";
+}
+
+std::string render_api_error(long status, const std::string& body,
+                             const std::string& retry_after) {
+  json j = json::parse(body, nullptr, false);
+  const json& e = at(j, "error");
+  std::string out;
+  if (at(e, "code").is_string() && at(e, "message").is_string()) {
+    out = "balctl: " + clean(text(e, "message")) + " (" + clean(text(e, "code"));
+    const json& field = at(e, "field");
+    if (field.is_string() && !field.get<std::string>().empty()) {
+      out += ", field " + clean(field.get<std::string>());
+    }
+    out += ")\n";
+  } else {
+    // Not our API answering (a proxy, another service on the port).
+    std::string snippet = body.substr(0, body.find('\n'));
+    if (snippet.size() > 200) {
+      snippet = snippet.substr(0, 200) + "...";
+    }
+    out = "balctl: HTTP " + std::to_string(status) + " without an API error body" +
+          (snippet.empty() ? "" : ": " + clean(snippet)) + "\n";
+  }
+  if (status == 429 && !retry_after.empty()) {
+    out += "balctl: retry after " + clean(retry_after) + " s\n";
+  }
+  return out;
+}
+
+std::string render_success(const invocation& inv, const json& body, std::int64_t now_ms) {
+  const std::string& pool = inv.pool;
+  switch (inv.output) {
+  case output_kind::fleet_status:
+    return fleet_status(body);
+  case output_kind::pool_overview:
+    return pool_overview(body, now_ms);
+  case output_kind::pool_list:
+    return pool_list(body);
+  case output_kind::pool_detail:
+    return render_fields(pool_fields(body)) + "\nSettings\n" +
+           settings_block(at(body, "settings"));
+  case output_kind::pool_created:
+    return "created pool " + clean(text(body, "id")) + "\n" + render_fields(pool_fields(body));
+  case output_kind::pool_renamed:
+    return "renamed pool " + clean(text(body, "id")) + "\n" + render_fields(pool_fields(body));
+  case output_kind::pool_deleted:
+    return "deleted pool " + pool + "\n";
+  case output_kind::settings:
+    return settings_block(body);
+  case output_kind::settings_updated:
+    return "updated settings of pool " + pool + " (applied without restart)\n" +
+           settings_block(body);
+  case output_kind::member_added: {
+    const json& m = at(body, "member");
+    std::string id = clean(text(m, "id"));
+    return "added member " + id + " (" + clean(text(m, "name")) + ", " +
+           clean(text(m, "hostname")) + ") to pool " + pool + "\n\n" +
+           render_enrollment(at(body, "enrollment"), pool, id);
+  }
+  case output_kind::member_list:
+    return member_list(body, now_ms);
+  case output_kind::member_detail:
+    return member_detail(body, now_ms);
+  case output_kind::member_removed:
+    return "removed member " + inv.member_id + " from pool " + pool + "\n";
+  case output_kind::member_reenrolled:
+    return "new enrollment for member " + inv.member_id + " of pool " + pool +
+           "; its old key no longer works\n\n" + render_enrollment(body, pool, inv.member_id);
+  case output_kind::activity:
+    return activity(body, pool, now_ms);
+  }
+  return "";
+}
+
+std::string redact(std::string text, const std::string& secret) {
+  if (secret.empty()) {
+    return text;
+  }
+  std::size_t pos = 0;
+  while ((pos = text.find(secret, pos)) != std::string::npos) {
+    text.replace(pos, secret.size(), "***");
+    pos += 3;
+  }
+  return text;
+}
+
+} // namespace balctl::cli

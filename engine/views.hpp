@@ -1,0 +1,100 @@
+#pragma once
+
+// What the engine shows operators: the admin API's read models, filled by
+// the pool actors and the supervisor, rendered to JSON by api/. Plain
+// structs: no CAF, no JSON here.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "engine/types.hpp"
+
+namespace balctl {
+
+/// A pool as listed, with its run-time settings.
+struct pool_summary {
+  std::string id;    // pool_config::name: stable, in URLs
+  std::string name;  // display name (label, or id when none)
+  std::string preset;
+  bool from_api = false; // else declared in the config file (read-only here)
+  std::uint64_t members = 0;
+  std::uint64_t agents_healthy = 0;
+  member_id active = 0;
+  bool holding = false;
+  // Settings.
+  int failover_delay_s = 0;
+  std::string failover_hostname;
+  std::string failback;
+  int failback_stable_s = 0;
+  double mass_silence_share = 0;
+  int mass_silence_min_members = 0;
+  int mass_silence_window_s = 0;
+};
+
+/// One member as the admin API shows it (tiles, lists, detail).
+struct member_info {
+  member_id id = 0;
+  std::string name;
+  std::string hostname;
+  std::string linux_family; // "rhel" | "debian" | "" (declared in config)
+  std::vector<std::string> allowed_ips;
+  member_state state = member_state::pending;
+  std::int64_t state_since_ms = 0;
+  std::int64_t last_seen_ms = 0; // 0 = never heard
+  bool enrolled = true;
+  bool damped = false;
+  bool active = false;
+  bool has_status = false;
+  member_status status;
+};
+
+/// The seed's Fleet Status for one pool: KPIs over every member, visible
+/// pool tabs, and one page of member tiles.
+struct pool_overview {
+  pool_summary pool;
+  std::uint64_t agents_total = 0;    // enrolled members
+  std::uint64_t agents_healthy = 0;
+  std::int64_t last_check_in_ms = 0; // newest heartbeat, 0 = none
+  std::uint64_t outdated_agents = 0;
+  std::uint64_t cpanel_members = 0;
+  bool protection = false;
+  bool managed_dns = false;
+  std::vector<member_info> tiles;
+  std::uint64_t tiles_total = 0;
+};
+
+struct member_page {
+  std::vector<member_info> members;
+  std::uint64_t total = 0;
+};
+
+/// What an operator fills in to add a server (the seed's "Add server").
+struct new_member {
+  std::string name;
+  std::string hostname;
+  std::string linux_family; // "rhel" | "debian"
+  std::vector<std::string> allowed_ips;
+};
+
+/// A member just added or re-enrolled, with its one-time secret.
+struct enrollment_ticket {
+  member_info member;
+  std::string pool;
+  std::string secret; // shown once; the engine keeps its SHA-256 only
+};
+
+/// What an agent receives for a valid enrollment.
+struct enrollment_grant {
+  member_id member = 0;
+  std::string pool;
+  std::string key_hex; // its heartbeat key
+};
+
+/// Semantic-version order ("1.10.0" > "1.9.2"); missing parts count as 0,
+/// non-numeric suffixes are ignored. True when have is older than latest.
+bool version_older(const std::string& have, const std::string& latest);
+
+} // namespace balctl
