@@ -372,3 +372,68 @@ TEST_CASE("member ids use the full 64-bit range", "[config][unit]") {
   REQUIRE(r.ok());
   CHECK(r.config.pools.at(0).members.at(0).id == 18446744073709551615ull);
 }
+
+TEST_CASE("the admin section is read with its defaults and tokens", "[config][unit]") {
+  auto r = parse_config(cfg_top(
+    R"("admin":{"listen":"127.0.0.1:9000","max_connections":10,)"
+    R"("tokens":[{"name":"ops","role":"admin","sha256":")" + std::string(64, 'a') +
+    R"("},{"name":"view","role":"read-only","sha256":")" + std::string(64, 'b') + R"("}]})"));
+  INFO(joined(r.errors));
+  REQUIRE(r.ok());
+  const auto& a = r.config.admin;
+  CHECK(a.listen == "127.0.0.1:9000");
+  CHECK(a.max_connections == 10);
+  CHECK(a.max_body_bytes == 1048576); // default
+  REQUIRE(a.tokens.size() == 2);
+  CHECK(a.tokens[0].admin);
+  CHECK_FALSE(a.tokens[1].admin);
+  CHECK(a.tokens[0].sha256[0] == 0xaa);
+  auto d = parse_config(cfg_top(R"("log_level":"info")"));
+  CHECK(d.config.admin.listen == "127.0.0.1:7947");
+  CHECK(d.config.admin.tokens.empty());
+}
+
+TEST_CASE("each invalid admin value names its key", "[config][unit]") {
+  auto [admin, expected] = GENERATE(table<std::string, std::string>({
+    {R"({"listen":"nowhere"})", "admin.listen = \"nowhere\": must be empty"},
+    {R"({"max_body_bytes":10})", "admin.max_body_bytes = 10: must be between 1024"},
+    {R"({"request_timeout_ms":0})", "admin.request_timeout_ms = 0: must be between 100"},
+    {R"({"enroll_failures_per_minute":0})", "admin.enroll_failures_per_minute = 0"},
+    {R"({"tls_cert_file":"c.pem"})", "admin.tls_key_file: tls_cert_file and tls_key_file go together"},
+    {R"({"tokens":{}})", "admin.tokens: must be an array"},
+    {R"({"tokens":[{"name":"x","role":"root","sha256":")" + std::string(64, 'a') + "\"}]}",
+     "admin.tokens[0].role: must be admin or read-only"},
+    {R"({"tokens":[{"name":"x","role":"admin","sha256":"abc"}]})",
+     "admin.tokens[0].sha256: must be the token's SHA-256"},
+    {R"({"tokens":[{"role":"admin","sha256":")" + std::string(64, 'a') + "\"}]}",
+     "admin.tokens[0].name: required"},
+    {R"({"colour":1})", "admin.colour: unknown key"},
+    {R"("x")", "admin: must be an object"},
+  }));
+  auto r = parse_config(cfg_top("\"admin\":" + admin));
+  CAPTURE(admin);
+  INFO(joined(r.errors));
+  CHECK(has_error(r, expected));
+}
+
+TEST_CASE("run-time pool settings are read with the config file's rules",
+          "[config][unit]") {
+  pool_config pc;
+  pc.failover_delay_s = 30;
+  auto errors = read_pool_settings(R"({"failover_delay_s":60,"failback":"automatic"})", pc);
+  CHECK(errors.empty());
+  CHECK(pc.failover_delay_s == 60);
+  CHECK(pc.failback == failback_policy::automatic);
+  errors = read_pool_settings(R"({"failover_delay_s":5})", pc);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].field == "failover_delay_s");
+  CHECK(errors[0].message == "must be between 10 and 120");
+  CHECK(errors[0].value == "5");
+  CHECK(pc.failover_delay_s == 60);
+  errors = read_pool_settings(R"({"name":"x"})", pc);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].field == "name");
+  CHECK(errors[0].message == "unknown key");
+  CHECK(read_pool_settings("[1]", pc).size() == 1);
+  CHECK(read_pool_settings("{", pc).size() == 1);
+}
