@@ -37,7 +37,7 @@ struct options {
   std::string metrics_file; // JSON counters written at exit
   std::string admin_listen; // overrides admin.listen
   std::string admin_port_file; // written with the bound admin port
-  std::string admin_token_file; // bench: a file holding an admin token
+  std::string admin_token_file; // a file holding an admin token (first line)
   bool check_config = false;
   bool hash_token = false;
   // Benchmark mode: synthetic pools instead of a config file.
@@ -52,6 +52,7 @@ void usage() {
     "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH]\n"
     "               [--ready-file PATH] [--metrics-file PATH] [--check-config]\n"
     "               [--admin-listen HOST:PORT] [--admin-port-file PATH]\n"
+    "               [--admin-token-file PATH]\n"
     "       balctld --hash-token < token   (prints the SHA-256 to configure)\n"
     "       balctld --bench-members N [--bench-pools P] [--bench-seed S]\n"
     "               [--bench-delay-s D] --listen HOST:PORT [--metrics-file PATH]\n"
@@ -108,7 +109,7 @@ bool parse_args(int argc, char** argv, options& o) {
       if (!value(o.admin_listen)) return false;
     } else if (a == "--admin-port-file") {
       if (!value(o.admin_port_file)) return false;
-    } else if (a == "--bench-admin-token-file") {
+    } else if (a == "--admin-token-file") {
       if (!value(o.admin_token_file)) return false;
     } else if (a == "--bench-members") {
       if (!number(o.bench_members)) return false;
@@ -262,12 +263,20 @@ int main(int argc, char** argv) {
     cfg.admin.listen = opt.admin_listen;
   }
   if (!opt.admin_token_file.empty()) {
-    // Benchmarks: an admin token from a file of the script's own.
+    // An admin token kept in a file (a secrets manager's, or the example
+    // script's): only its hash stays in memory.
     std::ifstream in(opt.admin_token_file);
     std::string token;
     std::getline(in, token);
+    if (token.size() < 16) {
+      std::fprintf(stderr,
+                   "balctld: --admin-token-file %s: needs a token of at least "
+                   "16 characters on its first line\n",
+                   opt.admin_token_file.c_str());
+      return 2;
+    }
     admin_token t;
-    t.name = "bench";
+    t.name = "token-file";
     t.admin = true;
     t.sha256 = secrets::sha256(token);
     cfg.admin.tokens.push_back(t);

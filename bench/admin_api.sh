@@ -24,7 +24,7 @@ echo "$token" >"$tmp/token"
 "$build/balctld" --bench-members "$members" --bench-pools "$pools" --bench-seed "$seed" \
   --bench-delay-s 120 --listen 127.0.0.1:0 --ready-file "$tmp/engine.port" \
   --admin-listen 127.0.0.1:0 --admin-port-file "$tmp/admin.port" \
-  --bench-admin-token-file "$tmp/token" 2>"$tmp/balctld.log" &
+  --admin-token-file "$tmp/token" 2>"$tmp/balctld.log" &
 pids+=("$!")
 wait_ready "$tmp/engine.port"
 wait_ready "$tmp/admin.port"
