@@ -47,6 +47,8 @@ struct options {
   std::int64_t interval_ms = 0;
   double duration_s = 0;
   std::uint64_t body_every = 0;
+  std::string stacks;                 // comma list put in the status body
+  std::string agent_version = "loadgen";
   std::unordered_map<member_id, std::int64_t> stop_after_ms;
   bool allow_non_loopback = false;
 };
@@ -58,11 +60,14 @@ void usage() {
     "         [--derive-keys SEED | --key-hex HEX]\n"
     "         [--interval-ms MS | --rate R] [--body-every N]\n"
     "         [--stop-after-s ID:S ...] [--allow-non-loopback]\n"
+    "         [--stacks cpanel,mariadb,...] [--agent-version V]\n"
     "Sends authenticated heartbeats (docs/protocol.md). --interval-ms: each\n"
     "member beats every MS; --rate: total datagrams/s (0 = as fast as\n"
     "possible). --stop-after-s ID:S silences member ID after S seconds.\n"
     "--body-every N: a member's first beat and every Nth carry a status body.\n"
-    "--key-hex overrides the config's keys (forged-tag tests).\n",
+    "--key-hex overrides the config's keys (forged-tag tests).\n"
+    "--stacks and --agent-version fill the status body (default: no stacks,\n"
+    "agent version loadgen).\n",
     stderr);
 }
 
@@ -124,6 +129,10 @@ bool parse(int argc, char** argv, options& o) {
         o.duration_s = to_double(next());
       } else if (a == "--body-every") {
         o.body_every = to_u64(next());
+      } else if (a == "--stacks") {
+        o.stacks = next();
+      } else if (a == "--agent-version") {
+        o.agent_version = next();
       } else if (a == "--stop-after-s") {
         auto v = next();
         auto colon = v.find(':');
@@ -179,8 +188,17 @@ bool load_members(const options& o, std::vector<sim_member>& out) {
     }
     have_fixed = true;
   }
-  auto body_for = [](const std::string& hostname) {
-    return R"({"hostname":")" + hostname + R"(","agent_version":"loadgen"})";
+  auto body_for = [&o](const std::string& hostname) {
+    nlohmann::json b = {{"hostname", hostname}, {"agent_version", o.agent_version}};
+    if (!o.stacks.empty()) {
+      auto& stacks = b["stacks"];
+      std::stringstream ss(o.stacks);
+      std::string name;
+      while (std::getline(ss, name, ',')) {
+        stacks[name] = {{"version", "1.0"}};
+      }
+    }
+    return b.dump();
   };
   if (!o.config_path.empty()) {
     std::ifstream in(o.config_path);

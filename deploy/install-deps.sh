@@ -9,6 +9,7 @@ packages=(
   libcaf-dev libuv1-dev nlohmann-json3-dev libssl-dev libsqlite3-dev catch2
   libhttp-parser-dev libcurl4-openssl-dev   # admin HTTP endpoint, balctl CLI
   wrk                        # admin API benchmark
+  openssl                    # test certificates for the admin API over TLS
   clang libclang-rt-14-dev   # libFuzzer target and sanitizer runs
 )
 

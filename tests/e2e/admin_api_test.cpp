@@ -167,18 +167,20 @@ struct node {
   /// Heartbeats for one member with a key, through balctl-loadgen.
   std::unique_ptr<process> beat(member_id id, const std::string& hostname,
                                 const std::string& key, int duration_s,
-                                const std::string& tag) {
+                                const std::string& tag,
+                                std::vector<std::string> extra = {}) {
     json cfg = {{"pools",
                  {{{"name", "x"},
                    {"members", {{{"id", id}, {"hostname", hostname}, {"key", key}}}}}}}};
     auto path = dir.file("beat-" + tag + ".json");
     std::ofstream(path) << cfg.dump();
-    auto p = std::make_unique<process>(
-      std::vector<std::string>{LOADGEN_PATH, "--target",
-                               "127.0.0.1:" + std::to_string(udp_port), "--config",
-                               path, "--interval-ms", "100", "--body-every", "5",
-                               "--duration-s", std::to_string(duration_s)},
-      dir.file("loadgen-" + tag + ".out"), dir.file("loadgen-" + tag + ".log"));
+    std::vector<std::string> argv{LOADGEN_PATH, "--target",
+                                  "127.0.0.1:" + std::to_string(udp_port), "--config",
+                                  path, "--interval-ms", "100", "--body-every", "5",
+                                  "--duration-s", std::to_string(duration_s)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<process>(argv, dir.file("loadgen-" + tag + ".out"),
+                                       dir.file("loadgen-" + tag + ".log"));
     REQUIRE(p->started());
     return p;
   }
@@ -902,4 +904,93 @@ TEST_CASE("the balctl CLI exits 3 when the server cannot be reached", "[admin][c
   auto r = run_cli(n, {"pool", "list"});
   CHECK(r.exit_code == 3);
   CHECK(r.err.find("cannot reach") != std::string::npos);
+}
+
+TEST_CASE("Protection and Managed DNS tabs appear once two members report cPanel",
+          "[admin][e2e]") {
+  node n;
+  n.start();
+  auto pool = n.make_pool("Hosting");
+  REQUIRE(n.post("/v1/pools", {{"name", "Balancers"}, {"preset", "haproxy"}}).status == 201);
+  std::vector<std::unique_ptr<process>> beats;
+  auto enrol_and_beat = [&](const std::string& p, const std::string& host,
+                            std::vector<std::string> extra) {
+    auto added = n.add_member(p, host);
+    auto g = n.post("/v1/enroll", {{"hostname", host},
+                                   {"secret", added["enrollment"]["secret"]}}, "");
+    REQUIRE(g.status == 200);
+    beats.push_back(n.beat(g.body["member_id"].get<member_id>(), host,
+                           g.body["key"].get<std::string>(), 20, host, extra));
+  };
+  enrol_and_beat(pool, "cp1.e2e.test", {"--stacks", "cpanel,mariadb", "--agent-version", "1.2.0"});
+  REQUIRE(wait_until([&] {
+    auto o = n.get("/v1/pools/" + pool + "/overview");
+    return o.body["kpis"]["cpanel_members"] == 1;
+  }, 10'000));
+  CHECK(n.get("/v1/pools/" + pool + "/overview").body["tabs"]["protection"] == false);
+  enrol_and_beat(pool, "cp2.e2e.test", {"--stacks", "cpanel", "--agent-version", "1.1.9"});
+  enrol_and_beat("balancers", "lb1.e2e.test", {"--stacks", "cpanel"});
+  enrol_and_beat("balancers", "lb2.e2e.test", {"--stacks", "cpanel"});
+  json o;
+  REQUIRE(wait_until([&] {
+    o = n.get("/v1/pools/" + pool + "/overview").body;
+    return o["kpis"]["cpanel_members"] == 2;
+  }, 10'000));
+  CHECK(o["tabs"]["protection"] == true);
+  CHECK(o["tabs"]["managed_dns"] == true);
+  CHECK(o["kpis"]["outdated_agents"] == 1); // 1.1.9 < 1.2.0
+  // A tile lists what its member runs.
+  bool seen = false;
+  for (const auto& t : o["tiles"]) {
+    if (t["hostname"] == "cp1.e2e.test") {
+      seen = true;
+      CHECK(t["stacks"] == json({"mariadb", "cpanel"}));
+    }
+  }
+  CHECK(seen);
+  json b;
+  REQUIRE(wait_until([&] {
+    b = n.get("/v1/pools/balancers/overview").body;
+    return b["kpis"]["cpanel_members"] == 2;
+  }, 10'000));
+  CHECK(b["tabs"]["protection"] == false); // never on HAProxy pools
+  CHECK(b["tabs"]["managed_dns"] == false);
+}
+
+TEST_CASE("with a certificate configured the admin API speaks only TLS", "[admin][e2e][tls]") {
+  node n;
+  auto cert = n.dir.file("cert.pem");
+  auto key = n.dir.file("key.pem");
+  auto cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 -keyout '" + key + "' -out '" + cert +
+             "' >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  n.admin_extra = {{"tls_cert_file", cert}, {"tls_key_file", key}};
+  n.start();
+  cli::curl_transport_impl t;
+  cli::http_call c;
+  c.method = "GET";
+  c.url = "https://127.0.0.1:" + std::to_string(n.admin_port) + "/v1/pools";
+  c.token = admin_token;
+  c.cacert = cert;
+  auto r = t.perform(c);
+  REQUIRE(r.what == cli::http_reply::kind::answered);
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["pools"].size() == 1);
+  // Plain HTTP on the TLS port gets no answer.
+  c.url = "http://127.0.0.1:" + std::to_string(n.admin_port) + "/v1/pools";
+  c.timeout_s = 5;
+  auto plain = t.perform(c);
+  CHECK((plain.what != cli::http_reply::kind::answered || plain.status != 200));
+  // The install command points agents at the https base.
+  c.url = "https://127.0.0.1:" + std::to_string(n.admin_port) + "/v1/pools";
+  c.method = "POST";
+  c.body = R"({"name":"tls"})";
+  REQUIRE(t.perform(c).status == 201);
+  c.url += "/tls/members";
+  c.body = R"({"hostname":"a.e2e.test","linux_family":"rhel","allowed_ips":["127.0.0.1"]})";
+  auto m = t.perform(c);
+  REQUIRE(m.status == 201);
+  CHECK(json::parse(m.body)["enrollment"]["api_base"] ==
+        "https://127.0.0.1:" + std::to_string(n.admin_port));
 }
