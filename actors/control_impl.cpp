@@ -185,9 +185,9 @@ void control_impl::get_member(const std::string& pool, member_id m,
   ask_pool(sys_, supervisor_, pool, std::move(cb), member_atom_v, m);
 }
 
-void control_impl::remove_member(const std::string& pool, member_id m,
+void control_impl::remove_member(const std::string& pool, member_id m, bool force,
                                  api::done<bool> cb) {
-  ask(sys_, supervisor_, std::move(cb), remove_member_atom_v, pool, m);
+  ask(sys_, supervisor_, std::move(cb), remove_member_atom_v, pool, m, force);
 }
 
 void control_impl::reenrol(const std::string& pool, member_id m,

@@ -37,7 +37,7 @@ public:
                     std::uint64_t limit, api::done<member_page> cb) override;
   void get_member(const std::string& pool, member_id m,
                   api::done<member_info> cb) override;
-  void remove_member(const std::string& pool, member_id m,
+  void remove_member(const std::string& pool, member_id m, bool force,
                      api::done<bool> cb) override;
   void reenrol(const std::string& pool, member_id m,
                api::done<enrollment_ticket> cb) override;

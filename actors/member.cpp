@@ -78,6 +78,9 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   // A notification sent to a crashed predecessor (or its pool) is lost:
   // clear the flag so the next heartbeat notifies this actor again.
   st.rt->slot->heard_pending.store(false);
+  // The pool's settings as they are now: a settings change sent to a
+  // crashed predecessor is not lost with it.
+  st.rt->fsm.set_params(st.pool_rt->load_detection());
   // A predecessor that crashed between its state machine's step and the
   // slot's update left the slot behind: the state machine is the truth.
   st.rt->publish_state(clk->now_ms());

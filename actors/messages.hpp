@@ -123,7 +123,8 @@ typename Inspector::result_type inspect(Inspector& f, pool_config& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_summary& x) {
   return f(caf::meta::type_name("pool_summary"), x.id, x.name, x.preset,
-           x.from_api, x.members, x.agents_healthy, x.active, x.holding,
+           x.from_api, x.members, x.enrolled, x.agents_healthy, x.active,
+           x.holding,
            x.failover_delay_s, x.failover_hostname, x.failback,
            x.failback_stable_s, x.mass_silence_share,
            x.mass_silence_min_members, x.mass_silence_window_s);

@@ -235,6 +235,7 @@ pool_summary summary_of(self_ptr self) {
   for (const auto& m : st.rt->members) {
     s.agents_healthy +=
       m->slot->state.load(std::memory_order_relaxed) == member_state::healthy;
+    s.enrolled += m->enrolled ? 1 : 0;
   }
   s.active = st.policy->active();
   s.holding = st.policy->holding();
@@ -277,11 +278,9 @@ pool_overview overview_of(self_ptr self, std::uint64_t offset,
   return o;
 }
 
-// Adds a member an operator created: slot, runtime and actor, appended to
-// the pool's order. Pending until its agent enrols and is heard.
-member_info add_member(self_ptr self, member_id id, const new_member& nm) {
-  auto& st = self->state;
-  auto now = st.deps.clk->now_ms();
+// The stored form of a member an operator adds: pending enrolment, with a
+// key nobody holds, so no heartbeat verifies until the agent enrols.
+member_config new_member_config(member_id id, const new_member& nm) {
   member_config mc;
   mc.id = id;
   mc.hostname = nm.hostname;
@@ -289,8 +288,16 @@ member_info add_member(self_ptr self, member_id id, const new_member& nm) {
   mc.allowed_ips = nm.allowed_ips;
   mc.linux_family = nm.linux_family;
   mc.enrolled = false;
-  // A key nobody holds until the agent enrols: no heartbeat verifies.
   mc.key = secrets::random_key();
+  return mc;
+}
+
+// Adds a member the store already holds: slot, runtime and actor, appended
+// to the pool's order. Pending until its agent enrols and is heard.
+member_info add_member(self_ptr self, const member_config& mc) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  auto id = mc.id;
   auto member = make_member(id, mc.hostname, mc.name,
                             member_fsm(st.rt->detection, member_state::pending,
                                        now));
@@ -306,9 +313,6 @@ member_info add_member(self_ptr self, member_id id, const new_member& nm) {
   member.rt->enrolled = false;
   member.rt->publish_state(now);
   slot.set_notifier(st.notifier);
-  // Stored before the member exists anywhere else: the supervisor's
-  // enrollment for it follows this message into the store's mailbox.
-  self->send(st.deps.store, add_member_atom_v, st.rt->config.name, mc);
   st.deps.reg->add(member.slot);
   st.rt->members.push_back(std::move(member.rt));
   auto pos = st.rt->members.size() - 1;
@@ -323,6 +327,37 @@ member_info add_member(self_ptr self, member_id id, const new_member& nm) {
                              {"member", std::to_string(id)},
                              {"hostname", mc.hostname}});
   return info_of(self, pos);
+}
+
+// The run-time settings of src into dst, field by field: never the whole
+// config, whose name member actors read on other threads.
+void apply_settings(pool_config& dst, const pool_config& src) {
+  dst.failover_delay_s = src.failover_delay_s;
+  dst.failover_hostname = src.failover_hostname;
+  dst.failback = src.failback;
+  dst.failback_stable_s = src.failback_stable_s;
+  dst.mass_silence_share = src.mass_silence_share;
+  dst.mass_silence_min_members = src.mass_silence_min_members;
+  dst.mass_silence_window_s = src.mass_silence_window_s;
+}
+
+caf::error store_failed(self_ptr self, const caf::error& e, const char* what) {
+  return refuse("unavailable", "",
+                std::string(what) + ": the store failed: " +
+                  self->system().render(e));
+}
+
+// Writes the pool's current row; the caller's answer waits for the disk.
+// Each write carries the whole current row, so the last one to land is the
+// latest state however requests interleave.
+void store_pool_row(self_ptr self, caf::typed_response_promise<pool_summary> rp) {
+  auto& st = self->state;
+  self->request(st.deps.store, caf::infinite, update_pool_atom_v, st.rt->config)
+    .then([=](bool) mutable { rp.deliver(summary_of(self)); },
+          [=](caf::error& e) mutable {
+            rp.deliver(store_failed(self, e,
+                                    "applied, but not stored (lost at restart)"));
+          });
 }
 
 void remove_member(self_ptr self, std::size_t pos) {
@@ -347,7 +382,6 @@ void remove_member(self_ptr self, std::size_t pos) {
   st.policy->remove_member(id);
   st.deadlines.erase(static_cast<deadline_queue::position>(pos));
   st.rt->members.erase(st.rt->members.begin() + static_cast<std::ptrdiff_t>(pos));
-  self->send(st.deps.store, remove_member_atom_v, id);
   self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
              static_cast<std::uint64_t>(st.policy->heard_population()));
   note(self, "member_removed", id, "server " + name + " removed");
@@ -356,7 +390,18 @@ void remove_member(self_ptr self, std::size_t pos) {
   // The failover record must not keep pointing at a server that left the
   // pool: move it as a failover would (pool_policy picked the successor).
   auto now_active = st.policy->active();
-  if (was_active == id && now_active != 0 && now_active != id) {
+  if (was_active == id &&
+      (now_active == 0 || st.policy->state_of(now_active) != member_state::healthy)) {
+    // Forced: nobody healthy to move DNS to. Say so; the pool fails over
+    // as soon as a member is healthy and the active one is not.
+    log::error("active_member_removed", {{"pool", st.rt->config.name},
+                                         {"member", std::to_string(id)},
+                                         {"reason", "no healthy standby; DNS not moved"}});
+    note(self, "decision", id,
+         "active member removed with no healthy standby: DNS not moved until "
+         "a member is healthy");
+    st.dns_orphaned_by = id;
+  } else if (was_active == id && now_active != id) {
     pool_decision d{decision_kind::failover, st.rt->config.name, id,
                     now_active,
                     "the active member " + std::to_string(id) +
@@ -567,6 +612,20 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       // behind the decisions when a fleet starts. Restart grace covers the
       // states newer than the last checkpoint.
       act_on_all(self, st.policy->on_member_state(t.member, t.from, t.to, now));
+      if (st.dns_orphaned_by != 0 && t.to == member_state::healthy) {
+        // DNS still points at a removed server: this member is the first
+        // healthy one since.
+        auto from = st.dns_orphaned_by;
+        st.dns_orphaned_by = 0;
+        st.policy->set_active(t.member);
+        act_on_all(self, {pool_decision{
+                           decision_kind::failover, st.rt->config.name, from,
+                           t.member,
+                           "the removed active member " + std::to_string(from) +
+                             " still had DNS; " + std::to_string(t.member) +
+                             " is the first member healthy since",
+                           now}});
+      }
       if (st.policy->heard_population() != heard_before) {
         self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
                    static_cast<std::uint64_t>(st.policy->heard_population()));
@@ -668,27 +727,83 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       if (auto e = refuse_if_config_pool(self)) {
         return *e;
       }
-      for (const auto& m : self->state.rt->members) {
-        if (m->slot->hostname == nm.hostname) {
-          return refuse("hostname_exists", "hostname",
-                        "member " + std::to_string(m->slot->id) +
-                          " of this pool already has hostname " + nm.hostname);
+      auto& st = self->state;
+      auto taken = [&](const std::string& h) {
+        if (st.adding.count(h) != 0) {
+          return true;
         }
+        for (const auto& m : st.rt->members) {
+          if (m->slot->hostname == h) {
+            return true;
+          }
+        }
+        return false;
+      };
+      if (taken(nm.hostname)) {
+        return refuse("hostname_exists", "hostname",
+                      "a member of this pool already has hostname " + nm.hostname);
       }
-      return add_member(self, id, nm);
+      // Stored first: the member exists in memory only once it is on disk,
+      // and the supervisor's enrollment row (which references it) follows.
+      auto mc = new_member_config(id, nm);
+      st.adding.insert(mc.hostname);
+      auto rp = self->make_response_promise<member_info>();
+      self->request(st.deps.store, caf::infinite, add_member_atom_v,
+                    st.rt->config.name, mc)
+        .then(
+          [=](bool) mutable {
+            self->state.adding.erase(mc.hostname);
+            rp.deliver(add_member(self, mc));
+          },
+          [=](caf::error& e) mutable {
+            self->state.adding.erase(mc.hostname);
+            rp.deliver(store_failed(self, e, "member not added"));
+          });
+      return rp;
     },
-    [=](remove_member_atom, member_id m) -> caf::result<bool> {
+    [=](remove_member_atom, member_id m, bool force) -> caf::result<bool> {
       if (auto e = refuse_if_config_pool(self)) {
         return *e;
       }
-      auto pos = self->state.policy->position_of(m);
+      auto& st = self->state;
+      auto pos = st.policy->position_of(m);
       if (!pos) {
         return refuse("member_not_found", "", "no member " + std::to_string(m) +
                                                 " in pool '" +
-                                                self->state.rt->config.name + "'");
+                                                st.rt->config.name + "'");
       }
-      remove_member(self, *pos);
-      return true;
+      // Removing the active member moves DNS to a healthy standby; with
+      // none, DNS would keep pointing at a server that left the pool (or
+      // move to one that is not healthy). Only on purpose. (A member never
+      // heard from carries no traffic yet.)
+      if (m == st.policy->active() && !force &&
+          st.policy->state_of(m) != member_state::pending) {
+        bool standby = false;
+        for (const auto& other : st.rt->members) {
+          standby |= other->slot->id != m &&
+                     st.policy->state_of(other->slot->id) == member_state::healthy;
+        }
+        if (!standby) {
+          return refuse("active_member_no_standby", "force",
+                        "member " + std::to_string(m) + " is the active member "
+                        "and no healthy standby can take over; add or repair a "
+                        "standby first, or force");
+        }
+      }
+      // Gone from the disk first, then from memory.
+      auto rp = self->make_response_promise<bool>();
+      self->request(st.deps.store, caf::infinite, remove_member_atom_v, m)
+        .then(
+          [=](bool) mutable {
+            if (auto p = self->state.policy->position_of(m)) {
+              remove_member(self, *p);
+            }
+            rp.deliver(true);
+          },
+          [=](caf::error& e) mutable {
+            rp.deliver(store_failed(self, e, "member not removed"));
+          });
+      return rp;
     },
     [=](enrolled_atom, member_id m, const std::string& source) {
       auto& st = self->state;
@@ -704,16 +819,19 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       auto& st = self->state;
       auto old = st.rt->config.label.empty() ? st.rt->config.name
                                              : st.rt->config.label;
+      // Only this actor reads the label.
       st.rt->config.label = label;
-      self->send(st.deps.store, update_pool_atom_v, st.rt->config);
       note(self, "pool_renamed", 0, "renamed from '" + old + "' to '" + label + "'");
-      return summary_of(self);
+      auto rp = self->make_response_promise<pool_summary>();
+      store_pool_row(self, rp);
+      return rp;
     },
     [=](settings_atom, const std::string& patch) -> caf::result<pool_summary> {
       if (auto e = refuse_if_config_pool(self)) {
         return *e;
       }
       auto& st = self->state;
+      // Validated on a copy: nothing changes unless all of it is valid.
       auto next = st.rt->config;
       auto errors = read_pool_settings(patch, next);
       if (!errors.empty()) {
@@ -724,7 +842,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         return refuse(code, e.field, msg);
       }
       auto changed = settings_changes(st.rt->config, next);
-      st.rt->config = std::move(next);
+      apply_settings(st.rt->config, next);
       const auto& cfg = *st.deps.engine;
       // Detection first (members re-read it), then the policy; both apply
       // to the next evaluation, no restart.
@@ -735,14 +853,15 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       for (const auto& a : *st.actors) {
         self->send(a, settings_atom_v);
       }
-      self->send(st.deps.store, update_pool_atom_v, st.rt->config);
       if (!changed.empty()) {
         note(self, "settings_changed", 0, changed);
         log::info("pool_settings", {{"pool", st.rt->config.name},
                                     {"changed", changed}});
       }
       act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
-      return summary_of(self);
+      auto rp = self->make_response_promise<pool_summary>();
+      store_pool_row(self, rp);
+      return rp;
     },
     [=](inflight_atom) -> std::uint64_t { return self->state.in_flight; },
     [=](delete_pool_atom) -> bool {

@@ -14,6 +14,8 @@
 // evaluates and reports its next deadline back.
 
 #include <memory>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/messages.hpp"
@@ -56,6 +58,11 @@ struct pool_actor_state {
   // DNS moves handed to the executor and not yet confirmed (deleting the
   // pool waits for them unless forced).
   std::size_t in_flight = 0;
+  // The active member an operator removed (forced) with nobody healthy to
+  // take over: DNS still points at it until a member turns healthy.
+  member_id dns_orphaned_by = 0;
+  // Hostnames of members being stored right now (added once on disk).
+  std::unordered_set<std::string> adding;
   static inline const char* name = "pool";
 };
 

@@ -60,17 +60,28 @@ caf::behavior store_actor(caf::event_based_actor* self,
         return true;
       });
     },
-    [=](update_pool_atom, const pool_config& p) {
-      guarded_void(metrics, "update_pool", [&] { st->update_pool(p); });
+    // Requested (the caller answers its client when the disk has it).
+    [=](update_pool_atom, const pool_config& p) -> caf::result<bool> {
+      return guarded(metrics, "update_pool", [&] {
+        st->update_pool(p);
+        return true;
+      });
     },
     [=](delete_pool_atom, const std::string& pool) {
       guarded_void(metrics, "delete_pool", [&] { st->delete_pool(pool); });
     },
-    [=](add_member_atom, const std::string& pool, const member_config& m) {
-      guarded_void(metrics, "put_member", [&] { st->put_member(pool, m); });
+    [=](add_member_atom, const std::string& pool,
+        const member_config& m) -> caf::result<bool> {
+      return guarded(metrics, "put_member", [&] {
+        st->put_member(pool, m);
+        return true;
+      });
     },
-    [=](remove_member_atom, member_id m) {
-      guarded_void(metrics, "delete_member", [&] { st->delete_member(m); });
+    [=](remove_member_atom, member_id m) -> caf::result<bool> {
+      return guarded(metrics, "delete_member", [&] {
+        st->delete_member(m);
+        return true;
+      });
     },
     [=](allocate_id_atom, member_id at_least) -> caf::result<member_id> {
       return guarded(metrics, "allocate_member_id",

@@ -35,7 +35,11 @@ void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
 // on the member_runtime the new pool is about to hand out.
 void restart_pool(self_ptr self, const std::string& name) {
   auto& st = self->state;
-  auto rt = st.runtimes.at(name);
+  auto it = st.runtimes.find(name);
+  if (it == st.runtimes.end()) {
+    return; // deleted meanwhile
+  }
+  auto rt = it->second;
   if (rt->live_members.load() > 0) {
     self->delayed_send(self, std::chrono::milliseconds(5), restart_atom_v, name);
     return;
@@ -77,6 +81,27 @@ void update_fleet(self_ptr self) {
   }
 }
 
+// How long an agent may ask again with the secret it just used and get the
+// same grant (its first answer lost on the way, a timeout on its side).
+constexpr std::int64_t grant_retry_ms = 120'000;
+
+void forget_grants_of(self_ptr self, member_id m) {
+  auto& st = self->state;
+  for (auto i = st.recent_grants.begin(); i != st.recent_grants.end();) {
+    i = i->second.grant.member == m ? st.recent_grants.erase(i) : std::next(i);
+  }
+}
+
+void remember_grant(self_ptr self, const std::string& hash,
+                    const enrollment_grant& g, const std::string& source) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  for (auto i = st.recent_grants.begin(); i != st.recent_grants.end();) {
+    i = i->second.until_ms <= now ? st.recent_grants.erase(i) : std::next(i);
+  }
+  st.recent_grants[hash] = recent_grant{g, source, now + grant_retry_ms};
+}
+
 void forget_enrollment(self_ptr self, member_id m) {
   auto& st = self->state;
   auto i = st.enrollment_of.find(m);
@@ -89,6 +114,7 @@ void forget_enrollment(self_ptr self, member_id m) {
 void remember_enrollment(self_ptr self, const enrollment_record& e) {
   auto& st = self->state;
   forget_enrollment(self, e.member); // a new secret replaces the old one
+  forget_grants_of(self, e.member);
   auto key = secrets::to_hex(e.secret_sha256);
   st.enrollments[key] = e;
   st.enrollment_of[e.member] = key;
@@ -161,7 +187,12 @@ caf::behavior supervisor_actor(self_ptr self,
     }
     auto name = i->second;
     st.pool_by_addr.erase(i);
-    st.pools.erase(name);
+    // Only if it is still this actor: a pool deleted and created again
+    // under the same id has a new one by the time this message comes.
+    if (auto p = st.pools.find(name);
+        p != st.pools.end() && p->second.address() == msg.source) {
+      st.pools.erase(p);
+    }
     if (msg.reason == caf::exit_reason::normal ||
         msg.reason == caf::exit_reason::user_shutdown) {
       return;
@@ -251,7 +282,7 @@ caf::behavior supervisor_actor(self_ptr self,
             log_activity(self, pc.name, "pool_created",
                          "pool '" + (pc.label.empty() ? pc.name : pc.label) +
                            "' created with preset " + to_string(pc.preset));
-            rp.delegate(st.pools.at(pc.name), summary_atom_v);
+            rp.delegate(st.pools[pc.name], summary_atom_v);
           },
           [=](caf::error& e) mutable {
             self->state.creating.erase(pc.name);
@@ -266,14 +297,18 @@ caf::behavior supervisor_actor(self_ptr self,
       if (i == st.pools.end()) {
         return no_pool(name);
       }
-      if (!st.runtimes.at(name)->config.from_api) {
+      auto rt = st.runtimes.find(name);
+      if (rt == st.runtimes.end()) {
+        return no_pool(name);
+      }
+      if (!rt->second->config.from_api) {
         return refuse("pool_managed_by_config", "",
                       "pool '" + name + "' is declared in the config file; "
                       "remove it there and restart balctld");
       }
       auto pool = i->second;
       auto rp = self->make_response_promise();
-      self->request(pool, std::chrono::seconds(10), inflight_atom_v)
+      self->request(pool, caf::infinite, inflight_atom_v)
         .then(
           [=](std::uint64_t in_flight) mutable {
             if (in_flight > 0 && !force) {
@@ -283,14 +318,19 @@ caf::behavior supervisor_actor(self_ptr self,
                                   "retry when done, or force"));
               return;
             }
-            self->request(pool, std::chrono::seconds(10), delete_pool_atom_v)
+            self->request(pool, caf::infinite, delete_pool_atom_v)
               .then(
                 [=](bool) mutable {
                   auto& st = self->state;
-                  // The pool quit normally: its down message restarts
-                  // nothing, and it is gone from these maps for good.
+                  // Gone from every map now, not when its down message
+                  // comes: a request in between must find no pool.
                   st.runtimes.erase(name);
                   st.population.erase(name);
+                  st.pool_by_addr.erase(pool.address());
+                  if (auto p = st.pools.find(name);
+                      p != st.pools.end() && p->second == pool) {
+                    st.pools.erase(p);
+                  }
                   std::vector<member_id> gone;
                   for (const auto& e : st.enrollments) {
                     if (e.second.pool == name) {
@@ -319,7 +359,7 @@ caf::behavior supervisor_actor(self_ptr self,
       self->request(st.deps.store, caf::infinite, allocate_id_atom_v, member_id{1})
         .then(
           [=](member_id id) mutable {
-            self->request(pool, std::chrono::seconds(10), add_member_atom_v, id, nm)
+            self->request(pool, caf::infinite, add_member_atom_v, id, nm)
               .then(
                 [=](member_info& info) mutable {
                   open_enrollment(self, std::move(info), name, rp);
@@ -336,13 +376,17 @@ caf::behavior supervisor_actor(self_ptr self,
       if (i == st.pools.end()) {
         return no_pool(name);
       }
-      if (!st.runtimes.at(name)->config.from_api) {
+      auto rt = st.runtimes.find(name);
+      if (rt == st.runtimes.end()) {
+        return no_pool(name);
+      }
+      if (!rt->second->config.from_api) {
         return refuse("pool_managed_by_config", "",
                       "pool '" + name + "' is declared in the config file, "
                       "which holds its members' keys");
       }
       auto rp = self->make_response_promise();
-      self->request(i->second, std::chrono::seconds(10), member_atom_v, m)
+      self->request(i->second, caf::infinite, member_atom_v, m)
         .then(
           [=](member_info& info) mutable {
             open_enrollment(self, std::move(info), name, rp);
@@ -350,18 +394,20 @@ caf::behavior supervisor_actor(self_ptr self,
           [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
       return rp;
     },
-    [=](remove_member_atom, const std::string& name,
-        member_id m) -> caf::result<bool> {
+    [=](remove_member_atom, const std::string& name, member_id m,
+        bool force) -> caf::result<bool> {
       auto& st = self->state;
       auto i = st.pools.find(name);
       if (i == st.pools.end()) {
         return no_pool(name);
       }
       auto rp = self->make_response_promise();
-      self->request(i->second, std::chrono::seconds(10), remove_member_atom_v, m)
+      self->request(i->second, caf::infinite, remove_member_atom_v, m,
+                    force)
         .then(
           [=](bool) mutable {
             forget_enrollment(self, m);
+            forget_grants_of(self, m);
             rp.deliver(true);
           },
           [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
@@ -371,15 +417,22 @@ caf::behavior supervisor_actor(self_ptr self,
         const std::string& source) -> caf::result<enrollment_grant> {
       auto& st = self->state;
       auto hash = secrets::to_hex(secrets::sha256(secret));
+      auto now = st.deps.clk->now_ms();
       auto e = st.enrollments.find(hash);
+      const recent_grant* again = nullptr;
       if (e == st.enrollments.end()) {
-        return refuse("enrollment_invalid", "secret",
-                      "unknown or already used enrollment secret");
+        auto g = st.recent_grants.find(hash);
+        if (g == st.recent_grants.end() || g->second.until_ms <= now ||
+            g->second.source != source) {
+          return refuse("enrollment_invalid", "secret",
+                        "unknown or already used enrollment secret");
+        }
+        again = &g->second;
       }
-      auto rec = e->second;
-      auto slot = st.deps.reg->find(rec.member);
+      auto member = again ? again->grant.member : e->second.member;
+      auto slot = st.deps.reg->find(member);
       if (!slot) {
-        forget_enrollment(self, rec.member);
+        forget_enrollment(self, member);
         return refuse("enrollment_invalid", "secret",
                       "the member of this enrollment was removed");
       }
@@ -400,6 +453,15 @@ caf::behavior supervisor_actor(self_ptr self,
                       "source address " + source + " is not one of this "
                       "member's allowed source IPs");
       }
+      if (again) {
+        // The agent asks again with the secret it just used (its answer
+        // was lost on the way): the same grant, never a second key.
+        log::info("member_enrolled_again", {{"pool", again->grant.pool},
+                                            {"member", std::to_string(member)},
+                                            {"source", source}});
+        return again->grant;
+      }
+      auto rec = e->second;
       // Used from this moment: a second agent presenting the same secret
       // while the store writes finds nothing.
       forget_enrollment(self, rec.member);
@@ -418,11 +480,16 @@ caf::behavior supervisor_actor(self_ptr self,
             log::info("member_enrolled", {{"pool", rec.pool},
                                           {"member", std::to_string(rec.member)},
                                           {"source", source}});
-            rp.deliver(enrollment_grant{rec.member, rec.pool,
-                                        secrets::to_hex(key.data(), key.size())});
+            enrollment_grant g{rec.member, rec.pool,
+                               secrets::to_hex(key.data(), key.size())};
+            remember_grant(self, hash, g, source);
+            rp.deliver(std::move(g));
           },
           [=](caf::error& err) mutable {
-            remember_enrollment(self, rec); // not used after all
+            // Not used after all, unless a re-enrolment replaced it meanwhile.
+            if (self->state.enrollment_of.count(rec.member) == 0) {
+              remember_enrollment(self, rec);
+            }
             rp.deliver(store_unavailable(self, err));
           });
       return rp;

@@ -30,6 +30,12 @@ struct supervisor_deps {
   std::vector<enrollment_record> enrollments;   // open at start-up
 };
 
+struct recent_grant {
+  enrollment_grant grant;
+  std::string source; // only the source that enrolled may ask again
+  std::int64_t until_ms = 0;
+};
+
 struct supervisor_state {
   supervisor_deps deps;
   std::unordered_map<std::string, std::shared_ptr<pool_runtime>> runtimes;
@@ -44,6 +50,9 @@ struct supervisor_state {
   std::unordered_map<std::string, enrollment_record> enrollments;
   std::unordered_map<member_id, std::string> enrollment_of;
   std::unordered_map<std::string, bool> creating; // pool ids being created
+  // Grants of the last minutes by secret hash: an agent that lost the
+  // answer may ask again with the same secret and gets the same key.
+  std::unordered_map<std::string, recent_grant> recent_grants;
   static inline const char* name = "supervisor";
 };
 

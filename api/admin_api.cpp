@@ -22,7 +22,12 @@ constexpr std::uint64_t max_page = 1000;
 // -- errors -----------------------------------------------------------------
 
 http::response error(const failure& f) {
-  return http::error_response(status_of(f.code), f.code, f.field, f.message);
+  auto r = http::error_response(status_of(f.code), f.code, f.field, f.message);
+  if (r.status == 401) {
+    // RFC 9110: a 401 names the scheme that would be accepted.
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return r;
 }
 
 http::response error(const std::string& code, const std::string& field,
@@ -247,11 +252,16 @@ struct body {
 };
 
 bool parse_member_id(const std::string& s, member_id& out) {
-  if (s.empty() || s.size() > 19 ||
+  // Member ids use the full 64-bit range (as in the config file).
+  if (s.empty() || s.size() > 20 ||
       s.find_first_not_of("0123456789") != std::string::npos) {
     return false;
   }
-  out = std::stoull(s);
+  try {
+    out = std::stoull(s);
+  } catch (const std::out_of_range&) {
+    return false;
+  }
   return out > 0;
 }
 
@@ -319,6 +329,7 @@ json pool_json(const pool_summary& s, bool with_settings) {
             {"preset", s.preset},
             {"managed_by", s.from_api ? "api" : "config"},
             {"members", s.members},
+            {"agents_enrolled", s.enrolled},
             {"agents_healthy", s.agents_healthy},
             {"active_member", id_or_null(s.active)},
             {"holding", s.holding}};
@@ -537,8 +548,8 @@ int status_of(const std::string& code) {
     {"hostname_exists", 409},
     {"failover_in_flight", 409},
     {"pool_managed_by_config", 409},
+    {"active_member_no_standby", 409},
     {"payload_too_large", 413},
-    {"unsupported_media_type", 415},
     {"invalid_field", 422},
     {"unknown_field", 422},
     {"missing_field", 422},
@@ -646,11 +657,9 @@ void admin_api::route(http::request& req, http::responder& respond) {
   auto authz = req.header("authorization");
   auto r = authz ? auth_.check(*authz, &who) : role::none;
   if (r == role::none) {
-    auto e = error("unauthorized", "",
-                   authz ? "unknown bearer token"
-                         : "an Authorization: Bearer <token> header is required");
-    e.headers.emplace_back("WWW-Authenticate", "Bearer");
-    respond(std::move(e));
+    respond(error("unauthorized", "",
+                  authz ? "unknown bearer token"
+                        : "an Authorization: Bearer <token> header is required"));
     return;
   }
   bool reading = m == "GET" || m == "HEAD";
@@ -684,15 +693,16 @@ void admin_api::route(http::request& req, http::responder& respond) {
     auto counts = engine_.count_states();
     engine_.list_pools(answer<std::vector<pool_summary>>(
       respond, [counts](const std::vector<pool_summary>& pools) {
-        std::uint64_t holding = 0;
+        std::uint64_t holding = 0, enrolled = 0;
         for (const auto& p : pools) {
           holding += p.holding ? 1 : 0;
+          enrolled += p.enrolled;
         }
         return ok_json(
           200, {{"pools", pools.size()},
                 {"members", counts.total()},
                 {"agents_healthy", counts.healthy},
-                {"agents_total", counts.total()},
+                {"agents_total", enrolled},
                 {"fleet_health_pct", health_pct(counts.healthy, counts.total())},
                 {"by_state",
                  {{"pending", counts.pending},
@@ -1031,7 +1041,13 @@ void admin_api::route(http::request& req, http::responder& respond) {
   if (!need_admin()) {
     return;
   }
-  engine_.remove_member(pool, id, answer<bool>(respond, [](bool) {
+  auto q = query::parse(req.query, {"force"});
+  bool force = false;
+  if (q.error || !q.flag("force", force)) {
+    respond(error(*q.error));
+    return;
+  }
+  engine_.remove_member(pool, id, force, answer<bool>(respond, [](bool) {
                           return no_content();
                         }));
 }

@@ -69,7 +69,8 @@ public:
                             std::uint64_t limit, done<member_page> cb) = 0;
   virtual void get_member(const std::string& pool, member_id m,
                           done<member_info> cb) = 0;
-  virtual void remove_member(const std::string& pool, member_id m,
+  /// force: remove the active member even with no healthy standby.
+  virtual void remove_member(const std::string& pool, member_id m, bool force,
                              done<bool> cb) = 0;
   virtual void reenrol(const std::string& pool, member_id m,
                        done<enrollment_ticket> cb) = 0;

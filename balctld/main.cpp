@@ -268,6 +268,10 @@ int main(int argc, char** argv) {
     std::ifstream in(opt.admin_token_file);
     std::string token;
     std::getline(in, token);
+    // Trimmed as --hash-token trims, so both give the same hash.
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+      token.pop_back();
+    }
     if (token.size() < 16) {
       std::fprintf(stderr,
                    "balctld: --admin-token-file %s: needs a token of at least "

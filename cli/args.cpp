@@ -120,7 +120,7 @@ const std::vector<command_spec>& command_specs() {
      "show a member: state, stacks, metrics, state history"},
     {"member remove", {"POOL", "ID"}, 2, {}, "member remove POOL ID", "remove a member"},
     {"member reenrol", {"POOL", "ID"}, 2, {}, "member reenrol POOL ID",
-     "issue a new enrollment secret (the member's old key stops working)"},
+     "issue a new enrollment secret (the old key stops working once the agent enrols with it)"},
     {"log", {"POOL"}, 1, {"--limit", "--before"}, "log POOL [--limit N] [--before ID]",
      "a pool's activity log, newest first"},
   };

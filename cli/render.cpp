@@ -535,7 +535,8 @@ std::string render_success(const invocation& inv, const json& body, std::int64_t
     return "removed member " + inv.member_id + " from pool " + pool + "\n";
   case output_kind::member_reenrolled:
     return "new enrollment for member " + inv.member_id + " of pool " + pool +
-           "; its old key no longer works\n\n" + render_enrollment(body, pool, inv.member_id);
+           "; its current key stops working when the agent enrols with this secret\n\n" +
+           render_enrollment(at(body, "enrollment"), pool, inv.member_id);
   case output_kind::activity:
     return activity(body, pool, now_ms);
   }

@@ -332,10 +332,24 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   r.integer(j, p, "enroll_failures_per_minute", a.enroll_failures_per_minute,
             1, 10000);
   r.string(j, p, "public_url", a.public_url);
+  // (checked with agent_package_url below)
   if (r.string(j, p, "heartbeat_endpoint", a.heartbeat_endpoint) &&
       !a.heartbeat_endpoint.empty() && !valid_listen(a.heartbeat_endpoint)) {
-    r.error_value(p + "heartbeat_endpoint", j["heartbeat_endpoint"],
-                  "must be empty (the udp_listen address) or host:port");
+    // Agents may be told a DNS name where balctld binds an address.
+    auto colon = a.heartbeat_endpoint.rfind(':');
+    auto host = a.heartbeat_endpoint.substr(0, colon == std::string::npos ? 0 : colon);
+    if (colon == std::string::npos || !valid_dns_name(host) ||
+        !valid_listen("127.0.0.1" + a.heartbeat_endpoint.substr(colon))) {
+      r.error_value(p + "heartbeat_endpoint", j["heartbeat_endpoint"],
+                    "must be empty (the udp_listen address) or host:port");
+    }
+  }
+  for (const char* key : {"public_url", "agent_package_url"}) {
+    std::string v;
+    if (r.string(j, p, key, v) && !v.empty() && v.rfind("http://", 0) != 0 &&
+        v.rfind("https://", 0) != 0) {
+      r.error_value(p + key, j[key], "must be an http:// or https:// URL");
+    }
   }
   r.integer(j, p, "heartbeat_interval_s", a.heartbeat_interval_s, 1, 60);
   r.string(j, p, "agent_package_url", a.agent_package_url);

@@ -112,6 +112,15 @@ public:
   std::optional<std::int64_t> next_deadline_ms() const;
 
   member_id active() const { return active_; }
+  /// The active member as the caller moved it outside the rules (the pool
+  /// actor, after an operator removed the active member with nobody
+  /// healthy to take over, points DNS at the first member that turns
+  /// healthy). m must be a member.
+  void set_active(member_id m) {
+    if (index_.contains(m)) {
+      active_ = m;
+    }
+  }
   member_id primary() const { return members_.empty() ? 0 : members_.front(); }
   bool holding() const { return hold_ != hold_kind::none; }
   const std::string& name() const { return pool_; }

@@ -21,6 +21,7 @@ struct pool_summary {
   std::string preset;
   bool from_api = false; // else declared in the config file (read-only here)
   std::uint64_t members = 0;
+  std::uint64_t enrolled = 0; // members whose agent has enrolled
   std::uint64_t agents_healthy = 0;
   member_id active = 0;
   bool holding = false;

@@ -349,6 +349,12 @@ public:
     auto a = prepare("DELETE FROM activity WHERE pool=?1");
     bind(a, 1, name);
     step_done(a, "delete_pool: activity");
+    // A DNS change still pending for a pool that is gone must not be
+    // resumed at the next start.
+    auto d = prepare(
+      "UPDATE decisions SET status='cancelled' WHERE pool=?1 AND status='pending'");
+    bind(d, 1, name);
+    step_done(d, "delete_pool: decisions");
     tx.commit();
   }
 
