@@ -185,6 +185,45 @@ void control_impl::get_member(const std::string& pool, member_id m,
   ask_pool(sys_, supervisor_, pool, std::move(cb), member_atom_v, m);
 }
 
+void control_impl::get_member_detail(const std::string& pool, member_id m,
+                                     api::done<api::member_detail> cb) {
+  // One helper for the whole chain: the member from its pool, the pool's
+  // unwritten log lines handed over, then the history from the store.
+  sys_.spawn(
+    [=](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
+      auto store = store_;
+      self->request(sup, ask_timeout, pool_atom_v, pool)
+        .then(
+          [=](caf::actor& p) {
+            self->request(p, ask_timeout, member_atom_v, m)
+              .then(
+                [=](member_info& info) {
+                  auto detail = std::make_shared<api::member_detail>();
+                  detail->member = std::move(info);
+                  self->request(p, ask_timeout, activity_flush_atom_v)
+                    .then(
+                      [=](bool) {
+                        self->request(store, ask_timeout, activity_atom_v, pool,
+                                      std::int64_t{0}, std::uint64_t{50}, m)
+                          .then(
+                            [=](std::vector<activity_record>& rs) {
+                              detail->history = std::move(rs);
+                              cb(api::outcome<api::member_detail>::success(
+                                std::move(*detail)));
+                              self->quit();
+                            },
+                            [=](caf::error& e) { fail(cb, self, e); });
+                      },
+                      [=](caf::error& e) { fail(cb, self, e); });
+                },
+                [=](caf::error& e) { fail(cb, self, e); });
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    supervisor_);
+}
+
 void control_impl::remove_member(const std::string& pool, member_id m, bool force,
                                  api::done<bool> cb) {
   ask(sys_, supervisor_, std::move(cb), remove_member_atom_v, pool, m, force);

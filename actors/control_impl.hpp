@@ -37,6 +37,8 @@ public:
                     std::uint64_t limit, api::done<member_page> cb) override;
   void get_member(const std::string& pool, member_id m,
                   api::done<member_info> cb) override;
+  void get_member_detail(const std::string& pool, member_id m,
+                         api::done<api::member_detail> cb) override;
   void remove_member(const std::string& pool, member_id m, bool force,
                      api::done<bool> cb) override;
   void reenrol(const std::string& pool, member_id m,

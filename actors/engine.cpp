@@ -91,7 +91,7 @@ std::vector<decision_record> adopt_pending_decisions(store& st) {
 }
 
 void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
-                     const engine_parts& parts, const engine_metrics& metrics) {
+                     const engine_metrics& metrics) {
   caf::scoped_actor self{sys};
   auto stop_and_wait = [&](const caf::actor& a) {
     self->monitor(a);
@@ -102,13 +102,8 @@ void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
   // Pools quit on the supervisor's down message and stop their members as
   // they go; wait for them so nothing sends to the executor or the store
   // after those are gone.
-  auto live_members = [&] {
-    int n = 0;
-    for (const auto& p : parts.pools) {
-      n += p->live_members.load();
-    }
-    return n;
-  };
+  // Every pool's members, those created at run time included.
+  auto live_members = [&] { return metrics.live_members.load(); };
   auto live = [&] { return metrics.live_pools.load() + live_members(); };
   for (int i = 0; i < 10'000 && live() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -47,6 +47,6 @@ void configure_actor_system(caf::actor_system_config& cfg);
 /// pool and member, then the DNS executor, then the store once it has
 /// written everything queued. Blocks until all are gone.
 void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
-                     const engine_parts& parts, const engine_metrics& metrics);
+                     const engine_metrics& metrics);
 
 } // namespace balctl

@@ -7,15 +7,18 @@
 
 namespace balctl {
 
-void live_member_token::adopt(std::atomic<int>* live) {
-  if (live_ == nullptr) {
-    live_ = live;
+void live_member_token::adopt(pool_runtime* pool) {
+  if (pool_ == nullptr) {
+    pool_ = pool;
   }
 }
 
 live_member_token::~live_member_token() {
-  if (live_ != nullptr) {
-    live_->fetch_sub(1);
+  if (pool_ != nullptr) {
+    pool_->live_members.fetch_sub(1);
+    if (pool_->node_live_members != nullptr) {
+      pool_->node_live_members->fetch_sub(1);
+    }
   }
 }
 
@@ -71,7 +74,7 @@ caf::behavior member_actor(self_ptr self, std::shared_ptr<member_runtime> rt,
   auto& st = self->state;
   st.rt = std::move(rt);
   st.pool_rt = std::move(pool_rt);
-  st.live.adopt(&st.pool_rt->live_members);
+  st.live.adopt(st.pool_rt.get());
   st.pool = std::move(pool);
   st.clk = clk;
   st.metrics = metrics;

@@ -37,12 +37,13 @@ public:
   live_member_token(const live_member_token&) = delete;
   live_member_token& operator=(const live_member_token&) = delete;
   ~live_member_token();
-  /// Takes over one count already added to *live; gives it back when the
+  /// Takes over one count already added to the pool's live_members and to
+  /// the node's (engine_metrics::live_members); gives both back when the
   /// token is destroyed. Once.
-  void adopt(std::atomic<int>* live);
+  void adopt(pool_runtime* pool);
 
 private:
-  std::atomic<int>* live_ = nullptr;
+  pool_runtime* pool_ = nullptr;
 };
 
 struct member_actor_state {

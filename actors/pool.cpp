@@ -79,6 +79,7 @@ void spawn_member(self_ptr self, std::size_t pos) {
   // Counted before the actor runs (its token takes the count over): the
   // supervisor restarts a crashed pool only once this reaches 0.
   st.rt->live_members.fetch_add(1);
+  st.deps.metrics->live_members.fetch_add(1);
   auto a = self->spawn(member_actor, st.rt->members[pos], caf::actor{self},
                        st.deps.clk, st.deps.metrics, st.rt);
   self->monitor(a);
@@ -479,6 +480,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   st.deps = std::move(deps);
   auto* metrics = st.deps.metrics;
   metrics->live_pools.fetch_add(1);
+  st.rt->node_live_members = &metrics->live_members;
   st.actors = std::make_shared<std::vector<caf::actor>>(st.rt->members.size());
   // Runs when the pool ends, for any reason, after its state is gone: its
   // members end with it (the supervisor restarts the lot from the runtime).

@@ -1022,20 +1022,10 @@ void admin_api::route(http::request& req, http::responder& respond) {
     return;
   }
   if (reading) {
-    // The member, then its state history from the activity log.
-    auto& engine = engine_;
-    engine_.get_member(pool, id, [&engine, respond, pool, id](outcome<member_info> o) {
-      if (!o.ok()) {
-        respond(error(o.error));
-        return;
-      }
-      auto info = std::make_shared<member_info>(std::move(*o.value));
-      engine.activity(pool, 0, 50, id,
-                      answer<std::vector<activity_record>>(
-                        respond, [info](const std::vector<activity_record>& rs) {
-                          return ok_json(200, member_detail_json(*info, rs));
-                        }));
-    });
+    engine_.get_member_detail(pool, id,
+                              answer<member_detail>(respond, [](const member_detail& d) {
+                                return ok_json(200, member_detail_json(d.member, d.history));
+                              }));
     return;
   }
   if (!need_admin()) {

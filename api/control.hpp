@@ -45,6 +45,12 @@ struct state_counts {
   }
 };
 
+/// A member with its recent state history (activity log, newest first).
+struct member_detail {
+  member_info member;
+  std::vector<activity_record> history;
+};
+
 class control {
 public:
   virtual ~control() = default;
@@ -69,6 +75,9 @@ public:
                             std::uint64_t limit, done<member_page> cb) = 0;
   virtual void get_member(const std::string& pool, member_id m,
                           done<member_info> cb) = 0;
+  /// The member and its last 50 activity lines.
+  virtual void get_member_detail(const std::string& pool, member_id m,
+                                 done<member_detail> cb) = 0;
   /// force: remove the active member even with no healthy standby.
   virtual void remove_member(const std::string& pool, member_id m, bool force,
                              done<bool> cb) = 0;

@@ -315,6 +315,10 @@ int main(int argc, char** argv) {
   } catch (const store_error& e) {
     log::error("store_open_failed", {{"path", cfg.store_path}, {"error", e.what()}});
     return 1;
+  } catch (const bootstrap_conflict& e) {
+    std::fprintf(stderr, "config: %s\n", e.what());
+    log::error("config_conflict", {{"error", e.what()}});
+    return 2;
   }
   std::size_t member_count = parts.reg->size();
   // Each member's facts now live in its slot and runtime; the parsed config
@@ -438,7 +442,7 @@ int main(int argc, char** argv) {
       admin_http->stop();
     }
     listener.stop();
-    shutdown_engine(sys, handles, parts, metrics);
+    shutdown_engine(sys, handles, metrics);
     // The slots outlive the actor system; drop their actor handles first.
     for (const auto& slot : parts.reg->all()) {
       slot->set_notifier(nullptr);

@@ -39,26 +39,45 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
     saved[r.id] = r;
   }
   // The config file owns its pools; the store owns the ones the admin API
-  // created. A config pool replaces a stored API pool of the same name.
-  // (Read in place, not copied: a node's config can hold a million members.)
+  // created. Read the stored ones first: a config pool replaces a stored
+  // API pool of the same name (said loudly), and a config member may not
+  // take an id an API member already has.
   std::unordered_map<std::string, bool> declared;
   for (const auto& pc : cfg.pools) {
-    st.put_pool(pc);
     declared[pc.name] = true;
   }
   std::vector<pool_config> api_pools;
+  std::unordered_map<member_id, std::string> api_ids;
   for (auto& pc : st.load_pools()) {
     if (!pc.from_api) {
       continue;
     }
     if (declared.count(pc.name) != 0) {
       log::warn("pool_shadowed", {{"pool", pc.name},
+                                  {"members", std::to_string(pc.members.size())},
                                   {"reason", "declared in the config file, "
-                                             "which replaced the pool the "
+                                             "which replaces the pool the "
                                              "admin API had created"}});
       continue;
     }
+    for (const auto& m : pc.members) {
+      api_ids[m.id] = pc.name;
+    }
     api_pools.push_back(std::move(pc));
+  }
+  for (std::size_t i = 0; i < cfg.pools.size(); ++i) {
+    const auto& pc = cfg.pools[i];
+    for (std::size_t k = 0; k < pc.members.size(); ++k) {
+      auto id = pc.members[k].id;
+      if (auto j = api_ids.find(id); j != api_ids.end()) {
+        throw bootstrap_conflict(
+          "pools[" + std::to_string(i) + "].members[" + std::to_string(k) +
+          "].id = " + std::to_string(id) + ": already member " +
+          std::to_string(id) + " of pool '" + j->second +
+          "', created through the admin API; choose another id");
+      }
+    }
+    st.put_pool(pc);
   }
   auto load = [&](const pool_config& pc) {
     auto rt = make_pool_runtime(cfg, pc);

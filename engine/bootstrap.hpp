@@ -11,6 +11,7 @@
 // nobody turns suspect just because the engine itself was away.
 
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "adapters/store/store.hpp"
@@ -25,12 +26,20 @@ struct engine_parts {
   std::vector<std::shared_ptr<pool_runtime>> pools;
 };
 
+/// The config file contradicts what the admin API stored (a member id
+/// taken by an API-created member). The message names the config key.
+class bootstrap_conflict : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 /// A pool's runtime without members (they are added after).
 std::shared_ptr<pool_runtime> make_pool_runtime(const engine_config& cfg,
                                                 const pool_config& pc);
 
 /// Config pools, then the pools the admin API created (from the store).
-/// Throws store_error when the store fails.
+/// Throws store_error when the store fails, bootstrap_conflict when the
+/// config takes a member id of an API-created member.
 engine_parts bootstrap(const engine_config& cfg, store& st, std::int64_t now_ms);
 
 } // namespace balctl

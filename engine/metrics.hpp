@@ -24,6 +24,7 @@ public:
   std::atomic<std::uint64_t> deadlines_rearmed{0};
   std::atomic<std::uint64_t> member_wakes{0};
   std::atomic<int> live_pools{0}; // pool actors running (shutdown waits on it)
+  std::atomic<int> live_members{0}; // member actors alive, every pool
 
   /// How late a down transition was after its deadline (last_seen + delay).
   void record_down_lateness(std::int64_t ms) {

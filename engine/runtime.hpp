@@ -77,6 +77,9 @@ struct pool_runtime {
   // waits for it to reach 0 before restarting the pool, so an old and a new
   // member actor never share one member_runtime.
   std::atomic<int> live_members{0};
+  // The node's count of member actors (engine_metrics::live_members), kept
+  // with this one: shutdown waits on it, pools created at run time included.
+  std::atomic<int>* node_live_members = nullptr;
   // Read the detection parameters through these: the pool actor replaces
   // them when an operator changes the settings while member actors read.
   std::shared_ptr<const detection_params> load_detection() const {

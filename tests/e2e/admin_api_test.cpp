@@ -65,6 +65,7 @@ struct node {
   int admin_port = 0;
   int udp_port = 0;
   json admin_extra = json::object();
+  std::vector<int> config_ids{1, 2}; // members of the config pool "example"
 
   void write_config() {
     json admin = {{"listen", "127.0.0.1:0"},
@@ -80,7 +81,7 @@ struct node {
       admin[it.key()] = it.value();
     }
     json members = json::array();
-    for (int id : {1, 2}) {
+    for (int id : config_ids) {
       members.push_back({{"id", id},
                          {"hostname", "cfg" + std::to_string(id) + ".e2e.test"},
                          {"key", key_hex(id)}});
@@ -994,4 +995,27 @@ TEST_CASE("with a certificate configured the admin API speaks only TLS", "[admin
   REQUIRE(m.status == 201);
   CHECK(json::parse(m.body)["enrollment"]["api_base"] ==
         "https://127.0.0.1:" + std::to_string(n.admin_port));
+}
+
+TEST_CASE("a config member may not take the id of a member the API created",
+          "[admin][e2e]") {
+  node n;
+  n.start();
+  auto pool = n.make_pool();
+  auto m = n.add_member(pool, "api.e2e.test");
+  auto id = m["member"]["id"].get<int>();
+  n.stop();
+  n.config_ids = {1, 2, id};
+  n.write_config();
+  process p({BALCTLD_PATH, "--config", n.dir.file("balctld.json")},
+            n.dir.file("conflict.out"), n.dir.file("conflict.err"));
+  CHECK(p.wait_exit(20'000) == 2);
+  auto err = read_file(n.dir.file("conflict.err"));
+  CHECK(err.find("pools[0].members[2].id = " + std::to_string(id) +
+                 ": already member " + std::to_string(id) + " of pool '" + pool +
+                 "'") != std::string::npos);
+  // With the id freed again, it starts and the API pool is intact.
+  n.config_ids = {1, 2};
+  n.start();
+  CHECK(n.get("/v1/pools/" + pool).body["members"] == 1);
 }
