@@ -1167,12 +1167,21 @@ std::string admin_api::metrics_text() const {
         << h->connections_rejected.load() << '\n';
     family("balctl_http_parse_errors_total", "counter", "Malformed HTTP requests.");
     out << "balctl_http_parse_errors_total " << h->parse_errors.load() << '\n';
-    family("balctl_event_loop_lag_ms", "gauge",
-           "How late the admin loop's 100 ms timer fired: latest and largest.");
+  }
+  family("balctl_event_loop_lag_ms", "gauge",
+         "How late a loop's 100 ms timer fired (admin HTTP, heartbeat "
+         "ingest): latest and largest since start.");
+  if (const auto* h = metrics_.http) {
     out << "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"last\"} "
         << h->loop_lag_ms.load() << '\n'
         << "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"max\"} "
         << h->loop_lag_max_ms.load() << '\n';
+  }
+  if (metrics_.ingest_lag_ms != nullptr && metrics_.ingest_lag_max_ms != nullptr) {
+    out << "balctl_event_loop_lag_ms{loop=\"ingest\",stat=\"last\"} "
+        << metrics_.ingest_lag_ms->load() << '\n'
+        << "balctl_event_loop_lag_ms{loop=\"ingest\",stat=\"max\"} "
+        << metrics_.ingest_lag_max_ms->load() << '\n';
   }
   return out.str();
 }

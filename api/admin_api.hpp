@@ -42,6 +42,9 @@ struct metrics_sources {
   const ingest_counters* ingest = nullptr;
   const engine_metrics* engine = nullptr;
   const http::server_counters* http = nullptr;
+  // The heartbeat loop's lag (udp_listener), latest and largest.
+  const std::atomic<std::int64_t>* ingest_lag_ms = nullptr;
+  const std::atomic<std::int64_t>* ingest_lag_max_ms = nullptr;
 };
 
 /// Outcomes of enrollment attempts, by reason (/metrics).

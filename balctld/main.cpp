@@ -407,7 +407,8 @@ int main(int argc, char** argv) {
         if (ao.public_url.empty()) {
           ao.public_url = default_public_url(a, admin_http->bound_port());
         }
-        api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters()};
+        api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters(),
+                                &listener.loop_lag_ms(), &listener.loop_lag_max_ms()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
         api_ptr.store(admin.get());
         log::info("admin_listening", {{"listen", a.listen},

@@ -89,11 +89,19 @@ std::string udp_listener::start() {
     return std::string("udp listen: uv_async_init: ") + uv_strerror(rc);
   }
   stop_async_.data = this;
+  if ((rc = uv_timer_init(&loop_, &lag_timer_)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return std::string("udp listen: uv_timer_init: ") + uv_strerror(rc);
+  }
+  lag_timer_.data = this;
   handles_ready_ = true;
   auto fail = [&](const std::string& what, int code) {
     // Close what was opened and run the loop dry on this thread.
     uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&lag_timer_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     handles_ready_ = false;
     return "udp listen " + listen_ + ": " + what + ": " + uv_strerror(code);
@@ -127,6 +135,11 @@ std::string udp_listener::start() {
   buffer_.resize(dgram_slice * batch);
   if ((rc = uv_udp_recv_start(&udp_, on_alloc, on_recv)) != 0) {
     return fail("recv_start", rc);
+  }
+  lag_expected_ms_ = uv_now(&loop_) + lag_interval_ms;
+  if ((rc = uv_timer_start(&lag_timer_, on_lag_timer, lag_interval_ms,
+                           lag_interval_ms)) != 0) {
+    return fail("timer_start", rc);
   }
   log::info("udp_listening", {{"listen", listen_},
                               {"port", std::to_string(port_)},
@@ -197,6 +210,22 @@ void udp_listener::on_stop(uv_async_t* a) {
   (void)uv_udp_recv_stop(&self->udp_);
   uv_close(reinterpret_cast<uv_handle_t*>(&self->udp_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->lag_timer_), nullptr);
+}
+
+void udp_listener::on_lag_timer(uv_timer_t* t) {
+  // How late this 100 ms timer fired: the time datagrams waited behind the
+  // loop's other work (a burst of ingest, a slow notifier).
+  auto* self = static_cast<udp_listener*>(t->data);
+  auto now = uv_now(&self->loop_);
+  auto lag = static_cast<std::int64_t>(now > self->lag_expected_ms_
+                                         ? now - self->lag_expected_ms_
+                                         : 0);
+  self->loop_lag_ms_.store(lag, std::memory_order_relaxed);
+  if (lag > self->loop_lag_max_ms_.load(std::memory_order_relaxed)) {
+    self->loop_lag_max_ms_.store(lag, std::memory_order_relaxed);
+  }
+  self->lag_expected_ms_ = now + lag_interval_ms;
 }
 
 } // namespace balctl

@@ -743,7 +743,8 @@ TEST_CASE("/metrics and /v1/status report members by state, decisions and HTTP c
         "balctl_members{state=\"pending\"} 2",
         "balctl_pool_decisions_total{kind=\"dns_move\"} 0",
         "balctl_http_requests_total{code=\"404\"} 1",
-        "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"max\"}"}) {
+        "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"max\"}",
+        "balctl_event_loop_lag_ms{loop=\"ingest\",stat=\"last\"}"}) {
     CAPTURE(line);
     CHECK(r.raw.find(line) != std::string::npos);
   }
