@@ -176,6 +176,12 @@ typename Inspector::result_type inspect(Inspector& f, enrollment_record& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, activity_line& x) {
+  return f(caf::meta::type_name("activity_line"), x.at_ms, x.member, x.kind,
+           x.from, x.to, x.message);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, activity_record& x) {
   return f(caf::meta::type_name("activity_record"), x.id, x.pool, x.at_ms,
            x.kind, x.member, x.message, x.from_state, x.to_state);
@@ -217,6 +223,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (balctl::enrollment_record))
   CAF_ADD_TYPE_ID(balctl, (balctl::activity_record))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::activity_record>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::activity_line))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::activity_line>))
   CAF_ADD_TYPE_ID(balctl, (std::array<std::uint8_t, 32>))
 
   // member actor

@@ -31,24 +31,19 @@ void flush_activity(self_ptr self) {
     return;
   }
   auto keep = static_cast<std::uint64_t>(st.deps.engine->admin.activity_retention);
-  self->send(st.deps.store, activity_atom_v, std::move(st.activity), keep);
+  self->send(st.deps.store, activity_atom_v, st.rt->config.name,
+             std::move(st.activity), keep);
   st.activity.clear();
 }
 
 // One line in the pool's activity log (the admin API's /activity and a
 // member's state history).
-void note(self_ptr self, const char* kind, member_id m, std::string message,
-          std::string from = {}, std::string to = {}) {
+void note(self_ptr self, activity_kind kind, member_id m, std::string message,
+          member_state from = member_state::pending,
+          member_state to = member_state::pending) {
   auto& st = self->state;
-  activity_record r;
-  r.pool = st.rt->config.name;
-  r.at_ms = st.deps.clk->now_ms();
-  r.kind = kind;
-  r.member = m;
-  r.message = std::move(message);
-  r.from_state = std::move(from);
-  r.to_state = std::move(to);
-  st.activity.push_back(std::move(r));
+  st.activity.push_back(activity_line{st.deps.clk->now_ms(), m, kind, from, to,
+                                      std::move(message)});
   if (st.activity.size() >= activity_batch) {
     flush_activity(self);
   } else if (!st.activity_armed) {
@@ -124,7 +119,7 @@ void act_on(self_ptr self, pool_decision d) {
               {"to", std::to_string(d.to)},
               {"failover_hostname", st.rt->config.failover_hostname},
               {"reason", d.reason}});
-  note(self, "decision", d.to, std::string(to_string(d.kind)) + ": " + d.reason);
+  note(self, activity_kind::decision, d.to, std::string(to_string(d.kind)) + ": " + d.reason);
   auto dns = st.deps.dns;
   auto store = st.deps.store;
   self->request(store, caf::infinite, record_atom_v, d)
@@ -321,7 +316,7 @@ member_info add_member(self_ptr self, const member_config& mc) {
   st.deadlines.resize(st.rt->members.size());
   st.actors->emplace_back();
   spawn_member(self, pos);
-  note(self, "member_added", id,
+  note(self, activity_kind::member_added, id,
        "server " + mc.name + " (" + mc.hostname + ") added; waiting for its "
        "agent to enrol");
   log::info("member_added", {{"pool", st.rt->config.name},
@@ -385,7 +380,7 @@ void remove_member(self_ptr self, std::size_t pos) {
   st.rt->members.erase(st.rt->members.begin() + static_cast<std::ptrdiff_t>(pos));
   self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
              static_cast<std::uint64_t>(st.policy->heard_population()));
-  note(self, "member_removed", id, "server " + name + " removed");
+  note(self, activity_kind::member_removed, id, "server " + name + " removed");
   log::info("member_removed", {{"pool", st.rt->config.name},
                                {"member", std::to_string(id)}});
   // The failover record must not keep pointing at a server that left the
@@ -398,7 +393,7 @@ void remove_member(self_ptr self, std::size_t pos) {
     log::error("active_member_removed", {{"pool", st.rt->config.name},
                                          {"member", std::to_string(id)},
                                          {"reason", "no healthy standby; DNS not moved"}});
-    note(self, "decision", id,
+    note(self, activity_kind::decision, id,
          "active member removed with no healthy standby: DNS not moved until "
          "a member is healthy");
     st.dns_orphaned_by = id;
@@ -605,8 +600,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       } else if (!is_silent(t.to) && is_silent(before)) {
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
-      note(self, "state_change", t.member, {}, to_string(before),
-           to_string(t.to));
+      note(self, activity_kind::state_change, t.member, {}, before, t.to);
       auto heard_before = st.policy->heard_population();
       // Member states reach the store through the supervisor's periodic
       // checkpoint (and the one at shutdown), in one transaction each; a
@@ -811,7 +805,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       auto& st = self->state;
       if (auto pos = st.policy->position_of(m)) {
         st.rt->members[*pos]->enrolled = true;
-        note(self, "enrolled", m, "agent enrolled from " + source);
+        note(self, activity_kind::enrolled, m, "agent enrolled from " + source);
       }
     },
     [=](rename_atom, const std::string& label) -> caf::result<pool_summary> {
@@ -823,7 +817,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                                              : st.rt->config.label;
       // Only this actor reads the label.
       st.rt->config.label = label;
-      note(self, "pool_renamed", 0, "renamed from '" + old + "' to '" + label + "'");
+      note(self, activity_kind::pool_renamed, 0, "renamed from '" + old + "' to '" + label + "'");
       auto rp = self->make_response_promise<pool_summary>();
       store_pool_row(self, rp);
       return rp;
@@ -856,7 +850,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         self->send(a, settings_atom_v);
       }
       if (!changed.empty()) {
-        note(self, "settings_changed", 0, changed);
+        note(self, activity_kind::settings_changed, 0, changed);
         log::info("pool_settings", {{"pool", st.rt->config.name},
                                     {"changed", changed}});
       }

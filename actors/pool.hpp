@@ -53,7 +53,7 @@ struct pool_actor_state {
   std::shared_ptr<actor_notifier> notifier; // shared by the pool's slots
   // Activity log lines not yet handed to the store: sent in batches, so a
   // fleet starting up costs one store message per few hundred transitions.
-  std::vector<activity_record> activity;
+  std::vector<activity_line> activity;
   bool activity_armed = false;
   // DNS moves handed to the executor and not yet confirmed (deleting the
   // pool waits for them unless forced).

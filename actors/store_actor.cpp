@@ -100,8 +100,13 @@ caf::behavior store_actor(caf::event_based_actor* self,
         return true;
       });
     },
-    [=](activity_atom, const std::vector<activity_record>& rs,
-        std::uint64_t keep) {
+    [=](activity_atom, const std::string& pool,
+        const std::vector<activity_line>& lines, std::uint64_t keep) {
+      std::vector<activity_record> rs;
+      rs.reserve(lines.size());
+      for (const auto& l : lines) {
+        rs.push_back(to_record(pool, l));
+      }
       guarded_void(metrics, "append_activity",
                    [&] { st->append_activity(rs, keep); });
     },

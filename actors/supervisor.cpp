@@ -120,15 +120,14 @@ void remember_enrollment(self_ptr self, const enrollment_record& e) {
   st.enrollment_of[e.member] = key;
 }
 
-void log_activity(self_ptr self, const std::string& pool, const char* kind,
+void log_activity(self_ptr self, const std::string& pool, activity_kind kind,
                   std::string message) {
   auto& st = self->state;
-  activity_record r;
-  r.pool = pool;
-  r.at_ms = st.deps.clk->now_ms();
-  r.kind = kind;
-  r.message = std::move(message);
-  self->send(st.deps.store, activity_atom_v, std::vector<activity_record>{r},
+  activity_line l;
+  l.at_ms = st.deps.clk->now_ms();
+  l.kind = kind;
+  l.message = std::move(message);
+  self->send(st.deps.store, activity_atom_v, pool, std::vector<activity_line>{l},
              static_cast<std::uint64_t>(st.deps.engine->admin.activity_retention));
 }
 
@@ -279,7 +278,7 @@ caf::behavior supervisor_actor(self_ptr self,
             spawn_pool(self, rt);
             log::info("pool_created", {{"pool", pc.name},
                                        {"preset", to_string(pc.preset)}});
-            log_activity(self, pc.name, "pool_created",
+            log_activity(self, pc.name, activity_kind::pool_created,
                          "pool '" + (pc.label.empty() ? pc.name : pc.label) +
                            "' created with preset " + to_string(pc.preset));
             rp.delegate(st.pools[pc.name], summary_atom_v);

@@ -9,11 +9,41 @@ void silence_guard::on_silent(member_id m, std::int64_t onset_ms) {
   // Keep the first onset: a member reported silent again (suspect, then
   // down) has been silent since the first report, and moving its onset
   // forward would let it count as "recent" again.
-  silent_.emplace(m, onset_ms);
+  if (!silent_.emplace(m, onset_ms).second) {
+    return;
+  }
+  ++onsets_[onset_ms];
+  recent_ += onset_ms >= window_start_ ? 1 : 0;
 }
 
 void silence_guard::on_heard(member_id m) {
-  silent_.erase(m);
+  auto i = silent_.find(m);
+  if (i == silent_.end()) {
+    return;
+  }
+  auto onset = i->second;
+  silent_.erase(i);
+  auto o = onsets_.find(onset);
+  if (o != onsets_.end() && --o->second == 0) {
+    onsets_.erase(o);
+  }
+  recent_ -= onset >= window_start_ ? 1 : 0;
+}
+
+void silence_guard::slide_window(std::int64_t ws) {
+  if (ws < window_start_) {
+    // Time went back (a test clock, a clock step): count afresh.
+    recent_ = 0;
+    for (auto i = onsets_.lower_bound(ws); i != onsets_.end(); ++i) {
+      recent_ += i->second;
+    }
+  } else {
+    auto end = onsets_.lower_bound(ws);
+    for (auto i = onsets_.lower_bound(window_start_); i != end; ++i) {
+      recent_ -= i->second;
+    }
+  }
+  window_start_ = ws;
 }
 
 std::size_t silence_guard::threshold() const {
@@ -45,11 +75,8 @@ bool silence_guard::update(std::int64_t now_ms) {
     }
     return tripped_;
   }
-  const std::int64_t window_start = now_ms - params_.window_ms;
-  const auto recent = static_cast<std::size_t>(std::count_if(
-    silent_.begin(), silent_.end(),
-    [&](const auto& entry) { return entry.second >= window_start; }));
-  if (recent >= needed) {
+  slide_window(now_ms - params_.window_ms);
+  if (recent_ >= needed) {
     tripped_ = true;
     below_since_ms_ = -1;
   }

@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -55,9 +57,19 @@ public:
   std::size_t threshold() const;
 
 private:
+  // Moves the window's start to ws and keeps recent_ in step: amortised
+  // O(1) a call while time moves forward. Counting recent onsets from
+  // scratch on every update cost O(silent) per member going silent, O(n²)
+  // when a whole fleet of a million goes quiet at once: exactly when this
+  // guard must answer fast.
+  void slide_window(std::int64_t ws);
+
   silence_params params_;
   std::size_t population_ = 0;
   std::unordered_map<member_id, std::int64_t> silent_; // member → onset
+  std::map<std::int64_t, std::size_t> onsets_;         // onset → silent members
+  std::int64_t window_start_ = std::numeric_limits<std::int64_t>::min();
+  std::size_t recent_ = 0; // silent members with onset >= window_start_
   bool tripped_ = false;
   std::int64_t below_since_ms_ = -1; // tripped, silent count below threshold since
 };

@@ -54,6 +54,35 @@ struct activity_record {
   std::string from_state, to_state;
 };
 
+/// An activity line as a pool collects it before the store writes it: its
+/// kind and states as small enums, the pool name once per batch. A fleet
+/// starting up logs one line per member; at a million members the queued
+/// lines must stay small (about 56 bytes here, three times less than an
+/// activity_record).
+enum class activity_kind : std::uint8_t {
+  enrolled,
+  member_added,
+  member_removed,
+  state_change,
+  decision,
+  pool_created,
+  pool_renamed,
+  settings_changed,
+};
+const char* to_string(activity_kind k);
+
+struct activity_line {
+  std::int64_t at_ms = 0;
+  member_id member = 0;
+  activity_kind kind = activity_kind::decision;
+  member_state from = member_state::pending; // state_change only
+  member_state to = member_state::pending;
+  std::string message;
+};
+
+/// The record the store writes for a line of pool.
+activity_record to_record(const std::string& pool, const activity_line& l);
+
 struct decision_record {
   std::int64_t id = 0; // assigned by record_decision
   pool_decision decision;

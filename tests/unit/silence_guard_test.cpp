@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <random>
+
 using namespace balctl;
 
 namespace {
@@ -138,4 +141,63 @@ TEST_CASE("a member heard again no longer counts as silent",
   g.on_silent(3, t0);
   CHECK_FALSE(g.update(t0));
   CHECK(g.silent_count() == 2);
+}
+
+TEST_CASE("the guard trips exactly when a brute-force count of recent onsets says so",
+          "[silence][unit]") {
+  // The guard keeps its count of recent onsets incrementally; this model
+  // counts from scratch after every step, including steps back in time.
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 50; ++round) {
+    auto p = params(0.3, 2, 1'000 + static_cast<std::int64_t>(rng() % 5'000));
+    silence_guard g(p);
+    g.set_population(40);
+    std::map<member_id, std::int64_t> model;
+    std::int64_t now = t0;
+    for (int step = 0; step < 400; ++step) {
+      auto m = static_cast<member_id>(rng() % 40);
+      switch (rng() % 4) {
+        case 0:
+        case 1:
+          g.on_silent(m, now);
+          model.emplace(m, now);
+          break;
+        case 2:
+          g.on_heard(m);
+          model.erase(m);
+          break;
+        case 3:
+          now += static_cast<std::int64_t>(rng() % 700) - (rng() % 10 == 0 ? 2'000 : 0);
+          break;
+      }
+      silence_guard fresh(p);
+      fresh.set_population(40);
+      for (const auto& [id, onset] : model) {
+        fresh.on_silent(id, onset);
+      }
+      CAPTURE(round, step);
+      bool was = g.tripped();
+      auto got = g.update(now);
+      if (!was) {
+        // Not yet tripped: the decision is a count of recent onsets, which
+        // a guard built from scratch makes the same way.
+        CHECK(got == fresh.update(now));
+      }
+    }
+  }
+}
+
+TEST_CASE("a fleet of 200,000 going silent one by one is evaluated per member in O(log n)",
+          "[silence][unit]") {
+  // Counting recent onsets from scratch on every update made this O(n²):
+  // 2·10^10 steps, hours, at the moment the guard exists for.
+  silence_guard g(params(0.9, 10, 60'000));
+  g.set_population(200'000);
+  std::size_t trips = 0;
+  for (member_id m = 1; m <= 200'000; ++m) {
+    g.on_silent(m, t0 + static_cast<std::int64_t>(m / 100));
+    trips += g.update(t0 + static_cast<std::int64_t>(m / 100)) ? 1 : 0;
+  }
+  CHECK(g.tripped());
+  CHECK(trips == 200'000 - 180'000 + 1); // from the 180,000th on
 }

@@ -1,0 +1,33 @@
+#include "adapters/store/store.hpp"
+
+namespace balctl {
+
+const char* to_string(activity_kind k) {
+  switch (k) {
+    case activity_kind::enrolled: return "enrolled";
+    case activity_kind::member_added: return "member_added";
+    case activity_kind::member_removed: return "member_removed";
+    case activity_kind::state_change: return "state_change";
+    case activity_kind::decision: return "decision";
+    case activity_kind::pool_created: return "pool_created";
+    case activity_kind::pool_renamed: return "pool_renamed";
+    case activity_kind::settings_changed: return "settings_changed";
+  }
+  return "unknown";
+}
+
+activity_record to_record(const std::string& pool, const activity_line& l) {
+  activity_record r;
+  r.pool = pool;
+  r.at_ms = l.at_ms;
+  r.kind = to_string(l.kind);
+  r.member = l.member;
+  r.message = l.message;
+  if (l.kind == activity_kind::state_change) {
+    r.from_state = to_string(l.from);
+    r.to_state = to_string(l.to);
+  }
+  return r;
+}
+
+} // namespace balctl
