@@ -348,12 +348,17 @@ caf::error store_failed(self_ptr self, const caf::error& e, const char* what) {
 // latest state however requests interleave.
 void store_pool_row(self_ptr self, caf::typed_response_promise<pool_summary> rp) {
   auto& st = self->state;
+  ++st.pending_writes;
   self->request(st.deps.store, caf::infinite, update_pool_atom_v, st.rt->config)
-    .then([=](bool) mutable { rp.deliver(summary_of(self)); },
-          [=](caf::error& e) mutable {
-            rp.deliver(store_failed(self, e,
-                                    "applied, but not stored (lost at restart)"));
-          });
+    .then(
+      [=](bool) mutable {
+        --self->state.pending_writes;
+        rp.deliver(summary_of(self));
+      },
+      [=](caf::error& e) mutable {
+        --self->state.pending_writes;
+        rp.deliver(store_failed(self, e, "applied, but not stored (lost at restart)"));
+      });
 }
 
 void remove_member(self_ptr self, std::size_t pos) {
@@ -375,6 +380,7 @@ void remove_member(self_ptr self, std::size_t pos) {
     self->send(st.deps.supervisor, silence_atom_v, id, false, now);
   }
   auto was_active = st.policy->active();
+  auto was_state = st.policy->state_of(id);
   st.policy->remove_member(id);
   st.deadlines.erase(static_cast<deadline_queue::position>(pos));
   st.rt->members.erase(st.rt->members.begin() + static_cast<std::ptrdiff_t>(pos));
@@ -386,7 +392,11 @@ void remove_member(self_ptr self, std::size_t pos) {
   // The failover record must not keep pointing at a server that left the
   // pool: move it as a failover would (pool_policy picked the successor).
   auto now_active = st.policy->active();
-  if (was_active == id &&
+  if (was_active == id && was_state == member_state::pending) {
+    // Never heard from: it carried no traffic, there is nothing to move.
+  } else if (st.rt->dns_orphaned_by != 0 && was_active == id) {
+    // DNS already points at an earlier removed member; still waiting.
+  } else if (was_active == id &&
       (now_active == 0 || st.policy->state_of(now_active) != member_state::healthy)) {
     // Forced: nobody healthy to move DNS to. Say so; the pool fails over
     // as soon as a member is healthy and the active one is not.
@@ -396,7 +406,11 @@ void remove_member(self_ptr self, std::size_t pos) {
     note(self, activity_kind::decision, id,
          "active member removed with no healthy standby: DNS not moved until "
          "a member is healthy");
-    st.dns_orphaned_by = id;
+    st.rt->dns_orphaned_by = id;
+    // Stored as the pool's active member: a restarted pool (or balctld)
+    // finds it is no member and keeps waiting for a healthy one.
+    st.rt->active = id;
+    self->send(st.deps.store, active_atom_v, st.rt->config.name, id);
   } else if (was_active == id && now_active != id) {
     pool_decision d{decision_kind::failover, st.rt->config.name, id,
                     now_active,
@@ -506,6 +520,12 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   std::optional<member_id> active;
   if (st.rt->active != 0) {
     active = st.rt->active;
+    if (std::find(order.begin(), order.end(), st.rt->active) == order.end()) {
+      // The stored active member was removed with nobody healthy to take
+      // over: DNS still points at it until a member turns healthy.
+      st.rt->dns_orphaned_by = st.rt->active;
+      active.reset();
+    }
   }
   st.policy = std::make_unique<pool_policy>(st.rt->config.name, st.rt->policy,
                                             order, active);
@@ -513,7 +533,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
     st.policy->restore_state(m->slot->id, m->fsm.state(),
                              m->fsm.state_since_ms());
   }
-  st.rt->active = st.policy->active();
+  if (st.rt->dns_orphaned_by == 0) {
+    st.rt->active = st.policy->active();
+  }
   st.cpanel_members = 0;
   for (const auto& m : st.rt->members) {
     st.cpanel_members += m->status && m->status->cpanel.present ? 1 : 0;
@@ -607,21 +629,29 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       // write per transition would queue a million single-row transactions
       // behind the decisions when a fleet starts. Restart grace covers the
       // states newer than the last checkpoint.
-      act_on_all(self, st.policy->on_member_state(t.member, t.from, t.to, now));
-      if (st.dns_orphaned_by != 0 && t.to == member_state::healthy) {
-        // DNS still points at a removed server: this member is the first
-        // healthy one since.
-        auto from = st.dns_orphaned_by;
-        st.dns_orphaned_by = 0;
-        st.policy->set_active(t.member);
-        act_on_all(self, {pool_decision{
-                           decision_kind::failover, st.rt->config.name, from,
-                           t.member,
-                           "the removed active member " + std::to_string(from) +
-                             " still had DNS; " + std::to_string(t.member) +
-                             " is the first member healthy since",
-                           now}});
+      auto ds = st.policy->on_member_state(t.member, t.from, t.to, now);
+      if (auto from = st.rt->dns_orphaned_by; from != 0) {
+        // DNS still points at a removed server. A move the policy makes
+        // now starts from there; else the first member healthy since
+        // takes over. One DNS change either way.
+        auto moved = std::find_if(ds.begin(), ds.end(), [](const pool_decision& d) {
+          return moves_dns(d.kind);
+        });
+        if (moved != ds.end()) {
+          moved->from = from;
+          st.rt->dns_orphaned_by = 0;
+        } else if (t.to == member_state::healthy) {
+          st.rt->dns_orphaned_by = 0;
+          st.policy->set_active(t.member);
+          ds.push_back(pool_decision{
+            decision_kind::failover, st.rt->config.name, from, t.member,
+            "the removed active member " + std::to_string(from) +
+              " still had DNS; " + std::to_string(t.member) +
+              " is the first member healthy since",
+            now});
+        }
       }
+      act_on_all(self, std::move(ds));
       if (st.policy->heard_population() != heard_before) {
         self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
                    static_cast<std::uint64_t>(st.policy->heard_population()));
@@ -743,16 +773,19 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       // and the supervisor's enrollment row (which references it) follows.
       auto mc = new_member_config(id, nm);
       st.adding.insert(mc.hostname);
+      ++st.pending_writes;
       auto rp = self->make_response_promise<member_info>();
       self->request(st.deps.store, caf::infinite, add_member_atom_v,
                     st.rt->config.name, mc)
         .then(
           [=](bool) mutable {
             self->state.adding.erase(mc.hostname);
+            --self->state.pending_writes;
             rp.deliver(add_member(self, mc));
           },
           [=](caf::error& e) mutable {
             self->state.adding.erase(mc.hostname);
+            --self->state.pending_writes;
             rp.deliver(store_failed(self, e, "member not added"));
           });
       return rp;
@@ -772,6 +805,12 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       // none, DNS would keep pointing at a server that left the pool (or
       // move to one that is not healthy). Only on purpose. (A member never
       // heard from carries no traffic yet.)
+      // One removal of this pool at a time: two at once could each count
+      // the other as the standby that takes over.
+      if (!st.removing.empty()) {
+        return refuse("pool_busy", "", "another member of this pool is being "
+                                       "removed; retry in a moment");
+      }
       if (m == st.policy->active() && !force &&
           st.policy->state_of(m) != member_state::pending) {
         bool standby = false;
@@ -787,16 +826,23 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         }
       }
       // Gone from the disk first, then from memory.
+      st.removing.insert(m);
+      ++st.pending_writes;
       auto rp = self->make_response_promise<bool>();
       self->request(st.deps.store, caf::infinite, remove_member_atom_v, m)
         .then(
           [=](bool) mutable {
-            if (auto p = self->state.policy->position_of(m)) {
+            auto& st = self->state;
+            st.removing.erase(m);
+            --st.pending_writes;
+            if (auto p = st.policy->position_of(m)) {
               remove_member(self, *p);
             }
             rp.deliver(true);
           },
           [=](caf::error& e) mutable {
+            self->state.removing.erase(m);
+            --self->state.pending_writes;
             rp.deliver(store_failed(self, e, "member not removed"));
           });
       return rp;
@@ -860,11 +906,22 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       return rp;
     },
     [=](inflight_atom) -> std::uint64_t { return self->state.in_flight; },
-    [=](delete_pool_atom) -> bool {
-      // The supervisor checked in_flight (or was told to force). The pool
-      // leaves the registry, the fleet guard and the store; its members
-      // stop with it (the exit hook).
+    [=](delete_pool_atom, bool force) -> caf::result<bool> {
+      // Checked and done in one step: no DNS change can start in between.
+      // The pool leaves the registry, the fleet guard and the store; its
+      // members stop with it (the exit hook).
       auto& st = self->state;
+      if (st.pending_writes > 0) {
+        // Their answers would never come once the pool is gone.
+        return refuse("pool_busy", "", "changes to this pool are being "
+                                       "stored; retry in a moment");
+      }
+      if (st.in_flight > 0 && !force) {
+        return refuse("failover_in_flight", "force",
+                      std::to_string(st.in_flight) +
+                        " DNS change(s) of this pool are in flight; retry "
+                        "when done, or force");
+      }
       auto now = st.deps.clk->now_ms();
       for (const auto& m : st.rt->members) {
         auto id = m->slot->id;

@@ -58,9 +58,10 @@ struct pool_actor_state {
   // DNS moves handed to the executor and not yet confirmed (deleting the
   // pool waits for them unless forced).
   std::size_t in_flight = 0;
-  // The active member an operator removed (forced) with nobody healthy to
-  // take over: DNS still points at it until a member turns healthy.
-  member_id dns_orphaned_by = 0;
+  // Members whose removal is being stored: not counted as standbys.
+  std::unordered_set<member_id> removing;
+  // Store writes requested and not yet answered (a delete waits for them).
+  std::size_t pending_writes = 0;
   // Hostnames of members being stored right now (added once on disk).
   std::unordered_set<std::string> adding;
   static inline const char* name = "pool";

@@ -87,19 +87,34 @@ constexpr std::int64_t grant_retry_ms = 120'000;
 
 void forget_grants_of(self_ptr self, member_id m) {
   auto& st = self->state;
-  for (auto i = st.recent_grants.begin(); i != st.recent_grants.end();) {
-    i = i->second.grant.member == m ? st.recent_grants.erase(i) : std::next(i);
+  auto i = st.grant_of.find(m);
+  if (i == st.grant_of.end()) {
+    return;
   }
+  st.recent_grants.erase(i->second);
+  st.grant_of.erase(i);
 }
 
 void remember_grant(self_ptr self, const std::string& hash,
                     const enrollment_grant& g, const std::string& source) {
   auto& st = self->state;
   auto now = st.deps.clk->now_ms();
-  for (auto i = st.recent_grants.begin(); i != st.recent_grants.end();) {
-    i = i->second.until_ms <= now ? st.recent_grants.erase(i) : std::next(i);
+  // Expired grants are swept when the map has doubled since the last sweep:
+  // amortised O(1) a grant, however many agents enrol at once.
+  if (st.recent_grants.size() >= st.grants_sweep_at) {
+    for (auto i = st.recent_grants.begin(); i != st.recent_grants.end();) {
+      if (i->second.until_ms <= now) {
+        st.grant_of.erase(i->second.grant.member);
+        i = st.recent_grants.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    st.grants_sweep_at = std::max<std::size_t>(64, 2 * st.recent_grants.size());
   }
+  forget_grants_of(self, g.member);
   st.recent_grants[hash] = recent_grant{g, source, now + grant_retry_ms};
+  st.grant_of[g.member] = hash;
 }
 
 void forget_enrollment(self_ptr self, member_id m) {
@@ -307,41 +322,29 @@ caf::behavior supervisor_actor(self_ptr self,
       }
       auto pool = i->second;
       auto rp = self->make_response_promise();
-      self->request(pool, caf::infinite, inflight_atom_v)
+      self->request(pool, caf::infinite, delete_pool_atom_v, force)
         .then(
-          [=](std::uint64_t in_flight) mutable {
-            if (in_flight > 0 && !force) {
-              rp.deliver(refuse("failover_in_flight", "force",
-                                std::to_string(in_flight) +
-                                  " DNS change(s) of this pool are in flight; "
-                                  "retry when done, or force"));
-              return;
+          [=](bool) mutable {
+            auto& st = self->state;
+            // Gone from every map now, not when its down message comes: a
+            // request in between must find no pool.
+            st.runtimes.erase(name);
+            st.population.erase(name);
+            st.pool_by_addr.erase(pool.address());
+            if (auto p = st.pools.find(name);
+                p != st.pools.end() && p->second == pool) {
+              st.pools.erase(p);
             }
-            self->request(pool, caf::infinite, delete_pool_atom_v)
-              .then(
-                [=](bool) mutable {
-                  auto& st = self->state;
-                  // Gone from every map now, not when its down message
-                  // comes: a request in between must find no pool.
-                  st.runtimes.erase(name);
-                  st.population.erase(name);
-                  st.pool_by_addr.erase(pool.address());
-                  if (auto p = st.pools.find(name);
-                      p != st.pools.end() && p->second == pool) {
-                    st.pools.erase(p);
-                  }
-                  std::vector<member_id> gone;
-                  for (const auto& e : st.enrollments) {
-                    if (e.second.pool == name) {
-                      gone.push_back(e.second.member);
-                    }
-                  }
-                  for (auto m : gone) {
-                    forget_enrollment(self, m);
-                  }
-                  rp.deliver(true);
-                },
-                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+            std::vector<member_id> gone;
+            for (const auto& e : st.enrollments) {
+              if (e.second.pool == name) {
+                gone.push_back(e.second.member);
+              }
+            }
+            for (auto m : gone) {
+              forget_enrollment(self, m);
+            }
+            rp.deliver(true);
           },
           [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
       return rp;
@@ -420,6 +423,14 @@ caf::behavior supervisor_actor(self_ptr self,
       auto e = st.enrollments.find(hash);
       const recent_grant* again = nullptr;
       if (e == st.enrollments.end()) {
+        // Asked again while the first request is still being stored: the
+        // same answer, when it comes.
+        if (auto w = st.enrolling.find(hash);
+            w != st.enrolling.end() && w->second.source == source) {
+          auto rp = self->make_response_promise();
+          w->second.waiting.push_back(rp);
+          return rp;
+        }
         auto g = st.recent_grants.find(hash);
         if (g == st.recent_grants.end() || g->second.until_ms <= now ||
             g->second.source != source) {
@@ -466,6 +477,7 @@ caf::behavior supervisor_actor(self_ptr self,
       forget_enrollment(self, rec.member);
       auto key = secrets::random_key();
       auto rp = self->make_response_promise();
+      st.enrolling[hash].source = source;
       self->request(st.deps.store, caf::infinite, complete_enrollment_atom_v,
                     rec.member, key)
         .then(
@@ -482,14 +494,26 @@ caf::behavior supervisor_actor(self_ptr self,
             enrollment_grant g{rec.member, rec.pool,
                                secrets::to_hex(key.data(), key.size())};
             remember_grant(self, hash, g, source);
+            auto waiting = std::move(st.enrolling[hash].waiting);
+            st.enrolling.erase(hash);
+            for (auto& w : waiting) {
+              w.deliver(g);
+            }
             rp.deliver(std::move(g));
           },
           [=](caf::error& err) mutable {
+            auto& st = self->state;
             // Not used after all, unless a re-enrolment replaced it meanwhile.
-            if (self->state.enrollment_of.count(rec.member) == 0) {
+            if (st.enrollment_of.count(rec.member) == 0) {
               remember_enrollment(self, rec);
             }
-            rp.deliver(store_unavailable(self, err));
+            auto waiting = std::move(st.enrolling[hash].waiting);
+            st.enrolling.erase(hash);
+            auto why = store_unavailable(self, err);
+            for (auto& w : waiting) {
+              w.deliver(why);
+            }
+            rp.deliver(why);
           });
       return rp;
     },

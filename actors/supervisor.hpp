@@ -36,6 +36,12 @@ struct recent_grant {
   std::int64_t until_ms = 0;
 };
 
+/// An enrollment being stored, and agents that asked again meanwhile.
+struct enrolling_now {
+  std::string source;
+  std::vector<caf::response_promise> waiting;
+};
+
 struct supervisor_state {
   supervisor_deps deps;
   std::unordered_map<std::string, std::shared_ptr<pool_runtime>> runtimes;
@@ -53,6 +59,9 @@ struct supervisor_state {
   // Grants of the last minutes by secret hash: an agent that lost the
   // answer may ask again with the same secret and gets the same key.
   std::unordered_map<std::string, recent_grant> recent_grants;
+  std::unordered_map<member_id, std::string> grant_of; // member → its grant's hash
+  std::size_t grants_sweep_at = 64;
+  std::unordered_map<std::string, enrolling_now> enrolling; // by secret hash
   static inline const char* name = "supervisor";
 };
 

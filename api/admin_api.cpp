@@ -549,6 +549,7 @@ int status_of(const std::string& code) {
     {"failover_in_flight", 409},
     {"pool_managed_by_config", 409},
     {"active_member_no_standby", 409},
+    {"pool_busy", 409},
     {"payload_too_large", 413},
     {"invalid_field", 422},
     {"unknown_field", 422},

@@ -77,6 +77,9 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
           "', created through the admin API; choose another id");
       }
     }
+  }
+  // Written only once every conflict is known to be absent.
+  for (const auto& pc : cfg.pools) {
     st.put_pool(pc);
   }
   auto load = [&](const pool_config& pc) {

@@ -73,6 +73,10 @@ struct pool_runtime {
   std::shared_ptr<const detection_params> detection;
   pool_params policy;
   member_id active = 0; // 0 until decided: the primary
+  // The active member an operator removed (forced) with nobody healthy to
+  // take over: DNS still points at it until a member turns healthy. Kept
+  // here (and as the stored active member) so a restart keeps waiting.
+  member_id dns_orphaned_by = 0;
   // Member actors alive for this pool. After a pool crash the supervisor
   // waits for it to reach 0 before restarting the pool, so an old and a new
   // member actor never share one member_runtime.

@@ -909,3 +909,118 @@ TEST_CASE("a pool restarted after members were added and removed at run time "
   REQUIRE(ex.size() == 1);
   CHECK(ex[0].to == ids[2]);
 }
+
+namespace {
+template <class T, class... Ts>
+std::shared_ptr<reply<T>> ask_async(fixture& f, const caf::actor& dest, Ts... xs) {
+  auto out = std::make_shared<reply<T>>();
+  f.sys.spawn(
+    [out, xs...](caf::event_based_actor* self, caf::actor to) {
+      self->request(to, caf::infinite, xs...)
+        .then([=](T& v) { out->answered = true; out->value = std::move(v); },
+              [=](caf::error& e) {
+                out->answered = true;
+                out->failure = control_impl::to_failure(self->system(), e);
+              });
+    },
+    dest);
+  return out;
+}
+} // namespace
+
+
+TEST_CASE("a forced removal of the active member with two down standbys moves DNS once",
+          "[admin][actors]") {
+  fixture f;
+  auto ids = f.api_pool("a", 3);
+  auto [m1, m2, m3] = std::tie(ids[0], ids[1], ids[2]);
+  f.run_for(11'000, {m1});
+  REQUIRE(f.state_of(m2) == member_state::down);
+  REQUIRE(f.state_of(m3) == member_state::down);
+  REQUIRE(f.executed().empty());
+  REQUIRE(f.remove_member("a", m1, true).ok());
+  f.run_for(12'000, {m3});
+  REQUIRE(f.state_of(m3) == member_state::healthy);
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 1);
+  CHECK(ex[0].from == m1); // from where DNS really pointed
+  CHECK(ex[0].to == m3);
+}
+
+TEST_CASE("DNS left on a removed active member still moves after the pool restarts",
+          "[admin][actors]") {
+  fixture f;
+  auto ids = f.api_pool("a", 2);
+  auto [m1, m2] = std::tie(ids[0], ids[1]);
+  f.run_for(11'000, {m1});
+  REQUIRE(f.state_of(m2) == member_state::down);
+  REQUIRE(f.remove_member("a", m1, true).ok());
+  f.sched.run();
+  CHECK(f.st->active_member("a").value_or(0) == m1);
+  caf::anon_send_exit(f.pool_actor("a"), caf::exit_reason::kill);
+  f.sched.run();
+  f.run_for(12'000, {m2});
+  REQUIRE(f.state_of(m2) == member_state::healthy);
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 1);
+  CHECK(ex[0].from == m1);
+  CHECK(ex[0].to == m2);
+}
+
+TEST_CASE("two removals at once cannot each count the other as the standby",
+          "[admin][actors]") {
+  fixture f;
+  auto ids = f.api_pool("a", 2);
+  auto [m1, m2] = std::tie(ids[0], ids[1]);
+  REQUIRE(f.summary("a").active == m1);
+  auto r2 = ask_async<bool>(f, f.h.supervisor, remove_member_atom_v, std::string("a"), m2, false);
+  auto r1 = ask_async<bool>(f, f.h.supervisor, remove_member_atom_v, std::string("a"), m1, false);
+  f.sched.run();
+  REQUIRE(r1->answered);
+  REQUIRE(r2->answered);
+  CHECK(r2->ok());
+  CHECK(r1->failure.code == "pool_busy");
+  CHECK(f.summary("a").active == m1);
+}
+
+TEST_CASE("a pool delete waits until its pending store writes are answered",
+          "[admin][actors]") {
+  fixture f;
+  auto ids = f.api_pool("a", 2);
+  auto add = ask_async<enrollment_ticket>(f, f.h.supervisor, add_member_atom_v,
+                                          std::string("a"), server("new.a.example.test"));
+  auto rm = ask_async<bool>(f, f.h.supervisor, remove_member_atom_v, std::string("a"),
+                            ids[1], false);
+  auto ren = ask_async<pool_summary>(f, f.pool_actor("a"), rename_atom_v, std::string("New"));
+  auto del = ask_async<bool>(f, f.h.supervisor, delete_pool_atom_v, std::string("a"), true);
+  f.sched.run();
+  // Every request is answered; the delete either came after them or was
+  // refused as busy (then a retry deletes).
+  CHECK(add->answered);
+  CHECK(rm->answered);
+  CHECK(ren->answered);
+  REQUIRE(del->answered);
+  if (!del->ok()) {
+    CHECK(del->failure.code == "pool_busy");
+    CHECK(f.delete_pool("a", true).ok());
+  }
+}
+
+TEST_CASE("an agent asking again while its enrollment is being stored gets the same key",
+          "[admin][actors]") {
+  fixture f;
+  REQUIRE(f.create_pool(api_pool_config("a")).ok());
+  auto t = f.add_member("a", server("x.a.example.test"));
+  REQUIRE(t.ok());
+  auto e1 = ask_async<enrollment_grant>(f, f.h.supervisor, enroll_atom_v,
+                                        std::string("x.a.example.test"), t.value->secret, local_ip);
+  auto e2 = ask_async<enrollment_grant>(f, f.h.supervisor, enroll_atom_v,
+                                        std::string("x.a.example.test"), t.value->secret, local_ip);
+  f.sched.run();
+  REQUIRE(e1->ok());
+  REQUIRE(e2->ok());
+  CHECK(e2->value->key_hex == e1->value->key_hex);
+  // From another source it is refused, not answered with the key.
+  auto other = f.enroll("x.a.example.test", t.value->secret, "192.0.2.99");
+  CHECK_FALSE(other.ok());
+}
