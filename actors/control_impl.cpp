@@ -273,6 +273,22 @@ void control_impl::enroll(const std::string& hostname, const std::string& secret
       source_ip);
 }
 
+void control_impl::ping(api::done<bool> cb) {
+  sys_.spawn(
+    [cb](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
+      // Short: a probe that waits 10 s is a probe that timed out.
+      self->request(sup, std::chrono::seconds(2), pools_atom_v)
+        .then(
+          [=](std::vector<caf::actor>&) {
+            cb(api::outcome<bool>::success(true));
+            self->quit();
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    supervisor_);
+}
+
 api::state_counts control_impl::count_states() const {
   api::state_counts c;
   reg_->for_each([&](const member_slot& s) {

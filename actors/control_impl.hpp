@@ -51,6 +51,7 @@ public:
               api::done<enrollment_grant> cb) override;
   api::state_counts count_states() const override;
   bool ready() const override { return ready_.load(); }
+  void ping(api::done<bool> cb) override;
 
   void set_ready(bool r) { ready_.store(r); }
 

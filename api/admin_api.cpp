@@ -640,10 +640,19 @@ void admin_api::route(http::request& req, http::responder& respond) {
     return;
   }
   if (seg.size() == 1 && seg[0] == "readyz") {
-    if (allow({"GET", "HEAD"})) {
-      bool r = engine_.ready();
-      respond(ok_json(r ? 200 : 503, {{"status", r ? "ready" : "starting"}}));
+    if (!allow({"GET", "HEAD"})) {
+      return;
     }
+    if (!engine_.ready()) {
+      respond(ok_json(503, {{"status", "starting"}}));
+      return;
+    }
+    // Ready means the engine answers now, not only that it once started.
+    engine_.ping([respond](outcome<bool> o) {
+      respond(o.ok() ? ok_json(200, {{"status", "ready"}})
+                     : ok_json(503, {{"status", "unavailable"},
+                                     {"reason", o.error.message}}));
+    });
     return;
   }
   if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "enroll") {

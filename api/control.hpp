@@ -95,6 +95,9 @@ public:
   virtual state_counts count_states() const = 0;
   /// The engine is up (actors spawned, listeners bound).
   virtual bool ready() const = 0;
+  /// The engine answers: its supervisor (and so its pools) is alive and
+  /// not stuck. /readyz asks this on every probe.
+  virtual void ping(done<bool> cb) = 0;
 };
 
 } // namespace balctl::api
