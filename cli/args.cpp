@@ -42,7 +42,9 @@ const std::vector<option_spec>& command_option_specs() {
   static const std::vector<option_spec> specs = {
     {"--preset", true, false, "P", "generic-linux | haproxy (default generic-linux)"},
     {"--id", true, false, "ID", "pool id (default: derived from NAME)"},
-    {"--force", false, false, "", "delete even while a fail-over is in flight"},
+    {"--force", false, false, "",
+     "pool delete: even while a fail-over is in flight; member remove: even "
+     "the active member with no healthy standby"},
     {"--failover-delay-s", true, false, "N", "seconds of silence before fail-over (10..120)"},
     {"--failover-hostname", true, false, "H", "FQDN whose A record follows the active member"},
     {"--failback", true, false, "P", "manual | automatic"},
@@ -118,7 +120,8 @@ const std::vector<command_spec>& command_specs() {
      "member list POOL [--limit N] [--offset N]", "list a pool's members"},
     {"member show", {"POOL", "ID"}, 2, {}, "member show POOL ID",
      "show a member: state, stacks, metrics, state history"},
-    {"member remove", {"POOL", "ID"}, 2, {}, "member remove POOL ID", "remove a member"},
+    {"member remove", {"POOL", "ID"}, 2, {"--force"}, "member remove POOL ID [--force]",
+     "remove a member"},
     {"member reenrol", {"POOL", "ID"}, 2, {}, "member reenrol POOL ID",
      "issue a new enrollment secret (the old key stops working once the agent enrols with it)"},
     {"log", {"POOL"}, 1, {"--limit", "--before"}, "log POOL [--limit N] [--before ID]",
@@ -454,7 +457,7 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
       r = {"GET", path, std::nullopt};
       inv.output = output_kind::member_detail;
     } else if (cmd == "member remove") {
-      r = {"DELETE", path, std::nullopt};
+      r = {"DELETE", given.count("--force") ? path + "?force=true" : path, std::nullopt};
       inv.output = output_kind::member_removed;
     } else {
       r = {"POST", path + "/enrollment", std::nullopt};

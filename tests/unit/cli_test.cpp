@@ -126,6 +126,7 @@ TEST_CASE("each command parses to its method, path and body", "[cli][unit]") {
     {"member show p 7", "GET", "/v1/pools/p/members/7", ""},
     {"member remove p 7", "DELETE", "/v1/pools/p/members/7", ""},
     {"member reenrol p 7", "POST", "/v1/pools/p/members/7/enrollment", ""},
+    {"member remove p 7 --force", "DELETE", "/v1/pools/p/members/7?force=true", ""},
     {"log p", "GET", "/v1/pools/p/activity", ""},
     {"log p --limit 5 --before 12", "GET", "/v1/pools/p/activity?limit=5&before=12", ""},
   }));
