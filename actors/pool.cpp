@@ -294,19 +294,9 @@ member_info add_member(self_ptr self, const member_config& mc) {
   auto& st = self->state;
   auto now = st.deps.clk->now_ms();
   auto id = mc.id;
-  auto member = make_member(id, mc.hostname, mc.name,
-                            member_fsm(st.rt->detection, member_state::pending,
-                                       now));
+  auto member =
+    make_member(mc, member_fsm(st.rt->detection, member_state::pending, now));
   auto& slot = *member.slot;
-  slot.set_key(mc.key);
-  for (const auto& ip : mc.allowed_ips) {
-    ip_address a;
-    if (ip_address::parse(ip, a)) {
-      slot.allowed_ips.push_back(a);
-    }
-  }
-  from_string(mc.linux_family, member.rt->family);
-  member.rt->enrolled = false;
   member.rt->publish_state(now);
   slot.set_notifier(st.notifier);
   st.deps.reg->add(member.slot);

@@ -150,6 +150,23 @@ caf::error no_pool(const std::string& name) {
   return refuse("pool_not_found", "", "no pool '" + name + "'");
 }
 
+// The actor of a pool the admin API created, or why not: no such pool, or
+// one the config file owns (why_config ends that sentence).
+caf::expected<caf::actor> api_pool(self_ptr self, const std::string& name,
+                                   const char* why_config) {
+  auto& st = self->state;
+  auto i = st.pools.find(name);
+  auto rt = st.runtimes.find(name);
+  if (i == st.pools.end() || rt == st.runtimes.end()) {
+    return no_pool(name);
+  }
+  if (!rt->second->config.from_api) {
+    return refuse("pool_managed_by_config", "",
+                  "pool '" + name + "' is declared in the config file" + why_config);
+  }
+  return i->second;
+}
+
 caf::error store_unavailable(self_ptr self, const caf::error& e) {
   return refuse("unavailable", "",
                 "the store failed: " + self->system().render(e));
@@ -306,21 +323,11 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](delete_pool_atom, const std::string& name,
         bool force) -> caf::result<bool> {
-      auto& st = self->state;
-      auto i = st.pools.find(name);
-      if (i == st.pools.end()) {
-        return no_pool(name);
+      auto found = api_pool(self, name, "; remove it there and restart balctld");
+      if (!found) {
+        return std::move(found.error());
       }
-      auto rt = st.runtimes.find(name);
-      if (rt == st.runtimes.end()) {
-        return no_pool(name);
-      }
-      if (!rt->second->config.from_api) {
-        return refuse("pool_managed_by_config", "",
-                      "pool '" + name + "' is declared in the config file; "
-                      "remove it there and restart balctld");
-      }
-      auto pool = i->second;
+      auto pool = *found;
       auto rp = self->make_response_promise();
       self->request(pool, caf::infinite, delete_pool_atom_v, force)
         .then(
@@ -373,22 +380,12 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](reenrol_atom, const std::string& name,
         member_id m) -> caf::result<enrollment_ticket> {
-      auto& st = self->state;
-      auto i = st.pools.find(name);
-      if (i == st.pools.end()) {
-        return no_pool(name);
-      }
-      auto rt = st.runtimes.find(name);
-      if (rt == st.runtimes.end()) {
-        return no_pool(name);
-      }
-      if (!rt->second->config.from_api) {
-        return refuse("pool_managed_by_config", "",
-                      "pool '" + name + "' is declared in the config file, "
-                      "which holds its members' keys");
+      auto found = api_pool(self, name, ", which holds its members' keys");
+      if (!found) {
+        return std::move(found.error());
       }
       auto rp = self->make_response_promise();
-      self->request(i->second, caf::infinite, member_atom_v, m)
+      self->request(*found, caf::infinite, member_atom_v, m)
         .then(
           [=](member_info& info) mutable {
             open_enrollment(self, std::move(info), name, rp);

@@ -498,6 +498,20 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+// A member just added or re-enrolled with its one-time secret and the
+// install command for its Linux family.
+json ticket_json(const admin_options& opts, const enrollment_ticket& t) {
+  return {{"member", member_json(t.member)},
+          {"enrollment",
+           {{"secret", t.secret},
+            {"install_command",
+             install_command(t.member.linux_family, opts.agent_package_url,
+                             t.secret, t.member.hostname, opts.public_url)},
+            {"hostname", t.member.hostname},
+            {"allowed_ips", t.member.allowed_ips},
+            {"api_base", opts.public_url}}}};
+}
+
 // Answers with the engine's outcome: ok → render, else the failure.
 template <class T, class F>
 done<T> answer(http::responder respond, F render) {
@@ -977,22 +991,11 @@ void admin_api::route(http::request& req, http::responder& respond) {
       respond(error(*b.error));
       return;
     }
-    auto family = nm.linux_family;
-    engine_.add_member(
-      pool, std::move(nm),
-      answer<enrollment_ticket>(respond, [opts = opts_, family](
-                                           const enrollment_ticket& t) {
-        return ok_json(
-          201, {{"member", member_json(t.member)},
-                {"enrollment",
-                 {{"secret", t.secret},
-                  {"install_command",
-                   install_command(family, opts.agent_package_url, t.secret,
-                                   t.member.hostname, opts.public_url)},
-                  {"hostname", t.member.hostname},
-                  {"allowed_ips", t.member.allowed_ips},
-                  {"api_base", opts.public_url}}}});
-      }));
+    engine_.add_member(pool, std::move(nm),
+                       answer<enrollment_ticket>(respond, [opts = opts_](
+                                                            const enrollment_ticket& t) {
+                         return ok_json(201, ticket_json(opts, t));
+                       }));
     return;
   }
 
@@ -1010,21 +1013,11 @@ void admin_api::route(http::request& req, http::responder& respond) {
     if (!allow({"POST"}) || !need_admin()) {
       return;
     }
-    engine_.reenrol(
-      pool, id,
-      answer<enrollment_ticket>(respond, [opts = opts_](const enrollment_ticket& t) {
-        auto family = t.member.linux_family;
-        return ok_json(
-          201, {{"member", member_json(t.member)},
-                {"enrollment",
-                 {{"secret", t.secret},
-                  {"install_command",
-                   install_command(family, opts.agent_package_url, t.secret,
-                                   t.member.hostname, opts.public_url)},
-                  {"hostname", t.member.hostname},
-                  {"allowed_ips", t.member.allowed_ips},
-                  {"api_base", opts.public_url}}}});
-      }));
+    engine_.reenrol(pool, id,
+                    answer<enrollment_ticket>(respond, [opts = opts_](
+                                                         const enrollment_ticket& t) {
+                      return ok_json(201, ticket_json(opts, t));
+                    }));
     return;
   }
   // /v1/pools/{id}/members/{member}

@@ -102,19 +102,9 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
         state = prior->state;
         since = prior->state_since_ms;
       }
-      auto member = make_member(mc.id, mc.hostname, mc.name,
-                                member_fsm(rt->detection, state, since,
-                                           now_ms + grace_ms));
+      auto member = make_member(mc, member_fsm(rt->detection, state, since,
+                                               now_ms + grace_ms));
       auto& slot = *member.slot;
-      slot.set_key(mc.key);
-      from_string(mc.linux_family, member.rt->family);
-      member.rt->enrolled = mc.enrolled;
-      for (const auto& ip : mc.allowed_ips) {
-        ip_address a;
-        if (ip_address::parse(ip, a)) {
-          slot.allowed_ips.push_back(a);
-        }
-      }
       if (prior != nullptr) {
         slot.last_seq.store(prior->last_seq);
         if (state != member_state::pending && state != member_state::down) {

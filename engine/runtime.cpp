@@ -32,6 +32,20 @@ member_handles make_member(member_id id, const std::string& hostname,
                         std::shared_ptr<member_runtime>(block, &block->rt)};
 }
 
+member_handles make_member(const member_config& mc, member_fsm fsm) {
+  auto m = make_member(mc.id, mc.hostname, mc.name, std::move(fsm));
+  m.slot->set_key(mc.key);
+  for (const auto& ip : mc.allowed_ips) {
+    ip_address a;
+    if (ip_address::parse(ip, a)) {
+      m.slot->allowed_ips.push_back(a);
+    }
+  }
+  from_string(mc.linux_family, m.rt->family);
+  m.rt->enrolled = mc.enrolled;
+  return m;
+}
+
 detection_params make_detection_params(const engine_config& e,
                                        const pool_config& p) {
   detection_params d;

@@ -64,6 +64,9 @@ struct member_handles {
 /// differs from the hostname.
 member_handles make_member(member_id id, const std::string& hostname,
                            const std::string& name, member_fsm fsm);
+/// The same from a member's stored form, with its key, allowed source IPs
+/// (unparsable ones skipped), Linux family and enrolment filled in.
+member_handles make_member(const member_config& mc, member_fsm fsm);
 
 struct pool_runtime {
   // The pool's settings. config.members is emptied after start-up: each

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/log.hpp"
+#include "transport/listen_address.hpp"
 
 namespace balctl::http {
 
@@ -47,32 +48,6 @@ constexpr std::uint64_t lag_interval_ms = 100;
 // http_parser_parse_url stores offsets in 16 bits.
 constexpr std::size_t max_url_bytes = 65535;
 
-bool split_listen(const std::string& s, std::string& host, int& port) {
-  std::string p;
-  if (!s.empty() && s.front() == '[') {
-    auto close = s.find(']');
-    if (close == std::string::npos || close + 2 > s.size() || s[close + 1] != ':') {
-      return false;
-    }
-    host = s.substr(1, close - 1);
-    p = s.substr(close + 2);
-  } else {
-    auto colon = s.rfind(':');
-    if (colon == std::string::npos) {
-      return false;
-    }
-    host = s.substr(0, colon);
-    p = s.substr(colon + 1);
-  }
-  if (host == "localhost") {
-    host = "127.0.0.1";
-  }
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
-    return false;
-  }
-  port = std::stoi(p);
-  return port <= 65535;
-}
 
 char lower(char ch) {
   return (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
