@@ -64,12 +64,12 @@ void ask_pool(caf::actor_system& sys, const caf::actor& supervisor,
 
 control_impl::control_impl(caf::actor_system& sys, caf::actor supervisor,
                            caf::actor store, std::shared_ptr<registry> reg,
-                           std::shared_ptr<const engine_config> engine)
+                           std::string agent_version_latest)
   : sys_(sys),
     supervisor_(std::move(supervisor)),
     store_(std::move(store)),
     reg_(std::move(reg)),
-    engine_(std::move(engine)) {}
+    agent_version_latest_(std::move(agent_version_latest)) {}
 
 api::failure control_impl::to_failure(caf::actor_system& sys,
                                       const caf::error& e) {
@@ -167,7 +167,7 @@ void control_impl::update_settings(const std::string& pool,
 void control_impl::overview(const std::string& pool, std::uint64_t offset,
                             std::uint64_t limit, api::done<pool_overview> cb) {
   ask_pool(sys_, supervisor_, pool, std::move(cb), overview_atom_v, offset,
-           limit, engine_->admin.agent_version_latest);
+           limit, agent_version_latest_);
 }
 
 void control_impl::add_member(const std::string& pool, new_member m,

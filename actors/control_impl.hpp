@@ -18,7 +18,7 @@ class control_impl final : public api::control {
 public:
   control_impl(caf::actor_system& sys, caf::actor supervisor, caf::actor store,
                std::shared_ptr<registry> reg,
-               std::shared_ptr<const engine_config> engine);
+               std::string agent_version_latest);
 
   void list_pools(api::done<std::vector<pool_summary>> cb) override;
   void create_pool(pool_config pc, api::done<pool_summary> cb) override;
@@ -63,7 +63,7 @@ private:
   caf::actor supervisor_;
   caf::actor store_;
   std::shared_ptr<registry> reg_;
-  std::shared_ptr<const engine_config> engine_;
+  std::string agent_version_latest_; // older agents count as outdated
   std::atomic<bool> ready_{false};
 };
 

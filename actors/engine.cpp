@@ -14,21 +14,14 @@ void configure_actor_system(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::balctl>();
 }
 
-engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
-                            engine_parts& parts, std::shared_ptr<store> st,
-                            const clock* clk, engine_metrics* metrics,
-                            bool store_detached,
-                            std::vector<enrollment_record> enrollments) {
-  engine_handles h;
-  h.store = store_detached
-              ? sys.spawn<caf::detached>(store_actor, st, metrics)
-              : sys.spawn(store_actor, st, metrics);
-  // Until the DNS issue adds providers, one executor that records only.
-  h.dns = sys.spawn(dns_executor, std::string("none (recorded only)"));
+supervisor_deps make_supervisor_deps(const engine_config& cfg,
+                                     const engine_parts& parts, caf::actor store,
+                                     caf::actor dns, const clock* clk,
+                                     engine_metrics* metrics) {
   supervisor_deps deps;
   deps.reg = parts.reg;
-  deps.store = h.store;
-  deps.dns = h.dns;
+  deps.store = std::move(store);
+  deps.dns = std::move(dns);
   deps.clk = clk;
   deps.metrics = metrics;
   deps.fleet_silence.share = cfg.fleet_silence_share;
@@ -43,6 +36,21 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   auto engine = std::make_shared<engine_config>(cfg);
   engine->pools.clear();
   deps.engine = std::move(engine);
+  return deps;
+}
+
+engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
+                            engine_parts& parts, std::shared_ptr<store> st,
+                            const clock* clk, engine_metrics* metrics,
+                            bool store_detached,
+                            std::vector<enrollment_record> enrollments) {
+  engine_handles h;
+  h.store = store_detached
+              ? sys.spawn<caf::detached>(store_actor, st, metrics)
+              : sys.spawn(store_actor, st, metrics);
+  // Until the DNS issue adds providers, one executor that records only.
+  h.dns = sys.spawn(dns_executor, std::string("none (recorded only)"));
+  auto deps = make_supervisor_deps(cfg, parts, h.store, h.dns, clk, metrics);
   deps.enrollments = std::move(enrollments);
   h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
   return h;

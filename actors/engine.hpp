@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "actors/messages.hpp"
+#include "actors/supervisor.hpp"
 #include "engine/bootstrap.hpp"
 #include "engine/clock.hpp"
 #include "engine/metrics.hpp"
@@ -18,6 +19,13 @@ struct engine_handles {
   caf::actor dns;
   caf::actor supervisor;
 };
+
+/// The supervisor's dependencies as the engine config sets them (tests that
+/// spawn the supervisor with an executor of their own use it too).
+supervisor_deps make_supervisor_deps(const engine_config& cfg,
+                                     const engine_parts& parts, caf::actor store,
+                                     caf::actor dns, const clock* clk,
+                                     engine_metrics* metrics);
 
 /// store_detached: false in tests that run on CAF's deterministic test
 /// scheduler, which cannot drive detached actors.

@@ -315,18 +315,6 @@ member_info add_member(self_ptr self, const member_config& mc) {
   return info_of(self, pos);
 }
 
-// The run-time settings of src into dst, field by field: never the whole
-// config, whose name member actors read on other threads.
-void apply_settings(pool_config& dst, const pool_config& src) {
-  dst.failover_delay_s = src.failover_delay_s;
-  dst.failover_hostname = src.failover_hostname;
-  dst.failback = src.failback;
-  dst.failback_stable_s = src.failback_stable_s;
-  dst.mass_silence_share = src.mass_silence_share;
-  dst.mass_silence_min_members = src.mass_silence_min_members;
-  dst.mass_silence_window_s = src.mass_silence_window_s;
-}
-
 caf::error store_failed(self_ptr self, const caf::error& e, const char* what) {
   return refuse("unavailable", "",
                 std::string(what) + ": the store failed: " +
@@ -370,7 +358,6 @@ void remove_member(self_ptr self, std::size_t pos) {
     self->send(st.deps.supervisor, silence_atom_v, id, false, now);
   }
   auto was_active = st.policy->active();
-  auto was_state = st.policy->state_of(id);
   st.policy->remove_member(id);
   st.deadlines.erase(static_cast<deadline_queue::position>(pos));
   st.rt->members.erase(st.rt->members.begin() + static_cast<std::ptrdiff_t>(pos));
@@ -382,7 +369,7 @@ void remove_member(self_ptr self, std::size_t pos) {
   // The failover record must not keep pointing at a server that left the
   // pool: move it as a failover would (pool_policy picked the successor).
   auto now_active = st.policy->active();
-  if (was_active == id && was_state == member_state::pending) {
+  if (was_active == id && before == member_state::pending) {
     // Never heard from: it carried no traffic, there is nothing to move.
   } else if (st.rt->dns_orphaned_by != 0 && was_active == id) {
     // DNS already points at an earlier removed member; still waiting.
@@ -797,7 +784,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       // heard from carries no traffic yet.)
       // One removal of this pool at a time: two at once could each count
       // the other as the standby that takes over.
-      if (!st.removing.empty()) {
+      if (st.removing != 0) {
         return refuse("pool_busy", "", "another member of this pool is being "
                                        "removed; retry in a moment");
       }
@@ -816,14 +803,14 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         }
       }
       // Gone from the disk first, then from memory.
-      st.removing.insert(m);
+      st.removing = m;
       ++st.pending_writes;
       auto rp = self->make_response_promise<bool>();
       self->request(st.deps.store, caf::infinite, remove_member_atom_v, m)
         .then(
           [=](bool) mutable {
             auto& st = self->state;
-            st.removing.erase(m);
+            st.removing = 0;
             --st.pending_writes;
             if (auto p = st.policy->position_of(m)) {
               remove_member(self, *p);
@@ -831,7 +818,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
             rp.deliver(true);
           },
           [=](caf::error& e) mutable {
-            self->state.removing.erase(m);
+            self->state.removing = 0;
             --self->state.pending_writes;
             rp.deliver(store_failed(self, e, "member not removed"));
           });
@@ -874,7 +861,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         return refuse(code, e.field, msg);
       }
       auto changed = settings_changes(st.rt->config, next);
-      apply_settings(st.rt->config, next);
+      // Field by field, never the whole config: member actors read its
+      // name on other threads.
+      copy_settings(st.rt->config, next);
       const auto& cfg = *st.deps.engine;
       // Detection first (members re-read it), then the policy; both apply
       // to the next evaluation, no restart.
@@ -895,7 +884,6 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       store_pool_row(self, rp);
       return rp;
     },
-    [=](inflight_atom) -> std::uint64_t { return self->state.in_flight; },
     [=](delete_pool_atom, bool force) -> caf::result<bool> {
       // Checked and done in one step: no DNS change can start in between.
       // The pool leaves the registry, the fleet guard and the store; its

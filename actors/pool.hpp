@@ -58,8 +58,8 @@ struct pool_actor_state {
   // DNS moves handed to the executor and not yet confirmed (deleting the
   // pool waits for them unless forced).
   std::size_t in_flight = 0;
-  // Members whose removal is being stored: not counted as standbys.
-  std::unordered_set<member_id> removing;
+  // The member whose removal is being stored (one at a time), 0 = none.
+  member_id removing = 0;
   // Store writes requested and not yet answered (a delete waits for them).
   std::size_t pending_writes = 0;
   // Hostnames of members being stored right now (added once on disk).

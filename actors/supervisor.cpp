@@ -298,7 +298,7 @@ caf::behavior supervisor_actor(self_ptr self,
       }
       pc.from_api = true;
       pc.members.clear();
-      st.creating[pc.name] = true;
+      st.creating.insert(pc.name);
       auto rp = self->make_response_promise();
       self->request(st.deps.store, caf::infinite, create_pool_atom_v, pc)
         .then(
@@ -449,12 +449,7 @@ caf::behavior supervisor_actor(self_ptr self,
                       "enrollment was created for");
       }
       ip_address src;
-      bool allowed = slot->allowed_ips.empty();
-      if (ip_address::parse(source, src)) {
-        for (const auto& ip : slot->allowed_ips) {
-          allowed = allowed || ip == src;
-        }
-      }
+      bool allowed = ip_address::parse(source, src) && slot->allows(src);
       if (!allowed) {
         return refuse("enrollment_source_not_allowed", "",
                       "source address " + source + " is not one of this "

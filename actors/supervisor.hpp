@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/messages.hpp"
@@ -55,7 +56,7 @@ struct supervisor_state {
   // used once even when two agents present it at the same time.
   std::unordered_map<std::string, enrollment_record> enrollments;
   std::unordered_map<member_id, std::string> enrollment_of;
-  std::unordered_map<std::string, bool> creating; // pool ids being created
+  std::unordered_set<std::string> creating; // pool ids being created
   // Grants of the last minutes by secret hash: an agent that lost the
   // answer may ask again with the same secret and gets the same key.
   std::unordered_map<std::string, recent_grant> recent_grants;

@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/features.hpp"
 #include "engine/log.hpp"
 #include "transport/protocol.hpp"
 
@@ -187,6 +186,8 @@ struct query {
   }
 };
 
+bool printable_label(const std::string& s);
+
 // A JSON object body, read field by field; the first problem wins.
 struct body {
   json j;
@@ -244,12 +245,44 @@ struct body {
     return true;
   }
 
+  /// A display name: a string of 1 to 64 printable characters.
+  bool label(const char* k, bool required, std::string& out) {
+    if (!string(k, required, out)) {
+      return false;
+    }
+    if (!printable_label(out)) {
+      invalid(k, "must be 1 to 64 printable characters");
+      return false;
+    }
+    return true;
+  }
+
   void invalid(const char* k, std::string message) {
     if (!error) {
       error = failure{"invalid_field", k, std::move(message)};
     }
   }
 };
+
+// ?force=... of a DELETE; the failure when it is not a flag.
+std::optional<failure> read_force(const std::string& raw, bool& force) {
+  auto q = query::parse(raw, {"force"});
+  if (!q.error) {
+    q.flag("force", force);
+  }
+  return q.error;
+}
+
+// A page of a list: its offset and limit under these parameter names.
+std::optional<failure> read_page(const std::string& raw, const char* offset_key,
+                                 const char* limit_key, std::uint64_t& offset,
+                                 std::uint64_t& limit) {
+  auto q = query::parse(raw, {offset_key, limit_key});
+  if (!q.error && q.number(offset_key, 0, UINT32_MAX, 0, offset)) {
+    q.number(limit_key, 1, max_page, default_page, limit);
+  }
+  return q.error;
+}
 
 bool parse_member_id(const std::string& s, member_id& out) {
   // Member ids use the full 64-bit range (as in the config file).
@@ -764,10 +797,7 @@ void admin_api::route(http::request& req, http::responder& respond) {
     }
     auto b = body::parse(req, {"name", "preset", "id"});
     std::string name, id, preset = "generic-linux";
-    b.string("name", true, name);
-    if (!b.error && !printable_label(name)) {
-      b.invalid("name", "must be 1 to 64 printable characters");
-    }
+    b.label("name", true, name);
     b.string("preset", false, preset);
     pool_config pc;
     if (!b.error && !from_string(preset, pc.preset)) {
@@ -818,10 +848,9 @@ void admin_api::route(http::request& req, http::responder& respond) {
       return;
     }
     if (m == "DELETE") {
-      auto q = query::parse(req.query, {"force"});
       bool force = false;
-      if (q.error || !q.flag("force", force)) {
-        respond(error(*q.error));
+      if (auto e = read_force(req.query, force)) {
+        respond(error(*e));
         return;
       }
       engine_.delete_pool(pool, force, answer<bool>(respond, [](bool) {
@@ -831,10 +860,7 @@ void admin_api::route(http::request& req, http::responder& respond) {
     }
     auto b = body::parse(req, {"name"});
     std::string name;
-    b.string("name", true, name);
-    if (!b.error && !printable_label(name)) {
-      b.invalid("name", "must be 1 to 64 printable characters");
-    }
+    b.label("name", true, name);
     if (b.error) {
       respond(error(*b.error));
       return;
@@ -879,11 +905,9 @@ void admin_api::route(http::request& req, http::responder& respond) {
     if (!allow({"GET"})) {
       return;
     }
-    auto q = query::parse(req.query, {"tiles_offset", "tiles_limit"});
     std::uint64_t offset = 0, limit = default_page;
-    if (q.error || !q.number("tiles_offset", 0, UINT32_MAX, 0, offset) ||
-        !q.number("tiles_limit", 1, max_page, default_page, limit)) {
-      respond(error(*q.error));
+    if (auto e = read_page(req.query, "tiles_offset", "tiles_limit", offset, limit)) {
+      respond(error(*e));
       return;
     }
     engine_.overview(pool, offset, limit,
@@ -929,11 +953,9 @@ void admin_api::route(http::request& req, http::responder& respond) {
       return;
     }
     if (reading) {
-      auto q = query::parse(req.query, {"offset", "limit"});
       std::uint64_t offset = 0, limit = default_page;
-      if (q.error || !q.number("offset", 0, UINT32_MAX, 0, offset) ||
-          !q.number("limit", 1, max_page, default_page, limit)) {
-        respond(error(*q.error));
+      if (auto e = read_page(req.query, "offset", "limit", offset, limit)) {
+        respond(error(*e));
         return;
       }
       engine_.list_members(pool, offset, limit,
@@ -952,10 +974,7 @@ void admin_api::route(http::request& req, http::responder& respond) {
     }
     auto b = body::parse(req, {"name", "hostname", "linux_family", "allowed_ips"});
     new_member nm;
-    b.string("name", false, nm.name);
-    if (!b.error && b.has("name") && !printable_label(nm.name)) {
-      b.invalid("name", "must be 1 to 64 printable characters");
-    }
+    b.label("name", false, nm.name);
     if (b.string("hostname", true, nm.hostname) && !valid_dns_name(nm.hostname)) {
       b.invalid("hostname",
                 "must be a DNS name (letters, digits, hyphens, dots; at most 253)");
@@ -1034,10 +1053,9 @@ void admin_api::route(http::request& req, http::responder& respond) {
   if (!need_admin()) {
     return;
   }
-  auto q = query::parse(req.query, {"force"});
   bool force = false;
-  if (q.error || !q.flag("force", force)) {
-    respond(error(*q.error));
+  if (auto e = read_force(req.query, force)) {
+    respond(error(*e));
     return;
   }
   engine_.remove_member(pool, id, force, answer<bool>(respond, [](bool) {

@@ -23,6 +23,7 @@
 #include "engine/log.hpp"
 #include "engine/secrets.hpp"
 #include "transport/http_server.hpp"
+#include "transport/listen_address.hpp"
 #include "transport/udp_listener.hpp"
 
 using namespace balctl;
@@ -210,11 +211,32 @@ void write_metrics_file(const std::string& path, const ingest& in,
   out << j.dump(2) << "\n";
 }
 
+// The first line of a token file or of stdin, trimmed the same way for
+// --hash-token and --admin-token-file so both give the same hash.
+std::string read_token(std::istream& in) {
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+    token.pop_back();
+  }
+  return token;
+}
+
+// listen's host with port, as a URL authority ("[::1]:7947" for IPv6).
+std::string with_port(const std::string& listen, std::uint16_t port) {
+  std::string host;
+  int unused = 0;
+  split_listen(listen, host, unused);
+  if (host.find(':') != std::string::npos) {
+    host = "[" + host + "]";
+  }
+  return host + ":" + std::to_string(port);
+}
+
 // The admin endpoint's base URL as agents and install commands see it.
 std::string default_public_url(const admin_config& a, std::uint16_t port) {
-  auto host = a.listen.substr(0, a.listen.rfind(':'));
-  return std::string(a.tls_cert_file.empty() ? "http" : "https") + "://" + host +
-         ":" + std::to_string(port);
+  return std::string(a.tls_cert_file.empty() ? "http" : "https") + "://" +
+         with_port(a.listen, port);
 }
 
 } // namespace
@@ -226,11 +248,7 @@ int main(int argc, char** argv) {
   }
   if (opt.hash_token) {
     // The token comes on stdin, never as an argument (ps would show it).
-    std::string token;
-    std::getline(std::cin, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
-      token.pop_back();
-    }
+    auto token = read_token(std::cin);
     if (token.size() < 16) {
       std::fputs("balctld: a token must be at least 16 characters\n", stderr);
       return 2;
@@ -266,12 +284,7 @@ int main(int argc, char** argv) {
     // An admin token kept in a file (a secrets manager's, or the example
     // script's): only its hash stays in memory.
     std::ifstream in(opt.admin_token_file);
-    std::string token;
-    std::getline(in, token);
-    // Trimmed as --hash-token trims, so both give the same hash.
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
-      token.pop_back();
-    }
+    auto token = read_token(in);
     if (token.size() < 16) {
       std::fprintf(stderr,
                    "balctld: --admin-token-file %s: needs a token of at least "
@@ -336,9 +349,8 @@ int main(int argc, char** argv) {
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
                                 std::move(enrollments));
     resume_pending_decisions(sys, handles, pending);
-    auto engine_cfg = std::make_shared<engine_config>(cfg);
     control_impl control(sys, handles.supervisor, handles.store, parts.reg,
-                         engine_cfg);
+                         cfg.admin.agent_version_latest);
 
     log::rate_limiter reject_log(5, 20);
     udp_listener listener(
@@ -368,8 +380,7 @@ int main(int argc, char** argv) {
       ao.public_url = a.public_url;
       ao.heartbeat_endpoint = a.heartbeat_endpoint;
       if (ao.heartbeat_endpoint.empty()) {
-        ao.heartbeat_endpoint = cfg.udp_listen.substr(0, cfg.udp_listen.rfind(':')) +
-                                ":" + std::to_string(listener.bound_port());
+        ao.heartbeat_endpoint = with_port(cfg.udp_listen, listener.bound_port());
       }
       ao.heartbeat_interval_s = a.heartbeat_interval_s;
       ao.agent_package_url = a.agent_package_url;

@@ -496,6 +496,16 @@ config_result parse_config(const std::string& json_text) {
   return res;
 }
 
+void copy_settings(pool_config& dst, const pool_config& src) {
+  dst.failover_delay_s = src.failover_delay_s;
+  dst.failover_hostname = src.failover_hostname;
+  dst.failback = src.failback;
+  dst.failback_stable_s = src.failback_stable_s;
+  dst.mass_silence_share = src.mass_silence_share;
+  dst.mass_silence_min_members = src.mass_silence_min_members;
+  dst.mass_silence_window_s = src.mass_silence_window_s;
+}
+
 std::string field_error::to_string() const {
   return value.empty() ? field + ": " + message
                        : field + " = " + value + ": " + message;

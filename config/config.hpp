@@ -119,6 +119,9 @@ struct config_result {
 std::vector<field_error> read_pool_settings(const std::string& json_text,
                                             pool_config& pc);
 
+/// The run-time settings (those read_pool_settings reads) of src into dst.
+void copy_settings(pool_config& dst, const pool_config& src);
+
 /// Pool ids and DNS names as the config file accepts them.
 bool valid_pool_name(const std::string& s);
 bool valid_dns_name(const std::string& s);

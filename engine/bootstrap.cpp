@@ -1,6 +1,7 @@
 #include "engine/bootstrap.hpp"
 
 #include <unordered_map>
+#include <unordered_set>
 
 #include "engine/log.hpp"
 
@@ -17,13 +18,7 @@ std::shared_ptr<pool_runtime> make_pool_runtime(const engine_config& cfg,
   c.label = pc.label;
   c.from_api = pc.from_api;
   c.preset = pc.preset;
-  c.failover_delay_s = pc.failover_delay_s;
-  c.failover_hostname = pc.failover_hostname;
-  c.failback = pc.failback;
-  c.failback_stable_s = pc.failback_stable_s;
-  c.mass_silence_share = pc.mass_silence_share;
-  c.mass_silence_min_members = pc.mass_silence_min_members;
-  c.mass_silence_window_s = pc.mass_silence_window_s;
+  copy_settings(c, pc);
   rt->detection =
     std::make_shared<const detection_params>(make_detection_params(cfg, pc));
   rt->policy = make_pool_params(cfg, pc);
@@ -42,16 +37,13 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
   // created. Read the stored ones first: a config pool replaces a stored
   // API pool of the same name (said loudly), and a config member may not
   // take an id an API member already has.
-  std::unordered_map<std::string, bool> declared;
+  std::unordered_set<std::string> declared;
   for (const auto& pc : cfg.pools) {
-    declared[pc.name] = true;
+    declared.insert(pc.name);
   }
   std::vector<pool_config> api_pools;
   std::unordered_map<member_id, std::string> api_ids;
-  for (auto& pc : st.load_pools()) {
-    if (!pc.from_api) {
-      continue;
-    }
+  for (auto& pc : st.load_pools(/*api_only=*/true)) {
     if (declared.count(pc.name) != 0) {
       log::warn("pool_shadowed", {{"pool", pc.name},
                                   {"members", std::to_string(pc.members.size())},

@@ -135,17 +135,8 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
   }
   // Cheap filters first; the HMAC next, before anything else in the
   // datagram (seq, timestamp, body) is trusted.
-  if (!slot->allowed_ips.empty()) {
-    bool allowed = false;
-    for (const auto& ip : slot->allowed_ips) {
-      if (ip == source) {
-        allowed = true;
-        break;
-      }
-    }
-    if (!allowed) {
-      return reject(reject_reason::source_not_allowed);
-    }
+  if (!slot->allows(source)) {
+    return reject(reject_reason::source_not_allowed);
   }
   if (!protocol::verify_tag(d.view, slot->key())) {
     return reject(reject_reason::bad_tag);

@@ -56,6 +56,19 @@ struct member_slot {
   std::string hostname;
   std::vector<ip_address> allowed_ips; // empty = any source
 
+  /// Whether source may speak for this member (an empty list admits any).
+  bool allows(const ip_address& source) const {
+    if (allowed_ips.empty()) {
+      return true;
+    }
+    for (const auto& ip : allowed_ips) {
+      if (ip == source) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /// The member's heartbeat key. Replaced at run time by re-enrolment, so
   /// it is held as four atomic words: a datagram verified while the key
   /// changes sees a mix of old and new words, which verifies under neither

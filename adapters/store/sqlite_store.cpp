@@ -358,13 +358,15 @@ public:
     tx.commit();
   }
 
-  std::vector<pool_config> load_pools() override {
+  std::vector<pool_config> load_pools(bool api_only) override {
     std::vector<pool_config> out;
     std::unordered_map<std::string, std::size_t> index;
     auto s = prepare(
       "SELECT name, preset, failover_delay_s, failover_hostname, failback, "
       "failback_stable_s, mass_silence_share, mass_silence_min_members, "
-      "mass_silence_window_s, label, from_api FROM pools ORDER BY name");
+      "mass_silence_window_s, label, from_api FROM pools "
+      "WHERE ?1 = 0 OR from_api = 1 ORDER BY name");
+    sqlite3_bind_int(s, 1, api_only ? 1 : 0);
     while (step_row(s, "load_pools")) {
       pool_config p;
       p.name = text(s, 0);
@@ -383,7 +385,9 @@ public:
     }
     auto m = prepare(
       "SELECT id, pool, name, hostname, allowed_ips, key, linux_family, "
-      "enrolled FROM members ORDER BY pool, position");
+      "enrolled FROM members WHERE ?1 = 0 OR pool IN "
+      "(SELECT name FROM pools WHERE from_api = 1) ORDER BY pool, position");
+    sqlite3_bind_int(m, 1, api_only ? 1 : 0);
     while (step_row(m, "load_pools: members")) {
       member_config mc;
       mc.id = static_cast<member_id>(sqlite3_column_int64(m, 0));

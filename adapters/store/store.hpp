@@ -97,7 +97,9 @@ public:
   // them at run time). put_pool replaces the pool and its member list.
   virtual void put_pool(const pool_config& p) = 0;
   virtual void delete_pool(const std::string& name) = 0;
-  virtual std::vector<pool_config> load_pools() = 0;
+  /// api_only: just the pools the admin API created (start-up reads those;
+  /// the config file's are in memory already, however many members).
+  virtual std::vector<pool_config> load_pools(bool api_only = false) = 0;
   /// Updates the pool's own row (label, settings), not its members.
   virtual void update_pool(const pool_config& p) = 0;
   /// Adds m at the end of pool's order, or updates it.

@@ -515,6 +515,13 @@ TEST_CASE("API pools and members round trip with label, origin, Linux family and
   pools = st->load_pools();
   REQUIRE(pools[0].members.size() == 1);
   CHECK(pools[0].members[0].id == 8);
+  // Start-up reads only the API's pools: the config's are in memory.
+  st->put_pool(make_pool("from-config", {20, 21}));
+  CHECK(st->load_pools().size() == 2);
+  auto api = st->load_pools(/*api_only=*/true);
+  REQUIRE(api.size() == 1);
+  CHECK(api[0].name == "fleet");
+  REQUIRE(api[0].members.size() == 1);
 }
 
 TEST_CASE("member ids are allocated above every id the store has seen, never twice",
