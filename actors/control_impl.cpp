@@ -63,11 +63,10 @@ void ask_pool(caf::actor_system& sys, const caf::actor& supervisor,
 } // namespace
 
 control_impl::control_impl(caf::actor_system& sys, caf::actor supervisor,
-                           caf::actor store, std::shared_ptr<registry> reg,
+                           std::shared_ptr<registry> reg,
                            std::string agent_version_latest)
   : sys_(sys),
     supervisor_(std::move(supervisor)),
-    store_(std::move(store)),
     reg_(std::move(reg)),
     agent_version_latest_(std::move(agent_version_latest)) {}
 
@@ -187,11 +186,9 @@ void control_impl::get_member(const std::string& pool, member_id m,
 
 void control_impl::get_member_detail(const std::string& pool, member_id m,
                                      api::done<api::member_detail> cb) {
-  // One helper for the whole chain: the member from its pool, the pool's
-  // unwritten log lines handed over, then the history from the store.
+  // The member, then its lines of the pool's activity log.
   sys_.spawn(
     [=](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
-      auto store = store_;
       self->request(sup, ask_timeout, pool_atom_v, pool)
         .then(
           [=](caf::actor& p) {
@@ -200,19 +197,14 @@ void control_impl::get_member_detail(const std::string& pool, member_id m,
                 [=](member_info& info) {
                   auto detail = std::make_shared<api::member_detail>();
                   detail->member = std::move(info);
-                  self->request(p, ask_timeout, activity_flush_atom_v)
+                  self->request(p, ask_timeout, activity_atom_v, std::int64_t{0},
+                                std::uint64_t{50}, m)
                     .then(
-                      [=](bool) {
-                        self->request(store, ask_timeout, activity_atom_v, pool,
-                                      std::int64_t{0}, std::uint64_t{50}, m)
-                          .then(
-                            [=](std::vector<activity_record>& rs) {
-                              detail->history = std::move(rs);
-                              cb(api::outcome<api::member_detail>::success(
-                                std::move(*detail)));
-                              self->quit();
-                            },
-                            [=](caf::error& e) { fail(cb, self, e); });
+                      [=](std::vector<activity_record>& rs) {
+                        detail->history = std::move(rs);
+                        cb(api::outcome<api::member_detail>::success(
+                          std::move(*detail)));
+                        self->quit();
                       },
                       [=](caf::error& e) { fail(cb, self, e); });
                 },
@@ -237,33 +229,8 @@ void control_impl::reenrol(const std::string& pool, member_id m,
 void control_impl::activity(const std::string& pool, std::int64_t before,
                             std::uint64_t limit, member_id member,
                             api::done<std::vector<activity_record>> cb) {
-  // The pool must exist (404 otherwise); the log itself is in the store.
-  // The pool hands over what it has not written yet first, so a change the
-  // caller just made is in the answer.
-  sys_.spawn(
-    [=](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
-      auto store = store_;
-      self->request(sup, ask_timeout, pool_atom_v, pool)
-        .then(
-          [=](caf::actor& p) {
-            self->request(p, ask_timeout, activity_flush_atom_v)
-              .then([=](bool) {
-            self->request(store, ask_timeout, activity_atom_v, pool, before,
-                          limit, member)
-              .then(
-                [=](std::vector<activity_record>& rs) {
-                  cb(api::outcome<std::vector<activity_record>>::success(
-                    std::move(rs)));
-                  self->quit();
-                },
-                [=](caf::error& e) { fail(cb, self, e); });
-              },
-              [=](caf::error& e) { fail(cb, self, e); });
-          },
-          [=](caf::error& e) { fail(cb, self, e); });
-      return {[](caf::ok_atom) {}};
-    },
-    supervisor_);
+  ask_pool(sys_, supervisor_, pool, std::move(cb), activity_atom_v, before, limit,
+           member);
 }
 
 void control_impl::enroll(const std::string& hostname, const std::string& secret,

@@ -1,7 +1,7 @@
 #pragma once
 
 // The engine's side of the admin API (api/control.hpp): each call becomes
-// requests to the supervisor, a pool actor or the store actor, made by a
+// requests to the supervisor or a pool actor, made by a
 // short-lived helper actor that hands the answer to the callback (on a CAF
 // worker thread; the HTTP server takes responses from any thread).
 
@@ -16,7 +16,7 @@ namespace balctl {
 
 class control_impl final : public api::control {
 public:
-  control_impl(caf::actor_system& sys, caf::actor supervisor, caf::actor store,
+  control_impl(caf::actor_system& sys, caf::actor supervisor,
                std::shared_ptr<registry> reg,
                std::string agent_version_latest);
 
@@ -61,7 +61,6 @@ public:
 private:
   caf::actor_system& sys_;
   caf::actor supervisor_;
-  caf::actor store_;
   std::shared_ptr<registry> reg_;
   std::string agent_version_latest_; // older agents count as outdated
   std::atomic<bool> ready_{false};

@@ -139,17 +139,17 @@ typename Inspector::result_type inspect(Inspector& f, member_info& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, pool_overview& x) {
-  return f(caf::meta::type_name("pool_overview"), x.pool, x.agents_total,
-           x.agents_healthy, x.last_check_in_ms, x.outdated_agents,
-           x.cpanel_members, x.protection, x.managed_dns, x.tiles,
-           x.tiles_total);
-}
-
-template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_page& x) {
   return f(caf::meta::type_name("member_page"), x.members, x.total);
 }
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_overview& x) {
+  return f(caf::meta::type_name("pool_overview"), x.pool, x.last_check_in_ms,
+           x.outdated_agents, x.cpanel_members, x.protection, x.managed_dns,
+           x.tiles);
+}
+
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, new_member& x) {

@@ -245,19 +245,24 @@ pool_summary summary_of(self_ptr self) {
   return s;
 }
 
+// Members offset.. (at most limit) in the pool's order.
+member_page page_of(self_ptr self, std::uint64_t offset, std::uint64_t limit) {
+  member_page page;
+  page.total = self->state.rt->members.size();
+  for (auto pos = offset; pos < page.total && pos - offset < limit; ++pos) {
+    page.members.push_back(info_of(self, pos));
+  }
+  return page;
+}
+
 pool_overview overview_of(self_ptr self, std::uint64_t offset,
                           std::uint64_t limit, const std::string& latest) {
   auto& st = self->state;
   pool_overview o;
   o.pool = summary_of(self);
-  const auto& members = st.rt->members;
-  for (const auto& m : members) {
-    const auto& slot = *m->slot;
-    o.agents_total += m->enrolled ? 1 : 0;
-    o.agents_healthy +=
-      slot.state.load(std::memory_order_relaxed) == member_state::healthy;
+  for (const auto& m : st.rt->members) {
     o.last_check_in_ms = std::max(
-      o.last_check_in_ms, slot.last_seen_ms.load(std::memory_order_relaxed));
+      o.last_check_in_ms, m->slot->last_seen_ms.load(std::memory_order_relaxed));
     if (m->status && !latest.empty() &&
         version_older(m->status->agent_version, latest)) {
       ++o.outdated_agents;
@@ -267,10 +272,7 @@ pool_overview overview_of(self_ptr self, std::uint64_t offset,
   auto f = compute_features(st.rt->config.preset, st.cpanel_members);
   o.protection = f.protection;
   o.managed_dns = f.managed_dns;
-  o.tiles_total = members.size();
-  for (auto pos = offset; pos < members.size() && pos - offset < limit; ++pos) {
-    o.tiles.push_back(info_of(self, pos));
-  }
+  o.tiles = page_of(self, offset, limit);
   return o;
 }
 
@@ -708,13 +710,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       return overview_of(self, offset, limit, latest_agent);
     },
     [=](members_atom, std::uint64_t offset, std::uint64_t limit) -> member_page {
-      auto& st = self->state;
-      member_page page;
-      page.total = st.rt->members.size();
-      for (auto pos = offset; pos < page.total && pos - offset < limit; ++pos) {
-        page.members.push_back(info_of(self, pos));
-      }
-      return page;
+      return page_of(self, offset, limit);
     },
     [=](member_atom, member_id m) -> caf::result<member_info> {
       auto pos = self->state.policy->position_of(m);
@@ -920,11 +916,16 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       return true;
     },
     [=](activity_flush_atom, bool) { flush_activity(self); }, // the timer
-    // From the admin API before it reads the log: the batch is in the
-    // store's mailbox before this answer.
-    [=](activity_flush_atom) -> bool {
+    // The pool's activity log (or one member's lines of it): what this pool
+    // has not handed to the store yet goes first, so the answer includes a
+    // change made just before the question.
+    [=](activity_atom, std::int64_t before, std::uint64_t limit,
+        member_id m) -> caf::result<std::vector<activity_record>> {
       flush_activity(self);
-      return true;
+      auto rp = self->make_response_promise<std::vector<activity_record>>();
+      rp.delegate(self->state.deps.store, activity_atom_v,
+                  self->state.rt->config.name, before, limit, m);
+      return rp;
     },
     [=](crash_atom) {
       // Fault injection for the supervision tests.

@@ -466,9 +466,9 @@ double health_pct(std::uint64_t healthy, std::uint64_t members) {
 json overview_json(const pool_overview& o, std::int64_t now_ms,
                    const std::string& latest) {
   json kpis = {
-    {"members", o.tiles_total},
-    {"agents_healthy", o.agents_healthy},
-    {"agents_total", o.agents_total},
+    {"members", o.pool.members},
+    {"agents_healthy", o.pool.agents_healthy},
+    {"agents_total", o.pool.enrolled},
     {"last_check_in_ms", ms_or_null(o.last_check_in_ms)},
     {"last_check_in_age_s",
      o.last_check_in_ms == 0
@@ -479,12 +479,12 @@ json overview_json(const pool_overview& o, std::int64_t now_ms,
     {"running_jobs", 0},
     {"backups", 0},
     {"cron_jobs", 0},
-    {"fleet_health_pct", health_pct(o.agents_healthy, o.tiles_total)},
+    {"fleet_health_pct", health_pct(o.pool.agents_healthy, o.pool.members)},
     {"outdated_agents", o.outdated_agents},
     {"agent_version_latest", latest},
     {"cpanel_members", o.cpanel_members}};
   auto tiles = json::array();
-  for (const auto& m : o.tiles) {
+  for (const auto& m : o.tiles.members) {
     tiles.push_back(tile_json(m));
   }
   return {{"pool", pool_json(o.pool, false)},
@@ -498,7 +498,7 @@ json overview_json(const pool_overview& o, std::int64_t now_ms,
           {"active_member", id_or_null(o.pool.active)},
           {"holding", o.pool.holding},
           {"tiles", std::move(tiles)},
-          {"tiles_total", o.tiles_total}};
+          {"tiles_total", o.tiles.total}};
 }
 
 json event_json(const activity_record& r) {

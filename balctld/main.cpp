@@ -349,7 +349,7 @@ int main(int argc, char** argv) {
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
                                 std::move(enrollments));
     resume_pending_decisions(sys, handles, pending);
-    control_impl control(sys, handles.supervisor, handles.store, parts.reg,
+    control_impl control(sys, handles.supervisor, parts.reg,
                          cfg.admin.agent_version_latest);
 
     log::rate_limiter reject_log(5, 20);

@@ -54,22 +54,20 @@ struct member_info {
 
 /// The seed's Fleet Status for one pool: KPIs over every member, visible
 /// pool tabs, and one page of member tiles.
+struct member_page {
+  std::vector<member_info> members;
+  std::uint64_t total = 0;
+};
+
+/// Member counts (members, enrolled, healthy) are the summary's.
 struct pool_overview {
   pool_summary pool;
-  std::uint64_t agents_total = 0;    // enrolled members
-  std::uint64_t agents_healthy = 0;
   std::int64_t last_check_in_ms = 0; // newest heartbeat, 0 = none
   std::uint64_t outdated_agents = 0;
   std::uint64_t cpanel_members = 0;
   bool protection = false;
   bool managed_dns = false;
-  std::vector<member_info> tiles;
-  std::uint64_t tiles_total = 0;
-};
-
-struct member_page {
-  std::vector<member_info> members;
-  std::uint64_t total = 0;
+  member_page tiles;
 };
 
 /// What an operator fills in to add a server (the seed's "Add server").
