@@ -20,35 +20,17 @@
 #include "actors/pool.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/supervisor.hpp"
+#include "tests/actors/actor_test_support.hpp"
 #include "transport/protocol.hpp"
 
 using namespace balctl;
+using namespace balctl::test;
 
 namespace {
 
 const std::string local_ip = "127.0.0.1";
 
-protocol::key key_for(member_id id) {
-  protocol::key k{};
-  k.fill(static_cast<std::uint8_t>(id));
-  return k;
-}
 
-pool_config make_config_pool(const std::string& name, std::vector<member_id> ids) {
-  pool_config p;
-  p.name = name;
-  p.failover_delay_s = 10;
-  for (auto id : ids) {
-    member_config m;
-    m.id = id;
-    m.name = "node" + std::to_string(id);
-    m.hostname = m.name + ".example.test";
-    m.key = key_for(id);
-    m.allowed_ips = {local_ip};
-    p.members.push_back(m);
-  }
-  return p;
-}
 
 // What the admin API sends to create a pool: id and settings, no members.
 // The pool's own mass-silence guard is out of the way (these tests silence
@@ -70,12 +52,6 @@ new_member server(const std::string& hostname) {
   return nm;
 }
 
-caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-  configure_actor_system(cfg);
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  return cfg;
-}
 
 // A DNS executor that takes every change and never answers (a provider that
 // hangs): the pool's move stays in flight until the test delivers.
@@ -224,8 +200,7 @@ struct fixture {
 
   template <class State>
   State& peek(const caf::actor& a) {
-    auto ptr = caf::actor_cast<caf::abstract_actor*>(a);
-    return dynamic_cast<caf::stateful_actor<State>*>(ptr)->state;
+    return test::peek<State>(a);
   }
 
   // -- admin requests -------------------------------------------------------
@@ -816,7 +791,7 @@ TEST_CASE("deleting a pool waits for its DNS changes in flight unless forced",
 TEST_CASE("a pool declared in the config file refuses delete, rename, "
           "settings and member changes",
           "[admin][actors]") {
-  fixture f({make_config_pool("cfg", {1, 2})});
+  fixture f({make_pool("cfg", {1, 2})});
   f.run_for(3000, {1, 2});
   auto pool = f.pool_actor("cfg");
   auto before = f.summary("cfg");

@@ -12,40 +12,16 @@
 #include "actors/engine.hpp"
 #include "actors/pool.hpp"
 #include "actors/supervisor.hpp"
+#include "tests/actors/actor_test_support.hpp"
 #include "transport/protocol.hpp"
 
 using namespace balctl;
+using namespace balctl::test;
 
 namespace {
 
-protocol::key key_for(member_id id) {
-  protocol::key k{};
-  k.fill(static_cast<std::uint8_t>(id));
-  return k;
-}
 
-pool_config make_pool(const std::string& name, std::vector<member_id> ids) {
-  pool_config p;
-  p.name = name;
-  p.failover_delay_s = 10;
-  for (auto id : ids) {
-    member_config m;
-    m.id = id;
-    m.name = "node" + std::to_string(id);
-    m.hostname = m.name + ".example.test";
-    m.key = key_for(id);
-    m.allowed_ips = {"127.0.0.1"};
-    p.members.push_back(m);
-  }
-  return p;
-}
 
-caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-  configure_actor_system(cfg);
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  return cfg;
-}
 
 struct fixture {
   caf::actor_system_config cfg;
@@ -133,8 +109,7 @@ struct fixture {
 
   template <class State>
   State& peek(const caf::actor& a) {
-    auto ptr = caf::actor_cast<caf::abstract_actor*>(a);
-    return dynamic_cast<caf::stateful_actor<State>*>(ptr)->state;
+    return test::peek<State>(a);
   }
 
   caf::actor pool_actor_of(const std::string& name) {
