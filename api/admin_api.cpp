@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -538,7 +539,7 @@ json ticket_json(const admin_options& opts, const enrollment_ticket& t) {
           {"enrollment",
            {{"secret", t.secret},
             {"install_command",
-             install_command(t.member.linux_family, opts.agent_package_url,
+             install_command(t.member.linux_family, agent_install_url(opts),
                              t.secret, t.member.hostname, opts.public_url)},
             {"hostname", t.member.hostname},
             {"allowed_ips", t.member.allowed_ips},
@@ -616,27 +617,33 @@ int status_of(const std::string& code) {
 }
 
 std::string install_command(const std::string& family,
-                            const std::string& package_url,
+                            const std::string& install_url,
                             const std::string& secret,
                             const std::string& hostname,
                             const std::string& api_base) {
-  std::string prerequisites;
-  if (family == "debian") {
-    prerequisites =
-      "command -v unzip >/dev/null 2>&1 || (sudo apt-get update -qq && sudo "
-      "apt-get install -y unzip) && command -v wget >/dev/null 2>&1 || sudo "
-      "apt-get install -y wget";
-  } else {
-    prerequisites =
-      "command -v unzip >/dev/null 2>&1 || (sudo dnf install -y unzip "
-      "2>/dev/null || sudo yum install -y unzip) && command -v wget "
-      ">/dev/null 2>&1 || (sudo dnf install -y wget 2>/dev/null || sudo yum "
-      "install -y wget)";
+  // curl fetches deploy/install-agent.sh, which picks the package manager
+  // itself; only curl's own install differs per family.
+  std::string prerequisites =
+    family == "debian"
+      ? "command -v curl >/dev/null 2>&1 || (sudo apt-get update -qq && sudo "
+        "apt-get install -y curl)"
+      : "command -v curl >/dev/null 2>&1 || sudo dnf install -y curl "
+        "2>/dev/null || sudo yum install -y curl";
+  return prerequisites + " && curl -fsSL " + shell_quote(install_url) +
+         " | sudo bash -s -- --enrol --key " + shell_quote(secret) +
+         " --hostname " + shell_quote(hostname) + " --api-base " +
+         shell_quote(api_base);
+}
+
+std::string agent_install_url(const admin_options& opts) {
+  if (!opts.agent_install_url.empty()) {
+    return opts.agent_install_url;
   }
-  return prerequisites + " && wget -4 -O agent.zip " + shell_quote(package_url) +
-         " && unzip -oq agent.zip && sudo bash ./balctl-agent.sh --enrol --key " +
-         shell_quote(secret) + " --hostname " + shell_quote(hostname) +
-         " --api-base " + shell_quote(api_base);
+  auto base = opts.public_url;
+  while (!base.empty() && base.back() == '/') {
+    base.pop_back();
+  }
+  return base + "/agent/install-agent.sh";
 }
 
 admin_api::admin_api(admin_options opts, control& engine, const clock& clk,
@@ -705,6 +712,12 @@ void admin_api::route(http::request& req, http::responder& respond) {
   if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "enroll") {
     if (allow({"POST"})) {
       enroll(req, respond);
+    }
+    return;
+  }
+  if (seg.size() == 2 && seg[0] == "agent") {
+    if (allow({"GET", "HEAD"})) {
+      respond(agent_file(seg[1]));
     }
     return;
   }
@@ -1094,6 +1107,7 @@ void admin_api::enroll(http::request& req, http::responder& respond) {
     return;
   }
   auto endpoint = opts_.heartbeat_endpoint;
+  auto tls_endpoint = opts_.heartbeat_tls_endpoint;
   auto interval = opts_.heartbeat_interval_s;
   const clock* clk = &clk_;
   engine_.enroll(
@@ -1118,12 +1132,41 @@ void admin_api::enroll(http::request& req, http::responder& respond) {
       }
       count(enroll_outcome::accepted);
       const auto& g = *o.value;
-      respond(ok_json(200, {{"member_id", g.member},
-                            {"pool", g.pool},
-                            {"key", g.key_hex},
-                            {"heartbeat_udp", endpoint},
-                            {"interval_s", interval}}));
+      json answer = {{"member_id", g.member},
+                     {"pool", g.pool},
+                     {"key", g.key_hex},
+                     {"heartbeat_udp", endpoint},
+                     {"interval_s", interval}};
+      if (!tls_endpoint.empty()) {
+        answer["heartbeat_tls"] = tls_endpoint;
+      }
+      respond(ok_json(200, answer));
     });
+}
+
+http::response admin_api::agent_file(const std::string& name) const {
+  // Two fixed names, never a path: nothing else under the directory (or
+  // outside it) can be fetched without a token.
+  const char* type = name == "install-agent.sh" ? "text/x-shellscript"
+                     : name == "balctl-agent"   ? "application/octet-stream"
+                                                : nullptr;
+  if (type == nullptr || opts_.agent_dist_dir.empty()) {
+    return error("not_found", "",
+                 type == nullptr ? "no such agent file: " + name
+                                 : "this engine does not serve the agent "
+                                   "(admin.agent_dist_dir is not set)");
+  }
+  auto path = opts_.agent_dist_dir + "/" + name;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream body;
+  if (!in || !(body << in.rdbuf())) {
+    log::error("agent_file_unreadable", {{"path", path}});
+    return error("not_found", "", "agent file " + name + " is not available");
+  }
+  http::response r;
+  r.content_type = type;
+  r.body = body.str();
+  return r;
 }
 
 std::string admin_api::metrics_text() const {

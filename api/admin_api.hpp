@@ -30,8 +30,10 @@ namespace balctl::api {
 struct admin_options {
   std::string public_url;         // api base in install commands
   std::string heartbeat_endpoint; // host:port agents send heartbeats to
-  int heartbeat_interval_s = 5;
-  std::string agent_package_url;
+  std::string heartbeat_tls_endpoint; // host:port of the TLS listener; "" = none
+  int heartbeat_interval_s = 2;
+  std::string agent_install_url;  // "" = public_url + /agent/install-agent.sh
+  std::string agent_dist_dir;     // served at /agent/; "" = not served
   std::string agent_version_latest;
   int enroll_failures_per_minute = 10;
   std::vector<admin_token> tokens;
@@ -81,6 +83,8 @@ private:
 
   void route(http::request& req, http::responder& respond);
   void enroll(http::request& req, http::responder& respond);
+  /// GET /agent/{install-agent.sh,balctl-agent} from admin.agent_dist_dir.
+  http::response agent_file(const std::string& name) const;
 
   admin_options opts_;
   control& engine_;
@@ -94,13 +98,18 @@ private:
 };
 
 /// The one-line install command for a member (the seed's "Install the
-/// agent"), for its Linux family ("rhel" or "debian"). Every value is
-/// single-quoted for the shell.
+/// agent"), for its Linux family ("rhel" or "debian"): fetch
+/// deploy/install-agent.sh from install_url and run it with the enrolment
+/// arguments. Every value is single-quoted for the shell.
 std::string install_command(const std::string& family,
-                            const std::string& package_url,
+                            const std::string& install_url,
                             const std::string& secret,
                             const std::string& hostname,
                             const std::string& api_base);
+
+/// Where install commands fetch install-agent.sh: admin.agent_install_url,
+/// else the engine itself (<public_url>/agent/install-agent.sh).
+std::string agent_install_url(const admin_options& opts);
 
 /// The HTTP status of an API error code.
 int status_of(const std::string& code);

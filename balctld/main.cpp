@@ -352,22 +352,29 @@ int main(int argc, char** argv) {
     control_impl control(sys, handles.supervisor, parts.reg,
                          cfg.admin.agent_version_latest);
 
-    log::rate_limiter reject_log(5, 20);
+    // UDP and TLS frames take one path: ingest, then a rate-limited log of
+    // what was refused. Called on both loop threads.
+    log::rate_limiter reject_log(5, 20); // thread-safe
+    auto on_frame = [&](const char* transport, const std::uint8_t* data,
+                        std::size_t len, const sockaddr* src, std::uint8_t* reply) {
+      auto source = ip_address::from_sockaddr(src);
+      auto now = clk.now_ms();
+      auto r = in.accept(data, len, source, now, reply);
+      std::uint64_t suppressed = 0;
+      if (!r.ok && reject_log.allow(now, &suppressed)) {
+        log::warn("heartbeat_rejected",
+                  {{"reason", protocol::to_string(r.reason)},
+                   {"transport", transport},
+                   {"source", source.to_string()},
+                   {"bytes", std::to_string(len)},
+                   {"suppressed_since_last", std::to_string(suppressed)}});
+      }
+      return r.ack_len;
+    };
     udp_listener listener(
       cfg.udp_listen,
-      [&](const std::uint8_t* data, std::size_t len, const sockaddr* src) {
-        auto source = ip_address::from_sockaddr(src);
-        auto now = clk.now_ms();
-        auto r = in.accept(data, len, source, now);
-        std::uint64_t suppressed = 0;
-        if (!r.ok && reject_log.allow(now, &suppressed)) {
-          log::warn("heartbeat_rejected",
-                    {{"reason", protocol::to_string(r.reason)},
-                     {"source", source.to_string()},
-                     {"bytes", std::to_string(len)},
-                     {"suppressed_since_last", std::to_string(suppressed)}});
-        }
-      });
+      [&](const std::uint8_t* data, std::size_t len, const sockaddr* src,
+          std::uint8_t* reply) { return on_frame("udp", data, len, src, reply); });
     auto err = listener.start();
     // The admin endpoint (loopback by default), once heartbeats can land.
     std::unique_ptr<api::admin_api> admin;
@@ -383,7 +390,8 @@ int main(int argc, char** argv) {
         ao.heartbeat_endpoint = with_port(cfg.udp_listen, listener.bound_port());
       }
       ao.heartbeat_interval_s = a.heartbeat_interval_s;
-      ao.agent_package_url = a.agent_package_url;
+      ao.agent_install_url = a.agent_install_url;
+      ao.agent_dist_dir = a.agent_dist_dir;
       ao.agent_version_latest = a.agent_version_latest;
       ao.enroll_failures_per_minute = a.enroll_failures_per_minute;
       ao.tokens = a.tokens;

@@ -42,7 +42,10 @@ int main(int argc, char** argv) {
   }
   std::uint64_t count = 0; // only the loop thread writes it
   balctl::udp_listener l(listen, [&](const std::uint8_t*, std::size_t,
-                                     const sockaddr*) { ++count; });
+                                     const sockaddr*, std::uint8_t*) {
+    ++count;
+    return std::size_t{0};
+  });
   auto err = l.start();
   if (!err.empty()) {
     std::fprintf(stderr, "balctl-sink: %s\n", err.c_str());

@@ -311,8 +311,9 @@ void read_admin(reader& r, const json& j, admin_config& a) {
                 "max_header_bytes", "max_body_bytes", "request_timeout_ms",
                 "idle_timeout_s", "max_connections",
                 "enroll_failures_per_minute", "public_url",
-                "heartbeat_endpoint", "heartbeat_interval_s",
-                "agent_package_url", "agent_version_latest",
+                "heartbeat_endpoint", "heartbeat_tls_endpoint",
+                "heartbeat_interval_s", "agent_install_url",
+                "agent_dist_dir", "agent_version_latest",
                 "activity_retention"});
   if (r.string(j, p, "listen", a.listen) && !a.listen.empty() &&
       !valid_listen(a.listen)) {
@@ -332,19 +333,24 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   r.integer(j, p, "enroll_failures_per_minute", a.enroll_failures_per_minute,
             1, 10000);
   r.string(j, p, "public_url", a.public_url);
-  // (checked with agent_package_url below)
-  if (r.string(j, p, "heartbeat_endpoint", a.heartbeat_endpoint) &&
-      !a.heartbeat_endpoint.empty() && !valid_listen(a.heartbeat_endpoint)) {
-    // Agents may be told a DNS name where balctld binds an address.
-    auto colon = a.heartbeat_endpoint.rfind(':');
-    auto host = a.heartbeat_endpoint.substr(0, colon == std::string::npos ? 0 : colon);
-    if (colon == std::string::npos || !valid_dns_name(host) ||
-        !valid_listen("127.0.0.1" + a.heartbeat_endpoint.substr(colon))) {
-      r.error_value(p + "heartbeat_endpoint", j["heartbeat_endpoint"],
-                    "must be empty (the udp_listen address) or host:port");
+  // (checked with agent_install_url below)
+  auto endpoint = [&](const char* key, std::string& out, const char* empty_means) {
+    if (!r.string(j, p, key, out) || out.empty() || valid_listen(out)) {
+      return;
     }
-  }
-  for (const char* key : {"public_url", "agent_package_url"}) {
+    // Agents may be told a DNS name where balctld binds an address.
+    auto colon = out.rfind(':');
+    auto host = out.substr(0, colon == std::string::npos ? 0 : colon);
+    if (colon == std::string::npos || !valid_dns_name(host) ||
+        !valid_listen("127.0.0.1" + out.substr(colon))) {
+      r.error_value(p + key, j[key],
+                    std::string("must be empty (") + empty_means + ") or host:port");
+    }
+  };
+  endpoint("heartbeat_endpoint", a.heartbeat_endpoint, "the udp_listen address");
+  endpoint("heartbeat_tls_endpoint", a.heartbeat_tls_endpoint,
+           "the heartbeat_tls.listen address");
+  for (const char* key : {"public_url", "agent_install_url"}) {
     std::string v;
     if (r.string(j, p, key, v) && !v.empty() && v.rfind("http://", 0) != 0 &&
         v.rfind("https://", 0) != 0) {
@@ -352,7 +358,8 @@ void read_admin(reader& r, const json& j, admin_config& a) {
     }
   }
   r.integer(j, p, "heartbeat_interval_s", a.heartbeat_interval_s, 1, 60);
-  r.string(j, p, "agent_package_url", a.agent_package_url);
+  r.string(j, p, "agent_install_url", a.agent_install_url);
+  r.string(j, p, "agent_dist_dir", a.agent_dist_dir);
   r.string(j, p, "agent_version_latest", a.agent_version_latest);
   r.integer(j, p, "activity_retention", a.activity_retention, 100, 10'000'000);
   auto tokens = j.find("tokens");
@@ -393,6 +400,30 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   }
 }
 
+void read_heartbeat_tls(reader& r, const json& j, heartbeat_tls_config& t) {
+  const std::string p = "heartbeat_tls.";
+  if (!j.is_object()) {
+    r.error("heartbeat_tls", "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"listen", "cert_file", "key_file", "max_connections",
+                      "handshake_timeout_ms", "idle_timeout_s"});
+  if (r.string(j, p, "listen", t.listen) && !t.listen.empty() &&
+      !valid_listen(t.listen)) {
+    r.error_value(p + "listen", j["listen"],
+                  "must be empty (no TLS listener), host:port or [v6]:port");
+  }
+  r.string(j, p, "cert_file", t.cert_file);
+  r.string(j, p, "key_file", t.key_file);
+  if (!t.listen.empty() && (t.cert_file.empty() || t.key_file.empty())) {
+    r.error(p + (t.cert_file.empty() ? "cert_file" : "key_file"),
+            "required when heartbeat_tls.listen is set");
+  }
+  r.integer(j, p, "max_connections", t.max_connections, 1, 1'000'000);
+  r.integer(j, p, "handshake_timeout_ms", t.handshake_timeout_ms, 100, 600000);
+  r.integer(j, p, "idle_timeout_s", t.idle_timeout_s, 5, 3600);
+}
+
 } // namespace
 
 config_result parse_config(const std::string& json_text) {
@@ -426,7 +457,7 @@ config_result parse_config(const std::string& json_text) {
                 "flap_threshold", "flap_window_s", "flap_hold_s",
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
-                "snapshot_interval_s", "admin", "pools"});
+                "snapshot_interval_s", "admin", "heartbeat_tls", "pools"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
                   "must be host:port or [v6]:port with port 0..65535");
@@ -464,6 +495,9 @@ config_result parse_config(const std::string& json_text) {
   }
   if (auto a = j.find("admin"); a != j.end()) {
     read_admin(r, *a, c.admin);
+  }
+  if (auto t = j.find("heartbeat_tls"); t != j.end()) {
+    read_heartbeat_tls(r, *t, c.heartbeat_tls);
   }
   for (const auto& e : field_errors) {
     res.errors.push_back(e.to_string());

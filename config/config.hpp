@@ -69,14 +69,28 @@ struct admin_config {
   int enroll_failures_per_minute = 10; // 1..10000
   std::string public_url;         // api base in install commands; "" = http(s)://listen
   std::string heartbeat_endpoint; // told to agents at enrolment; "" = udp_listen
-  int heartbeat_interval_s = 5;   // told to agents; 1..60
-  std::string agent_package_url = "https://download.serversctl.com/agent.zip";
+  std::string heartbeat_tls_endpoint; // told to agents at enrolment; "" = heartbeat_tls.listen
+  int heartbeat_interval_s = 2;   // told to agents; 1..60 (failover_delay / 5 for the 10 s minimum)
+  std::string agent_install_url;  // install commands fetch it; "" = public_url + /agent/install-agent.sh
+  std::string agent_dist_dir;     // served at /agent/ (install-agent.sh, balctl-agent); "" = not served
   std::string agent_version_latest = "1.0.0"; // older agents count as outdated
   int activity_retention = 10000; // events kept per pool, 100..10000000
 };
 
+/// The TLS stream listener for heartbeats ("heartbeat_tls": {...}): the
+/// same frames as UDP, for networks that drop UDP. Off unless listen is set.
+struct heartbeat_tls_config {
+  std::string listen;             // host:port; "" = off
+  std::string cert_file;          // PEM chain; required with listen
+  std::string key_file;
+  int max_connections = 50000;    // 1..1000000
+  int handshake_timeout_ms = 10000; // 100..600000
+  int idle_timeout_s = 120;       // 5..3600: no frame this long closes the connection
+};
+
 struct engine_config {
   std::string udp_listen = "127.0.0.1:7946"; // host:port ([v6]:port)
+  heartbeat_tls_config heartbeat_tls;
   std::string store_path = "balctld.db";     // SQLite file; ":memory:" allowed
   std::string log_level = "info";            // debug|info|warn|error
   int max_clock_skew_s = 30;                 // 1..600: timestamp window ±

@@ -121,8 +121,47 @@ accept_result ingest::reject(protocol::reject_reason r) {
   return accept_result{false, r};
 }
 
+namespace {
+
+std::size_t write_ack(std::uint8_t* out, protocol::ack_result result,
+                      const protocol::datagram_view& d, const member_slot& slot,
+                      std::uint64_t seq, std::int64_t now_ms) {
+  if (out == nullptr || (d.hdr.flags & protocol::flag_ack_requested) == 0) {
+    return 0;
+  }
+  protocol::ack a;
+  a.result = result;
+  a.member = d.hdr.member;
+  a.seq = seq;
+  a.engine_time_ms = now_ms;
+  return protocol::encode_ack(out, a, slot.key());
+}
+
+protocol::ack_result ack_result_of(protocol::reject_reason r) {
+  using protocol::ack_result;
+  using protocol::reject_reason;
+  switch (r) {
+    case reject_reason::stale_timestamp: return ack_result::stale_timestamp;
+    case reject_reason::replayed: return ack_result::replayed;
+    case reject_reason::hostname_mismatch: return ack_result::hostname_mismatch;
+    default: return ack_result::malformed_body;
+  }
+}
+
+} // namespace
+
+accept_result ingest::refuse(protocol::reject_reason r,
+                             const protocol::datagram_view& d,
+                             const member_slot& slot, std::uint64_t seq,
+                             std::int64_t now_ms, std::uint8_t* ack_out) {
+  auto out = reject(r);
+  out.ack_len = write_ack(ack_out, ack_result_of(r), d, slot, seq, now_ms);
+  return out;
+}
+
 accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
-                             const ip_address& source, std::int64_t now_ms) {
+                             const ip_address& source, std::int64_t now_ms,
+                             std::uint8_t* ack_out) {
   using protocol::reject_reason;
   auto d = protocol::decode(data, len);
   if (!d.ok) {
@@ -143,12 +182,17 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
   }
   // Compared without subtracting: a forged timestamp near INT64_MIN must
   // not overflow.
+  // From here on the datagram is the member's own: a refusal is answered
+  // (when asked) so the agent can correct itself: its clock, its sequence
+  // number, its status body.
   if (hdr.timestamp_ms > now_ms + max_skew_ms_ ||
       hdr.timestamp_ms < now_ms - max_skew_ms_) {
-    return reject(reject_reason::stale_timestamp);
+    return refuse(reject_reason::stale_timestamp, d.view, *slot, hdr.seq,
+                  now_ms, ack_out);
   }
   if (hdr.seq <= slot->last_seq.load(std::memory_order_acquire)) {
-    return reject(reject_reason::replayed);
+    return refuse(reject_reason::replayed, d.view, *slot,
+                  slot->last_seq.load(std::memory_order_acquire), now_ms, ack_out);
   }
   // A body is parsed only when it differs from the last accepted one: a
   // member repeating its status costs a hash, not a JSON parse. Body checks
@@ -162,10 +206,12 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
       std::string error;
       status = protocol::parse_status(d.view.body, &error);
       if (!status) {
-        return reject(reject_reason::malformed_body);
+        return refuse(reject_reason::malformed_body, d.view, *slot, hdr.seq,
+                      now_ms, ack_out);
       }
       if (status->hostname != slot->hostname) {
-        return reject(reject_reason::hostname_mismatch);
+        return refuse(reject_reason::hostname_mismatch, d.view, *slot, hdr.seq,
+                      now_ms, ack_out);
       }
     }
   }
@@ -173,7 +219,7 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
   auto last = slot->last_seq.load(std::memory_order_acquire);
   do {
     if (hdr.seq <= last) {
-      return reject(reject_reason::replayed);
+      return refuse(reject_reason::replayed, d.view, *slot, last, now_ms, ack_out);
     }
   } while (!slot->last_seq.compare_exchange_weak(last, hdr.seq,
                                                  std::memory_order_acq_rel));
@@ -198,7 +244,9 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
       slot->heard_pending.store(false, std::memory_order_release);
     }
   }
-  return accept_result{true, reject_reason::truncated};
+  return accept_result{true, reject_reason::truncated,
+                       write_ack(ack_out, protocol::ack_result::accepted, d.view,
+                                 *slot, hdr.seq, now_ms)};
 }
 
 } // namespace balctl

@@ -149,6 +149,8 @@ struct ingest_counters {
 struct accept_result {
   bool ok = false;
   protocol::reject_reason reason = protocol::reject_reason::truncated;
+  /// Bytes of acknowledgement written to ack_out (0 or protocol::ack_size).
+  std::size_t ack_len = 0;
 };
 
 class ingest {
@@ -156,16 +158,23 @@ public:
   ingest(registry& r, std::int64_t max_skew_ms) : reg_(r), max_skew_ms_(max_skew_ms) {}
 
   /// Decodes, authenticates and applies one datagram from source at now_ms.
-  /// Counts the outcome. Never throws.
+  /// Counts the outcome. Never throws. When the datagram asks for an
+  /// acknowledgement and its tag verified, one is written to ack_out
+  /// (protocol::ack_size bytes, when not null) and its length returned in
+  /// accept_result::ack_len: the transport sends it back to the source.
   accept_result accept(const std::uint8_t* data, std::size_t len,
-                       const ip_address& source, std::int64_t now_ms);
+                       const ip_address& source, std::int64_t now_ms,
+                       std::uint8_t* ack_out = nullptr);
 
   const ingest_counters& counters() const { return counters_; }
   void set_max_skew_ms(std::int64_t v) { max_skew_ms_ = v; }
 
 private:
   accept_result reject(protocol::reject_reason r);
-
+  /// A rejection decided after the tag verified: answered when asked.
+  accept_result refuse(protocol::reject_reason r, const protocol::datagram_view& d,
+                       const member_slot& slot, std::uint64_t seq,
+                       std::int64_t now_ms, std::uint8_t* ack_out);
   registry& reg_;
   std::int64_t max_skew_ms_;
   ingest_counters counters_;

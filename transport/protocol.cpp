@@ -202,6 +202,76 @@ std::size_t encode(std::uint8_t* out, std::size_t cap, const header& h,
   return total;
 }
 
+std::size_t frame_size(const std::uint8_t* p, std::size_t have) {
+  if (have < 8) {
+    // Reject garbage as early as its first byte allows.
+    static constexpr std::uint8_t m[] = {'B', 'L', 'H', 'B'};
+    for (std::size_t i = 0; i < have && i < 4; ++i) {
+      if (p[i] != m[i]) {
+        return frame_garbage;
+      }
+    }
+    return 0;
+  }
+  if (get_u32(p) != magic || p[4] != version) {
+    return frame_garbage;
+  }
+  std::size_t total = header_size + get_u16(p + 6) + tag_size;
+  return total > max_datagram_size ? frame_garbage : total;
+}
+
+const char* to_string(ack_result r) {
+  switch (r) {
+    case ack_result::accepted: return "accepted";
+    case ack_result::stale_timestamp: return "stale_timestamp";
+    case ack_result::replayed: return "replayed";
+    case ack_result::malformed_body: return "malformed_body";
+    case ack_result::hostname_mismatch: return "hostname_mismatch";
+  }
+  return "unknown";
+}
+
+std::size_t encode_ack(std::uint8_t* out, const ack& a, const key& k) {
+  out[0] = 'B';
+  out[1] = 'L';
+  out[2] = 'A';
+  out[3] = 'K';
+  out[4] = version;
+  out[5] = static_cast<std::uint8_t>(a.result);
+  out[6] = 0;
+  out[7] = 0;
+  put_u64(out + 8, a.member);
+  put_u64(out + 16, a.seq);
+  put_u64(out + 24, static_cast<std::uint64_t>(a.engine_time_ms));
+  // The same shape as a bodyless heartbeat: 32 bytes, then the tag.
+  std::uint8_t mac[32];
+  if (!thread_hmac().compute(k, out, header_size, mac)) {
+    return 0;
+  }
+  std::memcpy(out + header_size, mac, tag_size);
+  return ack_size;
+}
+
+std::optional<ack> decode_ack(const std::uint8_t* data, std::size_t len,
+                              const key& k) {
+  if (data == nullptr || len != ack_size || get_u32(data) != ack_magic ||
+      data[4] != version || data[5] > static_cast<std::uint8_t>(ack_result::hostname_mismatch) ||
+      data[6] != 0 || data[7] != 0) {
+    return std::nullopt;
+  }
+  std::uint8_t mac[32];
+  if (!thread_hmac().compute(k, data, header_size, mac) ||
+      CRYPTO_memcmp(mac, data + header_size, tag_size) != 0) {
+    return std::nullopt;
+  }
+  ack a;
+  a.result = static_cast<ack_result>(data[5]);
+  a.member = get_u64(data + 8);
+  a.seq = get_u64(data + 16);
+  a.engine_time_ms = static_cast<std::int64_t>(get_u64(data + 24));
+  return a;
+}
+
 namespace {
 
 using json = nlohmann::json;

@@ -26,7 +26,7 @@ constexpr std::size_t key_size = 32;
 
 enum flag : std::uint8_t {
   flag_body = 0x01,          // a JSON status body follows the header
-  flag_ack_requested = 0x02, // reserved for the TLS/auto transport issue
+  flag_ack_requested = 0x02, // the engine answers with an acknowledgement
 };
 
 /// Why a datagram was dropped. Every value has a counter.
@@ -85,6 +85,48 @@ bool verify_tag(const datagram_view& d, const key& k);
 /// too small or the body is longer than max_body_size.
 std::size_t encode(std::uint8_t* out, std::size_t cap, const header& h,
                    std::string_view body, const key& k);
+
+/// Stream framing (TLS): how long the frame starting at p is, from its first
+/// 8 bytes. 0 when fewer than 8 bytes are there yet; frame_garbage when the
+/// bytes cannot start a frame (bad magic or version, or a length past the
+/// maximum): the stream cannot be resynchronised and must be closed.
+constexpr std::size_t frame_garbage = static_cast<std::size_t>(-1);
+std::size_t frame_size(const std::uint8_t* p, std::size_t have);
+
+// The acknowledgement (docs/protocol.md, "Acknowledgement"): sent by the
+// engine for a heartbeat with flag_ack_requested whose tag verified. It is
+// exactly as long as a bodyless heartbeat, so it can never amplify.
+
+/// "BLAK" in network byte order.
+constexpr std::uint32_t ack_magic = 0x424C414B;
+constexpr std::size_t ack_size = 48;
+
+/// What happened to the acknowledged heartbeat. Only outcomes decided after
+/// the tag verified have a code: before that, nothing is answered.
+enum class ack_result : std::uint8_t {
+  accepted = 0,
+  stale_timestamp = 1, // engine_time_ms tells the agent how far off it is
+  replayed = 2,        // seq carries the last sequence number accepted
+  malformed_body = 3,
+  hostname_mismatch = 4,
+};
+const char* to_string(ack_result r);
+
+struct ack {
+  ack_result result = ack_result::accepted;
+  member_id member = 0;
+  /// The acknowledged heartbeat's seq; for replayed, the engine's last
+  /// accepted seq (the agent continues above it).
+  std::uint64_t seq = 0;
+  std::int64_t engine_time_ms = 0;
+};
+
+/// Writes an ack_size acknowledgement into out (at least ack_size bytes).
+/// Returns ack_size, or 0 when HMAC fails.
+std::size_t encode_ack(std::uint8_t* out, const ack& a, const key& k);
+/// Decodes and verifies an acknowledgement for the member holding k.
+std::optional<ack> decode_ack(const std::uint8_t* data, std::size_t len,
+                              const key& k);
 
 /// Parses a status body. On failure returns nullopt and sets *error to a
 /// message naming the field.

@@ -176,7 +176,16 @@ void udp_listener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
       len = protocol::max_datagram_size + 1;
     }
   }
-  self->fn_(reinterpret_cast<const std::uint8_t*>(buf->base), len, addr);
+  std::uint8_t reply[protocol::ack_size];
+  auto n = self->fn_(reinterpret_cast<const std::uint8_t*>(buf->base), len, addr, reply);
+  if (n > 0 && n <= sizeof reply) {
+    auto out = uv_buf_init(reinterpret_cast<char*>(reply), static_cast<unsigned>(n));
+    if (uv_udp_try_send(&self->udp_, &out, 1, addr) == static_cast<int>(n)) {
+      self->replies_sent_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      self->replies_dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
 }
 
 void udp_listener::on_stop(uv_async_t* a) {

@@ -3,7 +3,8 @@
 // The UDP heartbeat listener: one libuv loop on its own thread, batched
 // receive (recvmmsg through UV_UDP_RECVMMSG). It only moves bytes: each
 // datagram goes to the callback (balctld passes it to ingest::accept), on
-// the loop thread.
+// the loop thread, and whatever the callback writes into its reply buffer
+// (an acknowledgement) goes back to the source.
 
 #include <atomic>
 #include <cstdint>
@@ -22,8 +23,11 @@ namespace balctl {
 
 class udp_listener {
 public:
-  using datagram_fn = std::function<void(const std::uint8_t* data,
-                                         std::size_t len, const sockaddr* src)>;
+  /// reply points at protocol::ack_size writable bytes; the callback
+  /// returns how many to send back to src (0: none).
+  using datagram_fn = std::function<std::size_t(
+    const std::uint8_t* data, std::size_t len, const sockaddr* src,
+    std::uint8_t* reply)>;
 
   /// listen: "host:port" or "[v6]:port"; port 0 picks a free port.
   udp_listener(std::string listen, datagram_fn fn);
@@ -43,6 +47,10 @@ public:
   /// Datagrams longer than protocol::max_datagram_size (also passed on).
   std::uint64_t oversized() const { return oversized_.load(); }
   std::uint64_t received() const { return received_.load(); }
+  /// Acknowledgements sent, and those dropped because the socket's send
+  /// buffer was full (never waited for: ingest comes first).
+  std::uint64_t replies_sent() const { return replies_sent_.load(); }
+  std::uint64_t replies_dropped() const { return replies_dropped_.load(); }
   /// How late the loop's 100 ms timer fired, in ms: latest and largest.
   const std::atomic<std::int64_t>& loop_lag_ms() const { return loop_lag_ms_; }
   const std::atomic<std::int64_t>& loop_lag_max_ms() const { return loop_lag_max_ms_; }
@@ -71,6 +79,8 @@ private:
   std::uint16_t port_ = 0;
   std::atomic<std::uint64_t> oversized_{0};
   std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> replies_sent_{0};
+  std::atomic<std::uint64_t> replies_dropped_{0};
   std::atomic<std::int64_t> loop_lag_ms_{0};
   std::atomic<std::int64_t> loop_lag_max_ms_{0};
 };

@@ -94,13 +94,15 @@ TEST_CASE("agent versions compare numerically, part by part", "[api][unit]") {
 
 TEST_CASE("install commands pick the family's package manager and quote every value",
           "[api][unit]") {
-  auto rhel = install_command("rhel", "https://dl.test/agent.zip", "abc123",
+  auto rhel = install_command("rhel", "https://api.test/agent/install-agent.sh", "abc123",
                               "node9.test", "https://api.test");
   CHECK(rhel.find("dnf install") != std::string::npos);
+  CHECK(rhel.find("curl -fsSL 'https://api.test/agent/install-agent.sh' | sudo bash -s -- "
+                  "--enrol ") != std::string::npos);
   CHECK(rhel.find("apt-get") == std::string::npos);
   CHECK(rhel.find("--key 'abc123' --hostname 'node9.test' --api-base 'https://api.test'") !=
         std::string::npos);
-  auto deb = install_command("debian", "https://dl.test/agent.zip", "abc123",
+  auto deb = install_command("debian", "https://api.test/agent/install-agent.sh", "abc123",
                              "node9.test", "https://api.test");
   CHECK(deb.find("apt-get install") != std::string::npos);
   CHECK(deb.find("dnf") == std::string::npos);

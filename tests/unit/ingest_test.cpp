@@ -289,3 +289,70 @@ TEST_CASE("without a notifier, beats are accepted and heard_pending stays clear"
   REQUIRE(f.send(3).ok);
   CHECK(f.notes->heard_calls().size() == 1);
 }
+
+namespace {
+
+// A heartbeat for member 7 asking for an acknowledgement.
+accept_result send_asking(fixture& f, std::uint64_t seq, std::uint8_t* ack_out,
+                          std::int64_t ts = now0, std::string_view body = {},
+                          const protocol::key& k = key_for(7)) {
+  std::uint8_t buf[protocol::max_datagram_size];
+  protocol::header h;
+  h.flags = protocol::flag_ack_requested;
+  h.member = 7;
+  h.seq = seq;
+  h.timestamp_ms = ts;
+  auto n = protocol::encode(buf, sizeof buf, h, body, k);
+  REQUIRE(n > 0);
+  return f.in.accept(buf, n, ip("192.0.2.10"), now0, ack_out);
+}
+
+} // namespace
+
+TEST_CASE("an accepted heartbeat that asks is acknowledged with the member's key",
+          "[ingest][unit]") {
+  fixture f;
+  std::uint8_t ack[protocol::ack_size];
+  auto r = send_asking(f, 10, ack);
+  CHECK(r.ok);
+  REQUIRE(r.ack_len == protocol::ack_size);
+  auto a = protocol::decode_ack(ack, r.ack_len, key_for(7));
+  REQUIRE(a);
+  CHECK(a->result == protocol::ack_result::accepted);
+  CHECK(a->member == 7);
+  CHECK(a->seq == 10);
+  CHECK(a->engine_time_ms == now0);
+
+  SECTION("one that does not ask gets nothing") {
+    CHECK(f.send(11).ack_len == 0);
+  }
+  SECTION("a replay is answered with the last accepted sequence number") {
+    auto again = send_asking(f, 5, ack);
+    CHECK_FALSE(again.ok);
+    REQUIRE(again.ack_len == protocol::ack_size);
+    auto n = protocol::decode_ack(ack, again.ack_len, key_for(7));
+    REQUIRE(n);
+    CHECK(n->result == protocol::ack_result::replayed);
+    CHECK(n->seq == 10);
+  }
+  SECTION("a stale timestamp is answered with the engine's time") {
+    auto late = send_asking(f, 11, ack, now0 - 60'000);
+    CHECK(late.reason == reject_reason::stale_timestamp);
+    auto n = protocol::decode_ack(ack, late.ack_len, key_for(7));
+    REQUIRE(n);
+    CHECK(n->result == protocol::ack_result::stale_timestamp);
+    CHECK(n->engine_time_ms == now0);
+  }
+  SECTION("a body with another hostname is answered as such") {
+    auto bad = send_asking(f, 11, ack, now0, R"({"hostname":"other.test"})");
+    CHECK(bad.reason == reject_reason::hostname_mismatch);
+    auto n = protocol::decode_ack(ack, bad.ack_len, key_for(7));
+    REQUIRE(n);
+    CHECK(n->result == protocol::ack_result::hostname_mismatch);
+  }
+  SECTION("a forged datagram is never answered: nothing is said before the tag verifies") {
+    auto forged = send_asking(f, 12, ack, now0, {}, key_for(8));
+    CHECK(forged.reason == reject_reason::bad_tag);
+    CHECK(forged.ack_len == 0);
+  }
+}

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -252,4 +253,62 @@ TEST_CASE("keys parse from 64 hex characters only", "[protocol][unit]") {
   CHECK(k[0] == 0xAA);
   CHECK_FALSE(key_from_hex(std::string(63, 'a'), k));
   CHECK_FALSE(key_from_hex(std::string(64, 'g'), k));
+}
+
+TEST_CASE("an acknowledgement round-trips and is exactly as long as a bodyless heartbeat",
+          "[protocol][unit]") {
+  ack a;
+  a.result = ack_result::replayed;
+  a.member = 42;
+  a.seq = 99;
+  a.engine_time_ms = 1700000000123;
+  std::uint8_t buf[ack_size];
+  REQUIRE(encode_ack(buf, a, test_key()) == ack_size);
+  CHECK(ack_size == header_size + tag_size); // never larger than what it answers
+  CHECK(buf[0] == 'B');
+  CHECK(buf[3] == 'K');
+  auto d = decode_ack(buf, sizeof buf, test_key());
+  REQUIRE(d);
+  CHECK(d->result == ack_result::replayed);
+  CHECK(d->member == 42);
+  CHECK(d->seq == 99);
+  CHECK(d->engine_time_ms == 1700000000123);
+
+  SECTION("another member's key does not verify it") {
+    CHECK_FALSE(decode_ack(buf, sizeof buf, test_key(1)));
+  }
+  SECTION("any flipped bit is refused") {
+    for (std::size_t i = 0; i < ack_size; ++i) {
+      std::uint8_t copy[ack_size];
+      std::memcpy(copy, buf, ack_size);
+      copy[i] ^= 0x01;
+      CAPTURE(i);
+      CHECK_FALSE(decode_ack(copy, ack_size, test_key()));
+    }
+  }
+  SECTION("a heartbeat is not an acknowledgement") {
+    auto hb = make(beat(), {});
+    CHECK_FALSE(decode_ack(hb.data(), hb.size(), test_key()));
+  }
+  SECTION("wrong lengths are refused") {
+    CHECK_FALSE(decode_ack(buf, ack_size - 1, test_key()));
+    CHECK_FALSE(decode_ack(nullptr, 0, test_key()));
+  }
+}
+
+TEST_CASE("stream framing reads a frame's length from its first 8 bytes",
+          "[protocol][unit]") {
+  auto bodyless = make(beat(), {});
+  auto with_body = make(beat(), R"({"hostname":"h"})");
+  CHECK(frame_size(bodyless.data(), 0) == 0);
+  CHECK(frame_size(bodyless.data(), 7) == 0);
+  CHECK(frame_size(bodyless.data(), 8) == bodyless.size());
+  CHECK(frame_size(with_body.data(), with_body.size()) == with_body.size());
+  std::uint8_t junk[8] = {'B', 'L', 'X', 'B', 1, 0, 0, 0};
+  CHECK(frame_size(junk, 2) == 0);             // "BL" could still be a frame
+  CHECK(frame_size(junk, 3) == frame_garbage); // "BLX" cannot
+  std::uint8_t v2[8] = {'B', 'L', 'H', 'B', 2, 0, 0, 0};
+  CHECK(frame_size(v2, 8) == frame_garbage);
+  std::uint8_t huge[8] = {'B', 'L', 'H', 'B', 1, 1, 0xff, 0xff};
+  CHECK(frame_size(huge, 8) == frame_garbage); // past max_datagram_size
 }
