@@ -171,6 +171,7 @@ http_reply curl_transport_impl::perform(const http_call& call) {
     }
     reply.what = http_reply::kind::unreachable;
     reply.error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    reply.tls_verify_failed = rc == CURLE_PEER_FAILED_VERIFICATION;
     return reply;
   }
   long status = 0;

@@ -27,6 +27,7 @@ struct http_reply {
   };
   kind what = kind::failed;
   std::string error;         // unless answered: what went wrong (curl's message)
+  bool tls_verify_failed = false; // unreachable because the certificate did not verify
   long status = 0;
   std::string body;
   std::string retry_after;   // Retry-After header value, "" when absent

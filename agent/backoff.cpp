@@ -1,0 +1,31 @@
+#include "agent/backoff.hpp"
+
+#include <algorithm>
+
+namespace balctl::agent {
+
+backoff::backoff(std::int64_t base_ms, std::int64_t max_ms)
+  : base_ms_(std::max<std::int64_t>(1, base_ms)),
+    max_ms_(std::max(max_ms, std::max<std::int64_t>(1, base_ms))) {}
+
+std::int64_t backoff::ceiling_ms() const {
+  std::int64_t c = base_ms_;
+  for (int i = 0; i < failures_ && c < max_ms_; ++i) {
+    c *= 2;
+  }
+  return std::min(c, max_ms_);
+}
+
+std::int64_t backoff::next(const std::function<std::uint64_t(std::uint64_t)>& uniform) {
+  auto c = ceiling_ms();
+  if (failures_ < 62) {
+    ++failures_;
+  }
+  // Half fixed, half random: never a burst of immediate retries (a
+  // zero delay from full jitter would be a spin), still spread out.
+  auto half = c / 2;
+  auto spread = static_cast<std::uint64_t>(c - half) + 1;
+  return half + static_cast<std::int64_t>(uniform(spread) % spread);
+}
+
+} // namespace balctl::agent
