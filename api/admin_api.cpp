@@ -1232,9 +1232,43 @@ std::string admin_api::metrics_text() const {
     family("balctl_http_parse_errors_total", "counter", "Malformed HTTP requests.");
     out << "balctl_http_parse_errors_total " << h->parse_errors.load() << '\n';
   }
+  if (const auto* u = metrics_.udp) {
+    family("balctl_heartbeat_acks_total", "counter",
+           "Acknowledgements sent for heartbeats that asked, and those dropped "
+           "because the socket's send buffer was full (UDP).");
+    out << "balctl_heartbeat_acks_total{transport=\"udp\",result=\"sent\"} "
+        << u->replies_sent() << '\n'
+        << "balctl_heartbeat_acks_total{transport=\"udp\",result=\"dropped\"} "
+        << u->replies_dropped() << '\n';
+  }
+  if (const auto* t = metrics_.tls) {
+    const auto& tc = t->counters();
+    family("balctl_heartbeat_tls_connections_open", "gauge",
+           "Open heartbeat TLS connections (handshaking or established).");
+    out << "balctl_heartbeat_tls_connections_open " << tc.connections_open.load() << '\n';
+    family("balctl_heartbeat_tls_connections_total", "counter",
+           "Heartbeat TLS connections, by outcome.");
+    out << "balctl_heartbeat_tls_connections_total{outcome=\"accepted\"} "
+        << tc.connections_total.load() << '\n'
+        << "balctl_heartbeat_tls_connections_total{outcome=\"over_limit\"} "
+        << tc.connections_rejected.load() << '\n'
+        << "balctl_heartbeat_tls_connections_total{outcome=\"handshake_error\"} "
+        << tc.handshake_errors.load() << '\n'
+        << "balctl_heartbeat_tls_connections_total{outcome=\"tls_error\"} "
+        << tc.tls_errors.load() << '\n'
+        << "balctl_heartbeat_tls_connections_total{outcome=\"garbage\"} "
+        << tc.garbage_closed.load() << '\n'
+        << "balctl_heartbeat_tls_connections_total{outcome=\"timeout\"} "
+        << tc.timeouts.load() << '\n'
+        << "balctl_heartbeat_tls_connections_total{outcome=\"slow_reader\"} "
+        << tc.slow_readers_closed.load() << '\n';
+    family("balctl_heartbeat_tls_frames_total", "counter",
+           "Frames received over TLS (each then counted as accepted or rejected).");
+    out << "balctl_heartbeat_tls_frames_total " << tc.frames.load() << '\n';
+  }
   family("balctl_event_loop_lag_ms", "gauge",
          "How late a loop's 100 ms timer fired (admin HTTP, heartbeat "
-         "ingest): latest and largest since start.");
+         "ingest, heartbeat TLS): latest and largest since start.");
   if (const auto* h = metrics_.http) {
     out << "balctl_event_loop_lag_ms{loop=\"admin\",stat=\"last\"} "
         << h->loop_lag_ms.load() << '\n'
@@ -1246,6 +1280,12 @@ std::string admin_api::metrics_text() const {
         << metrics_.ingest_lag_ms->load() << '\n'
         << "balctl_event_loop_lag_ms{loop=\"ingest\",stat=\"max\"} "
         << metrics_.ingest_lag_max_ms->load() << '\n';
+  }
+  if (const auto* t = metrics_.tls) {
+    out << "balctl_event_loop_lag_ms{loop=\"tls\",stat=\"last\"} "
+        << t->loop_lag_ms().load() << '\n'
+        << "balctl_event_loop_lag_ms{loop=\"tls\",stat=\"max\"} "
+        << t->loop_lag_max_ms().load() << '\n';
   }
   return out.str();
 }

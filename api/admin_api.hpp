@@ -24,6 +24,8 @@
 #include "engine/metrics.hpp"
 #include "engine/registry.hpp"
 #include "transport/http_server.hpp"
+#include "transport/tls_listener.hpp"
+#include "transport/udp_listener.hpp"
 
 namespace balctl::api {
 
@@ -47,6 +49,9 @@ struct metrics_sources {
   // The heartbeat loop's lag (udp_listener), latest and largest.
   const std::atomic<std::int64_t>* ingest_lag_ms = nullptr;
   const std::atomic<std::int64_t>* ingest_lag_max_ms = nullptr;
+  // Acknowledgements sent over UDP, and the TLS heartbeat listener.
+  const udp_listener* udp = nullptr;
+  const tls_listener* tls = nullptr;
 };
 
 /// Outcomes of enrollment attempts, by reason (/metrics).

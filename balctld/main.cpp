@@ -24,6 +24,7 @@
 #include "engine/secrets.hpp"
 #include "transport/http_server.hpp"
 #include "transport/listen_address.hpp"
+#include "transport/tls_listener.hpp"
 #include "transport/udp_listener.hpp"
 
 using namespace balctl;
@@ -376,6 +377,27 @@ int main(int argc, char** argv) {
       [&](const std::uint8_t* data, std::size_t len, const sockaddr* src,
           std::uint8_t* reply) { return on_frame("udp", data, len, src, reply); });
     auto err = listener.start();
+    // The TLS stream listener, for networks that drop UDP: same frames,
+    // same ingest.
+    std::unique_ptr<tls_listener> tls_in;
+    if (err.empty() && !cfg.heartbeat_tls.listen.empty()) {
+      const auto& t = cfg.heartbeat_tls;
+      tls_listener_limits lim;
+      lim.max_connections = static_cast<std::size_t>(t.max_connections);
+      lim.handshake_timeout_ms = t.handshake_timeout_ms;
+      lim.idle_timeout_ms = std::int64_t{t.idle_timeout_s} * 1000;
+      tls_in = std::make_unique<tls_listener>(
+        t.listen, t.cert_file, t.key_file, lim,
+        [&](const std::uint8_t* data, std::size_t len, const sockaddr* src,
+            std::uint8_t* reply) { return on_frame("tls", data, len, src, reply); });
+      auto terr = tls_in->start();
+      if (!terr.empty()) {
+        err = terr;
+      } else {
+        log::info("heartbeat_tls_listening", {{"listen", t.listen},
+                                              {"port", std::to_string(tls_in->bound_port())}});
+      }
+    }
     // The admin endpoint (loopback by default), once heartbeats can land.
     std::unique_ptr<api::admin_api> admin;
     std::atomic<api::admin_api*> api_ptr{nullptr};
@@ -388,6 +410,10 @@ int main(int argc, char** argv) {
       ao.heartbeat_endpoint = a.heartbeat_endpoint;
       if (ao.heartbeat_endpoint.empty()) {
         ao.heartbeat_endpoint = with_port(cfg.udp_listen, listener.bound_port());
+      }
+      ao.heartbeat_tls_endpoint = a.heartbeat_tls_endpoint;
+      if (ao.heartbeat_tls_endpoint.empty() && tls_in) {
+        ao.heartbeat_tls_endpoint = with_port(cfg.heartbeat_tls.listen, tls_in->bound_port());
       }
       ao.heartbeat_interval_s = a.heartbeat_interval_s;
       ao.agent_install_url = a.agent_install_url;
@@ -427,7 +453,8 @@ int main(int argc, char** argv) {
           ao.public_url = default_public_url(a, admin_http->bound_port());
         }
         api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters(),
-                                &listener.loop_lag_ms(), &listener.loop_lag_max_ms()};
+                                &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
+                                &listener, tls_in.get()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
         api_ptr.store(admin.get());
         log::info("admin_listening", {{"listen", a.listen},
@@ -440,7 +467,7 @@ int main(int argc, char** argv) {
       }
     }
     if (!err.empty()) {
-      log::error("udp_listen_failed", {{"listen", cfg.udp_listen}, {"error", err}});
+      log::error("heartbeat_listen_failed", {{"error", err}});
       exit_code = 1;
     } else if (admin_failed) {
       exit_code = 1;
@@ -460,6 +487,9 @@ int main(int argc, char** argv) {
     control.set_ready(false);
     if (admin_http) {
       admin_http->stop();
+    }
+    if (tls_in) {
+      tls_in->stop();
     }
     listener.stop();
     shutdown_engine(sys, handles, metrics);

@@ -7,10 +7,7 @@
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -32,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/process.hpp"
+#include "tests/support/test_certs.hpp"
 #include "transport/http_server.hpp"
 
 using namespace balctl;
@@ -331,50 +329,16 @@ std::uint64_t responses_with(const server& s, int status) {
 }
 
 // ---------------------------------------------------------------------------
-// A self-signed certificate, made at run time.
+// A self-signed certificate (tests/support/test_certs.hpp) and a client.
 
-struct pkey_free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct x509_free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct file_close {
-  void operator()(FILE* f) const { std::fclose(f); }
-};
+using balctl::test::make_self_signed;
+
 struct ssl_ctx_free {
   void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
 };
 struct ssl_free {
   void operator()(SSL* p) const { SSL_free(p); }
 };
-
-bool make_self_signed(const std::string& cert_path, const std::string& key_path) {
-  std::unique_ptr<EVP_PKEY, pkey_free> key(EVP_EC_gen("P-256"));
-  std::unique_ptr<X509, x509_free> cert(X509_new());
-  if (!key || !cert) {
-    return false;
-  }
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
-  X509_set_pubkey(cert.get(), key.get());
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(cert.get(), name);
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) {
-    return false;
-  }
-  std::unique_ptr<FILE, file_close> kf(std::fopen(key_path.c_str(), "w"));
-  std::unique_ptr<FILE, file_close> cf(std::fopen(cert_path.c_str(), "w"));
-  if (!kf || !cf) {
-    return false;
-  }
-  return PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1 &&
-         PEM_write_X509(cf.get(), cert.get()) == 1;
-}
 
 // A blocking TLS client that trusts only the test certificate.
 class tls_client {

@@ -409,9 +409,41 @@ TEST_CASE("each invalid admin value names its key", "[config][unit]") {
      "admin.tokens[0].name: required"},
     {R"({"colour":1})", "admin.colour: unknown key"},
     {R"("x")", "admin: must be an object"},
+    {R"({"agent_install_url":"ftp://x/i.sh"})", "admin.agent_install_url = \"ftp://x/i.sh\": must be an http"},
+    {R"({"agent_package_url":"https://x/a.zip"})", "admin.agent_package_url: unknown key"},
+    {R"({"heartbeat_tls_endpoint":"nohost"})", "admin.heartbeat_tls_endpoint = \"nohost\": must be empty"},
+    {R"({"heartbeat_interval_s":0})", "admin.heartbeat_interval_s = 0: must be between 1"},
   }));
   auto r = parse_config(cfg_top("\"admin\":" + admin));
   CAPTURE(admin);
+  INFO(joined(r.errors));
+  CHECK(has_error(r, expected));
+}
+
+TEST_CASE("the heartbeat TLS listener is off by default and needs a certificate and key",
+          "[config][unit]") {
+  auto d = parse_config(cfg_top(R"("log_level":"info")"));
+  CHECK(d.ok());
+  CHECK(d.config.heartbeat_tls.listen.empty());
+  CHECK(d.config.admin.heartbeat_interval_s == 2);
+  auto ok = parse_config(cfg_top(
+    R"("heartbeat_tls":{"listen":"0.0.0.0:7948","cert_file":"c.pem","key_file":"k.pem","idle_timeout_s":30})"));
+  INFO(joined(ok.errors));
+  CHECK(ok.ok());
+  CHECK(ok.config.heartbeat_tls.listen == "0.0.0.0:7948");
+  CHECK(ok.config.heartbeat_tls.idle_timeout_s == 30);
+  auto [tls, expected] = GENERATE(table<std::string, std::string>({
+    {R"({"listen":"0.0.0.0:7948"})", "heartbeat_tls.cert_file: required when heartbeat_tls.listen is set"},
+    {R"({"listen":"0.0.0.0:7948","cert_file":"c.pem"})", "heartbeat_tls.key_file: required"},
+    {R"({"listen":"x"})", "heartbeat_tls.listen = \"x\": must be empty"},
+    {R"({"max_connections":0})", "heartbeat_tls.max_connections = 0: must be between 1"},
+    {R"({"idle_timeout_s":1})", "heartbeat_tls.idle_timeout_s = 1: must be between 5"},
+    {R"({"handshake_timeout_ms":5})", "heartbeat_tls.handshake_timeout_ms = 5"},
+    {R"({"port":1})", "heartbeat_tls.port: unknown key"},
+    {R"([])", "heartbeat_tls: must be an object"},
+  }));
+  auto r = parse_config(cfg_top("\"heartbeat_tls\":" + tls));
+  CAPTURE(tls);
   INFO(joined(r.errors));
   CHECK(has_error(r, expected));
 }
