@@ -29,4 +29,9 @@ private:
   int failures_ = 0;
 };
 
+/// The delay to the next heartbeat: interval_ms ± 10 %, uniformly, so a
+/// fleet restarted together drifts apart instead of beating in lockstep.
+std::int64_t jittered(std::int64_t interval_ms,
+                      const std::function<std::uint64_t(std::uint64_t)>& uniform);
+
 } // namespace balctl::agent

@@ -98,7 +98,13 @@ parse_outcome parse_args(const std::vector<std::string>& args) {
       return out;
     }
     if (it->second && !inline_value) {
-      if (i + 1 >= args.size()) {
+      // "--state-file --transport udp" lacks a value: taking "--transport"
+      // as the file would blame "udp" (an unknown command) instead.
+      auto next_is_option = [&] {
+        const auto& n = args[i + 1];
+        return takes_value.count(n.substr(0, n.find('='))) != 0;
+      };
+      if (i + 1 >= args.size() || next_is_option()) {
         out.error = name + ": needs a value";
         return out;
       }

@@ -376,17 +376,13 @@ void runner::schedule_beat() {
   if (stopping_) {
     return;
   }
-  // ±10 % jitter: a fleet restarted together drifts apart instead of
-  // beating in lockstep.
-  auto iv = interval_ms();
-  auto spread = static_cast<std::uint64_t>(iv / 5) + 1;
-  auto delay = iv - iv / 10 + static_cast<std::int64_t>(uniform(spread));
+  auto delay = jittered(interval_ms(), [this](std::uint64_t n) { return uniform(n); });
   uv_timer_start(&beat_timer_, on_beat_timer, static_cast<std::uint64_t>(delay), 0);
 }
 
 void runner::beat() {
   auto now = static_cast<std::int64_t>(uv_now(&loop_));
-  if (policy_.mode() == transport_mode::tls && policy_.misses() >= 3 && conn_ != nullptr) {
+  if (policy_.current() == path::tls && policy_.misses() >= 3 && conn_ != nullptr) {
     // A stream that stopped acknowledging is half-open or stuck: replace it.
     tls_fail(conn_, "no acknowledgement for 3 heartbeats");
   }

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -55,6 +57,11 @@ std::optional<agent_state> load_state(const std::string& path, std::string* erro
   if (::stat(path.c_str(), &st) != 0) {
     return fail(errno == ENOENT ? std::string("does not exist (enrol first: balctl-agent --enrol ...)")
                                 : errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    // A directory (say) would otherwise be reported as a mode problem or
+    // as invalid JSON.
+    return fail("is not a regular file");
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
@@ -121,7 +128,9 @@ std::optional<agent_state> load_state(const std::string& path, std::string* erro
     str("ca_file", s.ca_file, false);
     str("tls_server_name", s.tls_server_name, false);
     if (auto it = j.find("interval_s"); it != j.end()) {
-      if (!it->is_number_integer() || it->get<int>() < 1 || it->get<int>() > 60) {
+      // Range-checked as 64-bit: get<int>() would truncate 4294967298 to 2.
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+          it->get<std::int64_t>() > 60) {
         throw std::runtime_error("interval_s: must be an integer 1..60");
       }
       s.interval_s = it->get<int>();
@@ -198,6 +207,13 @@ seq_source::seq_source(std::string path, agent_state& state, std::uint64_t block
   : path_(std::move(path)), state_(state), block_(block == 0 ? 1 : block) {}
 
 std::string seq_source::reserve(std::uint64_t from) {
+  // from + block_ must not wrap: a wrapped (small) reservation would be
+  // saved and the next run would reuse numbers the engine already took.
+  if (from > std::numeric_limits<std::uint64_t>::max() - block_) {
+    return "state file " + path_ + ": sequence numbers exhausted (" +
+           std::to_string(from) + " + " + std::to_string(block_) +
+           " overflows); re-enrol this member";
+  }
   auto before = state_.seq_reserved;
   state_.seq_reserved = from + block_;
   auto err = save_state(path_, state_);
@@ -242,6 +258,10 @@ std::optional<std::uint64_t> seq_source::next(std::string* error) {
 std::string seq_source::skip_past(std::uint64_t last) {
   if (last < next_) {
     return {};
+  }
+  if (last == std::numeric_limits<std::uint64_t>::max()) {
+    return "state file " + path_ + ": the engine's last sequence number is " +
+           std::to_string(last) + ", nothing is left above it; re-enrol this member";
   }
   auto err = reserve(last + 1);
   if (err.empty()) {

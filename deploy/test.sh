@@ -2,7 +2,8 @@
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. every test (unit, actor, end-to-end) through ctest;
 #   2. the unit and actor tests again under AddressSanitizer + UBSan;
-#   3. a bounded libFuzzer run of the datagram decoder.
+#   3. a bounded libFuzzer run of the datagram decoder;
+#   4. the agent alone (-DBALCTL_AGENT_ONLY=ON), as a member host builds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
@@ -33,6 +34,12 @@ if ! ./build-fuzz/fuzz_decode -max_total_time=60 -print_final_stats=1 \
   exit 1
 fi
 grep -E '^(Done|stat::)' build-fuzz/fuzz.log
+
+echo "== the agent alone (BALCTL_AGENT_ONLY: no CAF, SQLite or http-parser)"
+cmake -S . -B build-agent-only -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DBALCTL_AGENT_ONLY=ON -DBALCTL_TESTS=OFF >/dev/null
+cmake --build build-agent-only -j"$(nproc)" --target balctl-agent
+./build-agent-only/balctl-agent --version
 
 # One closing line with ctest's counts (the sanitizer and fuzz stages have
 # already stopped the script with an error if anything failed in them).

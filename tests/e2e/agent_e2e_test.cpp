@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -384,4 +385,84 @@ TEST_CASE("without agent_dist_dir the agent files are not served", "[agent][e2e]
   auto r = n.get("/agent/install-agent.sh", "");
   CHECK(r.status == 404);
   CHECK(r.raw.find("agent_dist_dir") != std::string::npos);
+}
+
+TEST_CASE("steady-state heartbeats are bare 48-byte frames; the status body goes when a "
+          "stack appears",
+          "[agent][e2e]") {
+  namespace fs = std::filesystem;
+  temp_dir dir;
+  // A fake host whose stacks the test changes while the agent runs.
+  auto root = dir.file("root");
+  fs::copy(fixture_root("none"), root, fs::copy_options::recursive);
+  // The "engine" is a UDP socket the test reads.
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  protocol::key k{};
+  k.fill(9);
+  json state = {{"member_id", 9},
+                {"hostname", "wire.e2e.test"},
+                {"key", protocol::key_to_hex(k)},
+                {"heartbeat_udp", "127.0.0.1:" + std::to_string(ntohs(a.sin_port))},
+                {"interval_s", 1},
+                {"transport", "udp"}};
+  auto path = dir.file("state.json");
+  std::ofstream(path) << state.dump();
+  REQUIRE(chmod(path.c_str(), 0600) == 0);
+  process agent({BALCTL_AGENT_PATH, "run", "--state-file", path, "--root", root,
+                 "--detect-interval-s", "1", "--status-interval-s", "3600"},
+                dir.file("agent.out"), dir.file("agent.log"));
+  REQUIRE(agent.started());
+
+  std::uint64_t last_seq = 0;
+  // Reads one heartbeat; checks it is authentic and in order.
+  auto next = [&]() -> std::string {
+    std::uint8_t buf[2048];
+    auto n = recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    auto d = protocol::decode(buf, static_cast<std::size_t>(n));
+    REQUIRE(d.ok);
+    CHECK(protocol::verify_tag(d.view, k));
+    CHECK(d.view.hdr.member == 9);
+    CHECK(d.view.hdr.seq > last_seq);
+    CHECK((d.view.hdr.flags & protocol::flag_ack_requested) == 0); // udp never asks
+    last_seq = d.view.hdr.seq;
+    if (d.view.body.empty()) {
+      CHECK(n == 48);
+    }
+    return std::string(d.view.body);
+  };
+  // The status goes once detection has run, then only bare beats.
+  std::string body;
+  for (int i = 0; i < 10 && body.empty(); ++i) {
+    body = next();
+  }
+  REQUIRE_FALSE(body.empty());
+  auto status = json::parse(body);
+  CHECK(status["hostname"] == "wire.e2e.test");
+  CHECK(status["agent_version"] == "1.0.0");
+  CHECK_FALSE(status.contains("stacks"));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(next().empty());
+  }
+  // cPanel appears: the next detection sends the status again, with it.
+  fs::create_directories(root + "/usr/local/cpanel");
+  std::ofstream(root + "/usr/local/cpanel/version") << "11.118.0.5\n";
+  std::string changed;
+  for (int i = 0; i < 10 && changed.empty(); ++i) {
+    changed = next();
+  }
+  REQUIRE_FALSE(changed.empty());
+  CHECK(json::parse(changed)["stacks"]["cpanel"]["version"] == "118.0.5");
+  CHECK(next().empty());
+  CHECK(agent.stop() == 0);
+  close(fd);
 }
