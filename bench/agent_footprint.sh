@@ -5,10 +5,13 @@
 # default 2 s interval). Prints each agent's CPU time (user + system),
 # its share of one core, peak and final RSS, and the TLS/UDP ratios (the
 # same run is the baseline: the TLS transport's extra cost).
-# Usage: bench/agent_footprint.sh [BUILD_DIR] [SECONDS]
+# ROOT (default /) is what detection reads: tests/fixtures/agent/mariadb_galera
+# makes it run its (fake) mysqld and mysql commands on every detection.
+# Usage: bench/agent_footprint.sh [BUILD_DIR] [SECONDS] [ROOT]
 set -euo pipefail
 build="${1:-build}"
 secs="${2:-60}"
+root="${3:-/}"
 source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || { echo "openssl is missing: bash deploy/install-deps.sh" >&2; exit 1; }
 
@@ -40,7 +43,7 @@ for mode in udp tls; do
   "$build/balctl-agent" --enrol --key "$secret" --hostname "$mode.bench.test" \
     --api-base "$api" --state-file "$tmp/$mode.state" --transport "$mode" \
     --ca-file "$tmp/tls.pem" >/dev/null 2>"$tmp/$mode.enrol.log"
-  "$build/balctl-agent" run --state-file "$tmp/$mode.state" 2>"$tmp/$mode.log" &
+  "$build/balctl-agent" run --state-file "$tmp/$mode.state" --root "$root" 2>"$tmp/$mode.log" &
   agent_pid[$mode]=$!
   pids+=("$!")
 done
