@@ -7,9 +7,11 @@
 # The one download case serves the stand-in from python3's http.server on
 # 127.0.0.1, on a port the kernel picks.
 #
-# Usage: bash tests/deploy/install_agent_test.sh PATH-TO-BUILT-balctl-agent
-# The built agent is only asked for --version (skipped, with a message,
-# when it is missing or does not answer it yet).
+# Usage: bash tests/deploy/install_agent_test.sh PATH-TO-BUILT-balctl-agent [PATH-TO-balctld]
+# The built agent is asked for --version (skipped, with a message, when it
+# is missing or does not answer it yet). With balctld too, the last case
+# runs the engine's own install command end to end: balctld on loopback
+# serves the script and the real agent, which enrols with it.
 # Prints one line per passed case; stops at the first failed check.
 #
 # Shim bodies and expected unit lines are single-quoted on purpose:
@@ -19,10 +21,16 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script=$(cd "$here/../../deploy" && pwd)/install-agent.sh
 real_agent=${1:-}
+real_engine=${2:-}
+engine_pid=""
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/install-agent-test.XXXXXX")
 server_pid=""
 cleanup() {
+  if [[ -n $engine_pid ]]; then
+    kill "$engine_pid" 2>/dev/null || true
+    wait "$engine_pid" 2>/dev/null || true
+  fi
   if [[ -n $server_pid ]]; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -484,6 +492,71 @@ else
     cmp -s "$root/usr/local/sbin/balctl-agent" "$real_agent" || fail "installed binary differs"
     pass
   fi
+fi
+
+# --- the engine's own install command, end to end -------------------------------
+begin "the engine's install command fetches the script and the agent from balctld, and the agent enrols"
+if [[ -z $real_engine || ! -x $real_engine || -z $real_agent || ! -x $real_agent ]] ||
+  ! command -v python3 >/dev/null 2>&1; then
+  skip "needs the built balctl-agent and balctld (arguments 1 and 2) and python3"
+else
+  eng=$work/engine
+  mkdir -p "$eng/dist"
+  cp "$script" "$eng/dist/install-agent.sh"
+  cp "$real_agent" "$eng/dist/balctl-agent"
+  token="install-test-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+  hash=$(printf '%s' "$token" | "$real_engine" --hash-token)
+  cat >"$eng/balctld.json" <<JSON
+{"udp_listen": "127.0.0.1:0", "store_path": "$eng/store.db",
+ "admin": {"listen": "127.0.0.1:0", "agent_dist_dir": "$eng/dist",
+           "tokens": [{"name": "t", "role": "admin", "sha256": "$hash"}]}}
+JSON
+  "$real_engine" --config "$eng/balctld.json" --ready-file "$eng/ready" \
+    --admin-port-file "$eng/admin.port" 2>"$eng/balctld.log" &
+  engine_pid=$!
+  for _ in $(seq 1 200); do
+    [[ -s $eng/admin.port && -s $eng/ready ]] && break
+    sleep 0.1
+  done
+  [[ -s $eng/admin.port ]] || fail "balctld did not start: $(tail -5 "$eng/balctld.log")"
+  api="http://127.0.0.1:$(cat "$eng/admin.port")"
+  auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+  curl -sf "${auth[@]}" -X POST "$api/v1/pools" -d '{"name":"install"}' >/dev/null ||
+    fail "could not create a pool"
+  curl -sf "${auth[@]}" -X POST "$api/v1/pools/install/members" \
+    -d "{\"hostname\":\"$HOST\",\"linux_family\":\"debian\",\"allowed_ips\":[\"127.0.0.1\"]}" \
+    >"$eng/member.json" || fail "could not add a member"
+  # The command an operator pastes, minus sudo: the fetch URL and the
+  # script's arguments come from the engine's own install_command.
+  # One word a NUL-terminated record: the URL, then the script's arguments.
+  mapfile -d '' -t words < <(python3 -c '
+import json, shlex, sys
+cmd = json.load(open(sys.argv[1]))["enrollment"]["install_command"]
+words = shlex.split(cmd)
+url = words[words.index("-fsSL") + 1]
+rest = words[words.index("--", words.index("bash")) + 1:]
+sys.stdout.write("".join(w + "\0" for w in [url] + rest))' "$eng/member.json")
+  url=${words[0]}
+  install_args=("${words[@]:1}")
+  [[ $url == "$api/agent/install-agent.sh" ]] || fail "install command fetches '$url'"
+  new_root engine debian "" 12
+  rc=0
+  out=$(curl -fsSL "$url" | env -i HOME="$work" PATH="$shims:$sysbin" BALCTL_INSTALL_ROOT="$root" \
+    SHIM_STATE="$SHIM_STATE" SHIM_LOG="$SHIM_LOG" AGENT_LOG="$AGENT_LOG" \
+    bash -s -- "${install_args[@]}" 2>&1) || rc=$?
+  expect_rc0
+  cmp -s "$root/usr/local/sbin/balctl-agent" "$real_agent" || fail "the installed agent is not the engine's"
+  state="$root/var/lib/balctl-agent/state.json"
+  [[ -f $state ]] || fail "no state file after enrolment"
+  [[ $(mode_of "$state") == 600 ]] || fail "state file mode $(mode_of "$state")"
+  grep -q "\"hostname\": \"$HOST\"" "$state" || fail "state file lacks the hostname"
+  secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["enrollment"]["secret"])' "$eng/member.json")
+  [[ $out != *"$secret"* ]] || fail "the enrolment secret appears in the output"
+  enrolled=$(curl -sf "${auth[@]}" "$api/v1/pools/install/members" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["members"][0]["enrolled"])')
+  [[ $enrolled == True ]] || fail "the engine does not show the member enrolled"
+  shim_called "systemctl daemon-reload"
+  pass
 fi
 
 echo "install_agent_test: all checks passed"
