@@ -187,6 +187,16 @@ TEST_CASE("the agent enrols with a real balctld and its UDP heartbeats make the 
     CHECK(f.enrol({}, "again") == 0);
     CHECK(json::parse(read_file(f.state_file))["key"] == key);
   }
+  SECTION("without --hostname, BALCTL_HOSTNAME names the host (the OS hostname differs)") {
+    ::setenv("BALCTL_HOSTNAME", "agent1.e2e.test", 1);
+    process p({BALCTL_AGENT_PATH, "--enrol", "--key", f.secret, "--api-base", f.api_base(),
+               "--state-file", f.n.dir.file("env-state.json")},
+              f.n.dir.file("env.out"), f.n.dir.file("env.log"));
+    ::unsetenv("BALCTL_HOSTNAME");
+    CHECK(p.wait_exit(30'000) == 0);
+    CHECK(json::parse(read_file(f.n.dir.file("env-state.json")))["hostname"] ==
+          "agent1.e2e.test");
+  }
   SECTION("a wrong secret is refused at once, with the engine's reason") {
     f.secret = std::string(48, '0');
     CHECK(f.enrol({}, "wrong") == 1);
