@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <vector>
 
 #include <uv.h>
 
@@ -22,6 +23,9 @@
 namespace balctl::agent {
 
 namespace {
+
+// How often the UDP endpoint is looked up again.
+constexpr std::int64_t udp_resolve_interval_ms = 300'000;
 
 std::int64_t wall_ms() {
   using namespace std::chrono;
@@ -85,7 +89,9 @@ public:
   runner(const runner_options& o, agent_state s)
     : opts_(o),
       state_(std::move(s)),
-      seqs_(o.state_file, state_),
+      // 65,536 numbers a reservation: one state-file write (with its
+      // fsync, on this loop) every ~36 h at the 2 s interval.
+      seqs_(o.state_file, state_, 65'536),
       policy_(pick_mode(o, state_), ack_timeout_ms(o, state_), 2,
               std::int64_t{o.udp_reprobe_s} * 1000),
       tls_backoff_(o.backoff_base_ms, o.backoff_max_ms),
@@ -139,7 +145,6 @@ public:
   void manage_tls();
   void tls_connect_to(const sockaddr_storage& addr);
   void tls_retry_in(std::int64_t delay_ms);
-  void udp_retry_in(std::int64_t delay_ms);
   void tls_fail(tls_conn* c, const std::string& why);
   void tls_flush(tls_conn* c);
   void tls_flush_closing(tls_conn* c);
@@ -165,7 +170,8 @@ public:
   uv_udp_t udp_{};
   uv_timer_t beat_timer_{};
   uv_timer_t detect_timer_{};
-  uv_timer_t retry_timer_{};   // TLS reconnect, UDP re-resolve
+  uv_timer_t retry_timer_{};     // TLS reconnect
+  uv_timer_t udp_retry_timer_{}; // UDP address lookup retry
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   bool stopping_ = false;
@@ -175,7 +181,15 @@ public:
   bool udp_resolving_ = false;
   bool tls_resolving_ = false;
   bool retry_armed_ = false;
-  bool udp_retry_armed_ = false;
+  std::int64_t last_udp_resolve_ms_ = 0;
+  // Every address the TLS endpoint resolved to, tried in order before
+  // backing off (an unreachable AAAA first must not block the A).
+  std::vector<sockaddr_storage> tls_addrs_;
+  std::size_t tls_addr_next_ = 0;
+  // In flight, so stop() can cancel what has not started.
+  detect_job* detect_job_ = nullptr;
+  resolve_job* udp_job_ = nullptr;
+  resolve_job* tls_job_ = nullptr;
   tls::context tls_ctx_;
   bool tls_ctx_ok_ = false;
   tls_conn* conn_ = nullptr;
@@ -253,6 +267,7 @@ void on_write_done(uv_write_t* req, int) {
 }
 
 void on_retry_timer(uv_timer_t* t) { static_cast<runner*>(t->data)->tls_retry(); }
+void on_udp_retry_timer(uv_timer_t* t) { static_cast<runner*>(t->data)->resolve(false); }
 
 void on_getaddrinfo(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   auto* job = static_cast<resolve_job*>(req->data);
@@ -303,9 +318,15 @@ int runner::run() {
       auto ca = opts_.ca_file.empty() ? state_.ca_file : opts_.ca_file;
       auto err = tls_ctx_.load_client(ca);
       if (!err.empty()) {
-        return fail(err);
+        if (policy_.mode() == transport_mode::tls) {
+          return fail(err);
+        }
+        // auto still has UDP: a CA file gone missing must not take the
+        // member down with it.
+        log::error("agent_no_tls_fallback", {{"reason", err}});
+      } else {
+        tls_ctx_ok_ = true;
       }
-      tls_ctx_ok_ = true;
     }
   }
   int rc = 0;
@@ -313,6 +334,7 @@ int runner::run() {
       (rc = uv_timer_init(&loop_, &beat_timer_)) != 0 ||
       (rc = uv_timer_init(&loop_, &detect_timer_)) != 0 ||
       (rc = uv_timer_init(&loop_, &retry_timer_)) != 0 ||
+      (rc = uv_timer_init(&loop_, &udp_retry_timer_)) != 0 ||
       (rc = uv_signal_init(&loop_, &sigterm_)) != 0 ||
       (rc = uv_signal_init(&loop_, &sigint_)) != 0) {
     // Only reachable on resource exhaustion at start; the process exits.
@@ -320,6 +342,7 @@ int runner::run() {
     return 1;
   }
   udp_.data = beat_timer_.data = detect_timer_.data = retry_timer_.data = this;
+  udp_retry_timer_.data = this;
   sigterm_.data = sigint_.data = this;
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
@@ -343,8 +366,10 @@ int runner::run() {
   uv_timer_start(&detect_timer_, on_detect_timer,
                  static_cast<std::uint64_t>(opts_.detect_interval_s) * 1000,
                  static_cast<std::uint64_t>(opts_.detect_interval_s) * 1000);
-  // The first beat goes at once (bodyless; the status follows detection).
-  uv_timer_start(&beat_timer_, on_beat_timer, 0, 0);
+  // The first beat goes as soon as the UDP address is known (resolved()
+  // fires it; bodyless, the status follows detection), at the latest one
+  // interval from now.
+  uv_timer_start(&beat_timer_, on_beat_timer, static_cast<std::uint64_t>(interval_ms()), 0);
   uv_run(&loop_, UV_RUN_DEFAULT);
   if ((rc = uv_loop_close(&loop_)) != 0) {
     log::warn("agent_loop_close_failed", {{"error", uv_strerror(rc)}});
@@ -363,13 +388,23 @@ void runner::stop(const char* why) {
   uv_close(as_handle(&beat_timer_), nullptr);
   uv_close(as_handle(&detect_timer_), nullptr);
   uv_close(as_handle(&retry_timer_), nullptr);
+  uv_close(as_handle(&udp_retry_timer_), nullptr);
   uv_close(as_handle(&sigterm_), nullptr);
   uv_close(as_handle(&sigint_), nullptr);
   if (conn_ != nullptr) {
     tls_close(conn_);
   }
-  // A detection job or a lookup in flight finishes on its own (commands are
-  // bounded by their timeout); its callback sees stopping_.
+  // Work not yet started is cancelled; a detection already running
+  // finishes (its commands are bounded by their timeout). Callbacks see
+  // stopping_ and only free their job.
+  if (detect_job_ != nullptr) {
+    (void)uv_cancel(reinterpret_cast<uv_req_t*>(&detect_job_->req));
+  }
+  for (auto* job : {udp_job_, tls_job_}) {
+    if (job != nullptr) {
+      (void)uv_cancel(reinterpret_cast<uv_req_t*>(&job->req));
+    }
+  }
 }
 
 void runner::schedule_beat() {
@@ -382,11 +417,17 @@ void runner::schedule_beat() {
 
 void runner::beat() {
   auto now = static_cast<std::int64_t>(uv_now(&loop_));
+  // The engine's address may move (DNS failover, a new VIP): look the UDP
+  // endpoint up again now and then.
+  if (now - last_udp_resolve_ms_ >= udp_resolve_interval_ms) {
+    resolve(false);
+  }
+  auto plan = policy_.plan(now, tls_up());
   if (policy_.current() == path::tls && policy_.misses() >= 3 && conn_ != nullptr) {
     // A stream that stopped acknowledging is half-open or stuck: replace it.
     tls_fail(conn_, "no acknowledgement for 3 heartbeats");
+    plan = policy_.plan(now, tls_up());
   }
-  auto plan = policy_.plan(now, tls_up());
   log_switch();
   manage_tls();
   std::string body;
@@ -405,8 +446,14 @@ void runner::beat() {
     std::uint64_t seq = 0;
     bool sent = false;
     send_frame(plan.via, plan.ask_ack, body, &seq, &sent);
-    if (sent && plan.ask_ack) {
-      policy_.asked(plan.via, seq, now);
+    if (plan.ask_ack) {
+      if (sent) {
+        policy_.asked(plan.via, seq, now);
+      } else {
+        policy_.unsent(plan.via, now);
+        log_switch();
+        manage_tls();
+      }
     }
     if (sent && !body.empty()) {
       status_sent_ever_ = true;
@@ -492,16 +539,27 @@ void runner::handle_ack(path via, const protocol::ack& a) {
     acked_ever_ = true;
     log::info("agent_acknowledged", {{"via", to_string(via)}});
   }
+  if (via == path::tls) {
+    // The stream carries frames both ways: only now is it worth keeping,
+    // so only now does the reconnect back-off start over.
+    tls_backoff_.reset();
+  }
   switch (a.result) {
     case protocol::ack_result::accepted:
       break;
     case protocol::ack_result::replayed: {
       // The engine has seen a higher number (a state file restored from a
       // backup, say): continue above it instead of being dropped forever.
+      // Not proof that the path works: anyone holding an old heartbeat
+      // can replay it and make the engine answer.
+      bool behind = seqs_.peek() <= a.seq;
       auto err = seqs_.skip_past(a.seq);
-      log::warn("agent_seq_behind", {{"engine_last_seq", std::to_string(a.seq)},
-                                     {"error", err}});
-      break;
+      if (behind && rate_ok(wall_ms())) {
+        log::warn("agent_seq_behind", {{"engine_last_seq", std::to_string(a.seq)},
+                                       {"next_seq", std::to_string(seqs_.peek())},
+                                       {"error", err}});
+      }
+      return;
     }
     case protocol::ack_result::stale_timestamp:
       if (rate_ok(wall_ms())) {
@@ -522,7 +580,8 @@ void runner::handle_ack(path via, const protocol::ack& a) {
       }
       break;
   }
-  // Any verified answer proves the path works both ways.
+  // A verified answer to our own current frame proves the path works both
+  // ways.
   policy_.acked(via, a.seq, now);
   log_switch();
   manage_tls();
@@ -566,12 +625,17 @@ void runner::resolve(bool for_tls) {
     return;
   }
   busy = true;
+  (for_tls ? tls_job_ : udp_job_) = job;
+  if (!for_tls) {
+    last_udp_resolve_ms_ = static_cast<std::int64_t>(uv_now(&loop_));
+  }
 }
 
 void runner::resolved(resolve_job* job, int status, addrinfo* res) {
   std::unique_ptr<resolve_job> owned(job);
   bool for_tls = job->for_tls;
   (for_tls ? tls_resolving_ : udp_resolving_) = false;
+  (for_tls ? tls_job_ : udp_job_) = nullptr;
   if (stopping_ || status == UV_ECANCELED) {
     uv_freeaddrinfo(res);
     return;
@@ -579,32 +643,43 @@ void runner::resolved(resolve_job* job, int status, addrinfo* res) {
   const auto& ep = for_tls ? state_.heartbeat_tls : state_.heartbeat_udp;
   if (status != 0 || res == nullptr) {
     uv_freeaddrinfo(res);
-    auto delay = resolve_backoff_.next([this](std::uint64_t n) { return uniform(n); });
+    auto& b = for_tls ? tls_backoff_ : resolve_backoff_;
+    auto delay = b.next([this](std::uint64_t n) { return uniform(n); });
     log::warn("agent_resolve_failed", {{"endpoint", ep},
                                        {"error", uv_strerror(status)},
                                        {"retry_in_ms", std::to_string(delay)}});
     if (for_tls) {
       tls_retry_in(delay);
-    } else {
-      udp_retry_in(delay);
+    } else if (!stopping_) {
+      uv_timer_start(&udp_retry_timer_, on_udp_retry_timer, static_cast<std::uint64_t>(delay), 0);
     }
     return;
   }
-  resolve_backoff_.reset();
-  sockaddr_storage addr{};
-  std::memcpy(&addr, res->ai_addr, std::min<std::size_t>(res->ai_addrlen, sizeof addr));
+  std::vector<sockaddr_storage> addrs;
+  for (auto* p = res; p != nullptr; p = p->ai_next) {
+    sockaddr_storage a{};
+    std::memcpy(&a, p->ai_addr, std::min<std::size_t>(p->ai_addrlen, sizeof a));
+    addrs.push_back(a);
+  }
   uv_freeaddrinfo(res);
   if (!for_tls) {
+    resolve_backoff_.reset();
     bool first = !udp_target_ok_;
-    udp_target_ = addr;
+    bool moved = !first && std::memcmp(&udp_target_, &addrs[0], sizeof udp_target_) != 0;
+    udp_target_ = addrs[0];
     udp_target_ok_ = true;
+    if (moved) {
+      log::info("agent_engine_address_changed", {{"endpoint", ep}});
+    }
     if (first && !stopping_) {
       // The beat that found no address yet goes now, not an interval late.
       uv_timer_start(&beat_timer_, on_beat_timer, 0, 0);
     }
     return;
   }
-  tls_connect_to(addr);
+  tls_addrs_ = std::move(addrs);
+  tls_addr_next_ = 0;
+  tls_connect_to(tls_addrs_[0]);
 }
 
 // -- TLS stream --------------------------------------------------------------------
@@ -631,24 +706,8 @@ void runner::tls_retry_in(std::int64_t delay_ms) {
   uv_timer_start(&retry_timer_, on_retry_timer, static_cast<std::uint64_t>(delay_ms), 0);
 }
 
-void runner::udp_retry_in(std::int64_t delay_ms) {
-  if (stopping_) {
-    return;
-  }
-  udp_retry_armed_ = true;
-  if (retry_armed_) {
-    return; // the armed timer re-resolves UDP too
-  }
-  retry_armed_ = true;
-  uv_timer_start(&retry_timer_, on_retry_timer, static_cast<std::uint64_t>(delay_ms), 0);
-}
-
 void runner::tls_retry() {
   retry_armed_ = false;
-  if (udp_retry_armed_) {
-    udp_retry_armed_ = false;
-    resolve(false);
-  }
   manage_tls();
 }
 
@@ -744,8 +803,12 @@ void runner::tls_read(tls_conn* c, const char* data, std::size_t len) {
   if (!was_up && c->session->established()) {
     c->up = true;
     uv_timer_stop(&c->timer);
-    tls_backoff_.reset();
     log::info("agent_tls_connected", {{"engine", c->peer}});
+    // Beats were going nowhere (or over the UDP that failed): send one now
+    // instead of an interval late.
+    if (!stopping_) {
+      uv_timer_start(&beat_timer_, on_beat_timer, 0, 0);
+    }
   }
   // The engine only ever sends acknowledgements, each ack_size bytes.
   std::size_t off = 0;
@@ -808,6 +871,14 @@ void runner::tls_fail(tls_conn* c, const std::string& why) {
   if (stopping_) {
     return;
   }
+  if (!was_up && tls_addr_next_ + 1 < tls_addrs_.size()) {
+    // Another address of the same endpoint first; back off only once every
+    // address has failed.
+    log::warn("agent_tls_connect_failed", {{"engine", c->peer}, {"error", why},
+                                           {"next_address", std::to_string(tls_addr_next_ + 1)}});
+    tls_connect_to(tls_addrs_[++tls_addr_next_]);
+    return;
+  }
   auto delay = tls_backoff_.next([this](std::uint64_t n) { return uniform(n); });
   log::warn(was_up ? "agent_tls_lost" : "agent_tls_connect_failed",
             {{"engine", c->peer}, {"error", why}, {"retry_in_ms", std::to_string(delay)}});
@@ -868,11 +939,13 @@ void runner::start_detect() {
     return;
   }
   detecting_ = true;
+  detect_job_ = job;
 }
 
 void runner::detect_done(detect_job* job, int status) {
   std::unique_ptr<detect_job> owned(job);
   detecting_ = false;
+  detect_job_ = nullptr;
   if (status != 0 || stopping_) {
     return;
   }

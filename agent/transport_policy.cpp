@@ -114,8 +114,11 @@ void transport_policy::asked(path via, std::uint64_t seq, std::int64_t now_ms) {
 
 bool transport_policy::acked(path via, std::uint64_t seq, std::int64_t now_ms) {
   if (mode_ == transport_mode::auto_ && current_ == path::tls && via == path::udp) {
-    // Any verified UDP ack proves UDP gets through both ways again.
-    (void)seq;
+    // Only the answer to the probe now outstanding proves UDP works again:
+    // a late ack for a beat from before the switch proves nothing.
+    if (probe_seq_ == 0 || seq != probe_seq_) {
+      return false;
+    }
     switch_to(path::udp, now_ms);
     return true;
   }
@@ -132,7 +135,22 @@ bool transport_policy::acked(path via, std::uint64_t seq, std::int64_t now_ms) {
 
 void transport_policy::tls_lost() {
   if (current_ == path::tls) {
+    // A new stream starts with a clean count: misses of the old one must
+    // not condemn the new one before it carried a frame.
     pending_seq_ = 0;
+    misses_ = 0;
+  }
+}
+
+void transport_policy::unsent(path via, std::int64_t now_ms) {
+  // An ack request that could not even be sent (a local firewall refusing
+  // UDP, no route, no address yet) is as unanswered as a lost one.
+  if (via != current_ || mode_ == transport_mode::udp) {
+    return;
+  }
+  ++misses_;
+  if (mode_ == transport_mode::auto_ && current_ == path::udp && misses_ >= miss_limit_) {
+    switch_to(path::tls, now_ms);
   }
 }
 

@@ -14,9 +14,11 @@
 //                   └──────(a UDP probe, sent every reprobe_ms, acked)─────┘
 //
 //     On UDP every beat asks for an ack: with the 2 s interval of a 10 s
-//     failover delay, two lost acks (about 3 s) are enough to move to TLS
-//     before the engine would declare the member down. While the TLS
-//     connection is not up, beats still go over UDP (they may get through).
+//     failover delay, two unanswered beats in a row (counted at the next
+//     beat: about 4 s) move it to TLS before the engine would declare the
+//     member down. A beat that could not even be sent counts the same.
+//     While the TLS connection is not up, beats still go over UDP (they
+//     may get through).
 
 #include <cstdint>
 #include <string_view>
@@ -57,10 +59,15 @@ public:
   /// The runner sent a beat with seq asking for an ack over `via`.
   void asked(path via, std::uint64_t seq, std::int64_t now_ms);
   /// A verified ack for seq arrived over `via`. Returns true when this
-  /// switched the path.
+  /// switched the path. On TLS (auto), only the ack of the outstanding UDP
+  /// probe brings the agent back to UDP.
   bool acked(path via, std::uint64_t seq, std::int64_t now_ms);
-  /// The TLS connection went down (auto/tls): forget its pending request.
+  /// The TLS connection went down (auto/tls): forget its pending request
+  /// and its misses (the next stream starts clean).
   void tls_lost();
+  /// A beat that would have asked over `via` could not be sent at all:
+  /// counts as a miss on that path (auto may switch).
+  void unsent(path via, std::int64_t now_ms);
   /// Unanswered ack requests in a row on the current path.
   int misses() const { return misses_; }
   /// A switch happened since the last call (for logging), and which.

@@ -5,6 +5,7 @@
 // back-off against an engine that is not there.
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -246,6 +247,37 @@ TEST_CASE("heartbeats reach the engine over TLS with the certificate checked aga
   }, 20'000));
   CHECK(f.agent_log("tls").find("event=agent_tls_connected") != std::string::npos);
   CHECK(f.n.metric("balctl_heartbeat_tls_connections_open") == 1);
+  CHECK(agent->stop() == 0);
+}
+
+TEST_CASE("a TLS stream that stopped acknowledging is replaced once, and heartbeats flow "
+          "again when the engine answers",
+          "[agent][e2e][tls]") {
+  // Regression: the old stream's misses condemned every new one at its
+  // first beat, so TLS heartbeats stopped until the agent restarted.
+  agent_fixture f;
+  test_pki pki = make_test_pki(f.n.dir.file(""));
+  REQUIRE(pki.error.empty());
+  f.start_engine(pki.server_cert, pki.server_key);
+  REQUIRE(f.enrol({"--ca-file", pki.ca_cert, "--transport", "tls"}) == 0);
+  auto agent = f.run("stall", {"--backoff-base-ms", "200", "--backoff-max-ms", "400"});
+  REQUIRE(wait_until([&] { return f.healthy(); }, 20'000));
+  // The engine stalls (its TCP stays open, nothing is answered) for long
+  // enough that three acknowledgements go missing.
+  REQUIRE(kill(f.n.daemon->pid(), SIGSTOP) == 0);
+  REQUIRE(wait_until([&] {
+    return f.agent_log("stall").find("event=agent_tls_lost") != std::string::npos;
+  }, 20'000));
+  REQUIRE(kill(f.n.daemon->pid(), SIGCONT) == 0);
+  auto frames = f.n.metric("balctl_heartbeat_tls_frames_total");
+  REQUIRE(wait_until([&] {
+    return f.n.metric("balctl_heartbeat_tls_frames_total") >= frames + 5;
+  }, 30'000));
+  auto log = f.agent_log("stall");
+  // One stream at the start, one after the stall: no churn.
+  CHECK(count_of(log, "event=agent_tls_connected") == 2);
+  CHECK(count_of(log, "event=agent_tls_lost") == 1);
+  CHECK(wait_until([&] { return f.healthy(); }, 20'000));
   CHECK(agent->stop() == 0);
 }
 

@@ -82,6 +82,8 @@ public:
   ~process() { stop(); }
 
   bool started() const { return pid_ > 0; }
+  /// The child's pid while it runs (for SIGSTOP/SIGCONT), else -1.
+  pid_t pid() const { return pid_; }
 
   /// Exit status if it has exited (-1 while running).
   int poll() {

@@ -396,3 +396,67 @@ TEST_CASE("take_switched reports each switch once", "[agent][transport][unit]") 
   CHECK(d.switched(nullptr));
   CHECK_FALSE(d.switched(&to));
 }
+
+TEST_CASE("a replaced TLS stream starts with no misses, so it gets to carry frames",
+          "[agent][transport][unit]") {
+  // Regression: misses survived tls_lost(), so every new stream was
+  // condemned at its first beat and TLS heartbeats stopped for good.
+  driver d(transport_mode::tls);
+  for (int i = 0; i < 4; ++i) {
+    d.beat(true); // asks, nothing answers
+  }
+  CHECK(d.policy.misses() >= 3);
+  d.policy.tls_lost();
+  CHECK(d.policy.misses() == 0);
+  auto s = d.beat(true);
+  CHECK(s.plan.ask_ack);
+  CHECK(d.policy.misses() == 0);
+  d.policy.acked(path::tls, s.seq, d.now);
+  CHECK(d.policy.misses() == 0);
+}
+
+TEST_CASE("an ack request that could not be sent counts as unanswered, and auto moves "
+          "to TLS", "[agent][transport][unit]") {
+  // Regression: a local firewall refusing UDP (EPERM) kept auto on UDP
+  // forever, since only sent requests could go unanswered.
+  driver d(transport_mode::auto_);
+  auto p = d.policy.plan(d.now, false);
+  REQUIRE(p.via == path::udp);
+  REQUIRE(p.ask_ack);
+  d.policy.unsent(path::udp, d.now);
+  CHECK(d.policy.misses() == 1);
+  CHECK(d.policy.current() == path::udp);
+  d.now += interval_ms;
+  p = d.policy.plan(d.now, false);
+  d.policy.unsent(path::udp, d.now);
+  CHECK(d.policy.current() == path::tls);
+  path to = path::udp;
+  CHECK(d.switched(&to));
+  CHECK(to == path::tls);
+
+  SECTION("udp mode never counts them") {
+    driver u(transport_mode::udp);
+    u.policy.unsent(path::udp, u.now);
+    CHECK(u.policy.misses() == 0);
+  }
+}
+
+TEST_CASE("on TLS, only the answer to the outstanding UDP probe brings auto back to UDP",
+          "[agent][transport][unit]") {
+  driver d(transport_mode::auto_);
+  auto first = d.beat(false);
+  d.beat(false);
+  d.beat(false);
+  REQUIRE(d.policy.current() == path::tls);
+  d.switched(nullptr);
+  // A late ack for a beat sent before the switch proves nothing.
+  CHECK_FALSE(d.policy.acked(path::udp, first.seq, d.now));
+  CHECK(d.policy.current() == path::tls);
+  // Without a stream, beats go over UDP and ask: the answer to that one does.
+  auto probe = d.beat(false);
+  REQUIRE(probe.plan.via == path::udp);
+  REQUIRE(probe.plan.ask_ack);
+  CHECK_FALSE(d.policy.acked(path::udp, probe.seq + 1, d.now));
+  CHECK(d.policy.acked(path::udp, probe.seq, d.now));
+  CHECK(d.policy.current() == path::udp);
+}
