@@ -46,7 +46,7 @@ TEST_CASE("the seed's enrol command line parses", "[agent][options][unit]") {
   CHECK(o.log_level == "info");
 }
 
-TEST_CASE("--enrol may come anywhere and may be spelled --enroll", "[agent][options][unit]") {
+TEST_CASE("the enrol flag may come anywhere and may be spelled --enroll", "[agent][options][unit]") {
   auto spelling = GENERATE(as<std::string>{}, "--enrol", "--enroll");
   auto o = parse_ok({"--key", "K", "--api-base", "http://10.0.0.1:7947", spelling});
   CHECK(o.cmd == command::enrol);
@@ -54,7 +54,7 @@ TEST_CASE("--enrol may come anywhere and may be spelled --enroll", "[agent][opti
   CHECK(o.enrol.hostname.empty()); // main.cpp fills it in
 }
 
-TEST_CASE("--flag=value works like --flag value", "[agent][options][unit]") {
+TEST_CASE("options take --flag=value as well as --flag value", "[agent][options][unit]") {
   auto o = parse_ok({"--enrol", "--key=K=with=equals", "--hostname=H", "--api-base=https://e/",
                      "--state-file=/tmp/s.json", "--ca-file=/etc/ca.pem", "--transport=udp",
                      "--tls-server-name=hb.e", "--enrol-timeout-s=60", "--log-level=debug"});
@@ -142,7 +142,7 @@ TEST_CASE("detect takes --root, --mysql-defaults-file and --command-timeout-ms",
   CHECK(o.run.detect.command_timeout_ms == 200);
 }
 
-TEST_CASE("--version and --help win over the command", "[agent][options][unit]") {
+TEST_CASE("the version and help flags win over the command", "[agent][options][unit]") {
   auto [argv, want] = GENERATE(table<args, command>({
     {{"--version"}, command::version},
     {{"run", "--version"}, command::version},
