@@ -1,8 +1,13 @@
 #include "api/admin_api.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
+#include <cstring>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -540,7 +545,8 @@ json ticket_json(const admin_options& opts, const enrollment_ticket& t) {
            {{"secret", t.secret},
             {"install_command",
              install_command(t.member.linux_family, agent_install_url(opts),
-                             t.secret, t.member.hostname, opts.public_url)},
+                             t.secret, t.member.hostname, opts.public_url,
+                             opts.agent_binary_url)},
             {"hostname", t.member.hostname},
             {"allowed_ips", t.member.allowed_ips},
             {"api_base", opts.public_url}}}};
@@ -620,7 +626,8 @@ std::string install_command(const std::string& family,
                             const std::string& install_url,
                             const std::string& secret,
                             const std::string& hostname,
-                            const std::string& api_base) {
+                            const std::string& api_base,
+                            const std::string& binary_url) {
   // curl fetches deploy/install-agent.sh, which picks the package manager
   // itself; only curl's own install differs per family.
   std::string prerequisites =
@@ -629,10 +636,14 @@ std::string install_command(const std::string& family,
         "apt-get install -y curl)"
       : "command -v curl >/dev/null 2>&1 || sudo dnf install -y curl "
         "2>/dev/null || sudo yum install -y curl";
-  return prerequisites + " && curl -fsSL " + shell_quote(install_url) +
-         " | sudo bash -s -- --enrol --key " + shell_quote(secret) +
-         " --hostname " + shell_quote(hostname) + " --api-base " +
-         shell_quote(api_base);
+  auto command = prerequisites + " && curl -fsSL " + shell_quote(install_url) +
+                 " | sudo bash -s -- --enrol --key " + shell_quote(secret) +
+                 " --hostname " + shell_quote(hostname) + " --api-base " +
+                 shell_quote(api_base);
+  if (!binary_url.empty()) {
+    command += " --binary " + shell_quote(binary_url);
+  }
+  return command;
 }
 
 std::string agent_install_url(const admin_options& opts) {
@@ -654,7 +665,8 @@ admin_api::admin_api(admin_options opts, control& engine, const clock& clk,
     metrics_(metrics),
     auth_(opts_.tokens),
     limiter_(std::make_shared<failure_limiter>(opts_.enroll_failures_per_minute)),
-    enroll_counts_(std::make_shared<counts>()) {}
+    enroll_counts_(std::make_shared<counts>()),
+    agent_files_(opts_.agent_dist_dir, clk_) {}
 
 void admin_api::handle(http::request&& req, http::responder respond) {
   try {
@@ -717,7 +729,7 @@ void admin_api::route(http::request& req, http::responder& respond) {
   }
   if (seg.size() == 2 && seg[0] == "agent") {
     if (allow({"GET", "HEAD"})) {
-      respond(agent_file(seg[1]));
+      respond(agent_files_.get(seg[1]));
     }
     return;
   }
@@ -1144,29 +1156,129 @@ void admin_api::enroll(http::request& req, http::responder& respond) {
     });
 }
 
-http::response admin_api::agent_file(const std::string& name) const {
+agent_files::agent_files(std::string dist_dir, const clock& clk, int binary_burst,
+                         std::int64_t binary_refill_ms)
+  : dist_dir_(std::move(dist_dir)),
+    clk_(clk),
+    binary_burst_(binary_burst),
+    binary_refill_ms_(binary_refill_ms),
+    binary_bucket_(binary_burst, binary_refill_ms) {}
+
+http::response agent_files::get(const std::string& name) {
   // Two fixed names, never a path: nothing else under the directory (or
   // outside it) can be fetched without a token.
+  bool is_binary = name == "balctl-agent";
   const char* type = name == "install-agent.sh" ? "text/x-shellscript"
-                     : name == "balctl-agent"   ? "application/octet-stream"
+                     : is_binary                ? "application/octet-stream"
                                                 : nullptr;
-  if (type == nullptr || opts_.agent_dist_dir.empty()) {
+  if (type == nullptr || dist_dir_.empty()) {
     return error("not_found", "",
                  type == nullptr ? "no such agent file: " + name
                                  : "this engine does not serve the agent "
                                    "(admin.agent_dist_dir is not set)");
   }
-  auto path = opts_.agent_dist_dir + "/" + name;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream body;
-  if (!in || !(body << in.rdbuf())) {
-    log::error("agent_file_unreadable", {{"path", path}});
+  std::shared_ptr<const std::string> body;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    body = load(name, is_binary ? binary_ : script_);
+  }
+  if (!body) {
     return error("not_found", "", "agent file " + name + " is not available");
+  }
+  if (is_binary) {
+    if (auto wait_ms = binary_bucket_.take(clk_.now_ms()); wait_ms > 0) {
+      auto wait_s = std::max<std::int64_t>(1, (wait_ms + 999) / 1000);
+      auto r = error("rate_limited", "",
+                     "too many downloads of the agent binary: this engine serves " +
+                       std::to_string(binary_burst_) + " at once, then one every " +
+                       std::to_string(binary_refill_ms_) +
+                       " ms, for all clients together, to bound the memory "
+                       "unauthenticated downloads hold; retry after " +
+                       std::to_string(wait_s) +
+                       " s, or serve the binary from elsewhere (admin.agent_binary_url)");
+      r.headers.emplace_back("Retry-After", std::to_string(wait_s));
+      return r;
+    }
   }
   http::response r;
   r.content_type = type;
-  r.body = body.str();
+  // The one copy this response holds; the cached bytes stay shared.
+  r.body = *body;
   return r;
+}
+
+std::shared_ptr<const std::string> agent_files::load(const std::string& name,
+                                                     cached& c) {
+  auto path = dist_dir_ + "/" + name;
+  auto unavailable = [&](const std::string& why) -> std::shared_ptr<const std::string> {
+    c.body.reset();
+    // Logged when it becomes unavailable, not on every (unauthenticated)
+    // request while it stays so.
+    if (!c.unavailable_logged) {
+      log::error("agent_file_unreadable", {{"path", path}, {"error", why}});
+      c.unavailable_logged = true;
+    }
+    return nullptr;
+  };
+  auto stamp_of = [](const struct stat& st) {
+    file_stamp s;
+    s.dev = static_cast<std::uint64_t>(st.st_dev);
+    s.ino = static_cast<std::uint64_t>(st.st_ino);
+    s.size = static_cast<std::uint64_t>(st.st_size);
+    s.mtime_ns = std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+    s.ctime_ns = std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+    return s;
+  };
+  // One stat() per request; the file is read only when it changed.
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    return unavailable(std::string("stat: ") + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return unavailable("not a regular file");
+  }
+  if (c.body && c.stamp == stamp_of(st)) {
+    return c.body;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return unavailable(std::string("open: ") + std::strerror(errno));
+  }
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } guard{fd};
+  // The stamp of what is read (fstat, not the stat above): a file replaced
+  // in between is read and stamped as the new one.
+  if (::fstat(fd, &st) != 0) {
+    return unavailable(std::string("fstat: ") + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return unavailable("not a regular file");
+  }
+  auto bytes = std::make_shared<std::string>();
+  bytes->reserve(static_cast<std::size_t>(st.st_size));
+  char buf[64 * 1024];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n == 0) {
+      break;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return unavailable(std::string("read: ") + std::strerror(errno));
+    }
+    bytes->append(buf, static_cast<std::size_t>(n));
+  }
+  // A file written while it was read has a newer stamp than the one taken
+  // above, so the next request reads it again.
+  c.body = std::move(bytes);
+  c.stamp = stamp_of(st);
+  c.unavailable_logged = false;
+  log::info("agent_file_loaded", {{"path", path}, {"bytes", std::to_string(c.body->size())}});
+  return c.body;
 }
 
 std::string admin_api::metrics_text() const {

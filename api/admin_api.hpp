@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "api/auth.hpp"
@@ -35,6 +36,9 @@ struct admin_options {
   std::string heartbeat_tls_endpoint; // host:port of the TLS listener; "" = none
   int heartbeat_interval_s = 2;
   std::string agent_install_url;  // "" = public_url + /agent/install-agent.sh
+  // Where install-agent.sh downloads the binary; "" = its own default,
+  // public_url + /agent/balctl-agent (no --binary in the command).
+  std::string agent_binary_url;
   std::string agent_dist_dir;     // served at /agent/; "" = not served
   std::string agent_version_latest;
   int enroll_failures_per_minute = 10;
@@ -67,6 +71,62 @@ enum class enroll_outcome : std::uint8_t {
 };
 const char* to_string(enroll_outcome o);
 
+// Unauthenticated downloads of the agent binary (about 10 MB), for all
+// sources together: a burst of agent_binary_burst, then one every
+// agent_binary_refill_ms; beyond that, 429 rate_limited with Retry-After.
+// Each 200 holds its own copy of the binary until the client has read it,
+// and the HTTP server closes a connection that has not taken its response
+// within admin.idle_timeout_s of it being queued. So however many slow
+// readers connect, at most burst + idle_timeout_s / 2 binaries are in
+// flight: 10 + 60 / 2 = 40 (about 400 MB) with the defaults, where without
+// the bucket it was one per connection (1024 x 10 MB). install-agent.sh
+// retries a 429 after its Retry-After; fleets that install faster than one
+// server per 2 s set admin.agent_binary_url to serve it from elsewhere.
+constexpr int agent_binary_burst = 10;
+constexpr std::int64_t agent_binary_refill_ms = 2'000;
+
+/// GET /agent/{install-agent.sh,balctl-agent}: the two files of
+/// admin.agent_dist_dir, served without a token. Each file is read once
+/// and kept in memory; every request stat()s it and reads it again only
+/// when it changed (inode, size, mtime or ctime), so a replaced binary is
+/// served at once. The binary goes through the agent_binary_* bucket.
+/// Thread-safe.
+class agent_files {
+public:
+  agent_files(std::string dist_dir, const clock& clk,
+              int binary_burst = agent_binary_burst,
+              std::int64_t binary_refill_ms = agent_binary_refill_ms);
+
+  http::response get(const std::string& name);
+
+private:
+  struct file_stamp {
+    std::uint64_t dev = 0, ino = 0, size = 0;
+    std::int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const file_stamp& o) const {
+      return dev == o.dev && ino == o.ino && size == o.size &&
+             mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+    }
+  };
+  struct cached {
+    std::shared_ptr<const std::string> body; // null: not loaded
+    file_stamp stamp;
+    bool unavailable_logged = false;
+  };
+  /// The file's current bytes, from the cache or read anew; null when it
+  /// cannot be read (logged once until it can again).
+  std::shared_ptr<const std::string> load(const std::string& name, cached& c);
+
+  std::string dist_dir_;
+  const clock& clk_;
+  int binary_burst_;
+  std::int64_t binary_refill_ms_;
+  token_bucket binary_bucket_;
+  std::mutex mu_; // guards script_ and binary_
+  cached script_;
+  cached binary_;
+};
+
 class admin_api {
 public:
   admin_api(admin_options opts, control& engine, const clock& clk,
@@ -88,8 +148,6 @@ private:
 
   void route(http::request& req, http::responder& respond);
   void enroll(http::request& req, http::responder& respond);
-  /// GET /agent/{install-agent.sh,balctl-agent} from admin.agent_dist_dir.
-  http::response agent_file(const std::string& name) const;
 
   admin_options opts_;
   control& engine_;
@@ -100,17 +158,21 @@ private:
   // object is gone (the HTTP server stops before the engine).
   std::shared_ptr<failure_limiter> limiter_;
   std::shared_ptr<counts> enroll_counts_;
+  agent_files agent_files_;
 };
 
 /// The one-line install command for a member (the seed's "Install the
 /// agent"), for its Linux family ("rhel" or "debian"): fetch
 /// deploy/install-agent.sh from install_url and run it with the enrolment
-/// arguments. Every value is single-quoted for the shell.
+/// arguments; with a binary_url (admin.agent_binary_url), the script
+/// downloads the agent from there (--binary) instead of from api_base.
+/// Every value is single-quoted for the shell.
 std::string install_command(const std::string& family,
                             const std::string& install_url,
                             const std::string& secret,
                             const std::string& hostname,
-                            const std::string& api_base);
+                            const std::string& api_base,
+                            const std::string& binary_url = "");
 
 /// Where install commands fetch install-agent.sh: admin.agent_install_url,
 /// else the engine itself (<public_url>/agent/install-agent.sh).

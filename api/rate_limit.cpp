@@ -1,5 +1,6 @@
 #include "api/rate_limit.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace balctl::api {
@@ -61,6 +62,30 @@ void failure_limiter::evict_expired(std::int64_t now_ms) {
       i = by_source_.erase(i);
     }
   }
+}
+
+std::int64_t token_bucket::take(std::int64_t now_ms) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (now_ms < refilled_ms_) {
+    // The wall clock stepped back: count the next token from now rather
+    // than wait for the old instant to come round again.
+    refilled_ms_ = now_ms;
+  }
+  auto due = (now_ms - refilled_ms_) / refill_ms_;
+  if (due > 0) {
+    tokens_ = std::min(burst_, tokens_ + due);
+    refilled_ms_ += due * refill_ms_;
+  }
+  if (tokens_ >= burst_) {
+    // Full: time spent full earns nothing, so after this take the next
+    // token is a whole refill_ms away.
+    refilled_ms_ = now_ms;
+  }
+  if (tokens_ > 0) {
+    --tokens_;
+    return 0;
+  }
+  return refilled_ms_ + refill_ms_ - now_ms;
 }
 
 } // namespace balctl::api

@@ -1,9 +1,10 @@
 #pragma once
 
-// Enrollment failures per source address (DESIGN.md, Security: brute force
-// gets nowhere). A source that failed `limit` times within the current
-// fixed one-minute window is refused until the window ends, before its
-// secret is even looked at. Time is passed in; thread-safe (failures are
+// Limits for unauthenticated callers. failure_limiter: enrollment failures
+// per source address (DESIGN.md, Security: brute force gets nowhere). A
+// source that failed `limit` times within the current fixed one-minute
+// window is refused until the window ends, before its secret is even
+// looked at. Time is passed in; thread-safe (failures are
 // recorded from engine threads, checks made on the HTTP loop).
 
 #include <cstdint>
@@ -43,6 +44,26 @@ private:
   std::size_t max_sources_;
   mutable std::mutex mu_;
   std::unordered_map<ip_address, window, ip_hash> by_source_;
+};
+
+/// A token bucket shared by every caller: it holds at most `burst` tokens
+/// and gains one every `refill_ms`; a full bucket banks no time. Time is
+/// passed in; thread-safe.
+class token_bucket {
+public:
+  token_bucket(int burst, std::int64_t refill_ms)
+    : burst_(burst), refill_ms_(refill_ms), tokens_(burst) {}
+
+  /// Takes a token: 0 when there was one, else the milliseconds until the
+  /// next one arrives (and nothing is taken).
+  std::int64_t take(std::int64_t now_ms);
+
+private:
+  std::int64_t burst_;
+  std::int64_t refill_ms_;
+  std::mutex mu_;
+  std::int64_t tokens_;
+  std::int64_t refilled_ms_ = 0; // when the last token was added
 };
 
 } // namespace balctl::api

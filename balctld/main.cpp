@@ -417,6 +417,7 @@ int main(int argc, char** argv) {
       }
       ao.heartbeat_interval_s = a.heartbeat_interval_s;
       ao.agent_install_url = a.agent_install_url;
+      ao.agent_binary_url = a.agent_binary_url;
       ao.agent_dist_dir = a.agent_dist_dir;
       ao.agent_version_latest = a.agent_version_latest;
       ao.enroll_failures_per_minute = a.enroll_failures_per_minute;

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -313,7 +314,7 @@ void read_admin(reader& r, const json& j, admin_config& a) {
                 "enroll_failures_per_minute", "public_url",
                 "heartbeat_endpoint", "heartbeat_tls_endpoint",
                 "heartbeat_interval_s", "agent_install_url",
-                "agent_dist_dir", "agent_version_latest",
+                "agent_binary_url", "agent_dist_dir", "agent_version_latest",
                 "activity_retention"});
   if (r.string(j, p, "listen", a.listen) && !a.listen.empty() &&
       !valid_listen(a.listen)) {
@@ -332,8 +333,7 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   r.integer(j, p, "max_connections", a.max_connections, 1, 100000);
   r.integer(j, p, "enroll_failures_per_minute", a.enroll_failures_per_minute,
             1, 10000);
-  r.string(j, p, "public_url", a.public_url);
-  // (checked with agent_install_url below)
+  // (public_url is read with the other URLs below)
   auto endpoint = [&](const char* key, std::string& out, const char* empty_means) {
     if (!r.string(j, p, key, out) || out.empty() || valid_listen(out)) {
       return;
@@ -350,15 +350,16 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   endpoint("heartbeat_endpoint", a.heartbeat_endpoint, "the udp_listen address");
   endpoint("heartbeat_tls_endpoint", a.heartbeat_tls_endpoint,
            "the heartbeat_tls.listen address");
-  for (const char* key : {"public_url", "agent_install_url"}) {
-    std::string v;
-    if (r.string(j, p, key, v) && !v.empty() && v.rfind("http://", 0) != 0 &&
-        v.rfind("https://", 0) != 0) {
+  // Each read once, so a value of the wrong type is one error.
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"public_url", &a.public_url},
+                          {"agent_install_url", &a.agent_install_url},
+                          {"agent_binary_url", &a.agent_binary_url}}) {
+    if (r.string(j, p, key, *out) && !out->empty() && out->rfind("http://", 0) != 0 &&
+        out->rfind("https://", 0) != 0) {
       r.error_value(p + key, j[key], "must be an http:// or https:// URL");
     }
   }
   r.integer(j, p, "heartbeat_interval_s", a.heartbeat_interval_s, 1, 60);
-  r.string(j, p, "agent_install_url", a.agent_install_url);
   r.string(j, p, "agent_dist_dir", a.agent_dist_dir);
   r.string(j, p, "agent_version_latest", a.agent_version_latest);
   r.integer(j, p, "activity_retention", a.activity_retention, 100, 10'000'000);

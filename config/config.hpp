@@ -72,6 +72,10 @@ struct admin_config {
   std::string heartbeat_tls_endpoint; // told to agents at enrolment; "" = heartbeat_tls.listen
   int heartbeat_interval_s = 2;   // told to agents; 1..60 (failover_delay / 5 for the 10 s minimum)
   std::string agent_install_url;  // install commands fetch it; "" = public_url + /agent/install-agent.sh
+  // install-agent.sh downloads the agent binary from it (--binary in the
+  // install command); "" = public_url + /agent/balctl-agent, the script's
+  // default. For fleets installing faster than the engine's download limit.
+  std::string agent_binary_url;
   std::string agent_dist_dir;     // served at /agent/ (install-agent.sh, balctl-agent); "" = not served
   std::string agent_version_latest = "1.0.0"; // older agents count as outdated
   int activity_retention = 10000; // events kept per pool, 100..10000000

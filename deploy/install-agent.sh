@@ -391,7 +391,13 @@ main() {
       warn "downloading the agent over plain http: nothing authenticates the binary"
     fi
     say "binary: downloading $source"
-    local curl_args=(-fsSL --retry 3 --connect-timeout 15 --max-time 600 -o "$tmp_bin")
+    # The engine serves the binary to a few installs at a time and answers
+    # the rest 429 with Retry-After (seconds); curl 7.66+ waits that long
+    # before each retry (else it backs off from 1 s), for up to 5 minutes
+    # in all, so a fleet installing at once queues instead of failing.
+    # --max-time bounds each attempt.
+    local curl_args=(-fsSL --retry 10 --retry-max-time 300 --connect-timeout 15
+      --max-time 600 -o "$tmp_bin")
     if [[ -n $ca_file ]]; then
       curl_args+=(--cacert "$ca_file")
     fi

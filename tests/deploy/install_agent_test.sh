@@ -469,6 +469,62 @@ if command -v python3 >/dev/null 2>&1; then
   run_install -- --binary "http://127.0.0.1:$port/agent/missing" --no-start
   expect_fail_with "http://127.0.0.1:$port/agent/missing"
   pass
+
+  begin "a 429 with Retry-After from the engine is waited out and retried"
+  # The engine answers binary downloads beyond its limit with 429 and
+  # Retry-After; this server does so twice (2 s each), then serves the
+  # file. curl's own back-off would wait 1 s, then 2 s: 3 s in all, so
+  # 4 s tells that Retry-After was followed.
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  cat >"$work/throttle.py" <<'PY'
+import http.server, sys
+path, log = sys.argv[1], sys.argv[2]
+class Handler(http.server.BaseHTTPRequestHandler):
+    count = 0
+    def do_GET(self):
+        Handler.count += 1
+        with open(log, "a") as f:
+            f.write("%s\n" % self.path)
+        if Handler.count <= 2:
+            body = b'{"error":{"status":429,"code":"rate_limited"}}'
+            self.send_response(429)
+            self.send_header("Retry-After", "2")
+        else:
+            body = open(path, "rb").read()
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print("port %d" % server.server_address[1], flush=True)
+server.serve_forever()
+PY
+  : >"$work/throttle.log"
+  python3 -u "$work/throttle.py" "$standin" "$work/throttle.log" >"$work/throttle.out" 2>&1 &
+  server_pid=$!
+  port=""
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$work/throttle.out" | head -1)
+    if [[ -n $port ]]; then
+      break
+    fi
+    sleep 0.1
+  done
+  [[ -n $port ]] || fail "the throttling server did not start: $(cat "$work/throttle.out")"
+  new_root throttled debian "" 12
+  started_ms=$(($(date +%s%N) / 1000000))
+  run_install -- --api-base "http://127.0.0.1:$port" --no-start
+  elapsed_ms=$(($(date +%s%N) / 1000000 - started_ms))
+  expect_rc0
+  cmp -s "$root/usr/local/sbin/balctl-agent" "$standin" || fail "downloaded binary differs"
+  [[ $(wc -l <"$work/throttle.log") -eq 3 ]] ||
+    fail "expected 3 requests (429, 429, 200), got: $(tr '\n' ' ' <"$work/throttle.log")"
+  [[ $elapsed_ms -ge 3900 ]] || fail "retried after ${elapsed_ms} ms in all: Retry-After (2 s, twice) was not followed"
+  pass
 else
   skip "python3 is not installed"
 fi

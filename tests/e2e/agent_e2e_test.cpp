@@ -421,6 +421,17 @@ TEST_CASE("the engine serves the installer and the agent binary without a token,
         std::string::npos);
 }
 
+TEST_CASE("with agent_binary_url set, install commands fetch the agent from there",
+          "[agent][e2e]") {
+  node n;
+  n.admin_extra["agent_binary_url"] = "https://cdn.example.test/balctl-agent-rhel9";
+  n.start();
+  auto pool = n.make_pool("Cdn");
+  auto added = n.add_member(pool, "cdn1.e2e.test");
+  auto cmd = added["enrollment"]["install_command"].get<std::string>();
+  CHECK(cmd.find("--binary 'https://cdn.example.test/balctl-agent-rhel9'") != std::string::npos);
+}
+
 TEST_CASE("without agent_dist_dir the agent files are not served", "[agent][e2e]") {
   node n;
   n.start();

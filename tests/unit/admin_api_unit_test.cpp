@@ -1,7 +1,12 @@
 // The admin API's plain parts: token auth, the enrollment rate limiter,
 // agent version order, install commands, error statuses.
 
+#include <stdlib.h>
+
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
 
 #include "api/admin_api.hpp"
 #include "api/auth.hpp"
@@ -26,6 +31,44 @@ ip_address ip(const char* text) {
   ip_address a;
   REQUIRE(ip_address::parse(text, a));
   return a;
+}
+
+namespace fs = std::filesystem;
+
+// A directory of its own, removed with everything in it.
+class temp_dir {
+public:
+  temp_dir() {
+    std::string tmpl = (fs::temp_directory_path() / "balctl-agent-files-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
+void write(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  REQUIRE(out.good());
+}
+
+std::string header(const http::response& r, const std::string& name) {
+  for (const auto& h : r.headers) {
+    if (h.first == name) {
+      return h.second;
+    }
+  }
+  return {};
 }
 
 } // namespace
@@ -110,6 +153,150 @@ TEST_CASE("install commands pick the family's package manager and quote every va
   auto hostile = install_command("debian", "https://x.test/a'; rm -rf /; '", "s", "h",
                                  "https://api.test");
   CHECK(hostile.find("'https://x.test/a'\\''; rm -rf /; '\\'''") != std::string::npos);
+}
+
+TEST_CASE("with an agent_binary_url the install command passes it quoted as --binary",
+          "[api][unit]") {
+  auto cmd = install_command("debian", "https://api.test/agent/install-agent.sh", "abc123",
+                             "node9.test", "https://api.test",
+                             "https://cdn.test/balctl-agent");
+  CHECK(cmd.find("--api-base 'https://api.test' --binary 'https://cdn.test/balctl-agent'") !=
+        std::string::npos);
+  // Unset: the script's own default, <api-base>/agent/balctl-agent.
+  auto plain = install_command("debian", "https://api.test/agent/install-agent.sh", "abc123",
+                               "node9.test", "https://api.test", "");
+  CHECK(plain.find("--binary") == std::string::npos);
+  auto hostile = install_command("rhel", "https://api.test/i.sh", "s", "h", "https://api.test",
+                                 "https://x.test/a'; rm -rf /; '");
+  CHECK(hostile.find("--binary 'https://x.test/a'\\''; rm -rf /; '\\'''") !=
+        std::string::npos);
+}
+
+TEST_CASE("the download bucket allows a burst, then one per refill interval",
+          "[api][unit]") {
+  token_bucket b(10, 2'000);
+  const std::int64_t t0 = 1'700'000'000'000;
+  for (int i = 0; i < 10; ++i) {
+    CAPTURE(i);
+    CHECK(b.take(t0) == 0);
+  }
+  CHECK(b.take(t0) == 2'000);         // empty: the next token in 2 s
+  CHECK(b.take(t0 + 1'500) == 500);
+  CHECK(b.take(t0 + 2'000) == 0);     // one token back
+  CHECK(b.take(t0 + 2'000) == 2'000);
+  CHECK(b.take(t0 + 5'000) == 0);     // refilled at 4 s; the next one at 6 s
+  CHECK(b.take(t0 + 5'000) == 1'000);
+  // A long pause fills the bucket to its burst, no further.
+  const std::int64_t t1 = t0 + 3'600'000;
+  for (int i = 0; i < 10; ++i) {
+    CHECK(b.take(t1) == 0);
+  }
+  CHECK(b.take(t1) == 2'000);
+  // A wall clock stepped back does not stretch the wait beyond one refill.
+  CHECK(b.take(t1 - 60'000) == 2'000);
+  // A full bucket banks no time: however long it sat full, the token after
+  // its burst comes a whole refill interval after the first take.
+  token_bucket full(2, 2'000);
+  CHECK(full.take(t0 + 9'000) == 0);
+  CHECK(full.take(t0 + 9'500) == 0);
+  CHECK(full.take(t0 + 9'500) == 1'500);
+  CHECK(full.take(t0 + 11'000) == 0);
+}
+
+TEST_CASE("agent files are served from memory, re-read only when they change",
+          "[api][unit]") {
+  temp_dir dir;
+  manual_clock clk;
+  const std::string elf("\x7f" "ELF\0v1", 7);
+  write(dir.file("install-agent.sh"), "#!/bin/sh\necho v1\n");
+  write(dir.file("balctl-agent"), elf);
+  agent_files files(dir.path(), clk);
+
+  auto script = files.get("install-agent.sh");
+  CHECK(script.status == 200);
+  CHECK(script.content_type == "text/x-shellscript");
+  CHECK(script.body == "#!/bin/sh\necho v1\n");
+  auto bin = files.get("balctl-agent");
+  CHECK(bin.status == 200);
+  CHECK(bin.content_type == "application/octet-stream");
+  CHECK(bin.body == elf);
+
+  SECTION("a replaced file is served at once") {
+    write(dir.file("balctl-agent"), "a new build, longer than the old one");
+    CHECK(files.get("balctl-agent").body == "a new build, longer than the old one");
+    // Renamed into place (a new inode), as install tools do.
+    write(dir.file("next"), "renamed");
+    fs::rename(dir.file("next"), dir.file("balctl-agent"));
+    CHECK(files.get("balctl-agent").body == "renamed");
+  }
+  SECTION("an empty file is an empty 200, not a 404") {
+    write(dir.file("install-agent.sh"), "");
+    auto r = files.get("install-agent.sh");
+    CHECK(r.status == 200);
+    CHECK(r.body.empty());
+  }
+  SECTION("a removed file is a 404, and served again once it is back") {
+    fs::remove(dir.file("install-agent.sh"));
+    auto gone = files.get("install-agent.sh");
+    CHECK(gone.status == 404);
+    CHECK(gone.body.find("install-agent.sh is not available") != std::string::npos);
+    write(dir.file("install-agent.sh"), "back");
+    CHECK(files.get("install-agent.sh").body == "back");
+  }
+  SECTION("only the two names exist") {
+    write(dir.file("state.json"), "{}");
+    CHECK(files.get("state.json").status == 404);
+    CHECK(files.get("../balctl-agent").status == 404);
+    CHECK(files.get("").status == 404);
+  }
+}
+
+TEST_CASE("binary downloads beyond the burst get 429 with Retry-After until a token "
+          "refills; the script is not limited",
+          "[api][unit]") {
+  temp_dir dir;
+  manual_clock clk;
+  write(dir.file("install-agent.sh"), "#!/bin/sh\n");
+  write(dir.file("balctl-agent"), "binary");
+  agent_files files(dir.path(), clk);
+  for (int i = 0; i < agent_binary_burst; ++i) {
+    CAPTURE(i);
+    REQUIRE(files.get("balctl-agent").status == 200);
+  }
+  auto limited = files.get("balctl-agent");
+  CHECK(limited.status == 429);
+  CHECK(limited.body.find("\"code\":\"rate_limited\"") != std::string::npos);
+  CHECK(limited.body.find("agent_binary_url") != std::string::npos);
+  CHECK(header(limited, "Retry-After") == "2");
+  for (int i = 0; i < 20; ++i) {
+    CHECK(files.get("install-agent.sh").status == 200);
+  }
+  clk.advance(1'001);
+  auto still = files.get("balctl-agent");
+  CHECK(still.status == 429);
+  CHECK(header(still, "Retry-After") == "1"); // 999 ms, rounded up
+  clk.advance(999);
+  CHECK(files.get("balctl-agent").status == 200);
+  CHECK(files.get("balctl-agent").status == 429);
+  // Refused requests took no token: one more refill interval, one more 200.
+  clk.advance(agent_binary_refill_ms);
+  CHECK(files.get("balctl-agent").status == 200);
+  CHECK(files.get("balctl-agent").status == 429);
+}
+
+TEST_CASE("a missing binary is a 404 and takes no download token", "[api][unit]") {
+  temp_dir dir;
+  manual_clock clk;
+  agent_files files(dir.path(), clk, 1, 2'000);
+  CHECK(files.get("balctl-agent").status == 404);
+  CHECK(files.get("balctl-agent").status == 404);
+  write(dir.file("balctl-agent"), "binary");
+  CHECK(files.get("balctl-agent").status == 200);
+  CHECK(files.get("balctl-agent").status == 429);
+  agent_files none("", clk);
+  auto r = none.get("balctl-agent");
+  CHECK(r.status == 404);
+  CHECK(r.body.find("agent_dist_dir") != std::string::npos);
 }
 
 TEST_CASE("every API error code has its HTTP status", "[api][unit]") {

@@ -391,6 +391,28 @@ TEST_CASE("the admin section is read with its defaults and tokens", "[config][un
   auto d = parse_config(cfg_top(R"("log_level":"info")"));
   CHECK(d.config.admin.listen == "127.0.0.1:7947");
   CHECK(d.config.admin.tokens.empty());
+  CHECK(d.config.admin.agent_binary_url.empty()); // the engine's own /agent/balctl-agent
+}
+
+TEST_CASE("admin.agent_binary_url takes an http or https URL", "[config][unit]") {
+  auto url = GENERATE(as<std::string>{}, "https://cdn.example.com/balctl/balctl-agent",
+                      "http://mirror.example:8080/balctl-agent", "");
+  CAPTURE(url);
+  auto r = parse_config(cfg_top(R"("admin":{"agent_binary_url":")" + url + R"("})"));
+  INFO(joined(r.errors));
+  REQUIRE(r.ok());
+  CHECK(r.config.admin.agent_binary_url == url);
+}
+
+TEST_CASE("an admin URL of the wrong type is one error, not one per check",
+          "[config][unit]") {
+  auto key = GENERATE(as<std::string>{}, "public_url", "agent_install_url",
+                      "agent_binary_url");
+  CAPTURE(key);
+  auto r = parse_config(cfg_top(R"("admin":{")" + key + R"(":7})"));
+  INFO(joined(r.errors));
+  CHECK(r.errors.size() == 1);
+  CHECK(has_error(r, "admin." + key + ": must be a string"));
 }
 
 TEST_CASE("each invalid admin value names its key", "[config][unit]") {
@@ -410,6 +432,11 @@ TEST_CASE("each invalid admin value names its key", "[config][unit]") {
     {R"({"colour":1})", "admin.colour: unknown key"},
     {R"("x")", "admin: must be an object"},
     {R"({"agent_install_url":"ftp://x/i.sh"})", "admin.agent_install_url = \"ftp://x/i.sh\": must be an http"},
+    {R"({"agent_binary_url":"ftp://x/balctl-agent"})",
+     "admin.agent_binary_url = \"ftp://x/balctl-agent\": must be an http:// or https:// URL"},
+    {R"({"agent_binary_url":"/srv/balctl-agent"})",
+     "admin.agent_binary_url = \"/srv/balctl-agent\": must be an http:// or https:// URL"},
+    {R"({"agent_binary_url":7})", "admin.agent_binary_url: must be a string"},
     {R"({"agent_package_url":"https://x/a.zip"})", "admin.agent_package_url: unknown key"},
     {R"({"heartbeat_tls_endpoint":"nohost"})", "admin.heartbeat_tls_endpoint = \"nohost\": must be empty"},
     {R"({"heartbeat_interval_s":0})", "admin.heartbeat_interval_s = 0: must be between 1"},
