@@ -22,6 +22,7 @@
 
 #include "engine/log.hpp"
 #include "transport/listen_address.hpp"
+#include "transport/tls_session.hpp"
 
 namespace balctl::http {
 
@@ -113,30 +114,12 @@ const char* reason_phrase(int status) {
   return (r == nullptr || r[0] == '<') ? "Unknown" : r;
 }
 
-std::string openssl_error() {
-  std::string out;
-  unsigned long e = 0;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) {
-      out += "; ";
-    }
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
-struct ssl_ctx_free {
-  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
-};
 struct ssl_free {
   void operator()(SSL* p) const { SSL_free(p); }
 };
 struct bio_free {
   void operator()(BIO* p) const { BIO_free(p); }
 };
-using ssl_ctx_ptr = std::unique_ptr<SSL_CTX, ssl_ctx_free>;
 using ssl_ptr = std::unique_ptr<SSL, ssl_free>;
 using bio_ptr = std::unique_ptr<BIO, bio_free>;
 
@@ -389,7 +372,8 @@ struct server::impl {
   std::atomic<bool> stop_requested_{false};
 
   std::shared_ptr<response_mailbox> box_ = std::make_shared<response_mailbox>();
-  ssl_ctx_ptr ssl_ctx_;
+  tls::context tls_ctx_;
+  bool tls_on_ = false;
   http_parser_settings settings_{};
 
   // Loop thread only from here on.
@@ -425,29 +409,9 @@ server::impl::~impl() = default;
 // Life cycle.
 
 std::string server::impl::load_tls() {
-  ERR_clear_error();
-  ssl_ctx_.reset(SSL_CTX_new(TLS_server_method()));
-  if (!ssl_ctx_) {
-    return "http tls: SSL_CTX_new: " + openssl_error();
-  }
-  SSL_CTX* ctx = ssl_ctx_.get();
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-    return "http tls: SSL_CTX_set_min_proto_version(TLS 1.2): " + openssl_error();
-  }
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  if (SSL_CTX_use_certificate_chain_file(ctx, tls_->cert_file.c_str()) != 1) {
-    return "http tls: cert_file " + tls_->cert_file +
-           ": cannot load a PEM certificate chain: " + openssl_error();
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, tls_->key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return "http tls: key_file " + tls_->key_file +
-           ": cannot load a PEM private key: " + openssl_error();
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    return "http tls: key_file " + tls_->key_file + " does not match cert_file " +
-           tls_->cert_file + ": " + openssl_error();
-  }
-  return {};
+  auto err = tls_ctx_.load_server(tls_->cert_file, tls_->key_file);
+  tls_on_ = err.empty();
+  return err.empty() ? err : "http " + err;
 }
 
 std::string server::impl::start(std::uint16_t& port_out) {
@@ -480,7 +444,6 @@ std::string server::impl::start(std::uint16_t& port_out) {
   if (tls_) {
     std::string err = load_tls();
     if (!err.empty()) {
-      ssl_ctx_.reset();
       return err;
     }
   }
@@ -696,13 +659,13 @@ void server::impl::accept_one() {
   http_parser_init(&c.parser, HTTP_REQUEST);
   c.parser.data = &c;
   c.shutdown_req.data = &c;
-  if (ssl_ctx_) {
+  if (tls_on_) {
     ERR_clear_error();
-    ssl_ptr ssl(SSL_new(ssl_ctx_.get()));
+    ssl_ptr ssl(SSL_new(tls_ctx_.get()));
     bio_ptr rbio(BIO_new(BIO_s_mem()));
     bio_ptr wbio(BIO_new(BIO_s_mem()));
     if (!ssl || !rbio || !wbio) {
-      log::error("http_tls_setup_failed", {{"error", openssl_error()}});
+      log::error("http_tls_setup_failed", {{"error", tls::openssl_error()}});
       close_now(c);
       return;
     }
@@ -810,7 +773,7 @@ void server::impl::tls_input(connection& c, const char* data, std::size_t len) {
       }
       counters_.tls_handshake_errors.fetch_add(1, std::memory_order_relaxed);
       log::debug("http_tls_handshake_failed",
-                 {{"peer", c.peer.to_string()}, {"error", openssl_error()}});
+                 {{"peer", c.peer.to_string()}, {"error", tls::openssl_error()}});
       send_tls_output(c);  // the alert, if any
       c.input_closed = true;
       begin_close(c);
@@ -842,7 +805,7 @@ void server::impl::tls_input(connection& c, const char* data, std::size_t len) {
       peer_closed(c);  // close_notify: no more requests
       break;
     }
-    log::debug("http_tls_read_failed", {{"peer", c.peer.to_string()}, {"error", openssl_error()}});
+    log::debug("http_tls_read_failed", {{"peer", c.peer.to_string()}, {"error", tls::openssl_error()}});
     close_now(c);
     return;
   }
@@ -1480,7 +1443,7 @@ void server::impl::send(connection& c, std::string bytes) {
     int n = static_cast<int>(std::min<std::size_t>(bytes.size() - off, 1 << 20));
     int rc = SSL_write(c.ssl.get(), bytes.data() + off, n);
     if (rc <= 0) {
-      log::debug("http_tls_write_failed", {{"peer", c.peer.to_string()}, {"error", openssl_error()}});
+      log::debug("http_tls_write_failed", {{"peer", c.peer.to_string()}, {"error", tls::openssl_error()}});
       close_now(c);
       return;
     }

@@ -11,6 +11,14 @@ namespace balctl::tls {
 
 namespace {
 
+bool is_ip_literal(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 ||
+         inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+} // namespace
+
 std::string openssl_error() {
   std::string out;
   unsigned long e = 0;
@@ -53,14 +61,6 @@ BIO* trim_bio(SSL* ssl, BIO* b, bool read_side) {
   }
   return fresh;
 }
-
-bool is_ip_literal(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 ||
-         inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-} // namespace
 
 void ctx_free::operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
 void ssl_free::operator()(SSL* p) const { SSL_free(p); }

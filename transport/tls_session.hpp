@@ -15,6 +15,10 @@ typedef struct bio_st BIO;
 
 namespace balctl::tls {
 
+/// OpenSSL's error queue, drained into one line ("unknown OpenSSL error"
+/// when it is empty).
+std::string openssl_error();
+
 struct ctx_free {
   void operator()(SSL_CTX* p) const;
 };

@@ -68,10 +68,13 @@ struct agent_fixture {
   member_id member = 0;
   std::string state_file;
 
-  /// tls_cert: "" = no TLS listener; else the listener's certificate.
-  void start_engine(const std::string& tls_cert = "", const std::string& tls_key = "") {
+  agent_fixture() {
     pki = make_test_pki(n.dir.file(""));
     REQUIRE(pki.error.empty());
+  }
+
+  /// tls_cert: "" = no TLS listener; else the listener's certificate.
+  void start_engine(const std::string& tls_cert = "", const std::string& tls_key = "") {
     if (!tls_cert.empty()) {
       n.config_extra["heartbeat_tls"] = {{"listen", "127.0.0.1:0"},
                                          {"cert_file", tls_cert},
@@ -231,8 +234,7 @@ TEST_CASE("heartbeats reach the engine over TLS with the certificate checked aga
           "the CA file",
           "[agent][e2e][tls]") {
   agent_fixture f;
-  test_pki pki = make_test_pki(f.n.dir.file(""));
-  REQUIRE(pki.error.empty());
+  const auto& pki = f.pki;
   f.start_engine(pki.server_cert, pki.server_key);
   REQUIRE(f.enrol({"--ca-file", pki.ca_cert, "--transport", "tls"}) == 0);
   auto state = json::parse(read_file(f.state_file));
@@ -256,8 +258,7 @@ TEST_CASE("a TLS stream that stopped acknowledging is replaced once, and heartbe
   // Regression: the old stream's misses condemned every new one at its
   // first beat, so TLS heartbeats stopped until the agent restarted.
   agent_fixture f;
-  test_pki pki = make_test_pki(f.n.dir.file(""));
-  REQUIRE(pki.error.empty());
+  const auto& pki = f.pki;
   f.start_engine(pki.server_cert, pki.server_key);
   REQUIRE(f.enrol({"--ca-file", pki.ca_cert, "--transport", "tls"}) == 0);
   auto agent = f.run("stall", {"--backoff-base-ms", "200", "--backoff-max-ms", "400"});
@@ -284,8 +285,7 @@ TEST_CASE("a TLS stream that stopped acknowledging is replaced once, and heartbe
 TEST_CASE("auto moves to TLS when UDP is black-holed, and the member stays healthy",
           "[agent][e2e][tls]") {
   agent_fixture f;
-  test_pki pki = make_test_pki(f.n.dir.file(""));
-  REQUIRE(pki.error.empty());
+  const auto& pki = f.pki;
   // The engine tells agents a UDP endpoint that swallows everything.
   port_holder hole(SOCK_DGRAM, true);
   f.n.admin_extra["heartbeat_endpoint"] = "127.0.0.1:" + std::to_string(hole.port);
@@ -303,8 +303,7 @@ TEST_CASE("auto moves to TLS when UDP is black-holed, and the member stays healt
 TEST_CASE("a server certificate the agent does not trust is refused with a clear error",
           "[agent][e2e][tls]") {
   agent_fixture f;
-  test_pki pki = make_test_pki(f.n.dir.file(""));
-  REQUIRE(pki.error.empty());
+  const auto& pki = f.pki;
   f.start_engine(pki.self_signed_cert, pki.self_signed_key);
   REQUIRE(f.enrol({"--ca-file", pki.ca_cert, "--transport", "tls"}) == 0);
   auto agent = f.run("badcert", {"--backoff-base-ms", "100", "--backoff-max-ms", "400"});

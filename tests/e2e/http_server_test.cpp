@@ -942,7 +942,7 @@ TEST_CASE("start() names the certificate or key file it cannot load", "[http][e2
   SECTION("key that is not a key") {
     server s("127.0.0.1:0", test_limits(), test_handler(st), tls_files{cert, cert});
     auto err = s.start();
-    CHECK(err.find("key_file " + cert) != std::string::npos);
+    CHECK(err.find("private key " + cert) != std::string::npos);
   }
 }
 

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
+
 extern char** environ;
 
 namespace balctl::test {
@@ -42,20 +44,6 @@ inline bool wait_until(const std::function<bool()>& cond, int timeout_ms) {
   }
   return cond();
 }
-
-/// A temporary directory removed with everything in it.
-class temp_dir {
-public:
-  temp_dir() {
-    char tmpl[] = "/tmp/balctl-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-  std::string path_;
-};
 
 class process {
 public:

@@ -13,6 +13,7 @@
 #include "api/rate_limit.hpp"
 #include "engine/secrets.hpp"
 #include "engine/views.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace balctl;
 using namespace balctl::api;
@@ -35,26 +36,7 @@ ip_address ip(const char* text) {
 
 namespace fs = std::filesystem;
 
-// A directory of its own, removed with everything in it.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "balctl-agent-files-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
-private:
-  std::string path_;
-};
+using test::temp_dir;
 
 void write(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

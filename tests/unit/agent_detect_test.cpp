@@ -17,6 +17,7 @@
 
 #include "agent/detect.hpp"
 #include "transport/protocol.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace balctl;
 using namespace balctl::agent;
@@ -42,38 +43,25 @@ std::string command(const std::string& name) {
 }
 
 /// A scratch directory, optionally a copy of a fixture tree, removed at the end.
-class temp_tree {
+class temp_tree : public test::temp_dir {
  public:
-  explicit temp_tree(const std::string& fixture = "") {
-    std::string tmpl = (fs::temp_directory_path() / "balctl-detect-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
+  explicit temp_tree(const std::string& fixture = "") : test::temp_dir("balctl-detect") {
     if (!fixture.empty()) {
-      fs::copy(fixtures() / fixture, path_, fs::copy_options::recursive);
+      fs::copy(fixtures() / fixture, path(), fs::copy_options::recursive);
     }
   }
-  ~temp_tree() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_tree(const temp_tree&) = delete;
-  temp_tree& operator=(const temp_tree&) = delete;
-  const fs::path& path() const { return path_; }
   detect_options options() const {
     detect_options o;
-    o.root = path_.string();
+    o.root = path().string();
     return o;
   }
   void write(const std::string& rel, const std::string& contents) const {
-    auto p = path_ / rel;
+    auto p = path() / rel;
     fs::create_directories(p.parent_path());
     std::ofstream f(p, std::ios::binary | std::ios::trunc);
     f << contents;
     REQUIRE(f.good());
   }
-
- private:
-  fs::path path_;
 };
 
 std::string slurp(const fs::path& p) {

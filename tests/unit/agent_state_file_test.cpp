@@ -18,6 +18,7 @@
 
 #include "agent/state_file.hpp"
 #include "transport/protocol.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace balctl;
 using namespace balctl::agent;
@@ -27,33 +28,18 @@ using json = nlohmann::json;
 
 namespace {
 
-/// A scratch directory under /tmp, removed at the end.
-class temp_dir {
+/// A scratch directory with a listing of its entries.
+class temp_dir : public test::temp_dir {
  public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "balctl-agent-state-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
+  temp_dir() : test::temp_dir("balctl-agent-state") {}
   /// Names of the entries in the directory.
   std::set<std::string> entries() const {
     std::set<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) {
+    for (const auto& e : fs::directory_iterator(path())) {
       out.insert(e.path().filename().string());
     }
     return out;
   }
-
- private:
-  fs::path path_;
 };
 
 /// Every field different from its default.
