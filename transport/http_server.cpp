@@ -5,8 +5,6 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -22,6 +20,7 @@
 
 #include "engine/log.hpp"
 #include "transport/listen_address.hpp"
+#include "transport/loop_thread.hpp"
 #include "transport/tls_session.hpp"
 
 namespace balctl::http {
@@ -45,7 +44,6 @@ constexpr std::int64_t linger_ms = 1000;
 // Rejected connections (over max_connections) are answered with a 503; past
 // this many at once they are closed without an answer.
 constexpr std::size_t max_rejected_open = 256;
-constexpr std::uint64_t lag_interval_ms = 100;
 // http_parser_parse_url stores offsets in 16 bits.
 constexpr std::size_t max_url_bytes = 65535;
 
@@ -320,8 +318,6 @@ struct server::impl {
   static void on_conn_timer(uv_timer_t* t);
   static void on_conn_handle_closed(uv_handle_t* h);
   static void on_mail(uv_async_t* a);
-  static void on_stop(uv_async_t* a);
-  static void on_lag_timer(uv_timer_t* t);
 
   // http_parser callbacks.
   static int on_message_begin(http_parser* p);
@@ -331,6 +327,10 @@ struct server::impl {
   static int on_headers_complete(http_parser* p);
   static int on_body(http_parser* p, const char* at, std::size_t len);
   static int on_message_complete(http_parser* p);
+
+  // Life cycle.
+  void close_all();
+  void close_mailbox();
 
   // Connection work, on the loop thread.
   void accept_one();
@@ -360,16 +360,10 @@ struct server::impl {
   std::optional<tls_files> tls_;
   server_counters& counters_;
 
-  uv_loop_t loop_{};
   uv_tcp_t listener_{};
-  uv_async_t stop_async_{};
   uv_async_t mail_async_{};
-  uv_timer_t lag_timer_{};
-  bool loop_ready_ = false;
-  bool handles_ready_ = false;
-  std::thread thread_;
-  std::mutex life_mu_;  // serialises start() and stop()
-  std::atomic<bool> stop_requested_{false};
+  bool listener_ready_ = false;
+  bool mail_ready_ = false;
 
   std::shared_ptr<response_mailbox> box_ = std::make_shared<response_mailbox>();
   tls::context tls_ctx_;
@@ -383,16 +377,19 @@ struct server::impl {
   std::size_t rejected_open_ = 0;  // open, rejected
   std::vector<char> read_buf_;
   std::vector<char> plain_buf_;
-  std::int64_t lag_expected_ms_ = 0;
   std::string date_;
   std::time_t date_s_ = -1;
   log::rate_limiter error_log_{1.0, 10.0};
+
+  // Last: destroyed first, while the members its loop uses still exist.
+  loop_thread loop_;
 };
 
 server::impl::impl(std::string listen, server_limits limits, handler h,
                    std::optional<tls_files> tls, server_counters& counters)
   : listen_(std::move(listen)), limits_(limits), handler_(std::move(h)), tls_(std::move(tls)),
-    counters_(counters) {
+    counters_(counters),
+    loop_("http", listen_, counters.loop_lag_ms, counters.loop_lag_max_ms) {
   http_parser_settings_init(&settings_);
   settings_.on_message_begin = on_message_begin;
   settings_.on_url = on_url;
@@ -415,10 +412,10 @@ std::string server::impl::load_tls() {
 }
 
 std::string server::impl::start(std::uint16_t& port_out) {
-  std::lock_guard<std::mutex> guard(life_mu_);
+  auto life = loop_.lock_life();
   // A second start, or a start after stop(), would leave a loop thread that
   // nothing stops (stop() is idempotent and would return at once).
-  if (stop_requested_.load() || loop_ready_) {
+  if (!loop_.startable()) {
     return "http listen " + listen_ + ": start() after start() or stop()";
   }
   if (limits_.request_timeout_ms <= 0) {
@@ -447,44 +444,27 @@ std::string server::impl::start(std::uint16_t& port_out) {
       return err;
     }
   }
-  if ((rc = uv_loop_init(&loop_)) != 0) {
-    return std::string("http listen: uv_loop_init: ") + uv_strerror(rc);
+  std::string err = loop_.init();
+  if (!err.empty()) {
+    return "http listen " + listen_ + ": " + err;
   }
-  loop_ready_ = true;
 
-  // Handles are opened one by one; on a failure the ones opened so far are
-  // closed and the loop run dry here, before any thread exists.
-  std::vector<uv_handle_t*> opened;
-  auto close_opened = [&] {
-    for (auto* h : opened) {
-      uv_close(h, nullptr);
-    }
-    uv_run(&loop_, UV_RUN_DEFAULT);
-  };
+  // On a failure the handles opened so far are closed and the loop run dry
+  // here, before any thread exists.
   auto fail = [&](const std::string& what, int code) {
-    close_opened();
+    loop_.abandon([this] { close_all(); });
     return "http listen " + listen_ + ": " + what + ": " + uv_strerror(code);
   };
-  if ((rc = uv_tcp_init(&loop_, &listener_)) != 0) {
+  if ((rc = uv_tcp_init(loop_.loop(), &listener_)) != 0) {
     return fail("uv_tcp_init", rc);
   }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&listener_));
+  listener_ready_ = true;
   listener_.data = this;
-  if ((rc = uv_async_init(&loop_, &stop_async_, on_stop)) != 0) {
+  if ((rc = uv_async_init(loop_.loop(), &mail_async_, on_mail)) != 0) {
     return fail("uv_async_init", rc);
   }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&stop_async_));
-  stop_async_.data = this;
-  if ((rc = uv_async_init(&loop_, &mail_async_, on_mail)) != 0) {
-    return fail("uv_async_init", rc);
-  }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&mail_async_));
+  mail_ready_ = true;
   mail_async_.data = this;
-  if ((rc = uv_timer_init(&loop_, &lag_timer_)) != 0) {
-    return fail("uv_timer_init", rc);
-  }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&lag_timer_));
-  lag_timer_.data = this;
 
   if ((rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0)) != 0) {
     return fail("bind", rc);
@@ -501,65 +481,31 @@ std::string server::impl::start(std::uint16_t& port_out) {
   port_out = ntohs(bound.ss_family == AF_INET6
                      ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                      : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  uv_update_time(&loop_);
-  lag_expected_ms_ = static_cast<std::int64_t>(uv_now(&loop_) + lag_interval_ms);
-  if ((rc = uv_timer_start(&lag_timer_, on_lag_timer, lag_interval_ms, lag_interval_ms)) != 0) {
-    return fail("uv_timer_start", rc);
-  }
   read_buf_.resize(read_buffer_bytes);
   plain_buf_.resize(tls_plain_bytes);
   {
+    // Open before the loop runs: a handler may answer at once.
     std::lock_guard<std::mutex> box_guard(box_->mu);
     box_->wake = &mail_async_;
     box_->open = true;
   }
-  handles_ready_ = true;
   log::info("http_listening", {{"listen", listen_},
                                {"port", std::to_string(port_out)},
                                {"tls", tls_ ? "yes" : "no"}});
-  thread_ = std::thread([this] {
-    // A write to a peer that has gone raises SIGPIPE, which would end the
-    // process; blocked on this thread, the write fails with EPIPE instead.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-  });
+  // Responses go to TCP peers that may have gone: block SIGPIPE.
+  err = loop_.start([this] { close_all(); }, true);
+  if (!err.empty()) {
+    close_mailbox(); // mail_async_ is closed: no responder exists yet
+    return "http listen " + listen_ + ": " + err;
+  }
   return {};
 }
 
 void server::impl::stop() {
-  // Serialised with start() and with itself: a second, concurrent stop()
-  // returns only once the loop thread has been joined.
-  std::lock_guard<std::mutex> guard(life_mu_);
-  if (stop_requested_.exchange(true)) {
-    return;
-  }
-  {
-    // From here on responders find the mailbox closed and do nothing, so
-    // nobody touches mail_async_ once the loop closes it.
-    std::lock_guard<std::mutex> box_guard(box_->mu);
-    box_->open = false;
-    box_->wake = nullptr;
-  }
-  if (handles_ready_) {
-    int rc = uv_async_send(&stop_async_);
-    if (rc != 0) {
-      log::error("http_stop_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
-    }
-  }
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-  if (loop_ready_) {
-    int rc = uv_loop_close(&loop_);
-    if (rc != 0) {
-      log::error("http_loop_close_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
-    }
-    loop_ready_ = false;
-  }
-  handles_ready_ = false;
+  // From here on responders find the mailbox closed and do nothing, so
+  // nobody touches mail_async_ once the loop closes it.
+  loop_.stop([this] { close_mailbox(); });
+  // Answers posted before the mailbox closed that the loop never sent.
   std::vector<posted_response> dropped;
   {
     std::lock_guard<std::mutex> box_guard(box_->mu);
@@ -567,28 +513,27 @@ void server::impl::stop() {
   }
 }
 
-void server::impl::on_stop(uv_async_t* a) {
-  auto* self = static_cast<impl*>(a->data);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->listener_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->lag_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->mail_async_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);
-  // Connections leave conns_ in their close callbacks, later in this run.
-  for (auto& entry : self->conns_) {
-    self->close_now(*entry.second);
-  }
+void server::impl::close_mailbox() {
+  std::lock_guard<std::mutex> box_guard(box_->mu);
+  box_->open = false;
+  box_->wake = nullptr;
 }
 
-void server::impl::on_lag_timer(uv_timer_t* t) {
-  auto* self = static_cast<impl*>(t->data);
-  auto now_ms = static_cast<std::int64_t>(uv_hrtime() / 1'000'000);
-  std::int64_t lag = std::max<std::int64_t>(0, now_ms - self->lag_expected_ms_);
-  self->counters_.loop_lag_ms.store(lag, std::memory_order_relaxed);
-  if (lag > self->counters_.loop_lag_max_ms.load(std::memory_order_relaxed)) {
-    self->counters_.loop_lag_max_ms.store(lag, std::memory_order_relaxed);
+// On the loop thread at stop() (or on the starting thread when start fails):
+// the listening socket, the mail handle and every connection.
+void server::impl::close_all() {
+  if (listener_ready_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    listener_ready_ = false;
   }
-  // libuv re-armed the timer from the loop's cached time before calling us.
-  self->lag_expected_ms_ = static_cast<std::int64_t>(uv_now(&self->loop_) + lag_interval_ms);
+  if (mail_ready_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&mail_async_), nullptr);
+    mail_ready_ = false;
+  }
+  // Connections leave conns_ in their close callbacks, later in this run.
+  for (auto& entry : conns_) {
+    close_now(*entry.second);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -614,7 +559,7 @@ void server::impl::accept_one() {
   connection& c = *owned;
   c.srv = this;
   c.id = next_conn_id_++;
-  int rc = uv_tcp_init(&loop_, &c.tcp);
+  int rc = uv_tcp_init(loop_.loop(), &c.tcp);
   if (rc != 0) {
     log::error("http_accept_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
     return;
@@ -633,7 +578,7 @@ void server::impl::accept_one() {
     counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
     counters_.connections_open.fetch_add(1, std::memory_order_relaxed);
   }
-  if ((rc = uv_timer_init(&loop_, &c.timer)) != 0) {
+  if ((rc = uv_timer_init(loop_.loop(), &c.timer)) != 0) {
     close_now(c);
     return;
   }
@@ -655,7 +600,7 @@ void server::impl::accept_one() {
   if (uv_tcp_getpeername(&c.tcp, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
     c.peer = ip_address::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
   }
-  c.accepted_ms = static_cast<std::int64_t>(uv_now(&loop_));
+  c.accepted_ms = static_cast<std::int64_t>(uv_now(loop_.loop()));
   http_parser_init(&c.parser, HTTP_REQUEST);
   c.parser.data = &c;
   c.shutdown_req.data = &c;
@@ -938,7 +883,7 @@ void server::impl::update_timer(connection& c) {
   if (c.closed || c.shutting) {
     return;  // begin_close and on_shutdown own the timer now
   }
-  auto now = static_cast<std::int64_t>(uv_now(&loop_));
+  auto now = static_cast<std::int64_t>(uv_now(loop_.loop()));
   timer_mode want = timer_mode::none;
   std::int64_t deadline = 0;
   if (c.ssl && !c.handshake_done) {
@@ -1088,7 +1033,7 @@ int server::impl::on_message_begin(http_parser* p) {
   auto& c = *static_cast<connection*>(p->data);
   return parser_guard(c, [&] {
     c.in_message = true;
-    c.message_start_ms = static_cast<std::int64_t>(uv_now(&c.srv->loop_));
+    c.message_start_ms = static_cast<std::int64_t>(uv_now(c.srv->loop_.loop()));
     c.cur = request{};
     c.url.clear();
     c.field.clear();
@@ -1255,7 +1200,7 @@ void server::impl::dispatch(connection& c) {
   r.slot_->seq = seq;
   auto report = [&](const char* what) {
     std::uint64_t suppressed = 0;
-    if (error_log_.allow(static_cast<std::int64_t>(uv_now(&loop_)), &suppressed)) {
+    if (error_log_.allow(static_cast<std::int64_t>(uv_now(loop_.loop())), &suppressed)) {
       log::error("http_handler_failed", {{"listen", listen_},
                                          {"error", what},
                                          {"suppressed", std::to_string(suppressed)}});

@@ -1,21 +1,18 @@
 #include "transport/tls_listener.hpp"
 
 #include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <list>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "engine/log.hpp"
 #include "engine/registry.hpp" // ip_address, for logs
 #include "transport/listen_address.hpp"
+#include "transport/loop_thread.hpp"
 #include "transport/protocol.hpp"
 #include "transport/tls_session.hpp"
 
@@ -26,7 +23,6 @@ namespace {
 // One read buffer for the whole loop: libuv delivers one read at a time and
 // the TLS session copies what it keeps.
 constexpr std::size_t read_buffer_bytes = 64 * 1024;
-constexpr std::uint64_t lag_interval_ms = 100;
 // TCP keepalive: a member that vanished without a FIN (power cut, NAT
 // timeout) is found by the kernel long before the idle timeout would
 // matter for memory, and NAT mappings stay warm.
@@ -105,11 +101,10 @@ std::string peer_string(const connection& c) {
 
 struct tls_listener::impl {
   impl(std::string listen, std::string cert_file, std::string key_file,
-       tls_listener_limits limits, frame_fn fn, tls_listener_counters& counters,
-       std::atomic<std::int64_t>& lag_ms, std::atomic<std::int64_t>& lag_max_ms)
+       tls_listener_limits limits, frame_fn fn, tls_listener_counters& counters)
     : listen_(std::move(listen)), cert_file_(std::move(cert_file)),
       key_file_(std::move(key_file)), limits_(limits), fn_(std::move(fn)),
-      counters_(counters), lag_ms_(lag_ms), lag_max_ms_(lag_max_ms) {}
+      counters_(counters), loop_("tls", listen_) {}
 
   std::string start(std::uint16_t& port_out);
   void stop();
@@ -121,9 +116,8 @@ struct tls_listener::impl {
   static void on_write(uv_write_t* req, int status);
   static void on_conn_timer(uv_timer_t* t);
   static void on_conn_closed(uv_handle_t* h);
-  static void on_stop(uv_async_t* a);
-  static void on_lag_timer(uv_timer_t* t);
 
+  void close_all();
   void accept_one();
   void input(connection& c, const char* data, std::size_t len);
   bool take_frames(connection& c, std::string& buf);
@@ -131,7 +125,7 @@ struct tls_listener::impl {
   void send_output(connection& c);
   void goodbye(connection& c);
   void close_now(connection& c);
-  std::int64_t now_ms() { return static_cast<std::int64_t>(uv_now(&loop_)); }
+  std::int64_t now_ms() { return static_cast<std::int64_t>(uv_now(loop_.loop())); }
 
   std::string listen_;
   std::string cert_file_;
@@ -139,21 +133,11 @@ struct tls_listener::impl {
   tls_listener_limits limits_;
   frame_fn fn_;
   tls_listener_counters& counters_;
-  std::atomic<std::int64_t>& lag_ms_;
-  std::atomic<std::int64_t>& lag_max_ms_;
 
   tls::context ctx_;
-  uv_loop_t loop_{};
   uv_tcp_t listener_{};
-  uv_async_t stop_async_{};
-  uv_timer_t lag_timer_{};
-  bool loop_ready_ = false;
-  bool handles_ready_ = false;
-  bool started_ = false;
-  std::thread thread_;
-  std::mutex life_mu_; // serialises start() and stop()
-  std::atomic<bool> stopping_{false};
-  std::int64_t lag_expected_ms_ = 0;
+  bool listener_ready_ = false;
+  bool started_ = false; // guarded by the life lock: a failed start counts too
 
   // Loop thread only from here on.
   std::vector<char> read_buf_;
@@ -163,16 +147,19 @@ struct tls_listener::impl {
   log::rate_limiter handshake_warn_{warn_per_s, warn_burst};
   log::rate_limiter reject_warn_{warn_per_s, warn_burst};
   log::rate_limiter accept_warn_{warn_per_s, warn_burst};
+
+  // Last: destroyed first, while the members its loop uses still exist.
+  loop_thread loop_;
 };
 
 // ---------------------------------------------------------------------------
 // Start and stop.
 
 std::string tls_listener::impl::start(std::uint16_t& port_out) {
-  std::lock_guard<std::mutex> guard(life_mu_);
+  auto life = loop_.lock_life();
   // A second start, or a start after stop(), would leave a loop thread that
   // nothing stops (stop() is idempotent and would return at once).
-  if (stopping_.load() || started_) {
+  if (started_ || !loop_.startable()) {
     return "tls listen " + listen_ + ": start() after start() or stop()";
   }
   started_ = true;
@@ -198,36 +185,22 @@ std::string tls_listener::impl::start(std::uint16_t& port_out) {
   if (!err.empty()) {
     return "tls listen " + listen_ + ": " + err;
   }
-  if ((rc = uv_loop_init(&loop_)) != 0) {
-    return std::string("tls listen: uv_loop_init: ") + uv_strerror(rc);
+  err = loop_.init();
+  if (!err.empty()) {
+    return "tls listen " + listen_ + ": " + err;
   }
-  loop_ready_ = true;
 
-  // Handles are opened one by one; on a failure the ones opened so far are
-  // closed and the loop run dry here, before any thread exists.
-  std::vector<uv_handle_t*> opened;
+  // On a failure the handles opened so far are closed and the loop run dry
+  // here, before any thread exists.
   auto fail = [&](const std::string& what, int code) {
-    for (auto* h : opened) {
-      uv_close(h, nullptr);
-    }
-    uv_run(&loop_, UV_RUN_DEFAULT);
+    loop_.abandon([this] { close_all(); });
     return "tls listen " + listen_ + ": " + what + ": " + uv_strerror(code);
   };
-  if ((rc = uv_tcp_init(&loop_, &listener_)) != 0) {
+  if ((rc = uv_tcp_init(loop_.loop(), &listener_)) != 0) {
     return fail("uv_tcp_init", rc);
   }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&listener_));
+  listener_ready_ = true;
   listener_.data = this;
-  if ((rc = uv_async_init(&loop_, &stop_async_, on_stop)) != 0) {
-    return fail("uv_async_init", rc);
-  }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&stop_async_));
-  stop_async_.data = this;
-  if ((rc = uv_timer_init(&loop_, &lag_timer_)) != 0) {
-    return fail("uv_timer_init", rc);
-  }
-  opened.push_back(reinterpret_cast<uv_handle_t*>(&lag_timer_));
-  lag_timer_.data = this;
 
   if ((rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0)) != 0) {
     return fail("bind", rc);
@@ -244,84 +217,37 @@ std::string tls_listener::impl::start(std::uint16_t& port_out) {
   port_out = ntohs(bound.ss_family == AF_INET6
                      ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                      : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  uv_update_time(&loop_);
-  lag_expected_ms_ = now_ms() + static_cast<std::int64_t>(lag_interval_ms);
-  if ((rc = uv_timer_start(&lag_timer_, on_lag_timer, lag_interval_ms, lag_interval_ms)) != 0) {
-    return fail("uv_timer_start", rc);
-  }
   read_buf_.resize(read_buffer_bytes);
-  handles_ready_ = true;
   log::info("tls_listening", {{"listen", listen_},
                               {"port", std::to_string(port_out)},
                               {"cert_file", cert_file_},
                               {"max_connections", std::to_string(limits_.max_connections)}});
-  thread_ = std::thread([this] {
-    // A write to a peer that has gone raises SIGPIPE, which would end the
-    // process; blocked on this thread, the write fails with EPIPE instead.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-  });
+  // Acknowledgements go to TCP peers that may have gone: block SIGPIPE.
+  err = loop_.start([this] { close_all(); }, true);
+  if (!err.empty()) {
+    return "tls listen " + listen_ + ": " + err;
+  }
   return {};
 }
 
-void tls_listener::impl::stop() {
-  // Serialised with start() and with itself: a second, concurrent stop()
-  // returns only once the loop thread has been joined.
-  std::lock_guard<std::mutex> guard(life_mu_);
-  if (stopping_.exchange(true)) {
-    return;
-  }
-  if (handles_ready_) {
-    int rc = uv_async_send(&stop_async_);
-    if (rc != 0) {
-      log::error("tls_stop_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
-    }
-  }
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-  if (loop_ready_) {
-    // UV_EBUSY here would mean a handle was never closed: a bug.
-    int rc = uv_loop_close(&loop_);
-    if (rc != 0) {
-      log::error("tls_loop_close_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
-    }
-    loop_ready_ = false;
-  }
-  handles_ready_ = false;
-}
+void tls_listener::impl::stop() { loop_.stop(); }
 
-void tls_listener::impl::on_stop(uv_async_t* a) {
-  auto* self = static_cast<impl*>(a->data);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->listener_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->lag_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);
+// On the loop thread at stop() (or on the starting thread when start fails):
+// the listening socket and every connection.
+void tls_listener::impl::close_all() {
+  if (listener_ready_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    listener_ready_ = false;
+  }
   // Connections leave conns_ in their close callbacks, later in this run,
   // so the list is not changed while it is walked here.
-  for (auto& c : self->conns_) {
+  for (auto& c : conns_) {
     try {
-      self->goodbye(c);
+      goodbye(c);
     } catch (...) {
-      self->close_now(c);
+      close_now(c);
     }
   }
-}
-
-void tls_listener::impl::on_lag_timer(uv_timer_t* t) {
-  // How late this 100 ms timer fired: the time frames waited behind the
-  // loop's other work (a burst of handshakes, a slow callback).
-  auto* self = static_cast<impl*>(t->data);
-  auto now_ms = static_cast<std::int64_t>(uv_hrtime() / 1'000'000);
-  std::int64_t lag = std::max<std::int64_t>(0, now_ms - self->lag_expected_ms_);
-  self->lag_ms_.store(lag, std::memory_order_relaxed);
-  if (lag > self->lag_max_ms_.load(std::memory_order_relaxed)) {
-    self->lag_max_ms_.store(lag, std::memory_order_relaxed);
-  }
-  // libuv re-armed the timer from the loop's cached time before calling us.
-  self->lag_expected_ms_ = self->now_ms() + static_cast<std::int64_t>(lag_interval_ms);
 }
 
 // ---------------------------------------------------------------------------
@@ -353,7 +279,7 @@ void tls_listener::impl::accept_one() {
   connection& c = *it;
   c.srv = this;
   c.self = it;
-  int rc = uv_tcp_init(&loop_, &c.tcp);
+  int rc = uv_tcp_init(loop_.loop(), &c.tcp);
   if (rc != 0) {
     conns_.erase(it);
     log::error("tls_accept_failed", {{"listen", listen_},
@@ -405,7 +331,7 @@ void tls_listener::impl::accept_one() {
     close_now(c);
     return;
   }
-  if ((rc = uv_timer_init(&loop_, &c.timer)) != 0) {
+  if ((rc = uv_timer_init(loop_.loop(), &c.timer)) != 0) {
     log::error("tls_accept_failed", {{"listen", listen_},
                                      {"call", "uv_timer_init"},
                                      {"error", uv_strerror(rc)}});
@@ -729,13 +655,20 @@ void tls_listener::impl::on_conn_closed(uv_handle_t* h) {
 tls_listener::tls_listener(std::string listen, std::string cert_file, std::string key_file,
                            tls_listener_limits limits, frame_fn fn)
   : impl_(std::make_unique<impl>(std::move(listen), std::move(cert_file), std::move(key_file),
-                                 limits, std::move(fn), counters_, loop_lag_ms_,
-                                 loop_lag_max_ms_)) {}
+                                 limits, std::move(fn), counters_)) {}
 
 tls_listener::~tls_listener() { stop(); }
 
 std::string tls_listener::start() { return impl_->start(port_); }
 
 void tls_listener::stop() { impl_->stop(); }
+
+const std::atomic<std::int64_t>& tls_listener::loop_lag_ms() const {
+  return impl_->loop_.lag_ms();
+}
+
+const std::atomic<std::int64_t>& tls_listener::loop_lag_max_ms() const {
+  return impl_->loop_.lag_max_ms();
+}
 
 } // namespace balctl

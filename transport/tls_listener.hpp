@@ -93,17 +93,15 @@ public:
 
   const tls_listener_counters& counters() const { return counters_; }
   /// How late the loop's 100 ms timer fired, in ms: latest and largest.
-  const std::atomic<std::int64_t>& loop_lag_ms() const { return loop_lag_ms_; }
-  const std::atomic<std::int64_t>& loop_lag_max_ms() const { return loop_lag_max_ms_; }
+  const std::atomic<std::int64_t>& loop_lag_ms() const;
+  const std::atomic<std::int64_t>& loop_lag_max_ms() const;
 
   struct impl;
 
 private:
-  // Declared before impl_, which refers to them: constructed before it and
+  // Declared before impl_, which refers to it: constructed before it and
   // destroyed after it.
   tls_listener_counters counters_;
-  std::atomic<std::int64_t> loop_lag_ms_{0};
-  std::atomic<std::int64_t> loop_lag_max_ms_{0};
   std::uint16_t port_ = 0;
   std::unique_ptr<impl> impl_;
 };

@@ -24,15 +24,15 @@ constexpr int rcvbuf_bytes = 8 * 1024 * 1024;
 } // namespace
 
 udp_listener::udp_listener(std::string listen, datagram_fn fn)
-  : listen_(std::move(listen)), fn_(std::move(fn)) {}
+  : listen_(std::move(listen)), fn_(std::move(fn)), loop_("udp", listen_) {}
 
 udp_listener::~udp_listener() { stop(); }
 
 std::string udp_listener::start() {
-  std::lock_guard<std::mutex> guard(life_mu_);
+  auto life = loop_.lock_life();
   // A second start, or a start after stop(), would leave a loop thread that
   // nothing stops (stop() is idempotent and would return at once).
-  if (stopping_.load() || loop_ready_) {
+  if (!loop_.startable()) {
     return "udp listen " + listen_ + ": start() after start() or stop()";
   }
   std::string host;
@@ -47,40 +47,23 @@ std::string udp_listener::start() {
   if (rc != 0) {
     return "udp listen " + listen_ + ": bad address: " + uv_strerror(rc);
   }
-  if ((rc = uv_loop_init(&loop_)) != 0) {
-    return std::string("udp listen: uv_loop_init: ") + uv_strerror(rc);
+  std::string err = loop_.init();
+  if (!err.empty()) {
+    return "udp listen " + listen_ + ": " + err;
   }
-  loop_ready_ = true;
-  rc = uv_udp_init_ex(&loop_, &udp_,
+  auto fail = [&](const std::string& what, int code) {
+    // Close what was opened and run the loop dry on this thread.
+    loop_.abandon([this] { close_handles(); });
+    return "udp listen " + listen_ + ": " + what + ": " + uv_strerror(code);
+  };
+  rc = uv_udp_init_ex(loop_.loop(), &udp_,
                       static_cast<unsigned>(v6 ? AF_INET6 : AF_INET) |
                         UV_UDP_RECVMMSG);
   if (rc != 0) {
-    return std::string("udp listen: uv_udp_init_ex: ") + uv_strerror(rc);
+    loop_.abandon(nullptr);
+    return "udp listen " + listen_ + ": uv_udp_init_ex: " + uv_strerror(rc);
   }
   udp_.data = this;
-  if ((rc = uv_async_init(&loop_, &stop_async_, on_stop)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    return std::string("udp listen: uv_async_init: ") + uv_strerror(rc);
-  }
-  stop_async_.data = this;
-  if ((rc = uv_timer_init(&loop_, &lag_timer_)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    return std::string("udp listen: uv_timer_init: ") + uv_strerror(rc);
-  }
-  lag_timer_.data = this;
-  handles_ready_ = true;
-  auto fail = [&](const std::string& what, int code) {
-    // Close what was opened and run the loop dry on this thread.
-    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&lag_timer_), nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    handles_ready_ = false;
-    return "udp listen " + listen_ + ": " + what + ": " + uv_strerror(code);
-  };
   if ((rc = uv_udp_bind(&udp_, reinterpret_cast<const sockaddr*>(&addr), 0)) != 0) {
     return fail("bind", rc);
   }
@@ -111,42 +94,25 @@ std::string udp_listener::start() {
   if ((rc = uv_udp_recv_start(&udp_, on_alloc, on_recv)) != 0) {
     return fail("recv_start", rc);
   }
-  lag_expected_ms_ = uv_now(&loop_) + lag_interval_ms;
-  if ((rc = uv_timer_start(&lag_timer_, on_lag_timer, lag_interval_ms,
-                           lag_interval_ms)) != 0) {
-    return fail("timer_start", rc);
-  }
   log::info("udp_listening", {{"listen", listen_},
                               {"port", std::to_string(port_)},
                               {"recvmmsg", uv_udp_using_recvmmsg(&udp_) ? "yes" : "no"},
                               {"rcvbuf_bytes", std::to_string(got)}});
-  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  // The listener only sends datagrams: no SIGPIPE to block.
+  err = loop_.start([this] { close_handles(); }, false);
+  if (!err.empty()) {
+    return "udp listen " + listen_ + ": " + err;
+  }
   return {};
 }
 
-void udp_listener::stop() {
-  // Serialised with start() and with itself: a second, concurrent stop()
-  // returns only once the loop thread has been joined.
-  std::lock_guard<std::mutex> guard(life_mu_);
-  if (stopping_.exchange(true)) {
-    return;
-  }
-  if (handles_ready_) {
-    int rc = uv_async_send(&stop_async_);
-    if (rc != 0) {
-      log::error("udp_stop_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
-    }
-  }
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-  if (loop_ready_) {
-    int rc = uv_loop_close(&loop_);
-    if (rc != 0) {
-      log::error("udp_loop_close_failed", {{"listen", listen_}, {"error", uv_strerror(rc)}});
-    }
-    loop_ready_ = false;
-  }
+void udp_listener::stop() { loop_.stop(); }
+
+// On the loop thread at stop(), or on the starting thread when start fails.
+void udp_listener::close_handles() {
+  // recv_stop cannot fail on a started handle; uv_close stops it anyway.
+  (void)uv_udp_recv_stop(&udp_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
 }
 
 void udp_listener::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -186,30 +152,6 @@ void udp_listener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
       self->replies_dropped_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-}
-
-void udp_listener::on_stop(uv_async_t* a) {
-  auto* self = static_cast<udp_listener*>(a->data);
-  // recv_stop cannot fail on a started handle; uv_close stops it anyway.
-  (void)uv_udp_recv_stop(&self->udp_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->udp_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->lag_timer_), nullptr);
-}
-
-void udp_listener::on_lag_timer(uv_timer_t* t) {
-  // How late this 100 ms timer fired: the time datagrams waited behind the
-  // loop's other work (a burst of ingest, a slow notifier).
-  auto* self = static_cast<udp_listener*>(t->data);
-  auto now = uv_now(&self->loop_);
-  auto lag = static_cast<std::int64_t>(now > self->lag_expected_ms_
-                                         ? now - self->lag_expected_ms_
-                                         : 0);
-  self->loop_lag_ms_.store(lag, std::memory_order_relaxed);
-  if (lag > self->loop_lag_max_ms_.load(std::memory_order_relaxed)) {
-    self->loop_lag_max_ms_.store(lag, std::memory_order_relaxed);
-  }
-  self->lag_expected_ms_ = now + lag_interval_ms;
 }
 
 } // namespace balctl

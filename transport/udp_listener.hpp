@@ -10,12 +10,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <uv.h>
+
+#include "transport/loop_thread.hpp"
 
 struct sockaddr;
 
@@ -52,37 +52,26 @@ public:
   std::uint64_t replies_sent() const { return replies_sent_.load(); }
   std::uint64_t replies_dropped() const { return replies_dropped_.load(); }
   /// How late the loop's 100 ms timer fired, in ms: latest and largest.
-  const std::atomic<std::int64_t>& loop_lag_ms() const { return loop_lag_ms_; }
-  const std::atomic<std::int64_t>& loop_lag_max_ms() const { return loop_lag_max_ms_; }
+  const std::atomic<std::int64_t>& loop_lag_ms() const { return loop_.lag_ms(); }
+  const std::atomic<std::int64_t>& loop_lag_max_ms() const { return loop_.lag_max_ms(); }
 
 private:
   static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
   static void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
                       const sockaddr* addr, unsigned flags);
-  static void on_stop(uv_async_t* a);
-  static void on_lag_timer(uv_timer_t* t);
-  static constexpr std::uint64_t lag_interval_ms = 100;
+  void close_handles();
 
   std::string listen_;
   datagram_fn fn_;
-  uv_loop_t loop_{};
   uv_udp_t udp_{};
-  uv_async_t stop_async_{};
-  uv_timer_t lag_timer_{};
-  std::uint64_t lag_expected_ms_ = 0;
-  bool loop_ready_ = false;
-  bool handles_ready_ = false;
-  std::thread thread_;
-  std::mutex life_mu_; // serialises start() and stop()
-  std::atomic<bool> stopping_{false};
   std::vector<char> buffer_; // reused for every batch
   std::uint16_t port_ = 0;
   std::atomic<std::uint64_t> oversized_{0};
   std::atomic<std::uint64_t> received_{0};
   std::atomic<std::uint64_t> replies_sent_{0};
   std::atomic<std::uint64_t> replies_dropped_{0};
-  std::atomic<std::int64_t> loop_lag_ms_{0};
-  std::atomic<std::int64_t> loop_lag_max_ms_{0};
+  // Last: destroyed first, while the members its loop uses still exist.
+  loop_thread loop_;
 };
 
 } // namespace balctl
