@@ -426,18 +426,11 @@ std::string server::impl::start(std::uint16_t& port_out) {
     return "http listen " + listen_ + ": idle_timeout_ms = " +
            std::to_string(limits_.idle_timeout_ms) + ": must be > 0";
   }
-  std::string host;
-  int port = 0;
-  if (!split_listen(listen_, host, port)) {
-    return "http listen " + listen_ + ": must be host:port or [v6]:port";
-  }
   sockaddr_storage addr{};
-  bool v6 = host.find(':') != std::string::npos;
-  int rc = v6 ? uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr))
-              : uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) {
-    return "http listen " + listen_ + ": bad address: " + uv_strerror(rc);
+  if (auto bad = listen_sockaddr(listen_, addr); !bad.empty()) {
+    return "http listen " + listen_ + ": " + bad;
   }
+  int rc = 0;
   if (tls_) {
     std::string err = load_tls();
     if (!err.empty()) {
@@ -466,21 +459,10 @@ std::string server::impl::start(std::uint16_t& port_out) {
   mail_ready_ = true;
   mail_async_.data = this;
 
-  if ((rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0)) != 0) {
-    return fail("bind", rc);
+  const char* what = "";
+  if ((rc = tcp_listen(&listener_, addr, on_connection, port_out, &what)) != 0) {
+    return fail(what, rc);
   }
-  // libuv reports some bind errors (EADDRINUSE) only at listen.
-  if ((rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), SOMAXCONN, on_connection)) != 0) {
-    return fail("listen", rc);
-  }
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  if ((rc = uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len)) != 0) {
-    return fail("getsockname", rc);
-  }
-  port_out = ntohs(bound.ss_family == AF_INET6
-                     ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                     : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   read_buf_.resize(read_buffer_bytes);
   plain_buf_.resize(tls_plain_bytes);
   {

@@ -35,18 +35,12 @@ std::string udp_listener::start() {
   if (!loop_.startable()) {
     return "udp listen " + listen_ + ": start() after start() or stop()";
   }
-  std::string host;
-  int port = 0;
-  if (!split_listen(listen_, host, port)) {
-    return "udp listen " + listen_ + ": must be host:port or [v6]:port";
-  }
   sockaddr_storage addr{};
-  bool v6 = host.find(':') != std::string::npos;
-  int rc = v6 ? uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr))
-              : uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) {
-    return "udp listen " + listen_ + ": bad address: " + uv_strerror(rc);
+  if (auto bad = listen_sockaddr(listen_, addr); !bad.empty()) {
+    return "udp listen " + listen_ + ": " + bad;
   }
+  int rc = 0;
+  bool v6 = addr.ss_family == AF_INET6;
   std::string err = loop_.init();
   if (!err.empty()) {
     return "udp listen " + listen_ + ": " + err;
@@ -72,9 +66,7 @@ std::string udp_listener::start() {
   if ((rc = uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &len)) != 0) {
     return fail("getsockname", rc);
   }
-  port_ = ntohs(bound.ss_family == AF_INET6
-                  ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                  : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  port_ = port_of(bound);
   // The kernel caps SO_RCVBUF at net.core.rmem_max (and reports double what
   // it grants): log what we got, warn when it is less than asked for.
   int want = rcvbuf_bytes;
