@@ -134,9 +134,10 @@ public:
   struct impl;
 
 private:
+  // Before impl_, which writes to it: built before it, destroyed after it.
+  server_counters counters_;
   std::unique_ptr<impl> impl_;
   std::uint16_t port_ = 0;
-  server_counters counters_;
 };
 
 } // namespace balctl::http

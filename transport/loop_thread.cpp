@@ -11,13 +11,17 @@
 namespace balctl {
 
 loop_thread::loop_thread(std::string name, std::string listen)
-  : name_(std::move(name)), listen_(std::move(listen)), lag_ms_(own_lag_ms_),
+  : name_(std::move(name)), listen_(std::move(listen)),
+    stop_failed_event_(name_ + "_stop_failed"),
+    loop_close_failed_event_(name_ + "_loop_close_failed"), lag_ms_(own_lag_ms_),
     lag_max_ms_(own_lag_max_ms_) {}
 
 loop_thread::loop_thread(std::string name, std::string listen,
                          std::atomic<std::int64_t>& lag_ms,
                          std::atomic<std::int64_t>& lag_max_ms)
-  : name_(std::move(name)), listen_(std::move(listen)), lag_ms_(lag_ms),
+  : name_(std::move(name)), listen_(std::move(listen)),
+    stop_failed_event_(name_ + "_stop_failed"),
+    loop_close_failed_event_(name_ + "_loop_close_failed"), lag_ms_(lag_ms),
     lag_max_ms_(lag_max_ms) {}
 
 loop_thread::~loop_thread() { stop(); }
@@ -84,7 +88,7 @@ std::string loop_thread::start(std::function<void()> on_stop_in_loop, bool block
       }
       uv_run(&loop_, UV_RUN_DEFAULT);
     });
-  } catch (const std::system_error& e) {
+  } catch (const std::exception& e) {
     abandon(on_stop_in_loop_);
     return std::string("std::thread: ") + e.what();
   }
@@ -96,19 +100,24 @@ void loop_thread::stop(const std::function<void()>& before_wake) {
   // Serialised with start() and with itself: a second, concurrent stop()
   // returns only once the loop thread has been joined.
   std::lock_guard<std::mutex> guard(life_mu_);
-  if (stopping_) {
-    return;
-  }
-  stopping_ = true;
-  if (before_wake) {
-    before_wake();
-  }
-  if (running_) {
-    int rc = uv_async_send(&stop_async_);
-    if (rc != 0) {
-      log::error((name_ + "_stop_failed").c_str(),
-                 {{"listen", listen_}, {"error", uv_strerror(rc)}});
+  if (!stopping_) {
+    stopping_ = true;
+    if (before_wake) {
+      before_wake();
     }
+    if (running_) {
+      int rc = uv_async_send(&stop_async_);
+      if (rc != 0) {
+        log::error(stop_failed_event_.c_str(),
+                   {{"listen", listen_}, {"error", uv_strerror(rc)}});
+      }
+    }
+  }
+  if (thread_.joinable() && thread_.get_id() == std::this_thread::get_id()) {
+    // Called on the loop thread (from a callback): it cannot join itself.
+    // The loop is woken and runs dry; a later stop() from another thread
+    // (the owner's destructor) joins it and closes the loop.
+    return;
   }
   if (thread_.joinable()) {
     thread_.join();
@@ -117,7 +126,7 @@ void loop_thread::stop(const std::function<void()>& before_wake) {
     // UV_EBUSY here would mean a handle was never closed: a bug.
     int rc = uv_loop_close(&loop_);
     if (rc != 0) {
-      log::error((name_ + "_loop_close_failed").c_str(),
+      log::error(loop_close_failed_event_.c_str(),
                  {{"listen", listen_}, {"error", uv_strerror(rc)}});
     }
     loop_ready_ = false;
@@ -135,8 +144,25 @@ void loop_thread::on_stop(uv_async_t* a) {
       self->on_stop_in_loop_();
     }
   } catch (...) {
-    log::error((self->name_ + "_stop_failed").c_str(),
-               {{"listen", self->listen_}, {"error", "exception while closing handles"}});
+    // Whatever the owner left open would keep the loop (and the join in
+    // stop()) alive for ever: close it here, it is freed by its owner once
+    // the loop has run dry. No allocation on this path (the event name was
+    // built at construction).
+    uv_walk(&self->loop_,
+            [](uv_handle_t* h, void* arg) {
+              auto* lt = static_cast<loop_thread*>(arg);
+              if (!uv_is_closing(h) && h != reinterpret_cast<uv_handle_t*>(&lt->lag_timer_) &&
+                  h != reinterpret_cast<uv_handle_t*>(&lt->stop_async_)) {
+                uv_close(h, nullptr);
+              }
+            },
+            self);
+    try {
+      log::error(self->stop_failed_event_.c_str(),
+                 {{"listen", self->listen_}, {"error", "exception while closing handles"}});
+    } catch (...) {
+      // Out of memory while logging: the handles are closed, that matters.
+    }
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&self->lag_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_async_), nullptr);

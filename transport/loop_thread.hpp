@@ -72,8 +72,10 @@ public:
   /// and runs dry; joins the thread and closes the loop. A concurrent
   /// second stop() returns once the thread is joined. before_wake runs on
   /// the first stop() only, under the life lock, before the loop is woken:
-  /// for closing a door other threads use to reach the loop. Not from the
-  /// loop thread (it would join itself).
+  /// for closing a door other threads use to reach the loop. From the loop
+  /// thread itself it only wakes the loop (a thread cannot join itself); a
+  /// later stop() from another thread, such as the owner's destructor,
+  /// joins it and closes the loop.
   void stop(const std::function<void()>& before_wake = {});
 
   /// How late the 100 ms timer fired, in ms: latest and largest.
@@ -87,6 +89,8 @@ private:
 
   std::string name_;
   std::string listen_;
+  std::string stop_failed_event_;       // built once: on_stop must not allocate
+  std::string loop_close_failed_event_;
   std::atomic<std::int64_t> own_lag_ms_{0};
   std::atomic<std::int64_t> own_lag_max_ms_{0};
   std::atomic<std::int64_t>& lag_ms_;

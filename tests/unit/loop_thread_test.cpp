@@ -127,3 +127,44 @@ TEST_CASE("a loop thread is not started without a successful init()", "[loop_thr
   CHECK_THAT(lt.start([] {}, false), Catch::Contains("init() must succeed first"));
   CHECK(lt.startable());
 }
+
+TEST_CASE("stop() from the loop thread wakes the loop; the next stop() elsewhere joins it",
+          "[loop_thread][unit]") {
+  // A callback on the loop thread cannot join its own thread: before, the
+  // join threw, the thread was never joined and the process ended in
+  // std::terminate at exit.
+  owner o;
+  loop_thread lt("test", "nowhere:0");
+  std::atomic<bool> called_inside{false};
+  std::pair<loop_thread*, std::atomic<bool>*> ctx{&lt, &called_inside};
+  {
+    auto life = lt.lock_life();
+    REQUIRE(lt.init().empty());
+    REQUIRE(o.open(lt));
+    uv_timer_start(&o.timer,
+                   [](uv_timer_t* t) {
+                     auto* self = static_cast<std::pair<loop_thread*, std::atomic<bool>*>*>(
+                       t->data);
+                     self->first->stop();
+                     self->second->store(true);
+                   },
+                   0, 0);
+    o.timer.data = &ctx;
+    REQUIRE(lt.start(
+              [&o] {
+                // The owner's close, with its own data pointer restored.
+                o.timer.data = &o;
+                o.close();
+              },
+              false)
+              .empty());
+  }
+  // Bounded: the timer fires at once on the loop thread.
+  for (int i = 0; i < 500 && !called_inside.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(called_inside.load());
+  lt.stop(); // joins and closes the loop
+  CHECK(o.stop_calls == 1);
+  CHECK(o.closed == 1);
+}
