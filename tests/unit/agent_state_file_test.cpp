@@ -84,6 +84,13 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
+/// Why the file at path does not load (fails the test if it does load).
+std::string refusal(const std::string& path) {
+  std::string err;
+  CHECK_FALSE(load_state(path, &err));
+  return err;
+}
+
 /// The state as the file holds it now (fails the test if it does not load).
 agent_state reload(const std::string& path) {
   std::string err;
@@ -211,8 +218,7 @@ TEST_CASE("a state file readable or writable by group or others is refused, nami
     {0602, "0602"}, {0660, "0660"}, {0666, "0666"}, {0610, "0610"}}));
   CAPTURE(shown);
   REQUIRE(::chmod(path.c_str(), mode) == 0);
-  std::string err;
-  CHECK_FALSE(load_state(path, &err));
+  auto err = refusal(path);
   CHECK_THAT(err, Contains(path));
   CHECK_THAT(err, Contains("mode " + shown));
   CHECK_THAT(err, Contains("chmod 600"));
@@ -229,8 +235,7 @@ TEST_CASE("a state file with mode 0400 is accepted (owner-only)", "[agent][state
 TEST_CASE("a missing state file is an error that says to enrol first", "[agent][state][unit]") {
   temp_dir dir;
   auto path = dir.file("state.json");
-  std::string err;
-  CHECK_FALSE(load_state(path, &err));
+  auto err = refusal(path);
   CHECK_THAT(err, Contains(path));
   CHECK_THAT(err, Contains("does not exist"));
   CHECK_THAT(err, Contains("--enrol"));
@@ -249,33 +254,24 @@ TEST_CASE("a directory at the state path is refused as not a regular file", "[ag
   fs::create_directory(path);
   auto mode = GENERATE(as<mode_t>{}, 0700, 0755);
   REQUIRE(::chmod(path.c_str(), mode) == 0);
-  std::string err;
-  CHECK_FALSE(load_state(path, &err));
+  auto err = refusal(path);
   CHECK_THAT(err, Contains(path));
   CHECK_THAT(err, Contains("not a regular file"));
 }
 
-TEST_CASE("a state file that is not JSON is refused as such", "[agent][state][unit]") {
+TEST_CASE("a state file that is not a JSON object is refused as such", "[agent][state][unit]") {
   temp_dir dir;
   auto path = dir.file("state.json");
-  auto text = GENERATE(as<std::string>{}, "", "{", "member_id=7", "{\"member_id\": 7,}");
+  auto [text, says] = GENERATE(table<std::string, std::string>({
+    {"", "not valid JSON"}, {"{", "not valid JSON"}, {"member_id=7", "not valid JSON"},
+    {"{\"member_id\": 7,}", "not valid JSON"}, {"[]", "must be a JSON object"},
+    {"7", "must be a JSON object"}, {"\"state\"", "must be a JSON object"},
+    {"null", "must be a JSON object"}}));
   CAPTURE(text);
   write_text(path, text);
-  std::string err;
-  CHECK_FALSE(load_state(path, &err));
+  auto err = refusal(path);
   CHECK_THAT(err, Contains(path));
-  CHECK_THAT(err, Contains("not valid JSON"));
-}
-
-TEST_CASE("a state file holding JSON other than an object is refused", "[agent][state][unit]") {
-  temp_dir dir;
-  auto path = dir.file("state.json");
-  auto text = GENERATE(as<std::string>{}, "[]", "7", "\"state\"", "null");
-  CAPTURE(text);
-  write_text(path, text);
-  std::string err;
-  CHECK_FALSE(load_state(path, &err));
-  CHECK_THAT(err, Contains("must be a JSON object"));
+  CHECK_THAT(err, Contains(says));
 }
 
 TEST_CASE("each bad field of a state file is named in the error", "[agent][state][unit]") {
@@ -325,8 +321,7 @@ TEST_CASE("each bad field of a state file is named in the error", "[agent][state
     j[field] = json::parse(value);
   }
   write_text(path, j.dump());
-  std::string err;
-  CHECK_FALSE(load_state(path, &err));
+  auto err = refusal(path);
   CHECK_THAT(err, Contains("state file " + path + ": " + says));
 }
 
