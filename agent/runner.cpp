@@ -129,7 +129,10 @@ public:
     auto iv = std::int64_t{o.interval_s > 0 ? o.interval_s : s.interval_s} * 1000;
     return iv * 3 / 4;
   }
-  std::uint64_t uniform(std::uint64_t n) { return n == 0 ? 0 : rng_() % n; }
+  /// The random source for jitter and back-off: [0, n).
+  const std::function<std::uint64_t(std::uint64_t)> uniform_ = [this](std::uint64_t n) {
+    return n == 0 ? 0 : rng_() % n;
+  };
   std::string hostname() const {
     return opts_.hostname_override.empty() ? state_.hostname : opts_.hostname_override;
   }
@@ -147,7 +150,8 @@ public:
   void tls_retry_in(std::int64_t delay_ms);
   void tls_fail(tls_conn* c, const std::string& why);
   void tls_flush(tls_conn* c);
-  void tls_flush_closing(tls_conn* c);
+  /// Queues what the session has for the peer; the uv_write error or 0.
+  int write_output(tls_conn* c);
   void tls_close(tls_conn* c);
   bool tls_up() const { return conn_ != nullptr && conn_->up; }
   void log_switch();
@@ -178,9 +182,6 @@ public:
 
   sockaddr_storage udp_target_{};
   bool udp_target_ok_ = false;
-  bool udp_resolving_ = false;
-  bool tls_resolving_ = false;
-  bool retry_armed_ = false;
   std::int64_t last_udp_resolve_ms_ = 0;
   // Every address the TLS endpoint resolved to, tried in order before
   // backing off (an unreachable AAAA first must not block the A).
@@ -194,7 +195,6 @@ public:
   bool tls_ctx_ok_ = false;
   tls_conn* conn_ = nullptr;
 
-  bool detecting_ = false;
   bool have_detection_ = false;
   detected_stacks last_stacks_;
   host_metrics last_metrics_;
@@ -411,7 +411,7 @@ void runner::schedule_beat() {
   if (stopping_) {
     return;
   }
-  auto delay = jittered(interval_ms(), [this](std::uint64_t n) { return uniform(n); });
+  auto delay = jittered(interval_ms(), uniform_);
   uv_timer_start(&beat_timer_, on_beat_timer, static_cast<std::uint64_t>(delay), 0);
 }
 
@@ -600,8 +600,7 @@ void runner::log_switch() {
 // -- address lookup ---------------------------------------------------------------
 
 void runner::resolve(bool for_tls) {
-  bool& busy = for_tls ? tls_resolving_ : udp_resolving_;
-  if (busy || stopping_) {
+  if ((for_tls ? tls_job_ : udp_job_) != nullptr || stopping_) {
     return;
   }
   std::string host, port;
@@ -624,7 +623,6 @@ void runner::resolve(bool for_tls) {
     log::warn("agent_resolve_failed", {{"endpoint", ep}, {"error", uv_strerror(rc)}});
     return;
   }
-  busy = true;
   (for_tls ? tls_job_ : udp_job_) = job;
   if (!for_tls) {
     last_udp_resolve_ms_ = static_cast<std::int64_t>(uv_now(&loop_));
@@ -634,7 +632,6 @@ void runner::resolve(bool for_tls) {
 void runner::resolved(resolve_job* job, int status, addrinfo* res) {
   std::unique_ptr<resolve_job> owned(job);
   bool for_tls = job->for_tls;
-  (for_tls ? tls_resolving_ : udp_resolving_) = false;
   (for_tls ? tls_job_ : udp_job_) = nullptr;
   if (stopping_ || status == UV_ECANCELED) {
     uv_freeaddrinfo(res);
@@ -644,7 +641,7 @@ void runner::resolved(resolve_job* job, int status, addrinfo* res) {
   if (status != 0 || res == nullptr) {
     uv_freeaddrinfo(res);
     auto& b = for_tls ? tls_backoff_ : resolve_backoff_;
-    auto delay = b.next([this](std::uint64_t n) { return uniform(n); });
+    auto delay = b.next(uniform_);
     log::warn("agent_resolve_failed", {{"endpoint", ep},
                                        {"error", uv_strerror(status)},
                                        {"retry_in_ms", std::to_string(delay)}});
@@ -689,7 +686,8 @@ void runner::manage_tls() {
     return;
   }
   if (policy_.wants_tls()) {
-    if (conn_ == nullptr && !tls_resolving_ && !retry_armed_) {
+    if (conn_ == nullptr && tls_job_ == nullptr &&
+        !uv_is_active(as_handle(&retry_timer_))) {
       resolve(true);
     }
   } else if (conn_ != nullptr) {
@@ -702,12 +700,12 @@ void runner::tls_retry_in(std::int64_t delay_ms) {
   if (stopping_) {
     return;
   }
-  retry_armed_ = true;
   uv_timer_start(&retry_timer_, on_retry_timer, static_cast<std::uint64_t>(delay_ms), 0);
 }
 
 void runner::tls_retry() {
-  retry_armed_ = false;
+  // A one-shot timer is inactive by the time its callback runs, so
+  // manage_tls() sees no retry pending.
   manage_tls();
 }
 
@@ -733,7 +731,7 @@ void runner::tls_connect_to(const sockaddr_storage& addr) {
   if (rc != 0) {
     delete c;
     log::error("agent_tls_failed", {{"error", std::string("uv_tcp_init: ") + uv_strerror(rc)}});
-    tls_retry_in(tls_backoff_.next([this](std::uint64_t n) { return uniform(n); }));
+    tls_retry_in(tls_backoff_.next(uniform_));
     return;
   }
   c->open_handles = 1;
@@ -846,10 +844,10 @@ bool runner::send_tls(const std::uint8_t* data, std::size_t len) {
   return conn_ == c && !c->closing;
 }
 
-void runner::tls_flush(tls_conn* c) {
+int runner::write_output(tls_conn* c) {
   auto out = c->session->take_output();
-  if (out.empty() || c->closing) {
-    return;
+  if (out.empty()) {
+    return 0;
   }
   auto* w = new write_req;
   w->data = std::move(out);
@@ -857,6 +855,15 @@ void runner::tls_flush(tls_conn* c) {
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, on_write_done);
   if (rc != 0) {
     delete w;
+  }
+  return rc;
+}
+
+void runner::tls_flush(tls_conn* c) {
+  if (c->closing) {
+    return;
+  }
+  if (int rc = write_output(c); rc != 0) {
     tls_fail(c, std::string("write: ") + uv_strerror(rc));
   }
 }
@@ -879,7 +886,7 @@ void runner::tls_fail(tls_conn* c, const std::string& why) {
     tls_connect_to(tls_addrs_[++tls_addr_next_]);
     return;
   }
-  auto delay = tls_backoff_.next([this](std::uint64_t n) { return uniform(n); });
+  auto delay = tls_backoff_.next(uniform_);
   log::warn(was_up ? "agent_tls_lost" : "agent_tls_connect_failed",
             {{"engine", c->peer}, {"error", why}, {"retry_in_ms", std::to_string(delay)}});
   tls_retry_in(delay);
@@ -892,7 +899,9 @@ void runner::tls_close(tls_conn* c) {
   c->closing = true;
   if (c->up) {
     c->session->shutdown();
-    tls_flush_closing(c);
+    // close_notify, best effort: queued before uv_close, libuv cancels it
+    // if the socket closes first.
+    (void)write_output(c);
   }
   if (conn_ == c) {
     conn_ = nullptr;
@@ -908,25 +917,10 @@ void runner::tls_close(tls_conn* c) {
   }
 }
 
-void runner::tls_flush_closing(tls_conn* c) {
-  // close_notify, best effort: queued before uv_close, libuv cancels it if
-  // the socket closes first.
-  auto out = c->session->take_output();
-  if (out.empty()) {
-    return;
-  }
-  auto* w = new write_req;
-  w->data = std::move(out);
-  auto b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, on_write_done) != 0) {
-    delete w;
-  }
-}
-
 // -- detection -----------------------------------------------------------------------
 
 void runner::start_detect() {
-  if (detecting_ || stopping_) {
+  if (detect_job_ != nullptr || stopping_) {
     return;
   }
   auto* job = new detect_job;
@@ -938,13 +932,11 @@ void runner::start_detect() {
     log::warn("agent_detect_failed", {{"error", uv_strerror(rc)}});
     return;
   }
-  detecting_ = true;
   detect_job_ = job;
 }
 
 void runner::detect_done(detect_job* job, int status) {
   std::unique_ptr<detect_job> owned(job);
-  detecting_ = false;
   detect_job_ = nullptr;
   if (status != 0 || stopping_) {
     return;

@@ -58,7 +58,6 @@ void transport_policy::switch_to(path p, std::int64_t now_ms) {
   probe_seq_ = 0;
   switched_ = true;
   if (p == path::tls) {
-    on_tls_since_ms_ = now_ms;
     last_probe_ms_ = now_ms;
   }
 }

@@ -89,7 +89,6 @@ private:
   // The outstanding UDP probe while on TLS (0: none).
   std::uint64_t probe_seq_ = 0;
   std::int64_t last_probe_ms_ = 0;
-  std::int64_t on_tls_since_ms_ = 0;
   bool switched_ = false;
 };
 

@@ -30,20 +30,12 @@
 
 namespace balctl::api {
 
-struct admin_options {
-  std::string public_url;         // api base in install commands
-  std::string heartbeat_endpoint; // host:port agents send heartbeats to
-  std::string heartbeat_tls_endpoint; // host:port of the TLS listener; "" = none
-  int heartbeat_interval_s = 2;
-  std::string agent_install_url;  // "" = public_url + /agent/install-agent.sh
-  // Where install-agent.sh downloads the binary; "" = its own default,
-  // public_url + /agent/balctl-agent (no --binary in the command).
-  std::string agent_binary_url;
-  std::string agent_dist_dir;     // served at /agent/; "" = not served
-  std::string agent_version_latest;
-  int enroll_failures_per_minute = 10;
-  std::vector<admin_token> tokens;
-};
+/// The admin section of the config (config/config.hpp, one place for every
+/// key), with the values whose "" means "derive it" already derived by
+/// balctld once it has bound its ports: public_url and the heartbeat
+/// endpoints are never empty here, except heartbeat_tls_endpoint without a
+/// TLS listener.
+using admin_options = admin_config;
 
 /// Where /metrics reads from; any may be null (left out).
 struct metrics_sources {

@@ -405,23 +405,13 @@ int main(int argc, char** argv) {
     bool admin_failed = false;
     if (err.empty() && !cfg.admin.listen.empty()) {
       const auto& a = cfg.admin;
-      api::admin_options ao;
-      ao.public_url = a.public_url;
-      ao.heartbeat_endpoint = a.heartbeat_endpoint;
+      api::admin_options ao = a; // its "" defaults derived below
       if (ao.heartbeat_endpoint.empty()) {
         ao.heartbeat_endpoint = with_port(cfg.udp_listen, listener.bound_port());
       }
-      ao.heartbeat_tls_endpoint = a.heartbeat_tls_endpoint;
       if (ao.heartbeat_tls_endpoint.empty() && tls_in) {
         ao.heartbeat_tls_endpoint = with_port(cfg.heartbeat_tls.listen, tls_in->bound_port());
       }
-      ao.heartbeat_interval_s = a.heartbeat_interval_s;
-      ao.agent_install_url = a.agent_install_url;
-      ao.agent_binary_url = a.agent_binary_url;
-      ao.agent_dist_dir = a.agent_dist_dir;
-      ao.agent_version_latest = a.agent_version_latest;
-      ao.enroll_failures_per_minute = a.enroll_failures_per_minute;
-      ao.tokens = a.tokens;
       http::server_limits lim;
       lim.max_header_bytes = static_cast<std::size_t>(a.max_header_bytes);
       lim.max_body_bytes = static_cast<std::size_t>(a.max_body_bytes);

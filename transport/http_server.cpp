@@ -366,8 +366,7 @@ struct server::impl {
   bool mail_ready_ = false;
 
   std::shared_ptr<response_mailbox> box_ = std::make_shared<response_mailbox>();
-  tls::context tls_ctx_;
-  bool tls_on_ = false;
+  tls::context tls_ctx_; // loaded when tls_ is set (start() fails otherwise)
   http_parser_settings settings_{};
 
   // Loop thread only from here on.
@@ -407,7 +406,6 @@ server::impl::~impl() = default;
 
 std::string server::impl::load_tls() {
   auto err = tls_ctx_.load_server(tls_->cert_file, tls_->key_file);
-  tls_on_ = err.empty();
   return err.empty() ? err : "http " + err;
 }
 
@@ -586,7 +584,7 @@ void server::impl::accept_one() {
   http_parser_init(&c.parser, HTTP_REQUEST);
   c.parser.data = &c;
   c.shutdown_req.data = &c;
-  if (tls_on_) {
+  if (tls_) {
     ERR_clear_error();
     ssl_ptr ssl(SSL_new(tls_ctx_.get()));
     bio_ptr rbio(BIO_new(BIO_s_mem()));
