@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "engine/log.hpp"
+#include "engine/text.hpp"
 
 extern char** environ;
 
@@ -352,7 +353,6 @@ std::optional<std::string> read_file(const std::string& path, std::size_t max_by
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) {
@@ -367,18 +367,6 @@ std::string_view trim(std::string_view s) {
 std::string_view first_line(std::string_view s) {
   auto nl = s.find('\n');
   return nl == std::string_view::npos ? s : s.substr(0, nl);
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool icontains(std::string_view hay, std::string_view needle) {

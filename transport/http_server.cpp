@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/log.hpp"
+#include "engine/text.hpp"
 #include "transport/listen_address.hpp"
 #include "transport/loop_thread.hpp"
 #include "transport/tls_session.hpp"
@@ -48,21 +49,6 @@ constexpr std::size_t max_rejected_open = 256;
 constexpr std::size_t max_url_bytes = 65535;
 
 
-char lower(char ch) {
-  return (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t");
@@ -988,7 +974,7 @@ int server::impl::commit_header(connection& c) {
   // kept: the handler sees the headers it could have seen up front.
   if (!c.headers_done) {
     std::string name = std::move(c.field);
-    std::transform(name.begin(), name.end(), name.begin(), lower);
+    std::transform(name.begin(), name.end(), name.begin(), ascii_lower);
     c.cur.headers.emplace_back(std::move(name), trim(c.value));
   }
   c.field.clear();
