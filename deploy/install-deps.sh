@@ -11,6 +11,10 @@ packages=(
   wrk                        # admin API benchmark
   openssl                    # test certificates for the admin API over TLS
   clang libclang-rt-14-dev   # libFuzzer target and sanitizer runs
+  libldns-dev                # RFC 2136 dynamic updates with TSIG
+  pdns-server pdns-backend-sqlite3  # DNS tests: a real PowerDNS Authoritative
+  knot knot-dnsutils         # DNS tests: a real RFC 2136 server; kdig
+  sqlite3                    # DNS tests: creates PowerDNS's zone database
 )
 
 missing=()
