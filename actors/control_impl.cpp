@@ -221,6 +221,11 @@ void control_impl::remove_member(const std::string& pool, member_id m, bool forc
   ask(sys_, supervisor_, std::move(cb), remove_member_atom_v, pool, m, force);
 }
 
+void control_impl::cut_pool(const std::string& pool, member_id m, bool force,
+                            api::done<pool_summary> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), cut_atom_v, m, force);
+}
+
 void control_impl::reenrol(const std::string& pool, member_id m,
                            api::done<enrollment_ticket> cb) {
   ask(sys_, supervisor_, std::move(cb), reenrol_atom_v, pool, m);

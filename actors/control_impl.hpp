@@ -41,6 +41,8 @@ public:
                          api::done<api::member_detail> cb) override;
   void remove_member(const std::string& pool, member_id m, bool force,
                      api::done<bool> cb) override;
+  void cut_pool(const std::string& pool, member_id m, bool force,
+                api::done<pool_summary> cb) override;
   void reenrol(const std::string& pool, member_id m,
                api::done<enrollment_ticket> cb) override;
   void activity(const std::string& pool, std::int64_t before,

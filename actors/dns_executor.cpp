@@ -1,24 +1,413 @@
 #include "actors/dns_executor.hpp"
 
+#include <algorithm>
+
 #include "engine/log.hpp"
 
 namespace balctl {
 
+namespace {
+
+using self_ptr = caf::stateful_actor<dns_executor_state>*;
+
+void pump(self_ptr self);
+
+void arm(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  std::optional<std::int64_t> next = st.queue.next_wake_ms();
+  for (auto& [id, r] : st.runs) {
+    if (r.waiting_rate) {
+      auto t = st.window.next_free_ms(now, r.job.priority == 0);
+      if (!next || t < *next) {
+        next = t;
+      }
+    }
+  }
+  if (!next || (st.armed_ms != 0 && st.armed_ms <= *next)) {
+    return;
+  }
+  st.armed_ms = *next;
+  auto delay = std::max<std::int64_t>(0, *next - now);
+  self->delayed_send(self, std::chrono::milliseconds(delay), deadline_atom_v, *next);
+}
+
+// A change has ended: journal, answer, and the next change of its record.
+void end(self_ptr self, const dns_job& j, const std::string& status,
+         const std::string& error) {
+  auto& st = self->state;
+  self->send(st.deps.store, mark_dns_atom_v, std::vector<std::int64_t>{j.id}, status, error);
+  auto& m = *st.deps.metrics;
+  if (status == "done") {
+    m.dns_changes_done.fetch_add(1, std::memory_order_relaxed);
+  } else if (status == "superseded") {
+    m.dns_changes_superseded.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    m.dns_changes_failed.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto s = st.slot_of.find(j.id);
+  if (s == st.slot_of.end()) {
+    return;
+  }
+  auto [bid, idx] = s->second;
+  st.slot_of.erase(s);
+  auto b = st.batches.find(bid);
+  if (b == st.batches.end()) {
+    return;
+  }
+  b->second.results[idx].status = status;
+  b->second.results[idx].error = error;
+  if (--b->second.left == 0) {
+    b->second.rp.deliver(std::move(b->second.results));
+    st.batches.erase(b);
+  }
+}
+
+void supersede(self_ptr self, const std::vector<std::int64_t>& ids,
+               const std::unordered_map<std::int64_t, dns_job>& known) {
+  for (auto id : ids) {
+    auto k = known.find(id);
+    dns_job j;
+    if (k != known.end()) {
+      j = k->second;
+    }
+    j.id = id;
+    log::info("dns_change_superseded", {{"change", std::to_string(id)},
+                                        {"provider", self->state.deps.provider_id}});
+    end(self, j, "superseded", "a newer change of this record replaced it");
+  }
+}
+
+void alert(self_ptr self, const dns_job& j, const std::string& message) {
+  auto& st = self->state;
+  auto b = st.slot_of.find(j.id);
+  if (b == st.slot_of.end()) {
+    return;
+  }
+  auto bi = st.batches.find(b->second.first);
+  if (bi != st.batches.end() && bi->second.submitter) {
+    self->send(bi->second.submitter, dns_alert_atom_v, j.pool, message);
+  }
+}
+
+void send_request(self_ptr self, dns_executor_state::running& r) {
+  auto& st = self->state;
+  r.waiting_rate = false;
+  r.token = st.next_token++;
+  auto id = r.job.id;
+  auto token = r.token;
+  caf::actor me{self};
+  auto& m = *st.deps.metrics;
+  m.dns_requests.fetch_add(1, std::memory_order_relaxed);
+  if (!r.sent_any) {
+    r.sent_any = true;
+    auto latency = st.deps.clk->now_ms() - r.job.queued_ms;
+    m.record_dns_first_request(r.job.priority, latency);
+  }
+  if (r.pending.k == dns::step::kind::http) {
+    st.deps.io->submit(std::move(r.pending.http), st.deps.http,
+                       [me, id, token](dns::http_response resp) {
+                         caf::anon_send(me, dns_http_atom_v, id, token, std::move(resp));
+                       });
+  } else {
+    st.deps.io->submit(std::move(r.pending.dns), st.deps.dns_timeout_ms,
+                       [me, id, token](dns::dns_response resp) {
+                         caf::anon_send(me, dns_wire_atom_v, id, token, std::move(resp));
+                       });
+  }
+}
+
+// Acts on the step an operation returned.
+void handle(self_ptr self, std::int64_t id, dns::step s) {
+  auto& st = self->state;
+  auto it = st.runs.find(id);
+  if (it == st.runs.end()) {
+    return;
+  }
+  auto& r = it->second;
+  auto now = st.deps.clk->now_ms();
+  switch (s.k) {
+    case dns::step::kind::http:
+    case dns::step::kind::dns:
+      r.pending = std::move(s);
+      if (st.window.try_acquire(now, r.job.priority == 0)) {
+        send_request(self, r);
+      } else {
+        r.waiting_rate = true;
+      }
+      return;
+    case dns::step::kind::done: {
+      auto j = std::move(r.job);
+      st.runs.erase(it);
+      st.queue.finish(j);
+      auto& m = *st.deps.metrics;
+      (s.wrote ? m.dns_writes : m.dns_writes_saved).fetch_add(1, std::memory_order_relaxed);
+      log::info("dns_change", {{"change", std::to_string(j.id)},
+                               {"decision", std::to_string(j.decision)},
+                               {"pool", j.pool},
+                               {"provider", st.deps.provider_id},
+                               {"name", j.desired.name},
+                               {"type", dns::to_string(j.desired.type)},
+                               {"content", j.desired.content},
+                               {"result", s.wrote ? "written" : "in place"},
+                               {"attempts", std::to_string(j.attempts + 1)}});
+      end(self, j, "done", s.wrote ? "" : "in place");
+      return;
+    }
+    case dns::step::kind::failed: {
+      auto j = std::move(r.job);
+      st.runs.erase(it);
+      ++j.attempts;
+      auto& m = *st.deps.metrics;
+      if (s.why == dns::failure::rate_limited) {
+        m.dns_rate_limited.fetch_add(1, std::memory_order_relaxed);
+      }
+      auto msg = "DNS change of " + j.desired.name + " " +
+                 dns::to_string(j.desired.type) + " at " + st.deps.provider_id +
+                 " failed (" + dns::to_string(s.why) + ", attempt " +
+                 std::to_string(j.attempts) + "): " + s.message;
+      log::warn("dns_change_failed", {{"change", std::to_string(j.id)},
+                                      {"pool", j.pool},
+                                      {"provider", st.deps.provider_id},
+                                      {"name", j.desired.name},
+                                      {"failure", dns::to_string(s.why)},
+                                      {"attempt", std::to_string(j.attempts)},
+                                      {"error", s.message}});
+      if (j.attempts == 1 || j.attempts % 5 == 0 || s.why == dns::failure::permanent) {
+        alert(self, j, msg);
+      }
+      if (s.why == dns::failure::permanent) {
+        st.queue.finish(j);
+        end(self, j, "failed", s.message);
+        return;
+      }
+      std::uniform_real_distribution<double> u(0.0, 1.0);
+      auto delay = dns_retry_delay_ms(j.attempts, s.why, s.retry_after_ms, u(st.rng));
+      if (s.why == dns::failure::rate_limited) {
+        // The whole credential waits, not only this change.
+        st.window.pause_until(now + delay);
+      }
+      j.not_before_ms = now + delay;
+      m.dns_retries.fetch_add(1, std::memory_order_relaxed);
+      std::unordered_map<std::int64_t, dns_job> known{{j.id, j}};
+      if (auto sup = st.queue.retry(j)) {
+        supersede(self, {*sup}, known);
+      }
+      return;
+    }
+  }
+}
+
+void start_job(self_ptr self, dns_job j) {
+  auto& st = self->state;
+  auto id = j.id;
+  auto op = st.deps.provider->apply(j.desired);
+  auto& r = st.runs[id];
+  r.job = std::move(j);
+  r.op = std::move(op);
+  handle(self, id, r.op->start());
+}
+
+void pump(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  // Requests waiting for a slot, most urgent first.
+  std::vector<std::pair<std::pair<int, std::int64_t>, std::int64_t>> parked;
+  for (auto& [id, r] : st.runs) {
+    if (r.waiting_rate) {
+      parked.push_back({{r.job.priority, id}, id});
+    }
+  }
+  std::sort(parked.begin(), parked.end());
+  for (auto& p : parked) {
+    auto& r = st.runs.at(p.second);
+    if (st.window.try_acquire(now, r.job.priority == 0)) {
+      send_request(self, r);
+    }
+  }
+  while (st.runs.size() < static_cast<std::size_t>(std::max(1, st.deps.max_in_flight))) {
+    auto j = st.queue.pop(now);
+    if (!j) {
+      break;
+    }
+    start_job(self, std::move(*j));
+  }
+  arm(self);
+}
+
+void take(self_ptr self, std::int64_t batch_id, std::vector<dns_change_record>& cs) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    st.slot_of[cs[i].id] = {batch_id, i};
+  }
+  for (const auto& c : cs) {
+    dns_job j;
+    j.id = c.id;
+    j.decision = c.decision;
+    j.pool = c.pool;
+    j.priority = c.priority;
+    j.desired = record_of(c);
+    j.queued_ms = now;
+    if (!st.deps.provider) {
+      log::info("dns_change", {{"change", std::to_string(j.id)},
+                               {"decision", std::to_string(j.decision)},
+                               {"pool", j.pool},
+                               {"provider", st.deps.provider_id},
+                               {"name", j.desired.name},
+                               {"content", j.desired.content},
+                               {"result", "recorded only (no DNS provider)"}});
+      end(self, j, "done", "recorded only");
+      continue;
+    }
+    std::unordered_map<std::int64_t, dns_job> known{{j.id, j}};
+    auto sup = st.queue.add(std::move(j));
+    supersede(self, sup, known);
+  }
+  if (st.deps.provider) {
+    pump(self);
+  }
+}
+
+} // namespace
+
+dns::record record_of(const dns_change_record& c) {
+  dns::record r;
+  r.zone = c.zone;
+  r.name = c.name;
+  dns::from_string(c.type, r.type);
+  r.content = c.content;
+  r.ttl_s = c.ttl_s;
+  if (c.proxied >= 0) {
+    r.proxied = c.proxied == 1;
+  }
+  return r;
+}
+
+dns_change_record make_dns_change(const std::string& pool,
+                                  const std::string& provider,
+                                  std::int64_t decision, int priority,
+                                  const dns::record& d) {
+  dns_change_record c;
+  c.decision = decision;
+  c.pool = pool;
+  c.provider = provider;
+  c.zone = d.zone;
+  c.name = dns::canonical_name(d.name);
+  c.type = dns::to_string(d.type);
+  c.content = d.content;
+  c.ttl_s = d.ttl_s;
+  c.proxied = d.proxied ? (*d.proxied ? 1 : 0) : -1;
+  c.priority = priority;
+  return c;
+}
+
 caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
-                           std::string provider) {
-  self->state.provider = std::move(provider);
+                           dns_executor_deps deps) {
+  auto& st = self->state;
+  // A tenth of the window is kept for pool failover records (at least one
+  // request, never all of them).
+  int reserve = deps.rate_limit > 0 ? std::max(1, deps.rate_limit / 10) : 0;
+  st.window = rate_window(deps.rate_limit, deps.rate_window_ms, reserve);
+  st.deps = std::move(deps);
   return {
-    [=](execute_atom, std::int64_t id, const pool_decision& d) -> bool {
-      log::info("dns_change", {{"decision", std::to_string(id)},
-                               {"pool", d.pool},
-                               {"kind", to_string(d.kind)},
-                               {"from", std::to_string(d.from)},
-                               {"to", std::to_string(d.to)},
-                               {"provider", self->state.provider}});
-      self->state.executed.push_back(d);
-      return true;
+    [=](submit_atom, std::vector<dns_change_record>& cs)
+      -> caf::result<std::vector<dns_change_record>> {
+      auto& st = self->state;
+      // Before make_response_promise, which takes the sender over.
+      auto submitter = caf::actor_cast<caf::actor>(self->current_sender());
+      auto rp = self->make_response_promise();
+      auto bid = st.next_batch++;
+      auto& b = st.batches[bid];
+      b.rp = rp;
+      b.submitter = std::move(submitter);
+      b.left = cs.size();
+      if (cs.empty()) {
+        st.batches.erase(bid);
+        return std::vector<dns_change_record>{};
+      }
+      auto now = st.deps.clk->now_ms();
+      bool journaled = std::all_of(cs.begin(), cs.end(),
+                                   [](const dns_change_record& c) { return c.id != 0; });
+      for (auto& c : cs) {
+        c.provider = st.deps.provider_id;
+        if (c.created_ms == 0) {
+          c.created_ms = now;
+        }
+      }
+      b.results = cs;
+      if (journaled) {
+        take(self, bid, cs);
+        return rp;
+      }
+      // Journaled first, in one transaction: a provider hears of a change
+      // only once it survives a crash.
+      self->request(st.deps.store, caf::infinite, journal_dns_atom_v, cs)
+        .then(
+          [=](std::vector<std::int64_t>& ids) mutable {
+            auto& st = self->state;
+            auto bi = st.batches.find(bid);
+            if (bi == st.batches.end()) {
+              return;
+            }
+            for (std::size_t i = 0; i < cs.size() && i < ids.size(); ++i) {
+              cs[i].id = ids[i];
+              bi->second.results[i].id = ids[i];
+            }
+            take(self, bid, cs);
+          },
+          [=](caf::error& e) mutable {
+            // Not durable; act anyway (an outage is worse than a change a
+            // crash could lose), under ids no journal row has.
+            log::error("dns_journal_failed", {{"provider", self->state.deps.provider_id},
+                                              {"error", self->system().render(e)}});
+            auto& st = self->state;
+            auto bi = st.batches.find(bid);
+            if (bi == st.batches.end()) {
+              return;
+            }
+            static std::int64_t unjournaled = INT64_MAX / 2;
+            for (std::size_t i = 0; i < cs.size(); ++i) {
+              cs[i].id = ++unjournaled;
+              bi->second.results[i].id = cs[i].id;
+            }
+            take(self, bid, cs);
+          });
+      return rp;
     },
-    [=](caf::get_atom) { return self->state.executed; },
+    [=](dns_http_atom, std::int64_t id, std::uint64_t token, dns::http_response& resp) {
+      auto& st = self->state;
+      auto it = st.runs.find(id);
+      if (it == st.runs.end() || it->second.token != token) {
+        return;
+      }
+      if (!resp.transport_error.empty()) {
+        st.deps.metrics->dns_transport_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      handle(self, id, it->second.op->on_http(resp));
+      pump(self);
+    },
+    [=](dns_wire_atom, std::int64_t id, std::uint64_t token, dns::dns_response& resp) {
+      auto& st = self->state;
+      auto it = st.runs.find(id);
+      if (it == st.runs.end() || it->second.token != token) {
+        return;
+      }
+      handle(self, id, it->second.op->on_dns(resp));
+      pump(self);
+    },
+    [=](deadline_atom, std::int64_t at) {
+      auto& st = self->state;
+      if (at != st.armed_ms) {
+        return;
+      }
+      st.armed_ms = 0;
+      pump(self);
+    },
+    [=](caf::get_atom) -> std::vector<std::uint64_t> {
+      auto& st = self->state;
+      return {st.queue.queued(), st.runs.size(), st.window.in_window(st.deps.clk->now_ms())};
+    },
   };
 }
 

@@ -5,9 +5,12 @@
 // actor tests, so both run the same wiring.
 
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "actors/messages.hpp"
 #include "actors/supervisor.hpp"
+#include "adapters/dns/dns_io.hpp"
 #include "engine/bootstrap.hpp"
 #include "engine/clock.hpp"
 #include "engine/metrics.hpp"
@@ -16,8 +19,10 @@ namespace balctl {
 
 struct engine_handles {
   caf::actor store;
-  caf::actor dns;
+  caf::actor dns; // the router (actors/dns_router): pools send decisions here
   caf::actor supervisor;
+  std::unordered_map<std::string, caf::actor> dns_executors; // by provider id
+  std::shared_ptr<dns::dns_io> dns_io; // null when no provider is configured
 };
 
 /// The supervisor's dependencies as the engine config sets them (tests that
@@ -36,18 +41,20 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             bool store_detached = true,
                             std::vector<enrollment_record> enrollments = {});
 
-/// Asks the DNS executor to finish decisions that were recorded but not
-/// confirmed before the last stop (DESIGN.md principle 4); each one is marked
-/// through the store actor once the executor confirms it. Read `pending`
-/// with adopt_pending_decisions before bootstrap: afterwards only the store
-/// actor may touch the store.
 /// Reads the decisions recorded but not confirmed before the last stop and
 /// makes each DNS move's target the pool's active member in the store, so
 /// bootstrap starts the pool where DNS is going. Call before bootstrap.
 std::vector<decision_record> adopt_pending_decisions(store& st);
 
+/// Finishes what the last run left (DESIGN.md principle 4): the journaled
+/// DNS changes not yet confirmed go back to their executors (read them
+/// with store::pending_dns_changes before bootstrap); decisions recorded
+/// but not confirmed are marked "resumed": their pools point the failover
+/// record at the active member as they start (pool.cpp), so a decision
+/// whose change never reached the journal is carried out too.
 void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
-                              const std::vector<decision_record>& pending);
+                              const std::vector<decision_record>& pending,
+                              const std::vector<dns_change_record>& changes = {});
 
 void configure_actor_system(caf::actor_system_config& cfg);
 

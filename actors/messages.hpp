@@ -8,6 +8,7 @@
 
 #include <caf/all.hpp>
 
+#include "adapters/dns/provider.hpp"
 #include "adapters/store/store.hpp"
 #include "engine/pool_policy.hpp"
 #include "engine/types.hpp"
@@ -109,7 +110,8 @@ typename Inspector::result_type inspect(Inspector& f, member_report_msg& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_config& x) {
   return f(caf::meta::type_name("member_config"), x.id, x.name, x.hostname,
-           x.allowed_ips, x.key, x.linux_family, x.enrolled);
+           x.allowed_ips, x.key, x.linux_family, x.enrolled, x.public_ipv4,
+           x.public_ipv6);
 }
 
 template <class Inspector>
@@ -117,7 +119,8 @@ typename Inspector::result_type inspect(Inspector& f, pool_config& x) {
   return f(caf::meta::type_name("pool_config"), x.name, x.label, x.from_api,
            x.preset, x.failover_delay_s, x.failover_hostname, x.failback,
            x.failback_stable_s, x.mass_silence_share,
-           x.mass_silence_min_members, x.mass_silence_window_s, x.members);
+           x.mass_silence_min_members, x.mass_silence_window_s, x.dns_provider,
+           x.dns_zone, x.dns_ttl_s, x.dns_sync, x.dns_only, x.members);
 }
 
 template <class Inspector>
@@ -127,7 +130,8 @@ typename Inspector::result_type inspect(Inspector& f, pool_summary& x) {
            x.holding,
            x.failover_delay_s, x.failover_hostname, x.failback,
            x.failback_stable_s, x.mass_silence_share,
-           x.mass_silence_min_members, x.mass_silence_window_s);
+           x.mass_silence_min_members, x.mass_silence_window_s, x.dns_provider,
+           x.dns_zone, x.dns_ttl_s, x.dns_sync, x.dns_only);
 }
 
 template <class Inspector>
@@ -187,6 +191,37 @@ typename Inspector::result_type inspect(Inspector& f, activity_record& x) {
            x.kind, x.member, x.message, x.from_state, x.to_state);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_change_record& x) {
+  return f(caf::meta::type_name("dns_change_record"), x.id, x.decision, x.pool,
+           x.provider, x.zone, x.name, x.type, x.content, x.ttl_s, x.proxied,
+           x.priority, x.status, x.created_ms, x.error);
+}
+
+} // namespace balctl
+
+namespace balctl::dns {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, header& x) {
+  return f(caf::meta::type_name("dns_header"), x.name, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_response& x) {
+  return f(caf::meta::type_name("http_response"), x.transport_error, x.status,
+           x.headers, x.body);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_response& x) {
+  return f(caf::meta::type_name("dns_response"), x.transport_error, x.wire);
+}
+
+} // namespace balctl::dns
+
+namespace balctl {
+
 /// An admin request refused: the API's error code (api/ maps it to an HTTP
 /// status), the field at fault ("" for none) and a sentence. Carried in a
 /// caf::error's context (sec::runtime_error) so request handlers keep
@@ -226,6 +261,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (balctl::activity_line))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::activity_line>))
   CAF_ADD_TYPE_ID(balctl, (std::array<std::uint8_t, 32>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns_change_record))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::dns_change_record>))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<std::int64_t>))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<std::uint64_t>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns::header))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::dns::header>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns::http_response))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns::dns_response))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<std::uint8_t>))
 
   // member actor
   CAF_ADD_ATOM(balctl, balctl, heard_atom, "heard")
@@ -249,6 +293,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, active_atom, "active")
   // dns executor
   CAF_ADD_ATOM(balctl, balctl, execute_atom, "execute")
+  CAF_ADD_ATOM(balctl, balctl, submit_atom, "submit")
+  CAF_ADD_ATOM(balctl, balctl, cut_atom, "cut")
+  CAF_ADD_ATOM(balctl, balctl, dns_alert_atom, "dnsalert")
+  CAF_ADD_ATOM(balctl, balctl, dns_http_atom, "dnshttp")
+  CAF_ADD_ATOM(balctl, balctl, dns_wire_atom, "dnswire")
+  // store actor: the DNS journal
+  CAF_ADD_ATOM(balctl, balctl, journal_dns_atom, "journdns")
+  CAF_ADD_ATOM(balctl, balctl, mark_dns_atom, "markdns")
   // admin API (pool, supervisor, store actor)
   CAF_ADD_ATOM(balctl, balctl, summary_atom, "summary")
   CAF_ADD_ATOM(balctl, balctl, overview_atom, "overview")

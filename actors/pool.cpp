@@ -6,6 +6,7 @@
 #include <string>
 
 #include "actors/crash.hpp"
+#include "actors/dns_executor.hpp"
 #include "actors/member.hpp"
 #include "engine/features.hpp"
 #include "engine/log.hpp"
@@ -98,6 +99,94 @@ void arm(self_ptr self) {
                      deadline_atom_v, *next);
 }
 
+// The address the failover record takes while m is active: its explicit
+// public IPv4, else its first allowed IPv4; "" when it has none.
+std::string address_of(self_ptr self, member_id m) {
+  auto& st = self->state;
+  if (auto i = st.rt->public_ipv4.find(m); i != st.rt->public_ipv4.end()) {
+    return i->second;
+  }
+  auto pos = st.policy->position_of(m);
+  if (!pos) {
+    return {};
+  }
+  for (const auto& ip : st.rt->members[*pos]->slot->allowed_ips) {
+    auto text = ip.to_string();
+    if (text.find(':') == std::string::npos) {
+      return text;
+    }
+  }
+  return {};
+}
+
+// The DNS changes that make the failover record point at member `to`: one
+// A record, when the pool has a provider, a failover hostname and sync on
+// (the seed's Dynamic DNS card). Empty otherwise: the decision is recorded
+// and DNS stays. Pool failover records go first (priority 0).
+std::vector<dns_change_record> failover_changes(self_ptr self, member_id to,
+                                                std::int64_t decision) {
+  auto& st = self->state;
+  const auto& c = st.rt->config;
+  std::vector<dns_change_record> out;
+  if (c.dns_provider.empty() || c.failover_hostname.empty() || !c.dns_sync) {
+    return out;
+  }
+  auto address = address_of(self, to);
+  if (address.empty()) {
+    log::error("dns_no_address", {{"pool", c.name},
+                                  {"member", std::to_string(to)},
+                                  {"reason", "the member has no public_ipv4 and no "
+                                             "IPv4 allowed IP; DNS not moved"}});
+    note(self, activity_kind::dns_alert, to,
+         "DNS not moved: member " + std::to_string(to) +
+           " has no IPv4 address for " + c.failover_hostname);
+    return out;
+  }
+  dns::record r;
+  r.zone = c.dns_zone;
+  r.name = c.failover_hostname;
+  r.type = dns::record_type::a;
+  r.content = address;
+  r.ttl_s = c.dns_ttl_s;
+  if (c.dns_only) {
+    r.proxied = false;
+  }
+  out.push_back(make_dns_change(c.name, c.dns_provider, decision, 0, r));
+  return out;
+}
+
+// Hands a decision's DNS changes to the router and marks the decision when
+// they have ended.
+void execute(self_ptr self, std::int64_t id, const pool_decision& d) {
+  auto& st = self->state;
+  auto store = st.deps.store;
+  auto changes = failover_changes(self, d.to, id);
+  bool moves = !changes.empty();
+  auto target = moves ? changes.front().content : std::string();
+  auto host = st.rt->config.failover_hostname;
+  ++st.in_flight;
+  self->request(st.deps.dns, caf::infinite, execute_atom_v, id, d, std::move(changes))
+    .then(
+      [=](bool done) {
+        --self->state.in_flight;
+        if (id != 0) {
+          self->send(store, mark_atom_v, id, std::string(done ? "done" : "failed"));
+        }
+        if (moves && done) {
+          note(self, activity_kind::dns_change, d.to,
+               host + " A " + target + " (member " + std::to_string(d.to) + ")");
+        }
+      },
+      [=](caf::error& err) {
+        --self->state.in_flight;
+        // Stays pending in the store: the next start resumes it.
+        log::error("dns_change_failed",
+                   {{"decision", std::to_string(id)},
+                    {"pool", d.pool},
+                    {"error", self->system().render(err)}});
+      });
+}
+
 // Records the decision, then (for DNS moves) hands it to the executor. The
 // active member is persisted with the decision so a restart resumes from it.
 void act_on(self_ptr self, pool_decision d) {
@@ -120,7 +209,6 @@ void act_on(self_ptr self, pool_decision d) {
               {"failover_hostname", st.rt->config.failover_hostname},
               {"reason", d.reason}});
   note(self, activity_kind::decision, d.to, std::string(to_string(d.kind)) + ": " + d.reason);
-  auto dns = st.deps.dns;
   auto store = st.deps.store;
   self->request(store, caf::infinite, record_atom_v, d)
     .then(
@@ -129,22 +217,7 @@ void act_on(self_ptr self, pool_decision d) {
           return;
         }
         self->send(store, active_atom_v, d.pool, d.to);
-        ++self->state.in_flight;
-        self->request(dns, caf::infinite, execute_atom_v, id, d)
-          .then(
-            [=](bool done) {
-              --self->state.in_flight;
-              self->send(store, mark_atom_v, id,
-                         std::string(done ? "done" : "failed"));
-            },
-            [=](caf::error& err) {
-              --self->state.in_flight;
-              // Stays pending in the store: the next start resumes it.
-              log::error("dns_change_failed",
-                         {{"decision", std::to_string(id)},
-                          {"pool", d.pool},
-                          {"error", self->system().render(err)}});
-            });
+        execute(self, id, d);
       },
       [=](caf::error& err) {
         // Refusing to move DNS because the disk failed would keep the
@@ -154,7 +227,7 @@ void act_on(self_ptr self, pool_decision d) {
                     {"kind", to_string(d.kind)},
                     {"error", self->system().render(err)}});
         if (moves_dns(d.kind)) {
-          self->send(dns, execute_atom_v, std::int64_t{0}, d);
+          execute(self, 0, d);
         }
       });
 }
@@ -242,6 +315,11 @@ pool_summary summary_of(self_ptr self) {
   s.mass_silence_share = c.mass_silence_share;
   s.mass_silence_min_members = c.mass_silence_min_members;
   s.mass_silence_window_s = c.mass_silence_window_s;
+  s.dns_provider = c.dns_provider;
+  s.dns_zone = c.dns_zone;
+  s.dns_ttl_s = c.dns_ttl_s;
+  s.dns_sync = c.dns_sync;
+  s.dns_only = c.dns_only;
   return s;
 }
 
@@ -420,6 +498,11 @@ std::string settings_changes(const pool_config& a, const pool_config& b) {
       std::to_string(b.mass_silence_min_members));
   add("mass_silence_window_s", std::to_string(a.mass_silence_window_s),
       std::to_string(b.mass_silence_window_s));
+  add("dns_provider", a.dns_provider, b.dns_provider);
+  add("dns_zone", a.dns_zone, b.dns_zone);
+  add("dns_ttl_s", std::to_string(a.dns_ttl_s), std::to_string(b.dns_ttl_s));
+  add("dns_sync", a.dns_sync ? "true" : "false", b.dns_sync ? "true" : "false");
+  add("dns_only", a.dns_only ? "true" : "false", b.dns_only ? "true" : "false");
   return out;
 }
 
@@ -497,6 +580,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   }
   st.deadlines.resize(order.size());
   std::optional<member_id> active;
+  bool decided_before = st.rt->active != 0;
   if (st.rt->active != 0) {
     active = st.rt->active;
     if (std::find(order.begin(), order.end(), st.rt->active) == order.end()) {
@@ -554,6 +638,18 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
     // The new actor evaluates at once and reports its deadline.
     spawn_member(self, pos);
   });
+  // A pool that had decided before (a restart, a crash): its failover
+  // record is made to point at the active member again. Read-compare-write
+  // makes it one read when it does; when the engine stopped between a
+  // decision and its DNS change, this is what finishes the change.
+  if (decided_before && st.rt->dns_orphaned_by == 0 &&
+      !failover_changes(self, st.rt->active, 0).empty()) {
+    auto a = st.rt->active;
+    execute(self, 0, pool_decision{decision_kind::failover, st.rt->config.name, a, a,
+                                   "restart: the failover record follows the "
+                                   "active member " + std::to_string(a),
+                                   st.deps.clk->now_ms()});
+  }
   st.notifier = std::make_shared<actor_notifier>(caf::actor{self});
   for (std::size_t pos = 0; pos < st.rt->members.size(); ++pos) {
     st.rt->members[pos]->slot->set_notifier(st.notifier);
@@ -703,6 +799,40 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       return {};
     },
     [=](caf::get_atom) -> pool_view { return make_view(self); },
+    // Cut pool: an operator moves the failover record to member m (make it
+    // the active member). Only to a healthy member unless forced; a cut to
+    // the active member re-applies its record (read-compare-write: a
+    // record in place costs a read).
+    [=](cut_atom, member_id m, bool force) -> caf::result<pool_summary> {
+      auto& st = self->state;
+      auto pos = st.policy->position_of(m);
+      if (!pos) {
+        return refuse("member_not_found", "member",
+                      "no member " + std::to_string(m) + " in pool '" +
+                        st.rt->config.name + "'");
+      }
+      auto state = st.policy->state_of(m);
+      if (state != member_state::healthy && !force) {
+        return refuse("member_not_healthy", "member",
+                      "member " + std::to_string(m) + " is " + to_string(state) +
+                        "; cut over only to a healthy member, or force");
+      }
+      auto now = st.deps.clk->now_ms();
+      auto from = st.policy->active();
+      st.rt->dns_orphaned_by = 0;
+      st.policy->set_active(m);
+      auto kind = m == st.policy->primary() && from != m ? decision_kind::failback
+                                                         : decision_kind::failover;
+      act_on_all(self, {pool_decision{kind, st.rt->config.name, from, m,
+                                      "operator cut the pool to member " +
+                                        std::to_string(m) +
+                                        (force && state != member_state::healthy
+                                           ? " (forced, member " +
+                                               std::string(to_string(state)) + ")"
+                                           : std::string()),
+                                      now}});
+      return summary_of(self);
+    },
     // -- admin API ---------------------------------------------------------
     [=](summary_atom) -> pool_summary { return summary_of(self); },
     [=](overview_atom, std::uint64_t offset, std::uint64_t limit,
@@ -856,6 +986,15 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                                    : e.message + " (got " + e.value + ")";
         return refuse(code, e.field, msg);
       }
+      if (!next.dns_provider.empty()) {
+        const auto& ps = st.deps.engine->dns_providers;
+        if (std::none_of(ps.begin(), ps.end(), [&](const dns_provider_config& p) {
+              return p.id == next.dns_provider;
+            })) {
+          return refuse("invalid_field", "dns_provider",
+                        "no DNS provider has id '" + next.dns_provider + "'");
+        }
+      }
       auto changed = settings_changes(st.rt->config, next);
       // Field by field, never the whole config: member actors read its
       // name on other threads.
@@ -916,6 +1055,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       return true;
     },
     [=](activity_flush_atom, bool) { flush_activity(self); }, // the timer
+    [=](dns_alert_atom, const std::string&, const std::string& message) {
+      note(self, activity_kind::dns_alert, 0, message);
+    },
     // The pool's activity log (or one member's lines of it): what this pool
     // has not handed to the store yet goes first, so the answer includes a
     // change made just before the question.

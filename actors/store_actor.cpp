@@ -53,6 +53,17 @@ caf::behavior store_actor(caf::event_based_actor* self,
       guarded_void(metrics, "set_active_member",
                    [&] { st->set_active_member(pool, m); });
     },
+    // -- the DNS journal ---------------------------------------------------
+    [=](journal_dns_atom, const std::vector<dns_change_record>& cs)
+      -> caf::result<std::vector<std::int64_t>> {
+      return guarded(metrics, "journal_dns_changes",
+                     [&] { return st->journal_dns_changes(cs); });
+    },
+    [=](mark_dns_atom, const std::vector<std::int64_t>& ids,
+        const std::string& status, const std::string& error) {
+      guarded_void(metrics, "mark_dns_changes",
+                   [&] { st->mark_dns_changes(ids, status, error); });
+    },
     // -- admin API ---------------------------------------------------------
     [=](create_pool_atom, const pool_config& p) -> caf::result<bool> {
       return guarded(metrics, "put_pool", [&] {

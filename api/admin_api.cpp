@@ -359,7 +359,12 @@ json settings_json(const pool_summary& s) {
           {"failback_stable_s", s.failback_stable_s},
           {"mass_silence_share", s.mass_silence_share},
           {"mass_silence_min_members", s.mass_silence_min_members},
-          {"mass_silence_window_s", s.mass_silence_window_s}};
+          {"mass_silence_window_s", s.mass_silence_window_s},
+          {"dns_provider", s.dns_provider},
+          {"dns_zone", s.dns_zone},
+          {"dns_ttl_s", s.dns_ttl_s},
+          {"dns_sync", s.dns_sync},
+          {"dns_only", s.dns_only}};
 }
 
 json pool_json(const pool_summary& s, bool with_settings) {
@@ -604,6 +609,7 @@ int status_of(const std::string& code) {
     {"pool_managed_by_config", 409},
     {"active_member_no_standby", 409},
     {"pool_busy", 409},
+    {"member_not_healthy", 409},
     {"payload_too_large", 413},
     {"invalid_field", 422},
     {"unknown_field", 422},
@@ -915,7 +921,9 @@ void admin_api::route(http::request& req, http::responder& respond) {
     // in the engine (config's rules, read_pool_settings).
     auto b = body::parse(req, {"failover_delay_s", "failover_hostname", "failback",
                                "failback_stable_s", "mass_silence_share",
-                               "mass_silence_min_members", "mass_silence_window_s"});
+                               "mass_silence_min_members", "mass_silence_window_s",
+                               "dns_provider", "dns_zone", "dns_ttl_s", "dns_sync",
+                               "dns_only"});
     if (b.error) {
       respond(error(*b.error));
       return;
@@ -924,6 +932,40 @@ void admin_api::route(http::request& req, http::responder& respond) {
                             answer<pool_summary>(respond, [](const pool_summary& s) {
                               return ok_json(200, settings_json(s));
                             }));
+    return;
+  }
+  // POST /v1/pools/{id}/cut {"member": N, "force": false}: Cut pool.
+  if (seg.size() == 4 && what == "cut") {
+    if (!allow({"POST"}) || !need_admin()) {
+      return;
+    }
+    auto b = body::parse(req, {"member", "force"});
+    member_id target = 0;
+    bool force = false;
+    if (!b.error) {
+      auto mi = b.j.find("member");
+      if (mi == b.j.end()) {
+        b.error = failure{"missing_field", "member", "required"};
+      } else if (!mi->is_number_unsigned() || mi->get<std::uint64_t>() == 0) {
+        b.invalid("member", "must be a member id (a positive integer)");
+      } else {
+        target = mi->get<std::uint64_t>();
+      }
+      auto fi = b.j.find("force");
+      if (fi != b.j.end() && !fi->is_boolean()) {
+        b.invalid("force", "must be true or false");
+      } else if (fi != b.j.end()) {
+        force = fi->get<bool>();
+      }
+    }
+    if (b.error) {
+      respond(error(*b.error));
+      return;
+    }
+    engine_.cut_pool(pool, target, force,
+                     answer<pool_summary>(respond, [](const pool_summary& s) {
+                       return ok_json(200, pool_json(s, true));
+                     }));
     return;
   }
   if (seg.size() == 4 && what == "overview") {
@@ -1319,6 +1361,27 @@ std::string admin_api::metrics_text() const {
     out << "balctl_actor_restarts_total " << e->actor_restarts.load() << '\n';
     family("balctl_store_errors_total", "counter", "Failed store operations.");
     out << "balctl_store_errors_total " << e->store_errors.load() << '\n';
+    family("balctl_dns_requests_total", "counter",
+           "Requests sent to DNS providers, every credential together.");
+    out << "balctl_dns_requests_total " << e->dns_requests.load() << '\n';
+    family("balctl_dns_responses_total", "counter",
+           "DNS provider answers that were not an answer or said slow down.");
+    out << "balctl_dns_responses_total{kind=\"transport_error\"} "
+        << e->dns_transport_errors.load() << '\n'
+        << "balctl_dns_responses_total{kind=\"rate_limited\"} "
+        << e->dns_rate_limited.load() << '\n';
+    family("balctl_dns_changes_total", "counter",
+           "DNS changes ended, by result: written, already in place (no write), "
+           "superseded by a newer change, failed for good.");
+    out << "balctl_dns_changes_total{result=\"written\"} " << e->dns_writes.load() << '\n'
+        << "balctl_dns_changes_total{result=\"in_place\"} " << e->dns_writes_saved.load()
+        << '\n'
+        << "balctl_dns_changes_total{result=\"superseded\"} "
+        << e->dns_changes_superseded.load() << '\n'
+        << "balctl_dns_changes_total{result=\"failed\"} " << e->dns_changes_failed.load()
+        << '\n';
+    family("balctl_dns_retries_total", "counter", "DNS change attempts that failed and wait for a retry.");
+    out << "balctl_dns_retries_total " << e->dns_retries.load() << '\n';
   }
   family("balctl_enrollments_total", "counter", "Agent enrollment attempts, by result.");
   for (std::size_t i = 0; i < static_cast<std::size_t>(enroll_outcome::count_); ++i) {

@@ -83,6 +83,10 @@ public:
                              done<bool> cb) = 0;
   virtual void reenrol(const std::string& pool, member_id m,
                        done<enrollment_ticket> cb) = 0;
+  /// Cut pool: make m the active member and move the failover record to
+  /// it; force: even when m is not healthy.
+  virtual void cut_pool(const std::string& pool, member_id m, bool force,
+                        done<pool_summary> cb) = 0;
   /// Newest first, ids below before (0 = newest); member 0 = whole pool.
   virtual void activity(const std::string& pool, std::int64_t before,
                         std::uint64_t limit, member_id member,

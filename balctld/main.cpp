@@ -320,10 +320,12 @@ int main(int argc, char** argv) {
   std::shared_ptr<store> st;
   engine_parts parts;
   std::vector<decision_record> pending;
+  std::vector<dns_change_record> pending_dns;
   std::vector<enrollment_record> enrollments;
   try {
     st = open_sqlite_store(cfg.store_path);
     pending = adopt_pending_decisions(*st);
+    pending_dns = st->pending_dns_changes();
     parts = bootstrap(cfg, *st, clk.now_ms());
     enrollments = st->load_enrollments();
   } catch (const store_error& e) {
@@ -349,7 +351,7 @@ int main(int argc, char** argv) {
     caf::actor_system sys{sys_cfg};
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
                                 std::move(enrollments));
-    resume_pending_decisions(sys, handles, pending);
+    resume_pending_decisions(sys, handles, pending, pending_dns);
     control_impl control(sys, handles.supervisor, parts.reg,
                          cfg.admin.agent_version_latest);
 

@@ -56,6 +56,12 @@ const std::vector<option_spec>& command_option_specs() {
      "members that must be silent at once before the share applies (>= 1)"},
     {"--mass-silence-window-s", true, false, "N",
      "window for \"at once\" (0 = the failover delay; else 1..3600)"},
+    {"--dns-provider", true, false, "ID",
+     "the dns_providers[] id the failover record is moved at (\"\" = none)"},
+    {"--dns-zone", true, false, "Z", "the zone holding the failover hostname (\"\" = found)"},
+    {"--dns-ttl-s", true, false, "N", "the failover record's TTL (1..86400)"},
+    {"--dns-sync", true, false, "B", "on | off: move the failover record with the active member"},
+    {"--dns-only", true, false, "B", "on | off: Cloudflare proxying off on cut-over"},
     {"--hostname", true, false, "H", "the member's hostname (must match at enrollment)"},
     {"--linux-family", true, false, "F", "rhel | debian (selects the install command)"},
     {"--allowed-ip", true, true, "IP",
@@ -100,17 +106,21 @@ const std::vector<command_spec>& command_specs() {
      "create a pool"},
     {"pool list", {}, 0, {}, "pool list", "list pools"},
     {"pool show", {"POOL"}, 1, {}, "pool show POOL", "show a pool and its settings"},
+    {"pool cut", {"POOL", "MEMBER"}, 2, {"--force"}, "pool cut POOL MEMBER [--force]",
+     "Cut pool: make MEMBER the active member and move the failover record to it"},
     {"pool rename", {"POOL", "NEWNAME"}, 2, {}, "pool rename POOL NEWNAME",
      "change a pool's name (its id stays)"},
     {"pool delete", {"POOL"}, 1, {"--force"}, "pool delete POOL [--force]",
      "delete a pool"},
     {"pool settings", {"POOL"}, 1,
      {"--failover-delay-s", "--failover-hostname", "--failback", "--failback-stable-s",
-      "--mass-silence-share", "--mass-silence-min-members", "--mass-silence-window-s"},
+      "--mass-silence-share", "--mass-silence-min-members", "--mass-silence-window-s",
+      "--dns-provider", "--dns-zone", "--dns-ttl-s", "--dns-sync", "--dns-only"},
      "pool settings POOL [--failover-delay-s N] [--failover-hostname H]\n"
      "[--failback manual|automatic] [--failback-stable-s N]\n"
      "[--mass-silence-share X] [--mass-silence-min-members N]\n"
-     "[--mass-silence-window-s N]",
+     "[--mass-silence-window-s N] [--dns-provider ID] [--dns-zone Z]\n"
+     "[--dns-ttl-s N] [--dns-sync on|off] [--dns-only on|off]",
      "show a pool's settings; with options, change them (applied without restart)"},
     {"member add", {"POOL"}, 1, {"--hostname", "--linux-family", "--allowed-ip", "--name"},
      "member add POOL --hostname H --linux-family rhel|debian --allowed-ip IP[,IP...]\n"
@@ -356,6 +366,12 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
     inv.pool = args[0];
     r = {"GET", pool_path(args[0]), std::nullopt};
     inv.output = output_kind::pool_detail;
+  } else if (cmd == "pool cut") {
+    inv.pool = args[0];
+    inv.member_id = member_id_arg(args[1]);
+    r = {"POST", pool_path(args[0]) + "/cut",
+         json{{"member", std::stoull(inv.member_id)}, {"force", given.count("--force") > 0}}};
+    inv.output = output_kind::pool_cut;
   } else if (cmd == "pool rename") {
     inv.pool = args[0];
     r = {"PATCH", pool_path(args[0]), json{{"name", non_empty("NEWNAME", args[1])}}};
@@ -391,6 +407,21 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
     }
     if (const auto* v = last(given, "--mass-silence-window-s")) {
       body["mass_silence_window_s"] = parse_int("--mass-silence-window-s", *v);
+    }
+    if (const auto* v = last(given, "--dns-provider")) {
+      body["dns_provider"] = *v;
+    }
+    if (const auto* v = last(given, "--dns-zone")) {
+      body["dns_zone"] = *v;
+    }
+    if (const auto* v = last(given, "--dns-ttl-s")) {
+      body["dns_ttl_s"] = parse_int("--dns-ttl-s", *v);
+    }
+    if (const auto* v = last(given, "--dns-sync")) {
+      body["dns_sync"] = one_of("--dns-sync", *v, {"on", "off"}) == "on";
+    }
+    if (const auto* v = last(given, "--dns-only")) {
+      body["dns_only"] = one_of("--dns-only", *v, {"on", "off"}) == "on";
     }
     if (body.empty()) {
       r = {"GET", pool_path(args[0]) + "/settings", std::nullopt};

@@ -47,6 +47,7 @@ enum class output_kind {
   pool_detail,      // GET /v1/pools/{id}
   pool_created,     // POST /v1/pools
   pool_renamed,     // PATCH /v1/pools/{id}
+  pool_cut,         // POST /v1/pools/{id}/cut
   pool_deleted,     // DELETE /v1/pools/{id}
   settings,         // GET /v1/pools/{id}/settings
   settings_updated, // PATCH /v1/pools/{id}/settings

@@ -124,12 +124,20 @@ std::string settings_block(const json& s) {
   // The API's own key names: they map one to one onto the flags.
   static const std::vector<std::string> order = {
     "failover_delay_s",   "failover_hostname",        "failback", "failback_stable_s",
-    "mass_silence_share", "mass_silence_min_members", "mass_silence_window_s"};
+    "mass_silence_share", "mass_silence_min_members", "mass_silence_window_s",
+    "dns_provider",       "dns_zone",                 "dns_ttl_s", "dns_sync",
+    "dns_only"};
   fields f;
   for (const auto& k : order) {
     std::string v = text(s, k.c_str());
     if (k == "mass_silence_window_s" && v == "0") {
       v += " (= failover_delay_s)";
+    }
+    if ((k == "failover_hostname" || k == "dns_provider" || k == "dns_zone") &&
+        v.empty() && s.is_object() && s.contains(k)) {
+      v = "-";
+    } else if (k.rfind("dns_", 0) == 0 && s.is_object() && !s.contains(k)) {
+      continue;
     }
     if (k == "failover_hostname" && v.empty()) {
       v = "-";
@@ -513,6 +521,9 @@ std::string render_success(const invocation& inv, const json& body, std::int64_t
     return "created pool " + clean(text(body, "id")) + "\n" + render_fields(pool_fields(body));
   case output_kind::pool_renamed:
     return "renamed pool " + clean(text(body, "id")) + "\n" + render_fields(pool_fields(body));
+  case output_kind::pool_cut:
+    return "cut pool " + clean(text(body, "id")) + " to member " + inv.member_id +
+           " (the failover record follows)\n" + render_fields(pool_fields(body));
   case output_kind::pool_deleted:
     return "deleted pool " + pool + "\n";
   case output_kind::settings:

@@ -102,6 +102,19 @@ public:
     return true;
   }
 
+  void boolean(const json& obj, const std::string& prefix, const char* key,
+               bool& out) {
+    auto i = obj.find(key);
+    if (i == obj.end()) {
+      return;
+    }
+    if (!i->is_boolean()) {
+      error(prefix + key, "must be true or false");
+      return;
+    }
+    out = i->get<bool>();
+  }
+
 private:
   std::vector<field_error>& errors_;
 };
@@ -185,13 +198,29 @@ bool valid_listen(const std::string& s) {
   return std::stoi(port) <= 65535;
 }
 
+void read_public_addresses(reader& r, const json& j, const std::string& p,
+                           member_config& m) {
+  in_addr v4{};
+  in6_addr v6{};
+  if (r.string(j, p, "public_ipv4", m.public_ipv4) && !m.public_ipv4.empty() &&
+      inet_pton(AF_INET, m.public_ipv4.c_str(), &v4) != 1) {
+    r.error_value(p + "public_ipv4", j["public_ipv4"], "must be an IPv4 address");
+  }
+  if (r.string(j, p, "public_ipv6", m.public_ipv6) && !m.public_ipv6.empty() &&
+      inet_pton(AF_INET6, m.public_ipv6.c_str(), &v6) != 1) {
+    r.error_value(p + "public_ipv6", j["public_ipv6"], "must be an IPv6 address");
+  }
+}
+
 void read_member(reader& r, const json& j, const std::string& p,
                  member_config& m) {
   if (!j.is_object()) {
     r.error(p.substr(0, p.size() - 1), "must be an object");
     return;
   }
-  r.check_keys(j, p, {"id", "name", "hostname", "allowed_ips", "key"});
+  r.check_keys(j, p, {"id", "name", "hostname", "allowed_ips", "key",
+                      "public_ipv4", "public_ipv6"});
+  read_public_addresses(r, j, p, m);
   auto id = j.find("id");
   if (id == j.end()) {
     r.error(p + "id", "required");
@@ -263,6 +292,112 @@ void read_settings(reader& r, const json& j, const std::string& p,
   r.integer(j, p, "mass_silence_min_members", pc.mass_silence_min_members, 1,
             1'000'000);
   r.integer(j, p, "mass_silence_window_s", pc.mass_silence_window_s, 0, 3600);
+  if (r.string(j, p, "dns_provider", pc.dns_provider) && !pc.dns_provider.empty() &&
+      !valid_pool_name(pc.dns_provider)) {
+    r.error_value(p + "dns_provider", j["dns_provider"], "must be a dns_providers[].id");
+  }
+  if (r.string(j, p, "dns_zone", pc.dns_zone) && !pc.dns_zone.empty() &&
+      !valid_dns_name(pc.dns_zone)) {
+    r.error_value(p + "dns_zone", j["dns_zone"], "must be empty or a DNS name");
+  }
+  r.integer(j, p, "dns_ttl_s", pc.dns_ttl_s, 1, 86400);
+  r.boolean(j, p, "dns_sync", pc.dns_sync);
+  r.boolean(j, p, "dns_only", pc.dns_only);
+}
+
+const char* const pool_setting_keys[] = {
+  "failover_delay_s", "failover_hostname", "failback", "failback_stable_s",
+  "mass_silence_share", "mass_silence_min_members", "mass_silence_window_s",
+  "dns_provider", "dns_zone", "dns_ttl_s", "dns_sync", "dns_only"};
+
+void read_dns_provider(reader& r, const json& j, const std::string& p,
+                       dns_provider_config& d) {
+  if (!j.is_object()) {
+    r.error(p.substr(0, p.size() - 1), "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"id", "type", "api_base", "server", "user", "server_id",
+                      "tsig_name", "tsig_algorithm", "secret", "secret_file",
+                      "ca_file", "global", "rate_limit_requests",
+                      "rate_limit_window_s", "max_in_flight", "timeout_ms"});
+  if (!r.string(j, p, "id", d.id)) {
+    if (j.find("id") == j.end()) {
+      r.error(p + "id", "required");
+    }
+  } else if (!valid_pool_name(d.id)) {
+    r.error_value(p + "id", j["id"], "must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+  }
+  std::string type;
+  if (!r.string(j, p, "type", type)) {
+    if (j.find("type") == j.end()) {
+      r.error(p + "type", "required (cloudflare, whm, powerdns or rfc2136)");
+    }
+  } else if (!from_string(type, d.kind)) {
+    r.error_value(p + "type", j["type"], "must be cloudflare, whm, powerdns or rfc2136");
+  }
+  auto url_ok = [](const std::string& u) {
+    return u.rfind("http://", 0) == 0 || u.rfind("https://", 0) == 0;
+  };
+  if (r.string(j, p, "api_base", d.api_base) && !url_ok(d.api_base)) {
+    r.error_value(p + "api_base", j["api_base"], "must be an http(s) URL");
+  }
+  if (d.kind == dns_provider_kind::cloudflare) {
+    if (d.api_base.empty()) {
+      d.api_base = "https://api.cloudflare.com/client/v4";
+    }
+    d.rate_limit_requests = 1200;
+  } else if (d.kind != dns_provider_kind::rfc2136 && d.api_base.empty() &&
+             j.find("api_base") == j.end() && !type.empty()) {
+    r.error(p + "api_base", "required for type " + type);
+  }
+  if (r.string(j, p, "server", d.server) && !valid_listen(d.server)) {
+    r.error_value(p + "server", j["server"], "must be host:port or [v6]:port");
+  }
+  if (d.kind == dns_provider_kind::rfc2136 && d.server.empty() &&
+      j.find("server") == j.end()) {
+    r.error(p + "server", "required for type rfc2136");
+  }
+  r.string(j, p, "user", d.user);
+  r.string(j, p, "server_id", d.server_id);
+  r.string(j, p, "tsig_name", d.tsig_name);
+  if (r.string(j, p, "tsig_algorithm", d.tsig_algorithm) &&
+      d.tsig_algorithm != "hmac-sha256" && d.tsig_algorithm != "hmac-sha512" &&
+      d.tsig_algorithm != "hmac-sha1") {
+    r.error_value(p + "tsig_algorithm", j["tsig_algorithm"],
+                  "must be hmac-sha256, hmac-sha512 or hmac-sha1");
+  }
+  if (d.kind == dns_provider_kind::rfc2136 && d.tsig_name.empty()) {
+    r.error(p + "tsig_name", "required for type rfc2136");
+  }
+  // The secret is never echoed, not even when it is of the wrong type.
+  auto sec = j.find("secret");
+  if (sec != j.end() && !sec->is_string()) {
+    r.error(p + "secret", "must be a string");
+  } else if (sec != j.end()) {
+    d.secret = sec->get<std::string>();
+  }
+  std::string file;
+  if (r.string(j, p, "secret_file", file)) {
+    std::ifstream in(file);
+    if (!in) {
+      r.error_value(p + "secret_file", j["secret_file"],
+                    std::string("cannot read: ") + std::strerror(errno));
+    } else {
+      std::getline(in, d.secret);
+      while (!d.secret.empty() && (d.secret.back() == '\r' || d.secret.back() == ' ')) {
+        d.secret.pop_back();
+      }
+    }
+  }
+  if (d.secret.empty()) {
+    r.error(p + "secret", "required (or secret_file)");
+  }
+  r.string(j, p, "ca_file", d.ca_file);
+  r.boolean(j, p, "global", d.global);
+  r.integer(j, p, "rate_limit_requests", d.rate_limit_requests, 0, 1'000'000);
+  r.integer(j, p, "rate_limit_window_s", d.rate_limit_window_s, 1, 86400);
+  r.integer(j, p, "max_in_flight", d.max_in_flight, 1, 256);
+  r.integer(j, p, "timeout_ms", d.timeout_ms, 100, 600000);
 }
 
 void read_pool(reader& r, const json& j, const std::string& p, pool_config& pc) {
@@ -270,10 +405,15 @@ void read_pool(reader& r, const json& j, const std::string& p, pool_config& pc) 
     r.error(p.substr(0, p.size() - 1), "must be an object");
     return;
   }
-  r.check_keys(j, p,
-               {"name", "preset", "failover_delay_s", "failover_hostname",
-                "failback", "failback_stable_s", "mass_silence_share",
-                "mass_silence_min_members", "mass_silence_window_s", "members"});
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = it.key() == "name" || it.key() == "preset" || it.key() == "members";
+    for (const char* k : pool_setting_keys) {
+      known = known || it.key() == k;
+    }
+    if (!known) {
+      r.error(p + it.key(), "unknown key");
+    }
+  }
   if (!r.string(j, p, "name", pc.name)) {
     if (j.find("name") == j.end()) {
       r.error(p + "name", "required");
@@ -458,7 +598,8 @@ config_result parse_config(const std::string& json_text) {
                 "flap_threshold", "flap_window_s", "flap_hold_s",
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
-                "snapshot_interval_s", "admin", "heartbeat_tls", "pools"});
+                "snapshot_interval_s", "admin", "heartbeat_tls",
+                "dns_providers", "pools"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
                   "must be host:port or [v6]:port with port 0..65535");
@@ -497,13 +638,40 @@ config_result parse_config(const std::string& json_text) {
   if (auto a = j.find("admin"); a != j.end()) {
     read_admin(r, *a, c.admin);
   }
+  if (auto d = j.find("dns_providers"); d != j.end()) {
+    if (!d->is_array()) {
+      r.error("dns_providers", "must be an array");
+    } else {
+      c.dns_providers.resize(d->size());
+      for (std::size_t i = 0; i < d->size(); ++i) {
+        read_dns_provider(r, (*d)[i], "dns_providers[" + std::to_string(i) + "].",
+                          c.dns_providers[i]);
+      }
+    }
+  }
   if (auto t = j.find("heartbeat_tls"); t != j.end()) {
     read_heartbeat_tls(r, *t, c.heartbeat_tls);
   }
   for (const auto& e : field_errors) {
     res.errors.push_back(e.to_string());
   }
-  // Uniqueness across the whole file.
+  // Uniqueness across the whole file; pools name existing providers.
+  std::unordered_map<std::string, std::size_t> provider_ids;
+  for (std::size_t i = 0; i < c.dns_providers.size(); ++i) {
+    const auto& id = c.dns_providers[i].id;
+    if (!id.empty() && !provider_ids.emplace(id, i).second) {
+      res.errors.push_back("dns_providers[" + std::to_string(i) + "].id = \"" + id +
+                           "\": duplicate provider id (also dns_providers[" +
+                           std::to_string(provider_ids[id]) + "])");
+    }
+  }
+  for (std::size_t i = 0; i < c.pools.size(); ++i) {
+    const auto& p = c.pools[i];
+    if (!p.dns_provider.empty() && provider_ids.count(p.dns_provider) == 0) {
+      res.errors.push_back("pools[" + std::to_string(i) + "].dns_provider = \"" +
+                           p.dns_provider + "\": no dns_providers[] entry has this id");
+    }
+  }
   std::unordered_map<std::string, std::size_t> pool_names;
   std::unordered_map<member_id, std::string> member_ids;
   for (std::size_t i = 0; i < c.pools.size(); ++i) {
@@ -539,6 +707,46 @@ void copy_settings(pool_config& dst, const pool_config& src) {
   dst.mass_silence_share = src.mass_silence_share;
   dst.mass_silence_min_members = src.mass_silence_min_members;
   dst.mass_silence_window_s = src.mass_silence_window_s;
+  dst.dns_provider = src.dns_provider;
+  dst.dns_zone = src.dns_zone;
+  dst.dns_ttl_s = src.dns_ttl_s;
+  dst.dns_sync = src.dns_sync;
+  dst.dns_only = src.dns_only;
+}
+
+const char* to_string(dns_provider_kind k) {
+  switch (k) {
+    case dns_provider_kind::cloudflare: return "cloudflare";
+    case dns_provider_kind::whm: return "whm";
+    case dns_provider_kind::powerdns: return "powerdns";
+    case dns_provider_kind::rfc2136: return "rfc2136";
+  }
+  return "?";
+}
+
+bool from_string(const std::string& s, dns_provider_kind& out) {
+  for (auto k : {dns_provider_kind::cloudflare, dns_provider_kind::whm,
+                 dns_provider_kind::powerdns, dns_provider_kind::rfc2136}) {
+    if (s == to_string(k)) {
+      out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string member_address(const member_config& m, bool ipv6) {
+  const auto& explicit_ip = ipv6 ? m.public_ipv6 : m.public_ipv4;
+  if (!explicit_ip.empty()) {
+    return explicit_ip;
+  }
+  for (const auto& ip : m.allowed_ips) {
+    bool is_v6 = ip.find(':') != std::string::npos;
+    if (is_v6 == ipv6) {
+      return ip;
+    }
+  }
+  return {};
 }
 
 std::string field_error::to_string() const {
@@ -555,10 +763,15 @@ std::vector<field_error> read_pool_settings(const std::string& json_text,
     r.error("", "the body must be a JSON object");
     return errors;
   }
-  r.check_keys(j, "",
-               {"failover_delay_s", "failover_hostname", "failback",
-                "failback_stable_s", "mass_silence_share",
-                "mass_silence_min_members", "mass_silence_window_s"});
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* k : pool_setting_keys) {
+      known = known || it.key() == k;
+    }
+    if (!known) {
+      r.error(it.key(), "unknown key");
+    }
+  }
   read_settings(r, j, "", pc);
   return errors;
 }

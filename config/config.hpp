@@ -26,7 +26,16 @@ struct member_config {
   // enrolled yet (until then key is a random key nobody holds).
   std::string linux_family;       // "rhel" | "debian" | "" (config members)
   bool enrolled = true;
+  // The addresses the pool's failover record points at while this member
+  // is active: public_ipv4 for A, public_ipv6 for AAAA. "" = the first
+  // IPv4 (IPv6) of allowed_ips, the egress address the seed enrols with.
+  std::string public_ipv4;
+  std::string public_ipv6;
 };
+
+/// The address an A (ipv6: AAAA) record takes for member m: its public
+/// address, else its first allowed IP of that family; "" when it has none.
+std::string member_address(const member_config& m, bool ipv6 = false);
 
 struct pool_config {
   std::string name;               // required, unique, [A-Za-z0-9._-]{1,64}
@@ -43,7 +52,42 @@ struct pool_config {
   double mass_silence_share = 0.5;     // (0,1]
   int mass_silence_min_members = 3;    // >= 1
   int mass_silence_window_s = 0;       // 0 = the failover delay; else 1..3600
+  // The seed's Dynamic DNS card: the failover record (failover_hostname's
+  // A record) follows the active member at this provider while dns_sync.
+  std::string dns_provider;       // a dns_providers[].id; "" = DNS not moved
+  std::string dns_zone;           // "" = the provider finds the zone
+  int dns_ttl_s = 60;             // 1..86400, the record's TTL
+  bool dns_sync = true;           // false: decisions are recorded, DNS stays
+  bool dns_only = false;          // Cloudflare: proxying off on cut-over
   std::vector<member_config> members;  // first is the primary
+};
+
+enum class dns_provider_kind : std::uint8_t { cloudflare, whm, powerdns, rfc2136 };
+const char* to_string(dns_provider_kind k);
+bool from_string(const std::string& s, dns_provider_kind& out);
+
+/// One DNS provider credential ("dns_providers": [...]); one DNS executor
+/// each. The secret is the Cloudflare API token, the WHM DNS cluster
+/// token, the PowerDNS API key or the TSIG key (base64): never logged,
+/// never echoed in errors.
+struct dns_provider_config {
+  std::string id;                 // required, unique, [A-Za-z0-9._-]{1,64}
+  dns_provider_kind kind = dns_provider_kind::cloudflare; // "type"
+  std::string api_base;           // http(s) URL; cloudflare default https://api.cloudflare.com/client/v4
+  std::string server;             // rfc2136: host:port of the primary
+  std::string user = "root";      // whm
+  std::string server_id = "localhost"; // powerdns
+  std::string tsig_name;          // rfc2136
+  std::string tsig_algorithm = "hmac-sha256"; // rfc2136
+  std::string secret;             // "secret", or read from "secret_file"
+  std::string ca_file;            // "" = system trust store
+  bool global = false;            // the seed's "Global" Cloudflare key
+  // Requests allowed per window, across this credential (Cloudflare:
+  // 1,200 per 5 minutes per user). 0 = no limit.
+  int rate_limit_requests = 0;    // 0..1000000; cloudflare default 1200
+  int rate_limit_window_s = 300;  // 1..86400
+  int max_in_flight = 8;          // 1..256 changes at once
+  int timeout_ms = 15000;         // 100..600000 per request
 };
 
 /// One admin API bearer token: only its SHA-256 is configured.
@@ -110,6 +154,7 @@ struct engine_config {
   int silence_release_settle_s = 5;          // 0..600: pool and fleet holds release after the silent count stays below threshold this long
   int snapshot_interval_s = 30;              // 1..3600: member last_seen/seq checkpoints
   admin_config admin;
+  std::vector<dns_provider_config> dns_providers;
   std::vector<pool_config> pools;
 };
 

@@ -106,6 +106,12 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
         }
       }
       member.rt->publish_state(now_ms);
+      if (!mc.public_ipv4.empty()) {
+        rt->public_ipv4[mc.id] = mc.public_ipv4;
+      }
+      if (!mc.public_ipv6.empty()) {
+        rt->public_ipv6[mc.id] = mc.public_ipv6;
+      }
       parts.reg->add(member.slot);
       rt->members.push_back(std::move(member.rt));
     }

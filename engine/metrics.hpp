@@ -23,6 +23,16 @@ public:
   // steady state only the first grows.
   std::atomic<std::uint64_t> deadlines_rearmed{0};
   std::atomic<std::uint64_t> member_wakes{0};
+  // DNS executors (every provider credential together).
+  std::atomic<std::uint64_t> dns_requests{0};          // requests sent to providers
+  std::atomic<std::uint64_t> dns_transport_errors{0};  // no answer (network, timeout)
+  std::atomic<std::uint64_t> dns_rate_limited{0};      // 429 / slow-down answers
+  std::atomic<std::uint64_t> dns_retries{0};
+  std::atomic<std::uint64_t> dns_writes{0};            // changes written and confirmed
+  std::atomic<std::uint64_t> dns_writes_saved{0};      // changes already in place
+  std::atomic<std::uint64_t> dns_changes_done{0};
+  std::atomic<std::uint64_t> dns_changes_failed{0};
+  std::atomic<std::uint64_t> dns_changes_superseded{0};
   std::atomic<int> live_pools{0}; // pool actors running (shutdown waits on it)
   std::atomic<int> live_members{0}; // member actors alive, every pool
 
@@ -36,13 +46,21 @@ public:
   /// Percentile (0..100) of recorded lateness; -1 when none.
   std::int64_t down_lateness_percentile(double pct) const {
     std::lock_guard<std::mutex> g(mu_);
-    if (lateness_ms_.empty()) {
-      return -1;
+    return percentile(lateness_ms_, pct);
+  }
+  /// From a change's arrival at its executor to its first provider request;
+  /// pool failover records (priority 0) apart from the rest.
+  void record_dns_first_request(int priority, std::int64_t ms) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto& v = priority == 0 ? dns_first_pool_ms_ : dns_first_other_ms_;
+    if (v.size() < max_samples) {
+      v.push_back(ms);
     }
-    auto v = lateness_ms_;
-    auto idx = static_cast<std::size_t>(pct / 100.0 * (v.size() - 1) + 0.5);
-    std::nth_element(v.begin(), v.begin() + idx, v.end());
-    return v[idx];
+  }
+  /// Percentile of those latencies (priority 0 or the others); -1 = none.
+  std::int64_t dns_first_request_percentile(bool pool_records, double pct) const {
+    std::lock_guard<std::mutex> g(mu_);
+    return percentile(pool_records ? dns_first_pool_ms_ : dns_first_other_ms_, pct);
   }
   std::size_t down_samples() const {
     std::lock_guard<std::mutex> g(mu_);
@@ -50,7 +68,17 @@ public:
   }
 
 private:
+  static std::int64_t percentile(std::vector<std::int64_t> v, double pct) {
+    if (v.empty()) {
+      return -1;
+    }
+    auto idx = static_cast<std::size_t>(pct / 100.0 * (v.size() - 1) + 0.5);
+    std::nth_element(v.begin(), v.begin() + idx, v.end());
+    return v[idx];
+  }
   static constexpr std::size_t max_samples = 1'000'000;
+  std::vector<std::int64_t> dns_first_pool_ms_;
+  std::vector<std::int64_t> dns_first_other_ms_;
   mutable std::mutex mu_;
   std::vector<std::int64_t> lateness_ms_;
 };

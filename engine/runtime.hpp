@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.hpp"
@@ -96,6 +97,11 @@ struct pool_runtime {
     std::atomic_store(&detection, std::move(d));
   }
   std::vector<std::shared_ptr<member_runtime>> members; // config order
+  // Members' explicit public addresses (member_config::public_ipv4/6),
+  // only for the few that have one: the failover record of the others
+  // takes their first allowed IP (the slot has it). Pool actor only.
+  std::unordered_map<member_id, std::string> public_ipv4;
+  std::unordered_map<member_id, std::string> public_ipv6;
 };
 
 /// Detection and policy parameters of one pool, from the engine config.

@@ -33,6 +33,12 @@ struct pool_summary {
   double mass_silence_share = 0;
   int mass_silence_min_members = 0;
   int mass_silence_window_s = 0;
+  // The Dynamic DNS card.
+  std::string dns_provider;
+  std::string dns_zone;
+  int dns_ttl_s = 0;
+  bool dns_sync = true;
+  bool dns_only = false;
 };
 
 /// One member as the admin API shows it (tiles, lists, detail).

@@ -35,10 +35,19 @@ struct dns_io_counters {
   std::atomic<std::int64_t> loop_lag_max_ms{0};
 };
 
-class dns_io {
+/// What executors need of the I/O: two ways to send a request. dns_io is
+/// the real one; tests drive executors with a fake that answers in memory.
+class transport {
 public:
   using http_done = std::function<void(http_response)>;
   using dns_done = std::function<void(dns_response)>;
+  virtual ~transport() = default;
+  virtual void submit(http_request r, http_options o, http_done cb) = 0;
+  virtual void submit(dns_request r, std::int64_t timeout_ms, dns_done cb) = 0;
+};
+
+class dns_io final : public transport {
+public:
 
   dns_io();
   /// stop().
@@ -55,10 +64,10 @@ public:
 
   /// Thread-safe. cb runs exactly once, on the loop thread (or, after
   /// stop(), on the calling thread with transport_error "stopped").
-  void submit(http_request r, http_options o, http_done cb);
+  void submit(http_request r, http_options o, http_done cb) override;
   /// Thread-safe. UDP unless r.tcp; a truncated (TC) UDP answer is retried
   /// over TCP once. timeout_ms bounds the whole exchange.
-  void submit(dns_request r, std::int64_t timeout_ms, dns_done cb);
+  void submit(dns_request r, std::int64_t timeout_ms, dns_done cb) override;
 
   const dns_io_counters& counters() const;
 

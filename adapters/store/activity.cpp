@@ -12,6 +12,8 @@ const char* to_string(activity_kind k) {
     case activity_kind::pool_created: return "pool_created";
     case activity_kind::pool_renamed: return "pool_renamed";
     case activity_kind::settings_changed: return "settings_changed";
+    case activity_kind::dns_change: return "dns_change";
+    case activity_kind::dns_alert: return "dns_alert";
   }
   return "unknown";
 }

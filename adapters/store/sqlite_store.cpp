@@ -25,7 +25,7 @@ struct stmt_finalizer {
 using db_ptr = std::unique_ptr<sqlite3, db_closer>;
 using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 
 const char* const schema = R"sql(
 CREATE TABLE IF NOT EXISTS pools (
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS pools (
   mass_silence_min_members INTEGER NOT NULL,
   mass_silence_window_s INTEGER NOT NULL,
   label TEXT NOT NULL DEFAULT '',
-  from_api INTEGER NOT NULL DEFAULT 0);
+  from_api INTEGER NOT NULL DEFAULT 0,
+  dns TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS members (
   id INTEGER PRIMARY KEY,
   pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
@@ -49,7 +50,9 @@ CREATE TABLE IF NOT EXISTS members (
   allowed_ips TEXT NOT NULL,
   key BLOB NOT NULL,
   linux_family TEXT NOT NULL DEFAULT '',
-  enrolled INTEGER NOT NULL DEFAULT 1);
+  enrolled INTEGER NOT NULL DEFAULT 1,
+  public_ipv4 TEXT NOT NULL DEFAULT '',
+  public_ipv6 TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS members_pool ON members(pool, position);
 CREATE TABLE IF NOT EXISTS member_states (
   id INTEGER PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,
@@ -96,6 +99,34 @@ CREATE TABLE IF NOT EXISTS meta (
   value INTEGER NOT NULL);
 )sql";
 
+// Version 3 (DNS): the journal of DNS changes, written before a provider is
+// asked and marked when it confirms (DESIGN.md principle 4).
+const char* const schema_v3_tables = R"sql(
+CREATE TABLE IF NOT EXISTS dns_changes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  decision INTEGER NOT NULL,
+  pool TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  zone TEXT NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  content TEXT NOT NULL,
+  ttl_s INTEGER NOT NULL,
+  proxied INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS dns_changes_status ON dns_changes(status, id);
+CREATE INDEX IF NOT EXISTS dns_changes_record ON dns_changes(provider, name, type, id);
+)sql";
+
+const char* const migrate_v2_to_v3 = R"sql(
+ALTER TABLE pools ADD COLUMN dns TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE members ADD COLUMN public_ipv4 TEXT NOT NULL DEFAULT '';
+ALTER TABLE members ADD COLUMN public_ipv6 TEXT NOT NULL DEFAULT '';
+)sql";
+
 // A version 1 file gets version 2's columns.
 const char* const migrate_v1_to_v2 = R"sql(
 ALTER TABLE pools ADD COLUMN label TEXT NOT NULL DEFAULT '';
@@ -140,8 +171,12 @@ public:
     if (version == 1) {
       exec(migrate_v1_to_v2, "migrate schema 1 to 2");
     }
+    if (version >= 1 && version <= 2) {
+      exec(migrate_v2_to_v3, "migrate schema 2 to 3");
+    }
     exec(schema, "create schema");
     exec(schema_v2_tables, "create schema v2 tables");
+    exec(schema_v3_tables, "create schema v3 tables");
     exec("PRAGMA user_version=" + std::to_string(schema_version),
          "set schema version");
     exec("COMMIT", "commit schema");
@@ -150,11 +185,11 @@ public:
   void put_pool(const pool_config& p) override {
     transaction tx(*this, "put_pool");
     auto s = prepare(
-      "INSERT INTO pools VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) "
+      "INSERT INTO pools VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) "
       "ON CONFLICT(name) DO UPDATE SET preset=?2, failover_delay_s=?3, "
       "failover_hostname=?4, failback=?5, failback_stable_s=?6, "
       "mass_silence_share=?7, mass_silence_min_members=?8, "
-      "mass_silence_window_s=?9, label=?10, from_api=?11");
+      "mass_silence_window_s=?9, label=?10, from_api=?11, dns=?12");
     bind_pool(s, p);
     step_done(s, "put_pool");
     // Members no longer in the pool go, with their states (cascade); members
@@ -180,7 +215,7 @@ public:
       "UPDATE pools SET preset=?2, failover_delay_s=?3, failover_hostname=?4, "
       "failback=?5, failback_stable_s=?6, mass_silence_share=?7, "
       "mass_silence_min_members=?8, mass_silence_window_s=?9, label=?10, "
-      "from_api=?11 WHERE name=?1");
+      "from_api=?11, dns=?12 WHERE name=?1");
     bind_pool(s, p);
     step_done(s, "update_pool");
   }
@@ -355,6 +390,10 @@ public:
       "UPDATE decisions SET status='cancelled' WHERE pool=?1 AND status='pending'");
     bind(d, 1, name);
     step_done(d, "delete_pool: decisions");
+    auto c = prepare(
+      "UPDATE dns_changes SET status='cancelled' WHERE pool=?1 AND status='pending'");
+    bind(c, 1, name);
+    step_done(c, "delete_pool: dns changes");
     tx.commit();
   }
 
@@ -364,7 +403,7 @@ public:
     auto s = prepare(
       "SELECT name, preset, failover_delay_s, failover_hostname, failback, "
       "failback_stable_s, mass_silence_share, mass_silence_min_members, "
-      "mass_silence_window_s, label, from_api FROM pools "
+      "mass_silence_window_s, label, from_api, dns FROM pools "
       "WHERE ?1 = 0 OR from_api = 1 ORDER BY name");
     sqlite3_bind_int(s, 1, api_only ? 1 : 0);
     while (step_row(s, "load_pools")) {
@@ -380,12 +419,20 @@ public:
       p.mass_silence_window_s = sqlite3_column_int(s, 8);
       p.label = text(s, 9);
       p.from_api = sqlite3_column_int(s, 10) != 0;
+      auto dns = nlohmann::json::parse(text(s, 11), nullptr, false);
+      if (dns.is_object()) {
+        p.dns_provider = dns.value("provider", "");
+        p.dns_zone = dns.value("zone", "");
+        p.dns_ttl_s = dns.value("ttl_s", 60);
+        p.dns_sync = dns.value("sync", true);
+        p.dns_only = dns.value("dns_only", false);
+      }
       index[p.name] = out.size();
       out.push_back(std::move(p));
     }
     auto m = prepare(
       "SELECT id, pool, name, hostname, allowed_ips, key, linux_family, "
-      "enrolled FROM members WHERE ?1 = 0 OR pool IN "
+      "enrolled, public_ipv4, public_ipv6 FROM members WHERE ?1 = 0 OR pool IN "
       "(SELECT name FROM pools WHERE from_api = 1) ORDER BY pool, position");
     sqlite3_bind_int(m, 1, api_only ? 1 : 0);
     while (step_row(m, "load_pools: members")) {
@@ -407,6 +454,8 @@ public:
       }
       mc.linux_family = text(m, 6);
       mc.enrolled = sqlite3_column_int(m, 7) != 0;
+      mc.public_ipv4 = text(m, 8);
+      mc.public_ipv6 = text(m, 9);
       auto i = index.find(text(m, 1));
       if (i != index.end()) {
         out[i->second].members.push_back(std::move(mc));
@@ -504,7 +553,107 @@ public:
     return read_decisions(s, "pending_decisions");
   }
 
+  std::vector<std::int64_t> journal_dns_changes(
+    const std::vector<dns_change_record>& cs) override {
+    std::vector<std::int64_t> ids;
+    if (cs.empty()) {
+      return ids;
+    }
+    transaction tx(*this, "journal_dns_changes");
+    auto s = prepare(
+      "INSERT INTO dns_changes (decision, pool, provider, zone, name, type, "
+      "content, ttl_s, proxied, priority, status, created_ms) VALUES "
+      "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'pending',?11)");
+    for (const auto& c : cs) {
+      sqlite3_bind_int64(s, 1, c.decision);
+      bind(s, 2, c.pool);
+      bind(s, 3, c.provider);
+      bind(s, 4, c.zone);
+      bind(s, 5, c.name);
+      bind(s, 6, c.type);
+      bind(s, 7, c.content);
+      sqlite3_bind_int(s, 8, c.ttl_s);
+      sqlite3_bind_int(s, 9, c.proxied);
+      sqlite3_bind_int(s, 10, c.priority);
+      sqlite3_bind_int64(s, 11, c.created_ms);
+      step_done(s, "journal_dns_changes");
+      ids.push_back(sqlite3_last_insert_rowid(db_.get()));
+    }
+    tx.commit();
+    return ids;
+  }
+
+  void mark_dns_changes(const std::vector<std::int64_t>& ids,
+                        const std::string& status,
+                        const std::string& error) override {
+    if (ids.empty()) {
+      return;
+    }
+    transaction tx(*this, "mark_dns_changes");
+    auto s = prepare("UPDATE dns_changes SET status=?2, error=?3 WHERE id=?1");
+    for (auto id : ids) {
+      sqlite3_bind_int64(s, 1, id);
+      bind(s, 2, status);
+      bind(s, 3, error);
+      step_done(s, "mark_dns_changes");
+    }
+    tx.commit();
+  }
+
+  std::vector<dns_change_record> pending_dns_changes() override {
+    // A pending change older than another change of the same record, done
+    // or pending, is superseded: resuming it could move the record back.
+    transaction tx(*this, "pending_dns_changes");
+    auto sup = prepare(
+      "UPDATE dns_changes SET status='superseded' WHERE status='pending' AND "
+      "EXISTS (SELECT 1 FROM dns_changes n WHERE n.provider=dns_changes.provider "
+      "AND n.name=dns_changes.name AND n.type=dns_changes.type AND "
+      "n.id > dns_changes.id AND n.status IN ('pending','done'))");
+    step_done(sup, "pending_dns_changes: supersede");
+    auto s = prepare(
+      "SELECT id, decision, pool, provider, zone, name, type, content, ttl_s, "
+      "proxied, priority, status, created_ms, error FROM dns_changes "
+      "WHERE status='pending' ORDER BY id");
+    auto out = read_dns_changes(s, "pending_dns_changes");
+    tx.commit();
+    return out;
+  }
+
+  std::vector<dns_change_record> dns_changes(const std::string& pool,
+                                             std::size_t limit) override {
+    auto s = prepare(
+      "SELECT id, decision, pool, provider, zone, name, type, content, ttl_s, "
+      "proxied, priority, status, created_ms, error FROM dns_changes "
+      "WHERE (?1 = '' OR pool = ?1) ORDER BY id DESC LIMIT ?2");
+    bind(s, 1, pool);
+    sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(limit));
+    return read_dns_changes(s, "dns_changes");
+  }
+
 private:
+  std::vector<dns_change_record> read_dns_changes(sqlite3_stmt* s, const char* op) {
+    std::vector<dns_change_record> out;
+    while (step_row(s, op)) {
+      dns_change_record c;
+      c.id = sqlite3_column_int64(s, 0);
+      c.decision = sqlite3_column_int64(s, 1);
+      c.pool = text(s, 2);
+      c.provider = text(s, 3);
+      c.zone = text(s, 4);
+      c.name = text(s, 5);
+      c.type = text(s, 6);
+      c.content = text(s, 7);
+      c.ttl_s = sqlite3_column_int(s, 8);
+      c.proxied = sqlite3_column_int(s, 9);
+      c.priority = sqlite3_column_int(s, 10);
+      c.status = text(s, 11);
+      c.created_ms = sqlite3_column_int64(s, 12);
+      c.error = text(s, 13);
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
   class transaction {
   public:
     transaction(sqlite_store& st, const char* op) : st_(st), op_(op) {
@@ -538,14 +687,21 @@ private:
     sqlite3_bind_int(s, 9, p.mass_silence_window_s);
     bind(s, 10, p.label);
     sqlite3_bind_int(s, 11, p.from_api ? 1 : 0);
+    bind(s, 12, nlohmann::json{{"provider", p.dns_provider},
+                               {"zone", p.dns_zone},
+                               {"ttl_s", p.dns_ttl_s},
+                               {"sync", p.dns_sync},
+                               {"dns_only", p.dns_only}}
+                  .dump());
   }
 
   void upsert_member(const std::string& pool, const member_config& m,
                      std::int64_t position) {
     auto ins = prepare(
-      "INSERT INTO members VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) "
+      "INSERT INTO members VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) "
       "ON CONFLICT(id) DO UPDATE SET pool=?2, position=?3, name=?4, "
-      "hostname=?5, allowed_ips=?6, key=?7, linux_family=?8, enrolled=?9");
+      "hostname=?5, allowed_ips=?6, key=?7, linux_family=?8, enrolled=?9, "
+      "public_ipv4=?10, public_ipv6=?11");
     sqlite3_bind_int64(ins, 1, static_cast<sqlite3_int64>(m.id));
     bind(ins, 2, pool);
     sqlite3_bind_int64(ins, 3, position);
@@ -556,6 +712,8 @@ private:
                       SQLITE_TRANSIENT);
     bind(ins, 8, m.linux_family);
     sqlite3_bind_int(ins, 9, m.enrolled ? 1 : 0);
+    bind(ins, 10, m.public_ipv4);
+    bind(ins, 11, m.public_ipv6);
     step_done(ins, "put_member");
   }
 

@@ -68,6 +68,8 @@ enum class activity_kind : std::uint8_t {
   pool_created,
   pool_renamed,
   settings_changed,
+  dns_change, // a DNS change confirmed by its provider
+  dns_alert,  // a DNS change failing (provider down, credentials refused)
 };
 const char* to_string(activity_kind k);
 
@@ -87,6 +89,25 @@ struct decision_record {
   std::int64_t id = 0; // assigned by record_decision
   pool_decision decision;
   std::string status = "pending"; // pending | done | failed
+};
+
+/// One DNS change as the journal holds it: written before the provider is
+/// asked, marked done when the provider confirms it (or superseded when a
+/// newer change of the same record replaced it before it ran).
+struct dns_change_record {
+  std::int64_t id = 0;       // assigned by journal_dns_changes
+  std::int64_t decision = 0; // the pool decision it carries out, 0 = manual
+  std::string pool;
+  std::string provider;      // dns_providers[].id
+  std::string zone, name;
+  std::string type;          // "A" | "AAAA" | "MX" | "SRV"
+  std::string content;
+  int ttl_s = 60;
+  int proxied = -1;          // -1 = leave as it is, 0 = DNS only, 1 = proxied
+  int priority = 1;          // 0 = pool failover records first
+  std::string status = "pending"; // pending | done | failed | superseded | cancelled
+  std::int64_t created_ms = 0;
+  std::string error;         // the provider's last refusal, for failed
 };
 
 class store {
@@ -143,6 +164,21 @@ public:
   virtual std::vector<decision_record> decisions(const std::string& pool,
                                                  std::size_t limit) = 0;
   virtual std::vector<decision_record> pending_decisions() = 0;
+
+  // The DNS journal. journal_dns_changes writes a batch in one transaction
+  // and returns the ids in order.
+  virtual std::vector<std::int64_t> journal_dns_changes(
+    const std::vector<dns_change_record>& cs) = 0;
+  virtual void mark_dns_changes(const std::vector<std::int64_t>& ids,
+                                const std::string& status,
+                                const std::string& error) = 0;
+  /// The changes to resume after a restart, oldest first: every pending
+  /// change that no newer change of the same record (provider, name, type)
+  /// follows; the others are marked superseded first.
+  virtual std::vector<dns_change_record> pending_dns_changes() = 0;
+  /// Newest first; pool "" = all.
+  virtual std::vector<dns_change_record> dns_changes(const std::string& pool,
+                                                     std::size_t limit) = 0;
 };
 
 /// Opens (and creates or migrates) the SQLite store at path.

@@ -15,7 +15,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/control_impl.hpp"
-#include "actors/dns_executor.hpp"
+#include "actors/dns_router.hpp"
 #include "actors/engine.hpp"
 #include "actors/pool.hpp"
 #include "actors/store_actor.hpp"
@@ -64,7 +64,8 @@ struct stalled_dns_state {
 caf::behavior stalled_dns(caf::stateful_actor<stalled_dns_state>* self,
                           std::string /*provider*/) {
   return {
-    [=](execute_atom, std::int64_t, const pool_decision& d) -> caf::result<bool> {
+    [=](execute_atom, std::int64_t, const pool_decision& d,
+        const std::vector<dns_change_record>&) -> caf::result<bool> {
       self->state.asked.push_back(d);
       auto rp = self->make_response_promise();
       self->state.pending.push_back(rp);
@@ -323,7 +324,7 @@ struct fixture {
   }
 
   std::vector<pool_decision> executed() {
-    return peek<dns_executor_state>(h.dns).executed;
+    return peek<dns_router_state>(h.dns).executed;
   }
 };
 

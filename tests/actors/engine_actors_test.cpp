@@ -8,7 +8,7 @@
 
 #include <caf/scheduler/test_coordinator.hpp>
 
-#include "actors/dns_executor.hpp"
+#include "actors/dns_router.hpp"
 #include "actors/engine.hpp"
 #include "actors/pool.hpp"
 #include "actors/supervisor.hpp"
@@ -132,7 +132,7 @@ struct fixture {
   }
 
   std::vector<pool_decision> executed() {
-    return peek<dns_executor_state>(h.dns).executed;
+    return peek<dns_router_state>(h.dns).executed;
   }
 };
 

@@ -1,0 +1,33 @@
+#include "adapters/dns/make_provider.hpp"
+
+#include "adapters/dns/rfc2136_provider.hpp"
+
+namespace balctl::dns {
+
+std::shared_ptr<provider> make_provider(const dns_provider_config& c) {
+  switch (c.kind) {
+    case dns_provider_kind::cloudflare:
+    case dns_provider_kind::whm:
+    case dns_provider_kind::powerdns:
+      return nullptr;
+    case dns_provider_kind::rfc2136: {
+      rfc2136_options o;
+      o.server = c.server;
+      o.tsig_name = c.tsig_name;
+      o.tsig_algorithm = c.tsig_algorithm;
+      o.tsig_secret_base64 = c.secret;
+      return make_rfc2136_provider(std::move(o));
+    }
+  }
+  return nullptr;
+}
+
+http_options http_options_of(const dns_provider_config& c) {
+  http_options o;
+  o.timeout_ms = c.timeout_ms;
+  o.connect_timeout_ms = std::min<std::int64_t>(5'000, c.timeout_ms);
+  o.ca_file = c.ca_file;
+  return o;
+}
+
+} // namespace balctl::dns

@@ -1,0 +1,171 @@
+#include "engine/dns_queue.hpp"
+
+#include <algorithm>
+
+namespace balctl {
+
+std::string record_key(const dns::record& r) {
+  return dns::canonical_name(r.name) + "/" + dns::to_string(r.type);
+}
+
+void dns_queue::make_ready(const dns_job& j) {
+  if (j.not_before_ms > 0) {
+    waiting_.emplace(j.not_before_ms, j.id);
+  } else {
+    ready_.emplace(j.priority, j.id);
+  }
+}
+
+std::vector<std::int64_t> dns_queue::add(dns_job j) {
+  std::vector<std::int64_t> superseded;
+  auto key = record_key(j.desired);
+  auto newest = newest_.find(key);
+  if (newest != newest_.end() && newest->second > j.id) {
+    superseded.push_back(j.id);
+    return superseded;
+  }
+  newest_[key] = j.id;
+  if (auto q = queued_for_.find(key); q != queued_for_.end()) {
+    auto& old = jobs_.at(q->second);
+    ready_.erase({old.priority, old.id});
+    waiting_.erase({old.not_before_ms, old.id});
+    superseded.push_back(old.id);
+    // The newer change inherits the older one's urgency and place: a
+    // failover record superseded by a newer failover stays first.
+    j.priority = std::min(j.priority, old.priority);
+    jobs_.erase(q->second);
+    queued_for_.erase(q);
+  }
+  queued_for_[key] = j.id;
+  auto id = j.id;
+  auto& stored = jobs_.emplace(id, std::move(j)).first->second;
+  if (running_.count(key) == 0) {
+    make_ready(stored);
+  }
+  return superseded;
+}
+
+std::optional<dns_job> dns_queue::pop(std::int64_t now_ms) {
+  while (!waiting_.empty() && waiting_.begin()->first <= now_ms) {
+    auto id = waiting_.begin()->second;
+    waiting_.erase(waiting_.begin());
+    ready_.emplace(jobs_.at(id).priority, id);
+  }
+  if (ready_.empty()) {
+    return std::nullopt;
+  }
+  auto id = ready_.begin()->second;
+  ready_.erase(ready_.begin());
+  auto node = jobs_.extract(id);
+  dns_job j = std::move(node.mapped());
+  auto key = record_key(j.desired);
+  queued_for_.erase(key);
+  running_[key] = j.id;
+  return j;
+}
+
+void dns_queue::finish(const dns_job& j) {
+  auto key = record_key(j.desired);
+  auto r = running_.find(key);
+  if (r == running_.end() || r->second != j.id) {
+    return;
+  }
+  running_.erase(r);
+  if (auto q = queued_for_.find(key); q != queued_for_.end()) {
+    make_ready(jobs_.at(q->second));
+  }
+}
+
+std::optional<std::int64_t> dns_queue::retry(dns_job j) {
+  auto key = record_key(j.desired);
+  auto r = running_.find(key);
+  if (r == running_.end() || r->second != j.id) {
+    return std::nullopt;
+  }
+  running_.erase(r);
+  if (auto q = queued_for_.find(key); q != queued_for_.end()) {
+    // A newer change of the record is waiting: it replaces this one.
+    make_ready(jobs_.at(q->second));
+    return j.id;
+  }
+  queued_for_[key] = j.id;
+  auto id = j.id;
+  auto& stored = jobs_.emplace(id, std::move(j)).first->second;
+  make_ready(stored);
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> dns_queue::next_wake_ms() const {
+  if (waiting_.empty()) {
+    return std::nullopt;
+  }
+  return waiting_.begin()->first;
+}
+
+rate_window::rate_window(int limit, std::int64_t window_ms, int reserve)
+  : limit_(std::max(0, limit)), window_ms_(std::max<std::int64_t>(1, window_ms)),
+    reserve_(std::clamp(reserve, 0, std::max(0, limit - 1))) {}
+
+void rate_window::expire(std::int64_t now_ms) {
+  while (!sent_ms_.empty() && sent_ms_.front() <= now_ms - window_ms_) {
+    sent_ms_.pop_front();
+  }
+}
+
+std::size_t rate_window::cap(bool urgent) const {
+  return static_cast<std::size_t>(urgent ? limit_ : limit_ - reserve_);
+}
+
+std::size_t rate_window::in_window(std::int64_t now_ms) {
+  expire(now_ms);
+  return sent_ms_.size();
+}
+
+bool rate_window::try_acquire(std::int64_t now_ms, bool urgent) {
+  if (now_ms < paused_until_ms_) {
+    return false;
+  }
+  if (limit_ == 0) {
+    return true;
+  }
+  expire(now_ms);
+  if (sent_ms_.size() >= cap(urgent)) {
+    return false;
+  }
+  sent_ms_.push_back(now_ms);
+  return true;
+}
+
+std::int64_t rate_window::next_free_ms(std::int64_t now_ms, bool urgent) {
+  auto t = std::max(now_ms, paused_until_ms_);
+  if (limit_ == 0) {
+    return t;
+  }
+  expire(now_ms);
+  auto c = cap(urgent);
+  if (sent_ms_.size() < c) {
+    return t;
+  }
+  // The slot frees when the entry that keeps the count at the cap leaves
+  // the window (it leaves once it is window_ms old).
+  auto leaving = sent_ms_[sent_ms_.size() - c] + window_ms_;
+  return std::max(t, leaving);
+}
+
+void rate_window::pause_until(std::int64_t until_ms) {
+  paused_until_ms_ = std::max(paused_until_ms_, until_ms);
+}
+
+std::int64_t dns_retry_delay_ms(int attempts, dns::failure why,
+                                std::int64_t retry_after_ms, double rnd01) {
+  constexpr std::int64_t max_ms = 300'000;
+  std::int64_t base = why == dns::failure::auth ? 30'000 : 1'000;
+  int shift = std::clamp(attempts - 1, 0, 20);
+  auto full = std::min(max_ms, base << shift);
+  auto jittered = full / 2 + static_cast<std::int64_t>(
+                                 static_cast<double>(full / 2) *
+                                 std::clamp(rnd01, 0.0, 1.0));
+  return std::max(jittered, retry_after_ms);
+}
+
+} // namespace balctl

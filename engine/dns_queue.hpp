@@ -1,0 +1,122 @@
+#pragma once
+
+// What a DNS executor decides, apart from CAF and I/O (time passed in): the
+// order changes run in, one at a time per record, how many requests a
+// provider credential may get, and how long a failed change waits.
+//
+// dns_queue
+// - Serialised per record: at most one change of a record runs; a change
+//   queued behind a running one waits for it.
+// - Newest wins: a change of a record supersedes every older change of that
+//   record not yet started, and a change older (lower journal id) than one
+//   already taken for its record is superseded at once: a resumed change can
+//   never move a record back behind a newer decision.
+// - Priority, then age: priority 0 (pool failover records) runs before 1
+//   (protected-account records) before 2 (reads: Refresh DNS, drift).
+// - A retried change waits until its not_before time.
+//
+// rate_window
+// - A sliding window: at most `limit` requests in any `window_ms`, so a
+//   provider counting over a fixed or sliding window (Cloudflare: 1,200 per
+//   5 minutes) never sees more; a token bucket would allow a full bucket on
+//   top of the refill. `reserve` requests of each window are kept for
+//   priority 0, so a pool's failover record is never stuck behind a storm
+//   of account records that took the whole window.
+// - pause_until: a 429 stops every request of the credential until then.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "adapters/dns/provider.hpp"
+
+namespace balctl {
+
+/// One change for an executor: the record as it must be, and where it came
+/// from. id is its journal id (0 until journaled).
+struct dns_job {
+  std::int64_t id = 0;
+  std::int64_t decision = 0;
+  std::string pool;
+  int priority = 1;
+  dns::record desired;
+  int attempts = 0;            // failed attempts so far
+  std::int64_t not_before_ms = 0;
+  std::int64_t queued_ms = 0;  // when the executor took it (latency figures)
+};
+
+/// The record a change is serialised on: name and type.
+std::string record_key(const dns::record& r);
+
+class dns_queue {
+public:
+  /// Takes j. Returns the ids superseded by it (j.id itself when j is older
+  /// than a change already taken for its record).
+  std::vector<std::int64_t> add(dns_job j);
+  /// The next change to start at now_ms, if any may: its record is not
+  /// running and its not_before has come. It counts as running until
+  /// finish() or retry().
+  std::optional<dns_job> pop(std::int64_t now_ms);
+  /// The running change of j's record is over (done, failed for good or
+  /// superseded); a change waiting behind it becomes ready.
+  void finish(const dns_job& j);
+  /// The running change j failed and runs again at j.not_before_ms, unless
+  /// a newer change of its record arrived meanwhile: then j is superseded
+  /// and its id returned.
+  std::optional<std::int64_t> retry(dns_job j);
+  /// The earliest not_before of a waiting change, if any.
+  std::optional<std::int64_t> next_wake_ms() const;
+
+  std::size_t queued() const { return jobs_.size(); }
+  std::size_t running() const { return running_.size(); }
+
+private:
+  using order = std::pair<int, std::int64_t>; // (priority, id)
+  void make_ready(const dns_job& j);
+
+  std::unordered_map<std::int64_t, dns_job> jobs_; // queued, by id
+  std::set<order> ready_;
+  std::set<std::pair<std::int64_t, std::int64_t>> waiting_; // (not_before, id)
+  std::unordered_map<std::string, std::int64_t> queued_for_;  // key → queued id
+  std::unordered_map<std::string, std::int64_t> running_;     // key → running id
+  std::unordered_map<std::string, std::int64_t> newest_;      // key → newest id taken
+};
+
+class rate_window {
+public:
+  /// limit 0 = unlimited. reserve: requests of each window only priority 0
+  /// may use (clamped below limit).
+  rate_window(int limit = 0, std::int64_t window_ms = 300'000, int reserve = 0);
+
+  /// Takes one request slot at now_ms if one is free for this priority.
+  bool try_acquire(std::int64_t now_ms, bool urgent);
+  /// When try_acquire can next succeed (now_ms if it can now).
+  std::int64_t next_free_ms(std::int64_t now_ms, bool urgent);
+  void pause_until(std::int64_t until_ms);
+  std::int64_t paused_until_ms() const { return paused_until_ms_; }
+  std::size_t in_window(std::int64_t now_ms);
+
+private:
+  void expire(std::int64_t now_ms);
+  std::size_t cap(bool urgent) const;
+
+  int limit_;
+  std::int64_t window_ms_;
+  int reserve_;
+  std::deque<std::int64_t> sent_ms_;
+  std::int64_t paused_until_ms_ = 0;
+};
+
+/// How long a change waits before attempt `attempts` + 1 after failing with
+/// `why`: exponential from 1 s (auth: 30 s) to 5 minutes, with jitter in
+/// [half, full] drawn from rnd01 in [0, 1); a provider's Retry-After hint
+/// is honoured when longer.
+std::int64_t dns_retry_delay_ms(int attempts, dns::failure why,
+                                std::int64_t retry_after_ms, double rnd01);
+
+} // namespace balctl

@@ -1,0 +1,147 @@
+#include <catch2/catch.hpp>
+
+#include "engine/dns_queue.hpp"
+
+using namespace balctl;
+
+namespace {
+
+dns_job job(std::int64_t id, std::string name, std::string content, int priority = 1) {
+  dns_job j;
+  j.id = id;
+  j.priority = priority;
+  j.desired.name = std::move(name);
+  j.desired.content = std::move(content);
+  return j;
+}
+
+} // namespace
+
+TEST_CASE("a newer change of a queued record supersedes the older one", "[dns_queue][unit]") {
+  dns_queue q;
+  CHECK(q.add(job(1, "www.example.com", "192.0.2.1")).empty());
+  auto sup = q.add(job(2, "WWW.example.com.", "192.0.2.2"));
+  REQUIRE(sup == std::vector<std::int64_t>{1});
+  auto j = q.pop(0);
+  REQUIRE(j);
+  CHECK(j->id == 2);
+  CHECK(j->desired.content == "192.0.2.2");
+  CHECK_FALSE(q.pop(0));
+}
+
+TEST_CASE("a change older than one already taken for its record never runs", "[dns_queue][unit]") {
+  dns_queue q;
+  q.add(job(5, "www.example.com", "192.0.2.5"));
+  auto j = q.pop(0);
+  REQUIRE(j);
+  q.finish(*j);
+  // A resumed journal entry from before the restart, older than 5.
+  CHECK(q.add(job(3, "www.example.com", "192.0.2.3")) == std::vector<std::int64_t>{3});
+  CHECK_FALSE(q.pop(0));
+  // Another record is not affected.
+  CHECK(q.add(job(3, "mail.example.com", "192.0.2.3")).empty());
+  CHECK(q.pop(0));
+}
+
+TEST_CASE("one change of a record runs at a time; the next waits for it", "[dns_queue][unit]") {
+  dns_queue q;
+  q.add(job(1, "www.example.com", "a"));
+  auto first = q.pop(0);
+  REQUIRE(first);
+  q.add(job(2, "www.example.com", "b"));
+  CHECK_FALSE(q.pop(0));
+  q.add(job(3, "other.example.com", "c"));
+  auto other = q.pop(0);
+  REQUIRE(other);
+  CHECK(other->id == 3);
+  q.finish(*first);
+  auto second = q.pop(0);
+  REQUIRE(second);
+  CHECK(second->id == 2);
+}
+
+TEST_CASE("pool failover records run before account records, then by age", "[dns_queue][unit]") {
+  dns_queue q;
+  q.add(job(1, "a1.example.com", "x", 1));
+  q.add(job(2, "a2.example.com", "x", 1));
+  q.add(job(3, "pool.example.com", "x", 0));
+  q.add(job(4, "refresh.example.com", "x", 2));
+  std::vector<std::int64_t> order;
+  while (auto j = q.pop(0)) {
+    order.push_back(j->id);
+  }
+  CHECK(order == std::vector<std::int64_t>{3, 1, 2, 4});
+}
+
+TEST_CASE("a retried change waits until its not_before; a newer one replaces it", "[dns_queue][unit]") {
+  dns_queue q;
+  q.add(job(1, "www.example.com", "a"));
+  auto j = q.pop(0);
+  REQUIRE(j);
+  j->attempts = 1;
+  j->not_before_ms = 1000;
+  CHECK_FALSE(q.retry(*j));
+  CHECK(q.next_wake_ms() == 1000);
+  CHECK_FALSE(q.pop(999));
+  auto again = q.pop(1000);
+  REQUIRE(again);
+  CHECK(again->attempts == 1);
+
+  SECTION("a newer change arriving while it runs supersedes it at retry") {
+    q.add(job(2, "www.example.com", "b"));
+    again->not_before_ms = 5000;
+    CHECK(q.retry(*again) == std::optional<std::int64_t>(1));
+    auto next = q.pop(1001);
+    REQUIRE(next);
+    CHECK(next->id == 2);
+  }
+}
+
+TEST_CASE("the rate window never allows more than limit requests in any window", "[rate_window][unit]") {
+  rate_window w(10, 1000, 2);
+  int sent = 0;
+  // Low priority: 8 of 10 (2 kept for pool failover records).
+  for (std::int64_t t = 0; t < 100; ++t) {
+    sent += w.try_acquire(t, false) ? 1 : 0;
+  }
+  CHECK(sent == 8);
+  CHECK(w.try_acquire(100, true));
+  CHECK(w.try_acquire(100, true));
+  CHECK_FALSE(w.try_acquire(100, true));
+  // The first request (t=0) leaves the window at t=1000.
+  CHECK(w.next_free_ms(500, true) == 1000);
+  CHECK(w.try_acquire(1000, true));
+
+  SECTION("sliding: no window of 1000 ms ever holds more than 10") {
+    rate_window s(10, 1000, 0);
+    std::vector<std::int64_t> at;
+    for (std::int64_t t = 0; t < 5000; t += 7) {
+      if (s.try_acquire(t, false)) {
+        at.push_back(t);
+      }
+    }
+    for (std::size_t i = 0; i + 10 < at.size(); ++i) {
+      CHECK(at[i + 10] - at[i] >= 1000);
+    }
+    CHECK(at.size() >= 45);
+  }
+}
+
+TEST_CASE("a pause stops every request until it ends", "[rate_window][unit]") {
+  rate_window w(0, 1000, 0);
+  CHECK(w.try_acquire(0, false));
+  w.pause_until(3000);
+  CHECK_FALSE(w.try_acquire(2999, true));
+  CHECK(w.next_free_ms(100, true) == 3000);
+  CHECK(w.try_acquire(3000, false));
+}
+
+TEST_CASE("retry delays grow, are jittered, cap at 5 minutes and honour Retry-After", "[dns_queue][unit]") {
+  using dns::failure;
+  CHECK(dns_retry_delay_ms(1, failure::transient, 0, 0.0) == 500);
+  CHECK(dns_retry_delay_ms(1, failure::transient, 0, 0.999) <= 1000);
+  CHECK(dns_retry_delay_ms(3, failure::transient, 0, 1.0) == 4000);
+  CHECK(dns_retry_delay_ms(30, failure::transient, 0, 1.0) == 300'000);
+  CHECK(dns_retry_delay_ms(1, failure::auth, 0, 1.0) == 30'000);
+  CHECK(dns_retry_delay_ms(1, failure::rate_limited, 7000, 0.0) == 7000);
+}
