@@ -69,6 +69,8 @@ public:
   ~knot_server() = default; // proc_ goes first (declared last): SIGTERM, wait
 
   int port() const { return port_; }
+  /// SIGSTOP / SIGCONT: a server that takes messages and answers none.
+  void pause(bool paused) const { ::kill(proc_->pid(), paused ? SIGSTOP : SIGCONT); }
   /// For rfc2136_options::server.
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string key_name() const { return "balctl-key"; }
