@@ -1,5 +1,6 @@
 #include "adapters/dns/make_provider.hpp"
 
+#include "adapters/dns/powerdns_provider.hpp"
 #include "adapters/dns/rfc2136_provider.hpp"
 
 namespace balctl::dns {
@@ -8,8 +9,15 @@ std::shared_ptr<provider> make_provider(const dns_provider_config& c) {
   switch (c.kind) {
     case dns_provider_kind::cloudflare:
     case dns_provider_kind::whm:
-    case dns_provider_kind::powerdns:
+      // Not built yet; config validation refuses these types.
       return nullptr;
+    case dns_provider_kind::powerdns: {
+      powerdns_options o;
+      o.api_base = c.api_base;
+      o.server_id = c.server_id;
+      o.api_key = c.secret;
+      return make_powerdns_provider(std::move(o));
+    }
     case dns_provider_kind::rfc2136: {
       rfc2136_options o;
       o.server = c.server;

@@ -28,7 +28,8 @@ bool has_error(const config_result& r, const std::string& needle) {
 
 TEST_CASE("DNS providers and a pool's Dynamic DNS settings are read", "[config][dns][unit]") {
   auto r = parse_config(with(
-    R"([{"id": "cf", "type": "cloudflare", "secret": "tok-123", "global": true},
+    R"([{"id": "cf", "type": "powerdns", "api_base": "http://127.0.0.1:8081",
+         "secret": "tok-123", "global": true, "rate_limit_requests": 1200},
         {"id": "ns1", "type": "rfc2136", "server": "127.0.0.1:5300",
          "tsig_name": "balctl", "secret": "c2VjcmV0", "rate_limit_requests": 50,
          "rate_limit_window_s": 10}])",
@@ -38,8 +39,8 @@ TEST_CASE("DNS providers and a pool's Dynamic DNS settings are read", "[config][
   REQUIRE(r.ok());
   const auto& c = r.config;
   REQUIRE(c.dns_providers.size() == 2);
-  CHECK(c.dns_providers[0].kind == dns_provider_kind::cloudflare);
-  CHECK(c.dns_providers[0].api_base == "https://api.cloudflare.com/client/v4");
+  CHECK(c.dns_providers[0].kind == dns_provider_kind::powerdns);
+  CHECK(c.dns_providers[0].api_base == "http://127.0.0.1:8081");
   CHECK(c.dns_providers[0].rate_limit_requests == 1200);
   CHECK(c.dns_providers[0].rate_limit_window_s == 300);
   CHECK(c.dns_providers[0].global);
@@ -91,6 +92,13 @@ TEST_CASE("bad DNS provider config names the key and never echoes the secret",
   CHECK(has_error(r, expected));
   CHECK_FALSE(has_error(r, "s3cr3t-value"));
   CHECK_FALSE(has_error(r, "12345678"));
+}
+
+TEST_CASE("provider types without an adapter in this build are refused by name", "[config][dns][unit]") {
+  auto r = parse_config(with(R"([{"id": "cf", "type": "cloudflare", "secret": "s3cr3t-value"}])", ""));
+  REQUIRE_FALSE(r.ok());
+  CHECK(has_error(r, "dns_providers[0].type = \"cloudflare\": is not available in this build yet"));
+  CHECK_FALSE(has_error(r, "s3cr3t-value"));
 }
 
 TEST_CASE("a pool's dns_provider must name a configured provider", "[config][dns][unit]") {
