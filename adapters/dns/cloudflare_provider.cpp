@@ -34,6 +34,10 @@ std::vector<std::string> split_words(const std::string& s) {
   return out;
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 bool parse_int(const std::string& s, long& out) {
   if (s.empty()) return false;
   char* end = nullptr;
@@ -46,6 +50,35 @@ struct shared_state {
   std::map<std::string, std::string> zone_ids; // zone name -> id
 };
 
+// Whether one entry of an answer's "errors" (or its error_chain) says the
+// credentials were refused. Cloudflare answers a token it cannot read with
+// HTTP 400, not 401/403: 9106 (no Authorization header), 6003 "Invalid
+// request headers" with 6111 "Invalid format for Authorization header"; an
+// unknown, revoked or under-privileged token with 403 10000 "Authentication
+// error" or 9109. Counted as permanent, a mistyped token would stop the
+// executor instead of alerting and retrying slowly.
+bool refuses_credentials(const json& e) {
+  if (!e.is_object()) {
+    return false;
+  }
+  if (e.contains("code") && e["code"].is_number_integer()) {
+    switch (e["code"].get<long>()) {
+      case 6003: case 6111: case 9106: case 9109: case 10000: case 10001:
+        return true;
+      default:
+        break;
+    }
+  }
+  if (e.contains("error_chain") && e["error_chain"].is_array()) {
+    for (const auto& x : e["error_chain"]) {
+      if (refuses_credentials(x)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 // Classifies a non-success answer; returns true and sets `out` when it is an
 // error.
 bool classify_error(const http_response& r, const char* what, step& out) {
@@ -55,6 +88,7 @@ bool classify_error(const http_response& r, const char* what, step& out) {
   }
   std::string cf_msg;
   long cf_code = 0;
+  bool cf_auth = false;
   json j = json::parse(r.body, nullptr, false);
   bool ok_json = !j.is_discarded() && j.is_object();
   if (ok_json && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty()) {
@@ -62,6 +96,9 @@ bool classify_error(const http_response& r, const char* what, step& out) {
     if (e.is_object()) {
       if (e.contains("code") && e["code"].is_number_integer()) cf_code = e["code"].get<long>();
       if (e.contains("message") && e["message"].is_string()) cf_msg = e["message"].get<std::string>();
+    }
+    for (const auto& x : j["errors"]) {
+      cf_auth = cf_auth || refuses_credentials(x);
     }
   }
   std::string base = std::string("cloudflare ") + what + ": HTTP " + std::to_string(r.status);
@@ -73,7 +110,7 @@ bool classify_error(const http_response& r, const char* what, step& out) {
     out = step::fail(failure::rate_limited, base, ms);
     return true;
   }
-  if (r.status == 401 || r.status == 403 || cf_code == 10000) {
+  if (r.status == 401 || r.status == 403 || cf_auth) {
     out = step::fail(failure::auth, base);
     return true;
   }
@@ -173,6 +210,12 @@ public:
 
   step start() override {
     if (!key_.zone.empty()) {
+      // Cloudflare reads a name outside the zone as relative to it: writing
+      // www.other.org into example.com would create www.other.org.example.com.
+      if (key_.name != key_.zone && !ends_with(key_.name, "." + key_.zone)) {
+        return step::fail(failure::permanent,
+                          "cloudflare: " + key_.name + " is not in zone " + key_.zone);
+      }
       candidates_ = {key_.zone};
     } else {
       // suffixes longest first, stopping before the bare TLD
@@ -339,8 +382,9 @@ protected:
         if (classify_error(r, "write", e)) return e;
         json j = parse_ok(r);
         record got;
-        if (!j.contains("result") || !from_cf(j["result"], zone_, got) ||
-            !same_content(key_.type, got.content, key_.content))
+        if (!j.contains("result") || !from_cf(j["result"], zone_, got) || got.name != key_.name ||
+            !same_content(key_.type, got.content, key_.content) ||
+            (key_.proxied && got.proxied != key_.proxied))
           return step::fail(failure::transient, "cloudflare write: not confirmed");
         return step::done_write(true);
       }
@@ -351,8 +395,13 @@ protected:
 private:
   bool matches(const record& r) const {
     if (!same_content(key_.type, r.content, key_.content)) return false;
-    if (r.ttl_s != key_.ttl_s) return false;
     if (key_.proxied && (!r.proxied || *r.proxied != *key_.proxied)) return false;
+    // A proxied record's TTL is Auto (1) whatever is written, so comparing
+    // it with ttl_s would rewrite a proxied record on every check.
+    bool stays_proxied = key_.proxied ? *key_.proxied : r.proxied.value_or(false);
+    if (!stays_proxied && r.ttl_s != key_.ttl_s) {
+      return false;
+    }
     return true;
   }
   step next_after_read() {

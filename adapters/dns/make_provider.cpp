@@ -1,16 +1,27 @@
 #include "adapters/dns/make_provider.hpp"
 
+#include "adapters/dns/cloudflare_provider.hpp"
 #include "adapters/dns/powerdns_provider.hpp"
 #include "adapters/dns/rfc2136_provider.hpp"
+#include "adapters/dns/whm_provider.hpp"
 
 namespace balctl::dns {
 
 std::shared_ptr<provider> make_provider(const dns_provider_config& c) {
   switch (c.kind) {
-    case dns_provider_kind::cloudflare:
-    case dns_provider_kind::whm:
-      // Not built yet; config validation refuses these types.
-      return nullptr;
+    case dns_provider_kind::cloudflare: {
+      cloudflare_options o;
+      o.api_base = c.api_base;
+      o.api_token = c.secret;
+      return make_cloudflare_provider(std::move(o));
+    }
+    case dns_provider_kind::whm: {
+      whm_options o;
+      o.api_base = c.api_base;
+      o.user = c.user;
+      o.api_token = c.secret;
+      return make_whm_provider(std::move(o));
+    }
     case dns_provider_kind::powerdns: {
       powerdns_options o;
       o.api_base = c.api_base;

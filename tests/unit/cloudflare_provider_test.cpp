@@ -162,3 +162,99 @@ TEST_CASE("cloudflare: errors classified, token never in messages", "[cloudflare
   CHECK(s.message.find("bad name") != std::string::npos);
   CHECK(s.message.find("SECRET") == std::string::npos);
 }
+
+TEST_CASE("cloudflare: a proxied record in place is not rewritten for its automatic TTL",
+          "[cloudflare][unit]") {
+  // Cloudflare keeps every proxied record at TTL 1 (Auto), whatever ttl is sent.
+  auto run = [](std::optional<bool> want_proxied, json live) {
+    auto p = make();
+    auto d = www("192.0.2.10");
+    d.zone = "example.com";
+    d.proxied = want_proxied;
+    auto op = p->apply(d);
+    op->start();
+    op->on_http(ok(zone_hit()));
+    return op->on_http(ok(json::array({live})));
+  };
+  json proxied = rec("R1", "192.0.2.10", 1);
+  proxied["proxied"] = true;
+  auto s = run(std::nullopt, proxied);
+  REQUIRE(s.k == step::kind::done);
+  CHECK_FALSE(s.wrote);
+  s = run(true, proxied);
+  REQUIRE(s.k == step::kind::done);
+  CHECK_FALSE(s.wrote);
+  // DNS only: the TTL is ours again, so 1 != 300 is a change.
+  s = run(false, proxied);
+  REQUIRE(s.k == step::kind::http);
+  CHECK(s.http.method == "PATCH");
+  s = run(std::nullopt, rec("R1", "192.0.2.10", 1));
+  REQUIRE(s.k == step::kind::http);
+  CHECK(s.http.method == "PATCH");
+}
+
+TEST_CASE("cloudflare: a token Cloudflare refuses with HTTP 400 is an auth failure",
+          "[cloudflare][unit]") {
+  auto run = [](http_response r) {
+    auto p = make();
+    auto d = www();
+    d.zone = "example.com";
+    auto op = p->apply(d);
+    op->start();
+    return op->on_http(r);
+  };
+  auto s = run(status(400, R"({"success":false,"errors":[{"code":6003,"message":"Invalid request headers",
+      "error_chain":[{"code":6111,"message":"Invalid format for Authorization header"}]}]})"));
+  CHECK(s.why == failure::auth);
+  CHECK(s.message.find("SECRET") == std::string::npos);
+  s = run(status(400, R"({"success":false,"errors":[{"code":9106,"message":"Missing X-Auth-Key, X-Auth-Email or Authorization headers"}]})"));
+  CHECK(s.why == failure::auth);
+  s = run(status(400, R"({"success":false,"errors":[{"code":9109,"message":"Invalid access token"}]})"));
+  CHECK(s.why == failure::auth);
+  // Content Cloudflare refuses is still the request's fault.
+  s = run(status(400, R"({"success":false,"errors":[{"code":9005,"message":"Content for A record must be a valid IPv4 address."}]})"));
+  CHECK(s.why == failure::permanent);
+}
+
+TEST_CASE("cloudflare: a name outside the zone it is given fails before any request",
+          "[cloudflare][unit]") {
+  auto p = make();
+  auto d = www();
+  d.name = "www.example.org";
+  d.zone = "example.com";
+  auto s = p->apply(d)->start();
+  REQUIRE(s.k == step::kind::failed);
+  CHECK(s.why == failure::permanent);
+  CHECK(s.message.find("www.example.org") != std::string::npos);
+  CHECK(s.message.find("example.com") != std::string::npos);
+  d.name = "example.com"; // the apex is in the zone
+  s = p->apply(d)->start();
+  CHECK(s.k == step::kind::http);
+}
+
+TEST_CASE("cloudflare: a write answered with another name or proxy state is not confirmed",
+          "[cloudflare][unit]") {
+  auto p = make();
+  auto d = www("192.0.2.20");
+  d.zone = "example.com";
+  d.proxied = false;
+  auto op = p->apply(d);
+  op->start();
+  op->on_http(ok(zone_hit()));
+  auto s = op->on_http(ok(json::array()));
+  REQUIRE(s.http.method == "POST");
+  json got = rec("R3", "192.0.2.20");
+  got["proxied"] = true;
+  s = op->on_http(ok(got));
+  REQUIRE(s.k == step::kind::failed);
+  CHECK(s.why == failure::transient);
+
+  auto op2 = p->apply(d);
+  op2->start();
+  op2->on_http(ok(json::array()));
+  got = rec("R4", "192.0.2.20");
+  got["name"] = "www.example.com.example.com";
+  s = op2->on_http(ok(got));
+  REQUIRE(s.k == step::kind::failed);
+  CHECK(s.why == failure::transient);
+}

@@ -94,11 +94,24 @@ TEST_CASE("bad DNS provider config names the key and never echoes the secret",
   CHECK_FALSE(has_error(r, "12345678"));
 }
 
-TEST_CASE("provider types without an adapter in this build are refused by name", "[config][dns][unit]") {
-  auto r = parse_config(with(R"([{"id": "cf", "type": "cloudflare", "secret": "s3cr3t-value"}])", ""));
-  REQUIRE_FALSE(r.ok());
-  CHECK(has_error(r, "dns_providers[0].type = \"cloudflare\": is not available in this build yet"));
-  CHECK_FALSE(has_error(r, "s3cr3t-value"));
+TEST_CASE("Cloudflare and WHM credentials are read with their defaults", "[config][dns][unit]") {
+  auto r = parse_config(with(R"([{"id": "cf", "type": "cloudflare", "secret": "s3cr3t-value"},
+                                 {"id": "whm1", "type": "whm", "api_base": "https://n1.example.com:2087",
+                                  "user": "dnsclusteruser", "secret": "k3y"}])",
+                             ""));
+  INFO(r.errors.size());
+  REQUIRE(r.ok());
+  const auto& cf = r.config.dns_providers[0];
+  CHECK(cf.kind == dns_provider_kind::cloudflare);
+  CHECK(cf.api_base == "https://api.cloudflare.com/client/v4");
+  CHECK(cf.rate_limit_requests == 1200);
+  CHECK(cf.rate_limit_window_s == 300);
+  const auto& whm = r.config.dns_providers[1];
+  CHECK(whm.kind == dns_provider_kind::whm);
+  CHECK(whm.user == "dnsclusteruser");
+  CHECK(whm.rate_limit_requests == 0);
+  auto missing = parse_config(with(R"([{"id": "w", "type": "whm", "secret": "k3y"}])", ""));
+  CHECK(has_error(missing, "dns_providers[0].api_base: required for type whm"));
 }
 
 TEST_CASE("a pool's dns_provider must name a configured provider", "[config][dns][unit]") {
