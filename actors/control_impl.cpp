@@ -275,4 +275,64 @@ api::state_counts control_impl::count_states() const {
   return c;
 }
 
+// -- Managed DNS and Protection -------------------------------------------------
+
+void control_impl::dns_catalogue(const std::string& pool, std::uint64_t offset,
+                                 std::uint64_t limit, api::done<balctl::dns_catalogue> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), managed_dns_atom_v, offset, limit);
+}
+
+void control_impl::list_accounts(const std::string& pool, std::uint64_t offset,
+                                 std::uint64_t limit, api::done<account_page> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), accounts_atom_v, offset, limit);
+}
+
+void control_impl::get_account(const std::string& pool, const std::string& id,
+                               api::done<account_view> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), account_atom_v, id);
+}
+
+void control_impl::put_account(const std::string& pool, const std::string& id,
+                               const std::string& body, api::done<account_view> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), put_account_atom_v, id, body);
+}
+
+void control_impl::delete_account(const std::string& pool, const std::string& id,
+                                  api::done<bool> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), delete_account_atom_v, id);
+}
+
+void control_impl::cut_account(const std::string& pool, const std::string& id,
+                               const std::string& side, bool force,
+                               api::done<account_view> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), cut_atom_v, id, side, force);
+}
+
+void control_impl::dns_action(const std::string& pool, const std::string& what,
+                              const std::string& account, api::done<std::uint64_t> cb) {
+  if (what == "refresh") {
+    ask_pool(sys_, supervisor_, pool, std::move(cb), refresh_atom_v, account);
+  } else if (what == "import") {
+    ask_pool(sys_, supervisor_, pool, std::move(cb), import_atom_v, account);
+  } else {
+    ask_pool(sys_, supervisor_, pool, std::move(cb), sync_atom_v, account);
+  }
+}
+
+void control_impl::list_providers(const std::string& pool,
+                                  api::done<std::vector<dns_provider_config>> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), providers_atom_v);
+}
+
+void control_impl::put_provider(const std::string& pool, const std::string& id,
+                                const std::string& body,
+                                api::done<std::vector<dns_provider_config>> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), put_provider_atom_v, id, body);
+}
+
+void control_impl::delete_provider(const std::string& pool, const std::string& id,
+                                   api::done<std::vector<dns_provider_config>> cb) {
+  ask_pool(sys_, supervisor_, pool, std::move(cb), delete_provider_atom_v, id);
+}
+
 } // namespace balctl

@@ -45,6 +45,26 @@ public:
                 api::done<pool_summary> cb) override;
   void reenrol(const std::string& pool, member_id m,
                api::done<enrollment_ticket> cb) override;
+  void dns_catalogue(const std::string& pool, std::uint64_t offset, std::uint64_t limit,
+                     api::done<balctl::dns_catalogue> cb) override;
+  void list_accounts(const std::string& pool, std::uint64_t offset, std::uint64_t limit,
+                     api::done<account_page> cb) override;
+  void get_account(const std::string& pool, const std::string& id,
+                   api::done<account_view> cb) override;
+  void put_account(const std::string& pool, const std::string& id, const std::string& body,
+                   api::done<account_view> cb) override;
+  void delete_account(const std::string& pool, const std::string& id,
+                      api::done<bool> cb) override;
+  void cut_account(const std::string& pool, const std::string& id, const std::string& side,
+                   bool force, api::done<account_view> cb) override;
+  void dns_action(const std::string& pool, const std::string& what, const std::string& account,
+                  api::done<std::uint64_t> cb) override;
+  void list_providers(const std::string& pool,
+                      api::done<std::vector<dns_provider_config>> cb) override;
+  void put_provider(const std::string& pool, const std::string& id, const std::string& body,
+                    api::done<std::vector<dns_provider_config>> cb) override;
+  void delete_provider(const std::string& pool, const std::string& id,
+                       api::done<std::vector<dns_provider_config>> cb) override;
   void activity(const std::string& pool, std::int64_t before,
                 std::uint64_t limit, member_id member,
                 api::done<std::vector<activity_record>> cb) override;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "adapters/dns/make_provider.hpp"
 #include "engine/log.hpp"
 
 namespace balctl {
@@ -11,6 +12,39 @@ namespace {
 using self_ptr = caf::stateful_actor<dns_executor_state>*;
 
 void pump(self_ptr self);
+void take(self_ptr self, std::int64_t batch_id, std::vector<dns_change_record>& cs,
+          dns_op op);
+
+// A share of the window (a tenth by default) is kept for pool failover
+// records: at least one request, never all of them.
+rate_window make_window(const dns_executor_deps& d) {
+  int reserve = d.rate_limit > 0 ? std::max(1, d.rate_limit * d.priority_reserve_pct / 100) : 0;
+  return rate_window(d.rate_limit, d.rate_window_ms, reserve);
+}
+
+// Reads and lists: an answer per key once each has ended.
+caf::result<std::vector<dns_change_record>> start_reads(self_ptr self,
+                                                       std::vector<dns_change_record> keys,
+                                                       dns_op op) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (keys.empty()) {
+    return std::vector<dns_change_record>{};
+  }
+  auto bid = st.next_batch++;
+  auto& b = st.batches[bid];
+  b.rp = rp;
+  b.left = keys.size();
+  b.list = op == dns_op::list;
+  for (auto& k : keys) {
+    k.id = st.next_read_id--;
+    k.provider = st.deps.provider_id;
+    k.priority = 2;
+  }
+  b.results = keys;
+  take(self, bid, keys, op);
+  return rp;
+}
 
 void arm(self_ptr self) {
   auto& st = self->state;
@@ -32,33 +66,59 @@ void arm(self_ptr self) {
   self->delayed_send(self, std::chrono::milliseconds(delay), deadline_atom_v, *next);
 }
 
-// A change has ended: journal, answer, and the next change of its record.
+// A job has ended: journal (changes), answer, and the next change of its
+// record. live: a read's record; listed: a list's records.
 void end(self_ptr self, const dns_job& j, const std::string& status,
-         const std::string& error) {
+         const std::string& error, const dns::step* s = nullptr) {
   auto& st = self->state;
-  self->send(st.deps.store, mark_dns_atom_v, std::vector<std::int64_t>{j.id}, status, error);
-  auto& m = *st.deps.metrics;
-  if (status == "done") {
-    m.dns_changes_done.fetch_add(1, std::memory_order_relaxed);
-  } else if (status == "superseded") {
-    m.dns_changes_superseded.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    m.dns_changes_failed.fetch_add(1, std::memory_order_relaxed);
+  if (j.op == dns_op::apply) {
+    self->send(st.deps.store, mark_dns_atom_v, std::vector<std::int64_t>{j.id}, status, error);
+    auto& m = *st.deps.metrics;
+    if (status == "done") {
+      m.dns_changes_done.fetch_add(1, std::memory_order_relaxed);
+    } else if (status == "superseded") {
+      m.dns_changes_superseded.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      m.dns_changes_failed.fetch_add(1, std::memory_order_relaxed);
+    }
   }
-  auto s = st.slot_of.find(j.id);
-  if (s == st.slot_of.end()) {
+  auto slot = st.slot_of.find(j.id);
+  if (slot == st.slot_of.end()) {
     return;
   }
-  auto [bid, idx] = s->second;
-  st.slot_of.erase(s);
+  auto [bid, idx] = slot->second;
+  st.slot_of.erase(slot);
   auto b = st.batches.find(bid);
   if (b == st.batches.end()) {
     return;
   }
-  b->second.results[idx].status = status;
-  b->second.results[idx].error = error;
+  auto& res = b->second.results;
+  if (j.op == dns_op::list) {
+    res.clear();
+    if (s != nullptr) {
+      for (const auto& r : s->records) {
+        res.push_back(change_of(r));
+      }
+    }
+  } else {
+    res[idx].status = status;
+    res[idx].error = error;
+    if (s != nullptr && s->live) {
+      auto live = change_of(*s->live);
+      res[idx].content = live.content;
+      res[idx].ttl_s = live.ttl_s;
+      res[idx].proxied = live.proxied;
+      res[idx].zone = live.zone;
+    }
+  }
   if (--b->second.left == 0) {
-    b->second.rp.deliver(std::move(b->second.results));
+    if (b->second.list && status != "done") {
+      b->second.rp.deliver(refuse("dns_provider_failed", "",
+                                  "listing zone " + j.desired.zone + " at " +
+                                    st.deps.provider_id + " failed: " + error));
+    } else {
+      b->second.rp.deliver(std::move(res));
+    }
     st.batches.erase(b);
   }
 }
@@ -101,8 +161,17 @@ void send_request(self_ptr self, dns_executor_state::running& r) {
   m.dns_requests.fetch_add(1, std::memory_order_relaxed);
   if (!r.sent_any) {
     r.sent_any = true;
-    auto latency = st.deps.clk->now_ms() - r.job.queued_ms;
-    m.record_dns_first_request(r.job.priority, latency);
+    // Per batch: the first request of a decision's changes here.
+    if (auto slot = st.slot_of.find(id); slot != st.slot_of.end()) {
+      auto b = st.batches.find(slot->second.first);
+      if (b != st.batches.end() && !b->second.sent_any) {
+        b->second.sent_any = true;
+        if (b->second.decided_ms > 0) {
+          m.record_dns_first_request(r.job.priority,
+                                     st.deps.clk->now_ms() - b->second.decided_ms);
+        }
+      }
+    }
   }
   if (r.pending.k == dns::step::kind::http) {
     st.deps.io->submit(std::move(r.pending.http), st.deps.http,
@@ -140,6 +209,14 @@ void handle(self_ptr self, std::int64_t id, dns::step s) {
       auto j = std::move(r.job);
       st.runs.erase(it);
       st.queue.finish(j);
+      if (j.op == dns_op::read) {
+        end(self, j, s.live ? "found" : "missing", "", &s);
+        return;
+      }
+      if (j.op == dns_op::list) {
+        end(self, j, "done", "", &s);
+        return;
+      }
       auto& m = *st.deps.metrics;
       (s.wrote ? m.dns_writes : m.dns_writes_saved).fetch_add(1, std::memory_order_relaxed);
       log::info("dns_change", {{"change", std::to_string(j.id)},
@@ -173,10 +250,14 @@ void handle(self_ptr self, std::int64_t id, dns::step s) {
                                       {"failure", dns::to_string(s.why)},
                                       {"attempt", std::to_string(j.attempts)},
                                       {"error", s.message}});
-      if (j.attempts == 1 || j.attempts % 5 == 0 || s.why == dns::failure::permanent) {
+      if (j.op == dns_op::apply &&
+          (j.attempts == 1 || j.attempts % 5 == 0 || s.why == dns::failure::permanent)) {
         alert(self, j, msg);
       }
-      if (s.why == dns::failure::permanent) {
+      if (s.why == dns::failure::permanent ||
+          (j.op != dns_op::apply && s.why != dns::failure::rate_limited)) {
+        // A read or list answers with its failure at once (the operator
+        // asked and waits); only a 429 is waited out like a change's.
         st.queue.finish(j);
         end(self, j, "failed", s.message);
         return;
@@ -201,7 +282,17 @@ void handle(self_ptr self, std::int64_t id, dns::step s) {
 void start_job(self_ptr self, dns_job j) {
   auto& st = self->state;
   auto id = j.id;
-  auto op = st.deps.provider->apply(j.desired);
+  std::unique_ptr<dns::operation> op;
+  switch (j.op) {
+    case dns_op::apply: op = st.deps.provider->apply(j.desired); break;
+    case dns_op::read: op = st.deps.provider->read(j.desired); break;
+    case dns_op::list: op = st.deps.provider->list(j.desired.zone); break;
+  }
+  if (!op) {
+    st.queue.finish(j);
+    end(self, j, "failed", std::string(st.deps.provider->kind()) + " cannot do this");
+    return;
+  }
   auto& r = st.runs[id];
   r.job = std::move(j);
   r.op = std::move(op);
@@ -235,7 +326,8 @@ void pump(self_ptr self) {
   arm(self);
 }
 
-void take(self_ptr self, std::int64_t batch_id, std::vector<dns_change_record>& cs) {
+void take(self_ptr self, std::int64_t batch_id, std::vector<dns_change_record>& cs,
+          dns_op op) {
   auto& st = self->state;
   auto now = st.deps.clk->now_ms();
   for (std::size_t i = 0; i < cs.size(); ++i) {
@@ -243,12 +335,17 @@ void take(self_ptr self, std::int64_t batch_id, std::vector<dns_change_record>& 
   }
   for (const auto& c : cs) {
     dns_job j;
+    j.op = op;
     j.id = c.id;
     j.decision = c.decision;
     j.pool = c.pool;
     j.priority = c.priority;
     j.desired = record_of(c);
     j.queued_ms = now;
+    if (!st.deps.provider && op != dns_op::apply) {
+      end(self, j, "failed", "no DNS provider to ask (" + st.deps.provider_id + ")");
+      continue;
+    }
     if (!st.deps.provider) {
       log::info("dns_change", {{"change", std::to_string(j.id)},
                                {"decision", std::to_string(j.decision)},
@@ -284,20 +381,25 @@ dns::record record_of(const dns_change_record& c) {
   return r;
 }
 
+dns_change_record change_of(const dns::record& r) {
+  dns_change_record c;
+  c.zone = r.zone;
+  c.name = dns::canonical_name(r.name);
+  c.type = dns::to_string(r.type);
+  c.content = r.content;
+  c.ttl_s = r.ttl_s;
+  c.proxied = r.proxied ? (*r.proxied ? 1 : 0) : -1;
+  return c;
+}
+
 dns_change_record make_dns_change(const std::string& pool,
                                   const std::string& provider,
                                   std::int64_t decision, int priority,
                                   const dns::record& d) {
-  dns_change_record c;
+  auto c = change_of(d);
   c.decision = decision;
   c.pool = pool;
   c.provider = provider;
-  c.zone = d.zone;
-  c.name = dns::canonical_name(d.name);
-  c.type = dns::to_string(d.type);
-  c.content = d.content;
-  c.ttl_s = d.ttl_s;
-  c.proxied = d.proxied ? (*d.proxied ? 1 : 0) : -1;
   c.priority = priority;
   return c;
 }
@@ -305,11 +407,9 @@ dns_change_record make_dns_change(const std::string& pool,
 caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
                            dns_executor_deps deps) {
   auto& st = self->state;
-  // A tenth of the window is kept for pool failover records (at least one
-  // request, never all of them).
-  int reserve = deps.rate_limit > 0 ? std::max(1, deps.rate_limit / 10) : 0;
-  st.window = rate_window(deps.rate_limit, deps.rate_window_ms, reserve);
+  st.window = make_window(deps);
   st.deps = std::move(deps);
+  st.started_ms = st.deps.clk->now_ms();
   return {
     [=](submit_atom, std::vector<dns_change_record>& cs)
       -> caf::result<std::vector<dns_change_record>> {
@@ -334,10 +434,15 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
         if (c.created_ms == 0) {
           c.created_ms = now;
         }
+        b.decided_ms = b.decided_ms == 0 ? c.created_ms : std::min(b.decided_ms, c.created_ms);
+      }
+      if (b.decided_ms < st.started_ms) {
+        // Resumed from before this start: no latency figure.
+        b.decided_ms = 0;
       }
       b.results = cs;
       if (journaled) {
-        take(self, bid, cs);
+        take(self, bid, cs, dns_op::apply);
         return rp;
       }
       // Journaled first, in one transaction: a provider hears of a change
@@ -354,7 +459,7 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
               cs[i].id = ids[i];
               bi->second.results[i].id = ids[i];
             }
-            take(self, bid, cs);
+            take(self, bid, cs, dns_op::apply);
           },
           [=](caf::error& e) mutable {
             // Not durable; act anyway (an outage is worse than a change a
@@ -371,7 +476,7 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
               cs[i].id = ++unjournaled;
               bi->second.results[i].id = cs[i].id;
             }
-            take(self, bid, cs);
+            take(self, bid, cs, dns_op::apply);
           });
       return rp;
     },
@@ -403,6 +508,34 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
       }
       st.armed_ms = 0;
       pump(self);
+    },
+    [=](read_atom, std::vector<dns_change_record>& keys)
+      -> caf::result<std::vector<dns_change_record>> {
+      return start_reads(self, std::move(keys), dns_op::read);
+    },
+    [=](list_atom, const std::string& zone) -> caf::result<std::vector<dns_change_record>> {
+      dns_change_record k;
+      k.zone = dns::canonical_name(zone);
+      k.name = k.zone;
+      return start_reads(self, {k}, dns_op::list);
+    },
+    [=](settings_atom, const dns_provider_config& cfg) -> bool {
+      auto& st = self->state;
+      st.deps.provider = dns::make_provider(cfg);
+      st.deps.http = dns::http_options_of(cfg);
+      st.deps.dns_timeout_ms = cfg.timeout_ms;
+      st.deps.max_in_flight = cfg.max_in_flight;
+      auto window_ms = std::int64_t{cfg.rate_limit_window_s} * 1000;
+      if (cfg.rate_limit_requests != st.deps.rate_limit || window_ms != st.deps.rate_window_ms) {
+        // A new window forgets what was sent: only when the limit changed.
+        st.deps.rate_limit = cfg.rate_limit_requests;
+        st.deps.rate_window_ms = window_ms;
+        st.window = make_window(st.deps);
+      }
+      log::info("dns_provider_updated", {{"id", st.deps.provider_id},
+                                         {"type", to_string(cfg.kind)}});
+      pump(self);
+      return true;
     },
     [=](caf::get_atom) -> std::vector<std::uint64_t> {
       auto& st = self->state;

@@ -13,12 +13,27 @@
 //       error "" / "in place"), superseded or failed (error says why).
 //       A change that keeps failing for a reason that may pass (network,
 //       5xx, 429, refused credentials) is retried, never answered failed.
-//   (get_atom) -> dns_executor_stats
+//   (read_atom, vector<dns_change_record> keys) -> vector<dns_change_record>
+//       Refresh DNS: each key's live record (zone, name, type) read, not
+//       journaled: status "found" with content, ttl_s and proxied as the
+//       provider has them, "missing", or "failed" with the error. Reads
+//       wait behind changes (priority 2) and a 429 is waited out.
+//   (list_atom, std::string zone) -> vector<dns_change_record>
+//       Every record of the zone (Import, Sync WHM→Cloudflare); a failure
+//       is an error (refuse: dns_provider_failed).
+//   (settings_atom, dns_provider_config) -> bool
+//       New credentials or limits (an operator rotated a key): requests
+//       from now on use them; changes in flight carry on.
+//   (get_atom) -> vector<uint64_t> {queued, running, requests in window}
 //
 // To the submitter, while a change keeps failing:
 //   (dns_alert_atom, pool, message)   on the first failure and every 5th.
 // With no provider (provider null), changes are journaled and marked done
 // at once: the pool has no DNS account configured, decisions are recorded.
+//
+// engine_metrics' decision-to-first-request latency is measured per batch
+// (one decision's changes at this credential): from the changes'
+// created_ms (the decision) to the first request any of them makes.
 
 #include <memory>
 #include <random>
@@ -35,6 +50,7 @@ namespace balctl {
 
 struct dns_executor_deps {
   std::string provider_id;
+  int priority_reserve_pct = 10; // share of the rate window kept for priority 0
   std::shared_ptr<dns::provider> provider; // null = record only
   std::shared_ptr<dns::transport> io;
   dns::http_options http;
@@ -61,6 +77,9 @@ struct dns_executor_state {
     caf::actor submitter;
     std::vector<dns_change_record> results;
     std::size_t left = 0;
+    std::int64_t decided_ms = 0; // 0 = resumed, no latency figure
+    bool sent_any = false;
+    bool list = false;           // results are the zone's records
   };
   dns_executor_deps deps;
   dns_queue queue;
@@ -69,8 +88,10 @@ struct dns_executor_state {
   std::unordered_map<std::int64_t, batch> batches;  // by batch id
   std::unordered_map<std::int64_t, std::pair<std::int64_t, std::size_t>> slot_of; // change → (batch, index)
   std::int64_t next_batch = 1;
+  std::int64_t next_read_id = -1; // reads and lists: not journaled
   std::uint64_t next_token = 1;
   std::int64_t armed_ms = 0;
+  std::int64_t started_ms = 0;
   std::mt19937_64 rng{std::random_device{}()};
   static inline const char* name = "dns_executor";
 };
@@ -85,5 +106,7 @@ dns_change_record make_dns_change(const std::string& pool,
                                   std::int64_t decision, int priority,
                                   const dns::record& desired);
 dns::record record_of(const dns_change_record& c);
+/// The journal form of a record a provider reported (zone listed, read).
+dns_change_record change_of(const dns::record& r);
 
 } // namespace balctl

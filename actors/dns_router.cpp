@@ -1,21 +1,197 @@
 #include "actors/dns_router.hpp"
 
+#include <algorithm>
+#include <functional>
+#include <set>
+
+#include "adapters/dns/make_provider.hpp"
 #include "engine/log.hpp"
 
 namespace balctl {
 
+namespace {
+
+using self_ptr = caf::stateful_actor<dns_router_state>*;
+using changes = std::vector<dns_change_record>;
+
+void spawn_executor(self_ptr self, const dns_provider_config& c) {
+  auto& st = self->state;
+  auto exec = self->spawn(dns_executor, executor_deps(c, st.deps.executor_base));
+  self->monitor(exec);
+  st.executors[c.id] = exec;
+  log::info("dns_provider", {{"id", c.id},
+                             {"type", to_string(c.kind)},
+                             {"pool", c.pool.empty() ? "(config file)" : c.pool},
+                             {"rate_limit", std::to_string(c.rate_limit_requests) + " per " +
+                                              std::to_string(c.rate_limit_window_s) + " s"}});
+}
+
+std::vector<dns_provider_config> pool_providers(self_ptr self, const std::string& pool) {
+  std::vector<dns_provider_config> out;
+  for (const auto& [id, c] : self->state.providers) {
+    if (c.pool == pool) {
+      out.push_back(without_secret(c));
+    }
+  }
+  return out;
+}
+
+// Splits cs by credential, asks each credential's executor with `atom`
+// and calls done with the results in cs's order. A change for a credential
+// nobody has fails; journaled ones are marked cancelled.
+template <class Atom>
+void scatter(self_ptr self, Atom atom, changes cs, std::function<void(changes)> done) {
+  auto& st = self->state;
+  if (cs.empty()) {
+    done({});
+    return;
+  }
+  struct join {
+    changes out;
+    std::size_t left = 0;
+    std::function<void(changes)> done;
+  };
+  auto j = std::make_shared<join>();
+  j->out = cs;
+  j->done = std::move(done);
+  std::map<std::string, std::vector<std::size_t>> groups;
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    groups[cs[i].provider].push_back(i);
+  }
+  j->left = groups.size();
+  auto fail = [j](const std::vector<std::size_t>& idx, const std::string& why) {
+    for (auto i : idx) {
+      j->out[i].status = "failed";
+      j->out[i].error = why;
+    }
+    if (--j->left == 0) {
+      j->done(std::move(j->out));
+    }
+  };
+  for (auto& [provider, idx] : groups) {
+    auto e = st.executors.find(provider);
+    if (e == st.executors.end()) {
+      std::vector<std::int64_t> journaled;
+      for (auto i : idx) {
+        if (cs[i].id > 0) {
+          journaled.push_back(cs[i].id);
+        }
+      }
+      auto why = "no DNS provider has id '" + provider + "'";
+      if (!journaled.empty()) {
+        log::error("dns_change_abandoned", {{"provider", provider},
+                                            {"changes", std::to_string(journaled.size())},
+                                            {"reason", why}});
+        self->send(st.deps.store, mark_dns_atom_v, journaled, std::string("cancelled"), why);
+      }
+      fail(idx, why);
+      continue;
+    }
+    changes part;
+    for (auto i : idx) {
+      part.push_back(cs[i]);
+    }
+    self->request(e->second, caf::infinite, atom, std::move(part))
+      .then(
+        [j, idx](changes& rs) {
+          for (std::size_t k = 0; k < idx.size() && k < rs.size(); ++k) {
+            j->out[idx[k]] = std::move(rs[k]);
+          }
+          if (--j->left == 0) {
+            j->done(std::move(j->out));
+          }
+        },
+        [self, fail, idx](caf::error& err) { fail(idx, self->system().render(err)); });
+  }
+}
+
+// The results of `atom` over cs as the handler's answer.
+template <class Atom>
+caf::result<changes> scatter_answer(self_ptr self, Atom atom, changes cs) {
+  auto rp = self->make_response_promise<changes>();
+  scatter(self, atom, std::move(cs), [rp](changes rs) mutable { rp.deliver(std::move(rs)); });
+  return rp;
+}
+
+void remember_pools(self_ptr self, const changes& cs) {
+  if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
+    for (const auto& c : cs) {
+      self->state.pools[c.pool] = sender;
+    }
+  }
+}
+
+} // namespace
+
+dns_provider_config without_secret(dns_provider_config c) {
+  c.secret.clear();
+  return c;
+}
+
+dns_executor_deps executor_deps(const dns_provider_config& c, dns_executor_deps d) {
+  d.provider_id = c.id;
+  d.provider = dns::make_provider(c);
+  d.http = dns::http_options_of(c);
+  d.dns_timeout_ms = c.timeout_ms;
+  d.rate_limit = c.rate_limit_requests;
+  d.rate_window_ms = std::int64_t{c.rate_limit_window_s} * 1000;
+  d.max_in_flight = c.max_in_flight;
+  return d;
+}
+
 caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
-                         std::unordered_map<std::string, caf::actor> executors) {
-  self->state.executors = std::move(executors);
+                         std::vector<dns_provider_config> providers,
+                         std::unordered_map<std::string, caf::actor> executors,
+                         dns_router_deps deps) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.executors = std::move(executors);
+  for (auto& [id, e] : st.executors) {
+    self->monitor(e);
+  }
+  for (auto& c : providers) {
+    st.providers[c.id] = c;
+    if (st.executors.count(c.id) == 0) {
+      spawn_executor(self, c);
+    }
+  }
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    for (auto i = st.executors.begin(); i != st.executors.end(); ++i) {
+      if (i->second.address() != msg.source) {
+        continue;
+      }
+      auto id = i->first;
+      st.executors.erase(i);
+      if (st.closing > 0) {
+        if (--st.closing == 0) {
+          self->quit();
+        }
+        return;
+      }
+      auto c = st.providers.find(id);
+      if (c == st.providers.end()) {
+        return; // deleted on purpose
+      }
+      // Its queued changes stay pending in the journal (the next start
+      // resumes them); new ones go to a fresh executor.
+      log::error("actor_crashed", {{"kind", "dns_executor"},
+                                   {"provider", id},
+                                   {"reason", self->system().render(msg.reason)},
+                                   {"action", "restarted"}});
+      spawn_executor(self, c->second);
+      return;
+    }
+  });
   return {
     [=](execute_atom, std::int64_t id, const pool_decision& d,
-        std::vector<dns_change_record>& changes) -> caf::result<bool> {
+        changes& cs) -> caf::result<bool> {
       auto& st = self->state;
       st.executed.push_back(d);
       if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
         st.pools[d.pool] = sender;
       }
-      if (changes.empty()) {
+      if (cs.empty()) {
         log::info("dns_change", {{"decision", std::to_string(id)},
                                  {"pool", d.pool},
                                  {"kind", to_string(d.kind)},
@@ -24,31 +200,165 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
                                  {"provider", "none (recorded only)"}});
         return true;
       }
-      // One decision's changes share a provider (the pool's).
-      auto e = st.executors.find(changes.front().provider);
-      if (e == st.executors.end()) {
-        log::error("dns_provider_unknown", {{"decision", std::to_string(id)},
-                                            {"pool", d.pool},
-                                            {"provider", changes.front().provider}});
-        return false;
-      }
       auto rp = self->make_response_promise<bool>();
-      self->request(e->second, caf::infinite, submit_atom_v, std::move(changes))
+      scatter(self, submit_atom_v, std::move(cs), [rp](changes rs) mutable {
+        rp.deliver(std::all_of(rs.begin(), rs.end(), [](const dns_change_record& r) {
+          return r.status == "done" || r.status == "superseded";
+        }));
+      });
+      return rp;
+    },
+    [=](submit_atom, changes& cs) -> caf::result<changes> {
+      remember_pools(self, cs);
+      return scatter_answer(self, submit_atom_v, std::move(cs));
+    },
+    [=](read_atom, changes& keys) -> caf::result<changes> {
+      return scatter_answer(self, read_atom_v, std::move(keys));
+    },
+    [=](list_atom, const std::string& provider, const std::string& zone) -> caf::result<changes> {
+      auto& st = self->state;
+      auto e = st.executors.find(provider);
+      if (e == st.executors.end()) {
+        return refuse("provider_not_found", "provider", "no DNS provider has id '" + provider + "'");
+      }
+      auto rp = self->make_response_promise<changes>();
+      rp.delegate(e->second, list_atom_v, zone);
+      return rp;
+    },
+    [=](put_provider_atom, const std::string& pool, const std::string& id,
+        const std::string& body,
+        const std::vector<member_id>& members) -> caf::result<std::vector<dns_provider_config>> {
+      auto& st = self->state;
+      dns_provider_config c;
+      bool create = id.empty();
+      if (!create) {
+        auto i = st.providers.find(id);
+        if (i == st.providers.end() || i->second.pool != pool) {
+          return refuse("provider_not_found", "",
+                        "pool '" + pool + "' has no DNS provider '" + id + "'");
+        }
+        c = i->second;
+      }
+      auto errors = read_dns_provider_json(body, c);
+      if (!errors.empty()) {
+        const auto& e = errors.front();
+        auto code = e.message == "unknown key"       ? "unknown_field"
+                    : e.message.rfind("required", 0) == 0 ? "missing_field"
+                                                          : "invalid_field";
+        // Values are echoed only for keys that are not secrets (the config
+        // rules never put one in field_error::value).
+        return refuse(code, e.field,
+                      e.value.empty() ? e.message : e.message + " (got " + e.value + ")");
+      }
+      if (!create && c.id != id) {
+        return refuse("invalid_field", "id", "a DNS provider's id cannot change");
+      }
+      if (create && st.providers.count(c.id) != 0) {
+        auto& other = st.providers[c.id];
+        return refuse("provider_exists", "id",
+                      "a DNS provider with id '" + c.id + "' exists" +
+                        (other.pool.empty() ? " in the config file"
+                                            : " (pool '" + other.pool + "')"));
+      }
+      c.pool = pool;
+      if (c.kind == dns_provider_kind::whm) {
+        if (c.member == 0) {
+          return refuse("missing_field", "member",
+                        "required for a WHM key: the cPanel member it belongs to");
+        }
+        if (std::find(members.begin(), members.end(), c.member) == members.end()) {
+          return refuse("invalid_field", "member",
+                        "no member " + std::to_string(c.member) + " in pool '" + pool + "'");
+        }
+      } else if (c.member != 0) {
+        return refuse("invalid_field", "member", "only a WHM key belongs to a member");
+      }
+      if (c.global && c.kind != dns_provider_kind::cloudflare) {
+        return refuse("invalid_field", "global", "only a Cloudflare key is marked Global");
+      }
+      std::vector<dns_provider_config> writes{c};
+      if (c.global) {
+        // One Global Cloudflare key per pool: marking one unmarks the rest.
+        for (const auto& [pid, p] : st.providers) {
+          if (pid != c.id && p.pool == pool && p.global) {
+            auto q = p;
+            q.global = false;
+            writes.push_back(q);
+          }
+        }
+      }
+      // Taken now: a second request for the same id waits for no answer.
+      st.providers.emplace(c.id, without_secret(c)).first->second.pool = pool;
+      auto rp = self->make_response_promise<std::vector<dns_provider_config>>();
+      self->request(st.deps.store, caf::infinite, put_provider_atom_v, writes)
         .then(
-          [=](const std::vector<dns_change_record>& rs) mutable {
-            bool ok = true;
-            for (const auto& r : rs) {
-              ok = ok && (r.status == "done" || r.status == "superseded");
+          [=](bool) mutable {
+            auto& st = self->state;
+            for (const auto& w : writes) {
+              st.providers[w.id] = w;
+              if (auto e = st.executors.find(w.id); e != st.executors.end()) {
+                self->send(e->second, settings_atom_v, w);
+              } else {
+                spawn_executor(self, w);
+              }
             }
-            rp.deliver(ok);
+            log::info("dns_provider_saved", {{"pool", pool},
+                                             {"id", c.id},
+                                             {"type", to_string(c.kind)},
+                                             {"created", create ? "true" : "false"}});
+            rp.deliver(pool_providers(self, pool));
           },
-          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          [=](caf::error& e) mutable {
+            if (create) {
+              self->state.providers.erase(c.id);
+            }
+            rp.deliver(refuse("unavailable", "",
+                              "DNS provider not stored: " + self->system().render(e)));
+          });
+      return rp;
+    },
+    [=](delete_provider_atom, const std::string& pool,
+        const std::string& id) -> caf::result<std::vector<dns_provider_config>> {
+      auto& st = self->state;
+      auto i = st.providers.find(id);
+      if (i == st.providers.end() || i->second.pool != pool) {
+        return refuse("provider_not_found", "",
+                      "pool '" + pool + "' has no DNS provider '" + id + "'");
+      }
+      auto rp = self->make_response_promise<std::vector<dns_provider_config>>();
+      self->request(st.deps.store, caf::infinite, delete_provider_atom_v, id)
+        .then(
+          [=](bool) mutable {
+            auto& st = self->state;
+            st.providers.erase(id);
+            if (auto e = st.executors.find(id); e != st.executors.end()) {
+              self->send_exit(e->second, caf::exit_reason::user_shutdown);
+              st.executors.erase(e);
+            }
+            log::info("dns_provider_deleted", {{"pool", pool}, {"id", id}});
+            rp.deliver(pool_providers(self, pool));
+          },
+          [=](caf::error& e) mutable {
+            rp.deliver(refuse("unavailable", "",
+                              "DNS provider not deleted: " + self->system().render(e)));
+          });
       return rp;
     },
     [=](dns_alert_atom, const std::string& pool, const std::string& message) {
       auto& st = self->state;
       if (auto p = st.pools.find(pool); p != st.pools.end()) {
         self->send(p->second, dns_alert_atom_v, pool, message);
+      }
+    },
+    [=](caf::close_atom) {
+      auto& st = self->state;
+      st.closing = st.executors.size();
+      if (st.closing == 0) {
+        self->quit();
+        return;
+      }
+      for (auto& [id, e] : st.executors) {
+        self->send_exit(e, caf::exit_reason::user_shutdown);
       }
     },
   };

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <thread>
 
-#include "actors/dns_executor.hpp"
 #include "actors/dns_router.hpp"
 #include "adapters/dns/make_provider.hpp"
 #include "actors/store_actor.hpp"
@@ -50,40 +49,30 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   h.store = store_detached
               ? sys.spawn<caf::detached>(store_actor, st, metrics)
               : sys.spawn(store_actor, st, metrics);
-  // One executor per provider credential, all on one I/O loop.
-  if (!cfg.dns_providers.empty()) {
-    h.dns_io = std::make_shared<dns::dns_io>();
-    if (auto e = h.dns_io->start(); !e.empty()) {
-      log::error("dns_io_start_failed", {{"error", e}});
-    }
+  // One executor per provider credential (the config file's and those the
+  // admin API added), all on one I/O loop, behind the router.
+  h.dns_io = std::make_shared<dns::dns_io>();
+  if (auto e = h.dns_io->start(); !e.empty()) {
+    log::error("dns_io_start_failed", {{"error", e}});
   }
-  for (const auto& pc : cfg.dns_providers) {
-    dns_executor_deps d;
-    d.provider_id = pc.id;
-    d.provider = dns::make_provider(pc);
-    if (!d.provider) {
+  dns_router_deps rd;
+  rd.store = h.store;
+  rd.executor_base.io = h.dns_io;
+  rd.executor_base.store = h.store;
+  rd.executor_base.clk = clk;
+  rd.executor_base.metrics = metrics;
+  auto providers = cfg.dns_providers;
+  providers.insert(providers.end(), parts.dns_providers.begin(), parts.dns_providers.end());
+  for (const auto& p : providers) {
+    if (!dns::make_provider(p)) {
       log::error("dns_provider_unavailable",
-                 {{"id", pc.id}, {"type", to_string(pc.kind)},
+                 {{"id", p.id}, {"type", to_string(p.kind)},
                   {"reason", "this build has no adapter for the type; its changes are "
                              "journaled and recorded, DNS is not moved"}});
     }
-    d.io = h.dns_io;
-    d.http = dns::http_options_of(pc);
-    d.dns_timeout_ms = pc.timeout_ms;
-    d.rate_limit = pc.rate_limit_requests;
-    d.rate_window_ms = std::int64_t{pc.rate_limit_window_s} * 1000;
-    d.max_in_flight = pc.max_in_flight;
-    d.store = h.store;
-    d.clk = clk;
-    d.metrics = metrics;
-    h.dns_executors[pc.id] = sys.spawn(dns_executor, std::move(d));
-    log::info("dns_provider", {{"id", pc.id},
-                               {"type", to_string(pc.kind)},
-                               {"rate_limit", std::to_string(pc.rate_limit_requests) +
-                                                " per " +
-                                                std::to_string(pc.rate_limit_window_s) + " s"}});
   }
-  h.dns = sys.spawn(dns_router, h.dns_executors);
+  h.dns = sys.spawn(dns_router, std::move(providers),
+                    std::unordered_map<std::string, caf::actor>{}, rd);
   auto deps = make_supervisor_deps(cfg, parts, h.store, h.dns, clk, metrics);
   deps.enrollments = std::move(enrollments);
   h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
@@ -102,39 +91,25 @@ void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
     }
     caf::anon_send(h.store, mark_atom_v, r.id, std::string("resumed"));
   }
-  std::unordered_map<std::string, std::vector<dns_change_record>> by_provider;
+  if (changes.empty()) {
+    return;
+  }
   for (const auto& c : changes) {
     log::warn("dns_change_resumed", {{"change", std::to_string(c.id)},
                                      {"pool", c.pool},
                                      {"provider", c.provider},
                                      {"name", c.name},
                                      {"content", c.content}});
-    by_provider[c.provider].push_back(c);
   }
-  for (auto& [provider, cs] : by_provider) {
-    auto e = h.dns_executors.find(provider);
-    if (e == h.dns_executors.end()) {
-      // The provider left the config: the change cannot be made any more.
-      std::vector<std::int64_t> ids;
-      for (const auto& c : cs) {
-        ids.push_back(c.id);
-      }
-      log::error("dns_change_abandoned", {{"provider", provider},
-                                          {"changes", std::to_string(ids.size())},
-                                          {"reason", "no such provider in the config"}});
-      caf::anon_send(h.store, mark_dns_atom_v, ids, std::string("cancelled"),
-                     std::string("provider " + provider + " is no longer configured"));
-      continue;
-    }
-    // Journaled already (ids set): the executor resumes them as they are.
-    // Arguments, not captures: a spawn with none trips UBSan inside CAF.
-    sys.spawn(
-      [](caf::event_based_actor* self, caf::actor exec, std::vector<dns_change_record> cs) {
-        self->request(exec, caf::infinite, submit_atom_v, std::move(cs))
-          .then([](const std::vector<dns_change_record>&) {});
-      },
-      e->second, std::move(cs));
-  }
+  // Journaled already (ids set): the executors resume them as they are; a
+  // change for a credential that is gone is marked cancelled by the router.
+  // Arguments, not captures: a spawn with none trips UBSan inside CAF.
+  sys.spawn(
+    [](caf::event_based_actor* self, caf::actor router, std::vector<dns_change_record> cs) {
+      self->request(router, caf::infinite, submit_atom_v, std::move(cs))
+        .then([](const std::vector<dns_change_record>&) {});
+    },
+    h.dns, changes);
 }
 
 } // namespace balctl
@@ -173,10 +148,10 @@ void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
     log::warn("shutdown_slow", {{"live_pools", std::to_string(metrics.live_pools.load())},
                                 {"live_members", std::to_string(live_members())}});
   }
-  stop_and_wait(h.dns);
-  for (const auto& e : h.dns_executors) {
-    stop_and_wait(e.second);
-  }
+  // The router stops its executors and goes once they are gone.
+  self->monitor(h.dns);
+  self->send(h.dns, caf::close_atom_v);
+  self->receive([](const caf::down_msg&) {});
   if (h.dns_io) {
     h.dns_io->stop();
   }

@@ -21,8 +21,7 @@ struct engine_handles {
   caf::actor store;
   caf::actor dns; // the router (actors/dns_router): pools send decisions here
   caf::actor supervisor;
-  std::unordered_map<std::string, caf::actor> dns_executors; // by provider id
-  std::shared_ptr<dns::dns_io> dns_io; // null when no provider is configured
+  std::shared_ptr<dns::dns_io> dns_io; // the executors' I/O loop
 };
 
 /// The supervisor's dependencies as the engine config sets them (tests that
@@ -59,7 +58,7 @@ void resume_pending_decisions(caf::actor_system& sys, const engine_handles& h,
 void configure_actor_system(caf::actor_system_config& cfg);
 
 /// Stops the tree in reverse start order: the supervisor and with it every
-/// pool and member, then the DNS executor, then the store once it has
+/// pool and member, then the DNS router and its executors, then the store once it has
 /// written everything queued. Blocks until all are gone.
 void shutdown_engine(caf::actor_system& sys, const engine_handles& h,
                      const engine_metrics& metrics);

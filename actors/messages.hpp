@@ -198,6 +198,54 @@ typename Inspector::result_type inspect(Inspector& f, dns_change_record& x) {
            x.priority, x.status, x.created_ms, x.error);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_record& x) {
+  return f(caf::meta::type_name("account_record"), x.name, x.type, x.cut, x.managed,
+           x.dns_only, x.source_content, x.standby_content, x.content, x.ttl_s,
+           x.origin);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, protected_account& x) {
+  return f(caf::meta::type_name("protected_account"), x.id, x.domain, x.source,
+           x.standby, x.dns_provider, x.dns_zone, x.dns_ttl_s, x.managed, x.records,
+           x.on, x.on_since_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_record_view& x) {
+  return f(caf::meta::type_name("dns_record_view"), x.account, x.name, x.type, x.cut,
+           x.managed, x.dns_only, x.origin, x.provider, x.provider_error, x.expected,
+           x.ttl_s, x.checked_ms, x.live_status, x.live, x.live_ttl_s, x.live_proxied,
+           x.error, x.drift);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_view& x) {
+  return f(caf::meta::type_name("account_view"), x.account, x.on_member, x.source_state,
+           x.standby_state, x.records);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_page& x) {
+  return f(caf::meta::type_name("account_page"), x.accounts, x.total);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_catalogue& x) {
+  return f(caf::meta::type_name("dns_catalogue"), x.pool, x.managed_dns, x.providers,
+           x.config_providers, x.failover, x.accounts, x.records, x.checked, x.drift,
+           x.on_standby, x.refreshed_ms, x.reads_pending);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_provider_config& x) {
+  return f(caf::meta::type_name("dns_provider_config"), x.id, x.kind, x.api_base,
+           x.server, x.user, x.server_id, x.tsig_name, x.tsig_algorithm, x.secret,
+           x.ca_file, x.global, x.rate_limit_requests, x.rate_limit_window_s,
+           x.max_in_flight, x.timeout_ms, x.pool, x.member);
+}
+
 } // namespace balctl
 
 namespace balctl::dns {
@@ -263,6 +311,19 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (std::array<std::uint8_t, 32>))
   CAF_ADD_TYPE_ID(balctl, (balctl::dns_change_record))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::dns_change_record>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns_provider_config))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::dns_provider_config>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::account_record))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::account_record>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::protected_account))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::protected_account>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns_record_view))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::dns_record_view>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::account_view))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::account_view>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::account_page))
+  CAF_ADD_TYPE_ID(balctl, (balctl::dns_catalogue))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<std::string>))
   CAF_ADD_TYPE_ID(balctl, (std::vector<std::int64_t>))
   CAF_ADD_TYPE_ID(balctl, (std::vector<std::uint64_t>))
   CAF_ADD_TYPE_ID(balctl, (balctl::dns::header))
@@ -298,6 +359,19 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, dns_alert_atom, "dnsalert")
   CAF_ADD_ATOM(balctl, balctl, dns_http_atom, "dnshttp")
   CAF_ADD_ATOM(balctl, balctl, dns_wire_atom, "dnswire")
+  CAF_ADD_ATOM(balctl, balctl, read_atom, "read")
+  CAF_ADD_ATOM(balctl, balctl, list_atom, "list")
+  CAF_ADD_ATOM(balctl, balctl, put_provider_atom, "putprov")
+  CAF_ADD_ATOM(balctl, balctl, delete_provider_atom, "delprov")
+  CAF_ADD_ATOM(balctl, balctl, put_account_atom, "putacct")
+  CAF_ADD_ATOM(balctl, balctl, delete_account_atom, "delacct")
+  CAF_ADD_ATOM(balctl, balctl, accounts_atom, "accounts")
+  CAF_ADD_ATOM(balctl, balctl, account_atom, "account")
+  CAF_ADD_ATOM(balctl, balctl, managed_dns_atom, "manageddns")
+  CAF_ADD_ATOM(balctl, balctl, refresh_atom, "refresh")
+  CAF_ADD_ATOM(balctl, balctl, import_atom, "import")
+  CAF_ADD_ATOM(balctl, balctl, sync_atom, "sync")
+  CAF_ADD_ATOM(balctl, balctl, providers_atom, "providers")
   // store actor: the DNS journal
   CAF_ADD_ATOM(balctl, balctl, journal_dns_atom, "journdns")
   CAF_ADD_ATOM(balctl, balctl, mark_dns_atom, "markdns")

@@ -8,6 +8,7 @@
 #include "actors/crash.hpp"
 #include "actors/dns_executor.hpp"
 #include "actors/member.hpp"
+#include "actors/pool_accounts.hpp"
 #include "engine/features.hpp"
 #include "engine/log.hpp"
 #include "engine/secrets.hpp"
@@ -17,6 +18,10 @@ namespace balctl {
 namespace {
 
 using self_ptr = caf::stateful_actor<pool_actor_state>*;
+
+void note(self_ptr self, activity_kind kind, member_id m, std::string message,
+          member_state from = member_state::pending,
+          member_state to = member_state::pending);
 
 bool is_silent(member_state s) {
   return s == member_state::suspect || s == member_state::down;
@@ -40,8 +45,7 @@ void flush_activity(self_ptr self) {
 // One line in the pool's activity log (the admin API's /activity and a
 // member's state history).
 void note(self_ptr self, activity_kind kind, member_id m, std::string message,
-          member_state from = member_state::pending,
-          member_state to = member_state::pending) {
+          member_state from, member_state to) {
   auto& st = self->state;
   st.activity.push_back(activity_line{st.deps.clk->now_ms(), m, kind, from, to,
                                       std::move(message)});
@@ -90,6 +94,9 @@ void arm(self_ptr self) {
   if (auto m = st.deadlines.next_ms(); m && (!next || *m < *next)) {
     next = m;
   }
+  if (auto a = st.rt->accounts.next_deadline_ms(); a && (!next || *a < *next)) {
+    next = a;
+  }
   if (!next || (st.armed_ms != 0 && st.armed_ms <= *next)) {
     return;
   }
@@ -99,11 +106,12 @@ void arm(self_ptr self) {
                      deadline_atom_v, *next);
 }
 
-// The address the failover record takes while m is active: its explicit
-// public IPv4, else its first allowed IPv4; "" when it has none.
-std::string address_of(self_ptr self, member_id m) {
+// The address a record takes while m holds it: its explicit public address
+// of the family, else its first allowed IP of the family; "" when none.
+std::string address_of(self_ptr self, member_id m, bool ipv6 = false) {
   auto& st = self->state;
-  if (auto i = st.rt->public_ipv4.find(m); i != st.rt->public_ipv4.end()) {
+  const auto& explicit_ = ipv6 ? st.rt->public_ipv6 : st.rt->public_ipv4;
+  if (auto i = explicit_.find(m); i != explicit_.end()) {
     return i->second;
   }
   auto pos = st.policy->position_of(m);
@@ -112,7 +120,7 @@ std::string address_of(self_ptr self, member_id m) {
   }
   for (const auto& ip : st.rt->members[*pos]->slot->allowed_ips) {
     auto text = ip.to_string();
-    if (text.find(':') == std::string::npos) {
+    if ((text.find(':') != std::string::npos) == ipv6) {
       return text;
     }
   }
@@ -260,10 +268,13 @@ void wake_due_members(self_ptr self, std::int64_t now_ms) {
   st.due.clear();
 }
 
-void act_on_all(self_ptr self, std::vector<pool_decision> ds) {
+// Acts on the policy's decisions, then lets the protected accounts follow
+// what changed (member `changed`, 0 = none; a hold released; fail-backs due).
+void act_on_all(self_ptr self, std::vector<pool_decision> ds, member_id changed = 0) {
   for (auto& d : ds) {
     act_on(self, std::move(d));
   }
+  accounts_step(self, changed, self->state.deps.clk->now_ms());
   arm(self);
 }
 
@@ -536,6 +547,18 @@ pool_view make_view(self_ptr self) {
 
 } // namespace
 
+void pool_note(pool_self self, activity_kind kind, member_id m, std::string message) {
+  note(self, kind, m, std::move(message));
+}
+
+std::string pool_member_address(pool_self self, member_id m, bool ipv6) {
+  return address_of(self, m, ipv6);
+}
+
+void arm_pool(pool_self self) {
+  arm(self);
+}
+
 void actor_notifier::heard(member_id m) {
   caf::anon_send(pool_, heard_atom_v, m);
 }
@@ -661,7 +684,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   // A (re)started pool decides on what it restored: an active member that is
   // already down is failed over now, not at the next transition.
   act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
-  return {
+  accounts_evaluate_all(self, st.deps.clk->now_ms());
+  arm(self);
+  caf::message_handler core{
     [=](report_atom, const member_report_msg& t) {
       auto& st = self->state;
       auto pos = st.policy->position_of(t.member);
@@ -726,7 +751,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
             now});
         }
       }
-      act_on_all(self, std::move(ds));
+      act_on_all(self, std::move(ds), t.member);
       if (st.policy->heard_population() != heard_before) {
         self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
                    static_cast<std::uint64_t>(st.policy->heard_population()));
@@ -782,11 +807,8 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       auto now = st.deps.clk->now_ms();
       wake_due_members(self, now);
       auto policy_next = st.policy->next_deadline_ms();
-      if (policy_next && *policy_next <= now) {
-        act_on_all(self, st.policy->on_tick(now));
-      } else {
-        arm(self);
-      }
+      act_on_all(self, policy_next && *policy_next <= now ? st.policy->on_tick(now)
+                                                         : std::vector<pool_decision>{});
     },
     [=](failback_atom) -> std::string {
       auto& st = self->state;
@@ -914,6 +936,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         return refuse("pool_busy", "", "another member of this pool is being "
                                        "removed; retry in a moment");
       }
+      if (auto e = accounts_block_removal(self, m)) {
+        return *e;
+      }
       if (m == st.policy->active() && !force &&
           st.policy->state_of(m) != member_state::pending) {
         bool standby = false;
@@ -986,14 +1011,10 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                                    : e.message + " (got " + e.value + ")";
         return refuse(code, e.field, msg);
       }
-      if (!next.dns_provider.empty()) {
-        const auto& ps = st.deps.engine->dns_providers;
-        if (std::none_of(ps.begin(), ps.end(), [&](const dns_provider_config& p) {
-              return p.id == next.dns_provider;
-            })) {
-          return refuse("invalid_field", "dns_provider",
-                        "no DNS provider has id '" + next.dns_provider + "'");
-        }
+      if (!next.dns_provider.empty() && !pool_has_provider(self, next.dns_provider)) {
+        return refuse("invalid_field", "dns_provider",
+                      "no DNS provider has id '" + next.dns_provider +
+                        "' (the config file's, or one of the pool's API providers)");
       }
       auto changed = settings_changes(st.rt->config, next);
       // Field by field, never the whole config: member actors read its
@@ -1015,6 +1036,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                                     {"changed", changed}});
       }
       act_on_all(self, st.policy->on_tick(st.deps.clk->now_ms()));
+      // The fail-back policy may have changed for the accounts too.
+      accounts_evaluate_all(self, st.deps.clk->now_ms());
+      arm(self);
       auto rp = self->make_response_promise<pool_summary>();
       store_pool_row(self, rp);
       return rp;
@@ -1047,6 +1071,11 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
                  std::uint64_t{0});
       st.activity.clear();
+      // Its API credentials go with it (the store cascades; the router
+      // stops their executors).
+      for (const auto& p : st.rt->providers) {
+        self->send(st.deps.dns, delete_provider_atom_v, st.rt->config.name, p.id);
+      }
       self->send(st.deps.store, delete_pool_atom_v, st.rt->config.name);
       log::info("pool_deleted", {{"pool", st.rt->config.name},
                                  {"members", std::to_string(st.rt->members.size())},
@@ -1074,6 +1103,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       throw std::runtime_error("injected crash");
     },
   };
+  return core.or_else(accounts_handlers(self));
 }
 
 } // namespace balctl

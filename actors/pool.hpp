@@ -15,6 +15,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -64,6 +65,14 @@ struct pool_actor_state {
   std::size_t pending_writes = 0;
   // Hostnames of members being stored right now (added once on disk).
   std::unordered_set<std::string> adding;
+  // Managed DNS (actors/pool_accounts): whether the policy held DNS moves
+  // for the network at the last look (a release re-evaluates accounts),
+  // and what providers showed at Refresh DNS, Import and cuts, by
+  // "name/TYPE" (status found | missing | failed; created_ms = when).
+  bool network_hold = false;
+  std::unordered_map<std::string, dns_change_record> observed;
+  std::int64_t refreshed_ms = 0;
+  std::uint64_t reads_pending = 0;
   static inline const char* name = "pool";
 };
 

@@ -64,6 +64,40 @@ caf::behavior store_actor(caf::event_based_actor* self,
       guarded_void(metrics, "mark_dns_changes",
                    [&] { st->mark_dns_changes(ids, status, error); });
     },
+    // -- protected accounts and API DNS providers --------------------------
+    [=](cut_atom, const std::string& pool, const std::vector<protected_account>& as,
+        const std::vector<dns_change_record>& cs) -> caf::result<std::vector<std::int64_t>> {
+      return guarded(metrics, "journal_account_cuts",
+                     [&] { return st->journal_account_cuts(pool, as, cs); });
+    },
+    [=](put_account_atom, const std::string& pool,
+        const std::vector<protected_account>& as) -> caf::result<bool> {
+      return guarded(metrics, "put_accounts", [&] {
+        st->put_accounts(pool, as);
+        return true;
+      });
+    },
+    [=](delete_account_atom, const std::string& pool, const std::string& id)
+      -> caf::result<bool> {
+      return guarded(metrics, "delete_account", [&] {
+        st->delete_account(pool, id);
+        return true;
+      });
+    },
+    [=](put_provider_atom, const std::vector<dns_provider_config>& ps) -> caf::result<bool> {
+      return guarded(metrics, "put_dns_provider", [&] {
+        for (const auto& p : ps) {
+          st->put_dns_provider(p);
+        }
+        return true;
+      });
+    },
+    [=](delete_provider_atom, const std::string& id) -> caf::result<bool> {
+      return guarded(metrics, "delete_dns_provider", [&] {
+        st->delete_dns_provider(id);
+        return true;
+      });
+    },
     // -- admin API ---------------------------------------------------------
     [=](create_pool_atom, const pool_config& p) -> caf::result<bool> {
       return guarded(metrics, "put_pool", [&] {

@@ -1,5 +1,8 @@
 #include "api/admin_api.hpp"
 
+#include "api/dns_routes.hpp"
+#include "api/request.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,275 +23,6 @@ namespace balctl::api {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr std::uint64_t default_page = 100;
-constexpr std::uint64_t max_page = 1000;
-
-// -- errors -----------------------------------------------------------------
-
-http::response error(const failure& f) {
-  auto r = http::error_response(status_of(f.code), f.code, f.field, f.message);
-  if (r.status == 401) {
-    // RFC 9110: a 401 names the scheme that would be accepted.
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-  }
-  return r;
-}
-
-http::response error(const std::string& code, const std::string& field,
-                     const std::string& message) {
-  return error(failure{code, field, message});
-}
-
-http::response ok_json(int status, const json& j) {
-  http::response r;
-  r.status = status;
-  r.body = j.dump();
-  return r;
-}
-
-http::response no_content() {
-  http::response r;
-  r.status = 204;
-  r.content_type.clear();
-  return r;
-}
-
-// -- request helpers ----------------------------------------------------------
-
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') {
-      ++i;
-      continue;
-    }
-    auto j = path.find('/', i);
-    if (j == std::string::npos) {
-      j = path.size();
-    }
-    out.push_back(path.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool percent_decode(const std::string& in, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out += ' ';
-    } else if (in[i] == '%') {
-      if (i + 2 >= in.size()) {
-        return false;
-      }
-      int hi = hex_value(in[i + 1]);
-      int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) {
-        return false;
-      }
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      out += in[i];
-    }
-  }
-  return true;
-}
-
-// The query string, checked against the parameters a route takes.
-struct query {
-  std::vector<std::pair<std::string, std::string>> params;
-  std::optional<failure> error;
-
-  static query parse(const std::string& raw,
-                     std::initializer_list<const char*> allowed) {
-    query q;
-    std::size_t i = 0;
-    while (i <= raw.size() && !raw.empty()) {
-      auto j = raw.find('&', i);
-      if (j == std::string::npos) {
-        j = raw.size();
-      }
-      auto part = raw.substr(i, j - i);
-      i = j + 1;
-      if (part.empty()) {
-        if (j >= raw.size()) break;
-        continue;
-      }
-      auto eq = part.find('=');
-      std::string k, v;
-      if (!percent_decode(part.substr(0, eq), k) ||
-          !percent_decode(eq == std::string::npos ? "" : part.substr(eq + 1), v)) {
-        q.error = failure{"invalid_field", "query", "malformed percent-encoding"};
-        return q;
-      }
-      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) {
-            return k == a;
-          }) == allowed.end()) {
-        q.error = failure{"unknown_field", "query." + k,
-                          "unknown query parameter"};
-        return q;
-      }
-      q.params.emplace_back(std::move(k), std::move(v));
-      if (j >= raw.size()) {
-        break;
-      }
-    }
-    return q;
-  }
-
-  const std::string* get(const char* k) const {
-    for (const auto& p : params) {
-      if (p.first == k) {
-        return &p.second;
-      }
-    }
-    return nullptr;
-  }
-
-  /// An unsigned integer parameter in [lo, hi], or def when absent.
-  bool number(const char* k, std::uint64_t lo, std::uint64_t hi,
-              std::uint64_t def, std::uint64_t& out) {
-    out = def;
-    auto v = get(k);
-    if (v == nullptr) {
-      return true;
-    }
-    if (v->empty() || v->size() > 19 ||
-        v->find_first_not_of("0123456789") != std::string::npos ||
-        std::stoull(*v) < lo || std::stoull(*v) > hi) {
-      error = failure{"invalid_field", std::string("query.") + k,
-                      "must be an integer between " + std::to_string(lo) +
-                        " and " + std::to_string(hi)};
-      return false;
-    }
-    out = std::stoull(*v);
-    return true;
-  }
-
-  bool flag(const char* k, bool& out) {
-    out = false;
-    auto v = get(k);
-    if (v == nullptr) {
-      return true;
-    }
-    if (*v == "true" || *v == "1" || v->empty()) {
-      out = true;
-    } else if (*v != "false" && *v != "0") {
-      error = failure{"invalid_field", std::string("query.") + k,
-                      "must be true or false"};
-      return false;
-    }
-    return true;
-  }
-};
-
-bool printable_label(const std::string& s);
-
-// A JSON object body, read field by field; the first problem wins.
-struct body {
-  json j;
-  std::optional<failure> error;
-
-  static body parse(const http::request& req,
-                    std::initializer_list<const char*> allowed) {
-    // Read as JSON whatever Content-Type says: `curl -d` sends a form type
-    // by default, and the body's syntax is checked right here anyway.
-    body b;
-    try {
-      b.j = json::parse(req.body);
-    } catch (const json::parse_error& e) {
-      // Not e.what(): it quotes the bytes it choked on, which may be a
-      // secret.
-      b.error = failure{"invalid_json", "",
-                        "the body is not valid JSON (at byte " +
-                          std::to_string(e.byte) + ")"};
-      return b;
-    }
-    if (!b.j.is_object()) {
-      b.error = failure{"invalid_json", "", "the body must be a JSON object"};
-      return b;
-    }
-    for (auto it = b.j.begin(); it != b.j.end(); ++it) {
-      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) {
-            return it.key() == a;
-          }) == allowed.end()) {
-        b.error = failure{"unknown_field", it.key(), "unknown field"};
-        return b;
-      }
-    }
-    return b;
-  }
-
-  bool has(const char* k) const { return j.contains(k); }
-
-  /// A string field; required ones missing are an error.
-  bool string(const char* k, bool required, std::string& out) {
-    if (error) {
-      return false;
-    }
-    auto i = j.find(k);
-    if (i == j.end()) {
-      if (required) {
-        error = failure{"missing_field", k, "required"};
-      }
-      return false;
-    }
-    if (!i->is_string()) {
-      error = failure{"invalid_field", k, "must be a string"};
-      return false;
-    }
-    out = i->get<std::string>();
-    return true;
-  }
-
-  /// A display name: a string of 1 to 64 printable characters.
-  bool label(const char* k, bool required, std::string& out) {
-    if (!string(k, required, out)) {
-      return false;
-    }
-    if (!printable_label(out)) {
-      invalid(k, "must be 1 to 64 printable characters");
-      return false;
-    }
-    return true;
-  }
-
-  void invalid(const char* k, std::string message) {
-    if (!error) {
-      error = failure{"invalid_field", k, std::move(message)};
-    }
-  }
-};
-
-// ?force=... of a DELETE; the failure when it is not a flag.
-std::optional<failure> read_force(const std::string& raw, bool& force) {
-  auto q = query::parse(raw, {"force"});
-  if (!q.error) {
-    q.flag("force", force);
-  }
-  return q.error;
-}
-
-// A page of a list: its offset and limit under these parameter names.
-std::optional<failure> read_page(const std::string& raw, const char* offset_key,
-                                 const char* limit_key, std::uint64_t& offset,
-                                 std::uint64_t& limit) {
-  auto q = query::parse(raw, {offset_key, limit_key});
-  if (!q.error && q.number(offset_key, 0, UINT32_MAX, 0, offset)) {
-    q.number(limit_key, 1, max_page, default_page, limit);
-  }
-  return q.error;
-}
 
 bool parse_member_id(const std::string& s, member_id& out) {
   // Member ids use the full 64-bit range (as in the config file).
@@ -327,24 +61,6 @@ std::string slug(const std::string& name) {
     out.pop_back();
   }
   return out;
-}
-
-bool printable_label(const std::string& s) {
-  if (s.empty() || s.size() > 64) {
-    return false;
-  }
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      return false;
-    }
-  }
-  // Must be valid UTF-8 for the JSON we answer with.
-  try {
-    (void)json(s).dump();
-  } catch (const json::exception&) {
-    return false;
-  }
-  return true;
 }
 
 // -- rendering --------------------------------------------------------------
@@ -557,22 +273,6 @@ json ticket_json(const admin_options& opts, const enrollment_ticket& t) {
             {"api_base", opts.public_url}}}};
 }
 
-// Answers with the engine's outcome: ok → render, else the failure.
-template <class T, class F>
-done<T> answer(http::responder respond, F render) {
-  return [respond, render](outcome<T> o) {
-    if (!o.ok()) {
-      respond(error(o.error));
-      return;
-    }
-    try {
-      respond(render(*o.value));
-    } catch (const std::exception& e) {
-      respond(error("internal", "", e.what()));
-    }
-  };
-}
-
 } // namespace
 
 const char* to_string(enroll_outcome o) {
@@ -601,6 +301,8 @@ int status_of(const std::string& code) {
     {"not_found", 404},
     {"pool_not_found", 404},
     {"member_not_found", 404},
+    {"account_not_found", 404},
+    {"provider_not_found", 404},
     {"method_not_allowed", 405},
     {"request_timeout", 408},
     {"pool_exists", 409},
@@ -610,6 +312,12 @@ int status_of(const std::string& code) {
     {"active_member_no_standby", 409},
     {"pool_busy", 409},
     {"member_not_healthy", 409},
+    {"account_exists", 409},
+    {"account_not_managed", 409},
+    {"provider_exists", 409},
+    {"provider_in_use", 409},
+    {"member_in_use", 409},
+    {"not_applicable", 409},
     {"payload_too_large", 413},
     {"invalid_field", 422},
     {"unknown_field", 422},
@@ -617,6 +325,7 @@ int status_of(const std::string& code) {
     {"rate_limited", 429},
     {"headers_too_large", 431},
     {"internal", 500},
+    {"dns_provider_failed", 502},
     {"unavailable", 503},
     {"too_many_connections", 503},
   };
@@ -1009,6 +718,11 @@ void admin_api::route(http::request& req, http::responder& respond) {
         }));
     return;
   }
+  // Managed DNS and Protection: dns..., accounts... (api/dns_routes).
+  route_context dns_ctx{engine_, reading, need_admin, allow};
+  if (route_dns(dns_ctx, req, respond, seg)) {
+    return;
+  }
   if (what != "members" || seg.size() > 6) {
     respond(error("not_found", "", "no route " + req.path));
     return;
@@ -1382,6 +1096,20 @@ std::string admin_api::metrics_text() const {
         << '\n';
     family("balctl_dns_retries_total", "counter", "DNS change attempts that failed and wait for a retry.");
     out << "balctl_dns_retries_total " << e->dns_retries.load() << '\n';
+    family("balctl_account_cuts_total", "counter",
+           "Protected accounts whose DNS was cut to their standby or back.");
+    out << "balctl_account_cuts_total " << e->account_cuts.load() << '\n';
+    family("balctl_dns_first_request_ms", "summary",
+           "From a decision to the first provider request of its changes at a credential.");
+    for (bool pool_records : {true, false}) {
+      for (double q : {0.5, 0.99}) {
+        auto v = e->dns_first_request_percentile(pool_records, q * 100);
+        if (v >= 0) {
+          out << "balctl_dns_first_request_ms{records=\"" << (pool_records ? "pool" : "account")
+              << "\",quantile=\"" << q << "\"} " << v << '\n';
+        }
+      }
+    }
   }
   family("balctl_enrollments_total", "counter", "Agent enrollment attempts, by result.");
   for (std::size_t i = 0; i < static_cast<std::size_t>(enroll_outcome::count_); ++i) {

@@ -87,6 +87,35 @@ public:
   /// it; force: even when m is not healthy.
   virtual void cut_pool(const std::string& pool, member_id m, bool force,
                         done<pool_summary> cb) = 0;
+  // -- Managed DNS and Protection (api/dns_routes.cpp) -----------------------
+  virtual void dns_catalogue(const std::string& pool, std::uint64_t offset,
+                             std::uint64_t limit, done<balctl::dns_catalogue> cb) = 0;
+  virtual void list_accounts(const std::string& pool, std::uint64_t offset,
+                             std::uint64_t limit, done<account_page> cb) = 0;
+  virtual void get_account(const std::string& pool, const std::string& id,
+                           done<account_view> cb) = 0;
+  /// id "" adds one; body: the request's JSON, read by engine/accounts.
+  virtual void put_account(const std::string& pool, const std::string& id,
+                           const std::string& body, done<account_view> cb) = 0;
+  virtual void delete_account(const std::string& pool, const std::string& id,
+                              done<bool> cb) = 0;
+  /// Account Cut DNS: side "standby" or "source" (fail-back).
+  virtual void cut_account(const std::string& pool, const std::string& id,
+                           const std::string& side, bool force,
+                           done<account_view> cb) = 0;
+  /// what: refresh | import | sync; account "" = every account. Answers how
+  /// many reads (refresh) or zones (import, sync) were queued.
+  virtual void dns_action(const std::string& pool, const std::string& what,
+                          const std::string& account, done<std::uint64_t> cb) = 0;
+  /// The pool's API provider credentials, secrets blanked.
+  virtual void list_providers(const std::string& pool,
+                              done<std::vector<dns_provider_config>> cb) = 0;
+  /// id "" adds one; body: the request's JSON, read with the config rules.
+  virtual void put_provider(const std::string& pool, const std::string& id,
+                            const std::string& body,
+                            done<std::vector<dns_provider_config>> cb) = 0;
+  virtual void delete_provider(const std::string& pool, const std::string& id,
+                               done<std::vector<dns_provider_config>> cb) = 0;
   /// Newest first, ids below before (0 = newest); member 0 = whole pool.
   virtual void activity(const std::string& pool, std::int64_t before,
                         std::uint64_t limit, member_id member,

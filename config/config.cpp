@@ -776,6 +776,88 @@ std::vector<field_error> read_pool_settings(const std::string& json_text,
   return errors;
 }
 
+std::vector<field_error> read_dns_provider_json(const std::string& json_text,
+                                                dns_provider_config& out,
+                                                bool allow_secret_file) {
+  std::vector<field_error> errors;
+  reader r(errors);
+  auto j = json::parse(json_text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.error("", "the body must be a JSON object");
+    return errors;
+  }
+  // Keys the config file does not have: taken off before its rules run.
+  if (auto m = j.find("member"); m != j.end()) {
+    if (m->is_number_unsigned()) {
+      out.member = m->get<member_id>();
+    } else if (!m->is_null()) {
+      r.error("member", "must be a member id (a positive integer)");
+    }
+    j.erase(m);
+  }
+  if (auto p = j.find("pool"); p != j.end()) {
+    if (p->is_string()) {
+      out.pool = p->get<std::string>();
+    }
+    j.erase(p);
+  }
+  if (!allow_secret_file && j.contains("secret_file")) {
+    r.error("secret_file", "not accepted here; send the secret itself");
+    return errors;
+  }
+  // A partial object updates an existing credential: the keys it lacks
+  // keep their values (a new one starts from nothing, so type is required).
+  auto merged = json::object();
+  if (!out.id.empty()) {
+    merged = json::parse(dns_provider_json(out));
+    merged.erase("member");
+    merged.erase("pool");
+    if (j.contains("type") && merged["type"] != j["type"]) {
+      // Another kind of credential: its kind-specific defaults apply.
+      merged.erase("api_base");
+      merged.erase("rate_limit_requests");
+    }
+  }
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    merged[it.key()] = it.value();
+  }
+  auto member = out.member;
+  auto pool = out.pool;
+  out = dns_provider_config{};
+  out.member = member;
+  out.pool = pool;
+  read_dns_provider(r, merged, "", out);
+  return errors;
+}
+
+std::string dns_provider_json(const dns_provider_config& p) {
+  json j = {{"id", p.id},
+            {"type", to_string(p.kind)},
+            {"user", p.user},
+            {"server_id", p.server_id},
+            {"tsig_algorithm", p.tsig_algorithm},
+            {"secret", p.secret},
+            {"global", p.global},
+            {"rate_limit_requests", p.rate_limit_requests},
+            {"rate_limit_window_s", p.rate_limit_window_s},
+            {"max_in_flight", p.max_in_flight},
+            {"timeout_ms", p.timeout_ms}};
+  // Keys whose empty value the rules refuse are left out when empty.
+  for (auto [k, v] : {std::pair<const char*, const std::string*>{"api_base", &p.api_base},
+                      {"server", &p.server},
+                      {"tsig_name", &p.tsig_name},
+                      {"ca_file", &p.ca_file},
+                      {"pool", &p.pool}}) {
+    if (!v->empty()) {
+      j[k] = *v;
+    }
+  }
+  if (p.member != 0) {
+    j["member"] = p.member;
+  }
+  return j.dump();
+}
+
 config_result load_config_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) {

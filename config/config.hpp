@@ -88,6 +88,11 @@ struct dns_provider_config {
   int rate_limit_window_s = 300;  // 1..86400
   int max_in_flight = 8;          // 1..256 changes at once
   int timeout_ms = 15000;         // 100..600000 per request
+  // Not config keys: credentials added through the admin API belong to a
+  // pool (the seed's API providers in pool Settings / Managed DNS), and a
+  // WHM key to one cPanel member of it. "" / 0 for the config file's.
+  std::string pool;
+  member_id member = 0;
 };
 
 /// One admin API bearer token: only its SHA-256 is configured.
@@ -181,6 +186,19 @@ struct config_result {
 /// admin API for PATCH settings. Paths have no prefix ("failover_delay_s").
 std::vector<field_error> read_pool_settings(const std::string& json_text,
                                             pool_config& pc);
+
+/// One DNS provider credential from a JSON object with the config file's
+/// rules for dns_providers[] entries (the admin API's provider bodies, the
+/// store's rows). Also takes "member" (a WHM key's member id) and "pool";
+/// refuses "secret_file" unless allow_secret_file. Read onto `out`, so a
+/// partial object updates an existing credential (PATCH). Paths have no
+/// prefix ("api_base").
+std::vector<field_error> read_dns_provider_json(const std::string& json_text,
+                                                dns_provider_config& out,
+                                                bool allow_secret_file = false);
+/// The credential as read_dns_provider_json reads it, secret included (the
+/// store's row; never logged, never sent back through the API).
+std::string dns_provider_json(const dns_provider_config& p);
 
 /// The run-time settings (those read_pool_settings reads) of src into dst.
 void copy_settings(pool_config& dst, const pool_config& src);

@@ -74,8 +74,35 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
   for (const auto& pc : cfg.pools) {
     st.put_pool(pc);
   }
+  // Protected accounts and API credentials, by pool. A credential whose
+  // id the config file now has too is dropped (said loudly): the file wins.
+  std::unordered_map<std::string, std::vector<protected_account>> accounts;
+  for (auto& [pool, a] : st.load_accounts()) {
+    accounts[pool].push_back(std::move(a));
+  }
+  std::unordered_set<std::string> config_provider_ids;
+  for (const auto& p : cfg.dns_providers) {
+    config_provider_ids.insert(p.id);
+  }
+  std::unordered_map<std::string, std::vector<dns_provider_config>> providers;
+  for (auto& p : st.load_dns_providers()) {
+    if (config_provider_ids.count(p.id) != 0) {
+      log::warn("dns_provider_shadowed", {{"id", p.id},
+                                          {"pool", p.pool},
+                                          {"reason", "the config file declares this id"}});
+      continue;
+    }
+    auto blank = p;
+    blank.secret.clear();
+    providers[p.pool].push_back(std::move(blank));
+    parts.dns_providers.push_back(std::move(p));
+  }
   auto load = [&](const pool_config& pc) {
     auto rt = make_pool_runtime(cfg, pc);
+    for (auto& a : accounts[pc.name]) {
+      rt->accounts.put(std::move(a));
+    }
+    rt->providers = std::move(providers[pc.name]);
     if (auto a = st.active_member(pc.name)) {
       rt->active = *a;
     }
@@ -119,6 +146,7 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
                               {"members", std::to_string(rt->members.size())},
                               {"restored_states", std::to_string(restored)},
                               {"active", std::to_string(rt->active)},
+                              {"protected_accounts", std::to_string(rt->accounts.size())},
                               {"grace_ms", std::to_string(grace_ms)}});
     parts.pools.push_back(std::move(rt));
   };

@@ -24,6 +24,9 @@ namespace balctl {
 struct engine_parts {
   std::shared_ptr<registry> reg;
   std::vector<std::shared_ptr<pool_runtime>> pools;
+  /// The DNS provider credentials the admin API added (secrets included,
+  /// for their executors); each pool's runtime has its own without them.
+  std::vector<dns_provider_config> dns_providers;
 };
 
 /// The config file contradicts what the admin API stored (a member id

@@ -8,6 +8,15 @@ std::string record_key(const dns::record& r) {
   return dns::canonical_name(r.name) + "/" + dns::to_string(r.type);
 }
 
+std::string job_key(const dns_job& j) {
+  switch (j.op) {
+    case dns_op::apply: return record_key(j.desired);
+    case dns_op::read: return "read:" + record_key(j.desired);
+    case dns_op::list: return "list:" + dns::canonical_name(j.desired.zone);
+  }
+  return {};
+}
+
 void dns_queue::make_ready(const dns_job& j) {
   if (j.not_before_ms > 0) {
     waiting_.emplace(j.not_before_ms, j.id);
@@ -18,7 +27,7 @@ void dns_queue::make_ready(const dns_job& j) {
 
 std::vector<std::int64_t> dns_queue::add(dns_job j) {
   std::vector<std::int64_t> superseded;
-  auto key = record_key(j.desired);
+  auto key = job_key(j);
   auto newest = newest_.find(key);
   if (newest != newest_.end() && newest->second > j.id) {
     superseded.push_back(j.id);
@@ -58,14 +67,14 @@ std::optional<dns_job> dns_queue::pop(std::int64_t now_ms) {
   ready_.erase(ready_.begin());
   auto node = jobs_.extract(id);
   dns_job j = std::move(node.mapped());
-  auto key = record_key(j.desired);
+  auto key = job_key(j);
   queued_for_.erase(key);
   running_[key] = j.id;
   return j;
 }
 
 void dns_queue::finish(const dns_job& j) {
-  auto key = record_key(j.desired);
+  auto key = job_key(j);
   auto r = running_.find(key);
   if (r == running_.end() || r->second != j.id) {
     return;
@@ -77,7 +86,7 @@ void dns_queue::finish(const dns_job& j) {
 }
 
 std::optional<std::int64_t> dns_queue::retry(dns_job j) {
-  auto key = record_key(j.desired);
+  auto key = job_key(j);
   auto r = running_.find(key);
   if (r == running_.end() || r->second != j.id) {
     return std::nullopt;

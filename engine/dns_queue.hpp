@@ -12,7 +12,8 @@
 //   already taken for its record is superseded at once: a resumed change can
 //   never move a record back behind a newer decision.
 // - Priority, then age: priority 0 (pool failover records) runs before 1
-//   (protected-account records) before 2 (reads: Refresh DNS, drift).
+//   (protected-account records) before 2 (reads and lists: Refresh DNS,
+//   drift, Import, Sync).
 // - A retried change waits until its not_before time.
 //
 // rate_window
@@ -37,9 +38,16 @@
 
 namespace balctl {
 
-/// One change for an executor: the record as it must be, and where it came
-/// from. id is its journal id (0 until journaled).
+/// What a job asks of the provider: make the record so (a change, which is
+/// journaled), or read it, or list a zone (Refresh DNS, Import, Sync: not
+/// journaled, they change nothing).
+enum class dns_op : std::uint8_t { apply, read, list };
+
+/// One job for an executor: the record as it must be (or the record or
+/// zone to read), and where it came from. id is a change's journal id (0
+/// until journaled); reads and lists get negative ids of the executor's.
 struct dns_job {
+  dns_op op = dns_op::apply;
   std::int64_t id = 0;
   std::int64_t decision = 0;
   std::string pool;
@@ -52,6 +60,9 @@ struct dns_job {
 
 /// The record a change is serialised on: name and type.
 std::string record_key(const dns::record& r);
+/// What a job is serialised on: its record for a change; reads and lists
+/// have keys of their own, so they never wait for, nor supersede, a change.
+std::string job_key(const dns_job& j);
 
 class dns_queue {
 public:

@@ -33,6 +33,7 @@ public:
   std::atomic<std::uint64_t> dns_changes_done{0};
   std::atomic<std::uint64_t> dns_changes_failed{0};
   std::atomic<std::uint64_t> dns_changes_superseded{0};
+  std::atomic<std::uint64_t> account_cuts{0};          // protected accounts cut (either way)
   std::atomic<int> live_pools{0}; // pool actors running (shutdown waits on it)
   std::atomic<int> live_members{0}; // member actors alive, every pool
 
@@ -48,8 +49,9 @@ public:
     std::lock_guard<std::mutex> g(mu_);
     return percentile(lateness_ms_, pct);
   }
-  /// From a change's arrival at its executor to its first provider request;
-  /// pool failover records (priority 0) apart from the rest.
+  /// From a decision to the first provider request of its changes at one
+  /// credential (actors/dns_executor); pool failover records (priority 0)
+  /// apart from the rest.
   void record_dns_first_request(int priority, std::int64_t ms) {
     std::lock_guard<std::mutex> g(mu_);
     auto& v = priority == 0 ? dns_first_pool_ms_ : dns_first_other_ms_;

@@ -240,6 +240,15 @@ std::vector<pool_decision> pool_policy::request_failback(std::int64_t now_ms,
   return out;
 }
 
+std::optional<std::int64_t> pool_policy::healthy_since_ms(member_id m) const {
+  const auto* e = entry(m);
+  if (e == nullptr || e->state != member_state::healthy ||
+      e->healthy_since_ms == not_healthy) {
+    return std::nullopt;
+  }
+  return e->healthy_since_ms;
+}
+
 std::optional<std::int64_t> pool_policy::next_deadline_ms() const {
   // A mass-silence hold that is settling before its release comes first.
   if (auto release = guard_.next_deadline_ms()) {

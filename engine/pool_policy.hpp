@@ -123,6 +123,13 @@ public:
   }
   member_id primary() const { return members_.empty() ? 0 : members_.front(); }
   bool holding() const { return hold_ != hold_kind::none; }
+  /// Whether DNS moves are held now for reasons of the network (the pool's
+  /// mass-silence guard or a fleet hold), whatever the active member does:
+  /// protected accounts' cuts wait while this is true.
+  bool network_hold() const { return fleet_hold_ || guard_.tripped(); }
+  const pool_params& params() const { return params_; }
+  /// Since when m has been healthy; nullopt when it is not healthy.
+  std::optional<std::int64_t> healthy_since_ms(member_id m) const;
   const std::string& name() const { return pool_; }
   /// pending for members the pool does not know.
   member_state state_of(member_id m) const;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "engine/accounts.hpp"
 #include "engine/member_fsm.hpp"
 #include "engine/pool_policy.hpp"
 #include "engine/registry.hpp"
@@ -102,6 +103,11 @@ struct pool_runtime {
   // takes their first allowed IP (the slot has it). Pool actor only.
   std::unordered_map<member_id, std::string> public_ipv4;
   std::unordered_map<member_id, std::string> public_ipv6;
+  // Protected accounts' DNS side (engine/accounts) and the pool's own DNS
+  // provider credentials (the admin API's, secrets blanked: the router and
+  // executors hold them). Pool actor only.
+  account_book accounts;
+  std::vector<dns_provider_config> providers;
 };
 
 /// Detection and policy parameters of one pool, from the engine config.

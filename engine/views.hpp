@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "engine/accounts.hpp"
 #include "engine/types.hpp"
 
 namespace balctl {
@@ -96,6 +97,61 @@ struct enrollment_grant {
   member_id member = 0;
   std::string pool;
   std::string key_hex; // its heartbeat key
+};
+
+/// One record of the Managed DNS catalogue: what the engine wants it to
+/// hold and what its provider showed at the last Refresh DNS.
+struct dns_record_view {
+  std::string account; // "" = the pool's failover record (Dynamic DNS card)
+  std::string name;
+  std::string type;
+  bool cut = true;      // follows the active member / the account's side
+  bool managed = true;
+  bool dns_only = false;
+  std::string origin;   // failover | protection | whm | cloudflare
+  std::string provider; // the credential its changes go to, "" = none
+  std::string provider_error; // why there is none
+  std::string expected; // "" = not known (no address, or nothing to compare)
+  int ttl_s = 0;
+  // Refresh DNS.
+  std::int64_t checked_ms = 0; // 0 = never read
+  std::string live_status;     // found | missing | failed
+  std::string live;
+  int live_ttl_s = 0;
+  int live_proxied = -1;       // -1 = not reported
+  std::string error;
+  bool drift = false; // read, expected known, and the live value differs
+};
+
+struct account_view {
+  protected_account account;
+  member_id on_member = 0; // where its records point now
+  member_state source_state = member_state::pending;
+  member_state standby_state = member_state::pending;
+  std::vector<dns_record_view> records;
+};
+
+struct account_page {
+  std::vector<account_view> accounts;
+  std::uint64_t total = 0;
+};
+
+/// The pool's Managed DNS tab: DNS health, the Dynamic DNS card's record,
+/// protected accounts' records (one page), the pool's API providers.
+struct dns_catalogue {
+  std::string pool;
+  bool managed_dns = false; // the tab shows (2+ cPanel members)
+  std::vector<dns_provider_config> providers; // the pool's own, secrets blanked
+  std::vector<std::string> config_providers;  // ids the config file offers
+  std::vector<dns_record_view> failover;      // 0 or 1 record
+  account_page accounts;
+  // Over every account of the pool.
+  std::uint64_t records = 0;
+  std::uint64_t checked = 0;
+  std::uint64_t drift = 0;
+  std::uint64_t on_standby = 0;
+  std::int64_t refreshed_ms = 0; // the last Refresh DNS, 0 = never
+  std::uint64_t reads_pending = 0;
 };
 
 /// Semantic-version order ("1.10.0" > "1.9.2"); missing parts count as 0,

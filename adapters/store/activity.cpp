@@ -14,6 +14,9 @@ const char* to_string(activity_kind k) {
     case activity_kind::settings_changed: return "settings_changed";
     case activity_kind::dns_change: return "dns_change";
     case activity_kind::dns_alert: return "dns_alert";
+    case activity_kind::account_changed: return "account_changed";
+    case activity_kind::account_cut: return "account_cut";
+    case activity_kind::dns_provider_changed: return "dns_provider_changed";
   }
   return "unknown";
 }

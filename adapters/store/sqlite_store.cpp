@@ -2,6 +2,9 @@
 // cached, every call checked. Only the store actor calls it.
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstring>
@@ -25,7 +28,7 @@ struct stmt_finalizer {
 using db_ptr = std::unique_ptr<sqlite3, db_closer>;
 using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 
-constexpr int schema_version = 3;
+constexpr int schema_version = 4;
 
 const char* const schema = R"sql(
 CREATE TABLE IF NOT EXISTS pools (
@@ -121,6 +124,21 @@ CREATE INDEX IF NOT EXISTS dns_changes_status ON dns_changes(status, id);
 CREATE INDEX IF NOT EXISTS dns_changes_record ON dns_changes(provider, name, type, id);
 )sql";
 
+// Version 4 (Managed DNS): protected accounts' DNS side and the API's
+// provider credentials, each row a JSON body (engine/accounts'
+// to_json_text; config's dns_provider_json, which the config rules read).
+const char* const schema_v4_tables = R"sql(
+CREATE TABLE IF NOT EXISTS accounts (
+  pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+  id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (pool, id));
+CREATE TABLE IF NOT EXISTS dns_providers (
+  id TEXT PRIMARY KEY,
+  pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+  body TEXT NOT NULL);
+)sql";
+
 const char* const migrate_v2_to_v3 = R"sql(
 ALTER TABLE pools ADD COLUMN dns TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE members ADD COLUMN public_ipv4 TEXT NOT NULL DEFAULT '';
@@ -149,6 +167,13 @@ public:
       throw store_error("sqlite: open " + path + ": " + msg);
     }
     sqlite3_busy_timeout(db_.get(), 5000);
+    if (path != ":memory:" && !path.empty()) {
+      // It holds the API's DNS provider secrets: its owner's alone (SQLite
+      // gives its -wal and -shm files the same mode).
+      if (::chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0) {
+        throw store_error("sqlite: chmod 0600 " + path + ": " + std::strerror(errno));
+      }
+    }
     if (path != ":memory:") {
       exec("PRAGMA journal_mode=WAL", "set WAL mode");
     }
@@ -177,6 +202,7 @@ public:
     exec(schema, "create schema");
     exec(schema_v2_tables, "create schema v2 tables");
     exec(schema_v3_tables, "create schema v3 tables");
+    exec(schema_v4_tables, "create schema v4 tables");
     exec("PRAGMA user_version=" + std::to_string(schema_version),
          "set schema version");
     exec("COMMIT", "commit schema");
@@ -630,6 +656,88 @@ public:
     return read_dns_changes(s, "dns_changes");
   }
 
+  void put_accounts(const std::string& pool,
+                    const std::vector<protected_account>& as) override {
+    if (as.empty()) {
+      return;
+    }
+    transaction tx(*this, "put_accounts");
+    auto s = prepare(
+      "INSERT INTO accounts VALUES (?1,?2,?3) "
+      "ON CONFLICT(pool, id) DO UPDATE SET body=?3");
+    for (const auto& a : as) {
+      bind(s, 1, pool);
+      bind(s, 2, a.id);
+      bind(s, 3, to_json_text(a));
+      step_done(s, "put_accounts");
+    }
+    tx.commit();
+  }
+
+  std::vector<std::int64_t> journal_account_cuts(
+    const std::string& pool, const std::vector<protected_account>& as,
+    const std::vector<dns_change_record>& cs) override {
+    transaction tx(*this, "journal_account_cuts");
+    put_accounts(pool, as);
+    auto ids = journal_dns_changes(cs);
+    tx.commit();
+    return ids;
+  }
+
+  void delete_account(const std::string& pool, const std::string& id) override {
+    auto s = prepare("DELETE FROM accounts WHERE pool=?1 AND id=?2");
+    bind(s, 1, pool);
+    bind(s, 2, id);
+    step_done(s, "delete_account");
+  }
+
+  std::vector<std::pair<std::string, protected_account>> load_accounts() override {
+    std::vector<std::pair<std::string, protected_account>> out;
+    auto s = prepare("SELECT pool, id, body FROM accounts ORDER BY pool, id");
+    while (step_row(s, "load_accounts")) {
+      std::string error;
+      auto a = account_from_json_text(text(s, 2), &error);
+      if (!a) {
+        throw store_error("sqlite: load_accounts: account " + text(s, 0) + "/" +
+                          text(s, 1) + ": " + error);
+      }
+      out.emplace_back(text(s, 0), std::move(*a));
+    }
+    return out;
+  }
+
+  void put_dns_provider(const dns_provider_config& p) override {
+    auto s = prepare(
+      "INSERT INTO dns_providers VALUES (?1,?2,?3) "
+      "ON CONFLICT(id) DO UPDATE SET pool=?2, body=?3");
+    bind(s, 1, p.id);
+    bind(s, 2, p.pool);
+    bind(s, 3, dns_provider_json(p));
+    step_done(s, "put_dns_provider");
+  }
+
+  void delete_dns_provider(const std::string& id) override {
+    auto s = prepare("DELETE FROM dns_providers WHERE id=?1");
+    bind(s, 1, id);
+    step_done(s, "delete_dns_provider");
+  }
+
+  std::vector<dns_provider_config> load_dns_providers() override {
+    std::vector<dns_provider_config> out;
+    auto s = prepare("SELECT id, body FROM dns_providers ORDER BY id");
+    while (step_row(s, "load_dns_providers")) {
+      dns_provider_config p;
+      auto errors = read_dns_provider_json(text(s, 1), p);
+      if (!errors.empty()) {
+        // The message names the key, never the secret's value.
+        throw store_error("sqlite: load_dns_providers: provider " + text(s, 0) + ": " +
+                          errors.front().field + ": " + errors.front().message);
+      }
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
 private:
   std::vector<dns_change_record> read_dns_changes(sqlite3_stmt* s, const char* op) {
     std::vector<dns_change_record> out;
@@ -656,15 +764,22 @@ private:
 
   class transaction {
   public:
-    transaction(sqlite_store& st, const char* op) : st_(st), op_(op) {
-      st_.exec("BEGIN IMMEDIATE", std::string(op_) + ": begin");
+    // Inside another transaction it is part of that one (no BEGIN, COMMIT
+    // or ROLLBACK of its own): calls compose into one transaction.
+    transaction(sqlite_store& st, const char* op)
+      : st_(st), op_(op), nested_(sqlite3_get_autocommit(st.db_.get()) == 0) {
+      if (!nested_) {
+        st_.exec("BEGIN IMMEDIATE", std::string(op_) + ": begin");
+      }
     }
     void commit() {
-      st_.exec("COMMIT", std::string(op_) + ": commit");
+      if (!nested_) {
+        st_.exec("COMMIT", std::string(op_) + ": commit");
+      }
       done_ = true;
     }
     ~transaction() {
-      if (!done_) {
+      if (!done_ && !nested_) {
         sqlite3_exec(st_.db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       }
     }
@@ -672,6 +787,7 @@ private:
   private:
     sqlite_store& st_;
     const char* op_;
+    bool nested_;
     bool done_ = false;
   };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "engine/accounts.hpp"
 #include "engine/pool_policy.hpp"
 #include "engine/types.hpp"
 
@@ -70,6 +71,9 @@ enum class activity_kind : std::uint8_t {
   settings_changed,
   dns_change, // a DNS change confirmed by its provider
   dns_alert,  // a DNS change failing (provider down, credentials refused)
+  account_changed, // a protected account added, changed or removed
+  account_cut,     // a protected account's DNS cut to its standby or back
+  dns_provider_changed, // an API provider credential added, changed or removed
 };
 const char* to_string(activity_kind k);
 
@@ -179,6 +183,29 @@ public:
   /// Newest first; pool "" = all.
   virtual std::vector<dns_change_record> dns_changes(const std::string& pool,
                                                      std::size_t limit) = 0;
+
+  // Protected accounts' DNS side (engine/accounts), one row each with the
+  // side its records point at. put_accounts writes a batch in one
+  // transaction: a cut-over storm flips thousands of accounts at once.
+  // Deleting a pool deletes its accounts.
+  virtual void put_accounts(const std::string& pool,
+                            const std::vector<protected_account>& as) = 0;
+  /// A cut: the accounts' new sides and the DNS changes that carry it out,
+  /// in one transaction (a crash keeps both or neither); the changes' ids.
+  virtual std::vector<std::int64_t> journal_account_cuts(
+    const std::string& pool, const std::vector<protected_account>& as,
+    const std::vector<dns_change_record>& cs) = 0;
+  virtual void delete_account(const std::string& pool, const std::string& id) = 0;
+  /// Every pool's accounts, by pool then id.
+  virtual std::vector<std::pair<std::string, protected_account>> load_accounts() = 0;
+
+  // DNS provider credentials added through the admin API (config: the
+  // file's dns_providers[] are not stored), secret included: the engine
+  // must present it, so it cannot be kept as a hash. The store file is
+  // made readable by its owner only. Deleting a pool deletes its own.
+  virtual void put_dns_provider(const dns_provider_config& p) = 0;
+  virtual void delete_dns_provider(const std::string& id) = 0;
+  virtual std::vector<dns_provider_config> load_dns_providers() = 0;
 };
 
 /// Opens (and creates or migrates) the SQLite store at path.

@@ -412,16 +412,18 @@ struct pool_fixture {
     d.store = h.store;
     d.clk = &clk;
     d.metrics = &metrics;
-    h.dns_executors["scripted"] = sys.spawn(dns_executor, std::move(d));
-    h.dns = sys.spawn(dns_router, h.dns_executors);
+    std::unordered_map<std::string, caf::actor> execs{
+      {"scripted", sys.spawn(dns_executor, std::move(d))}};
+    dns_router_deps rd;
+    rd.store = h.store;
+    h.dns = sys.spawn(dns_router, std::vector<dns_provider_config>{pc}, execs, rd);
     auto deps = make_supervisor_deps(ecfg, parts, h.store, h.dns, &clk, &metrics);
     h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
     sched.run();
   }
   ~pool_fixture() {
     caf::anon_send_exit(h.supervisor, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.dns, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.dns_executors["scripted"], caf::exit_reason::user_shutdown);
+    caf::anon_send(h.dns, caf::close_atom_v); // it stops its executors
     caf::anon_send_exit(h.store, caf::exit_reason::user_shutdown);
     sched.run();
   }

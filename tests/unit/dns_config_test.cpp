@@ -114,6 +114,43 @@ TEST_CASE("Cloudflare and WHM credentials are read with their defaults", "[confi
   CHECK(has_error(missing, "dns_providers[0].api_base: required for type whm"));
 }
 
+TEST_CASE("an API provider body is read with the config file's rules, and a partial one updates",
+          "[config][dns][unit]") {
+  dns_provider_config p;
+  auto errors = read_dns_provider_json(
+    R"({"id": "whm-n2", "type": "whm", "api_base": "https://n2.example.com:2087",
+        "secret": "k3y-one", "member": 2})", p);
+  REQUIRE(errors.empty());
+  CHECK(p.member == 2);
+  CHECK(p.user == "root");
+  // Rotate the secret and mark nothing else: the rest stays.
+  errors = read_dns_provider_json(R"({"secret": "k3y-two", "timeout_ms": 5000})", p);
+  REQUIRE(errors.empty());
+  CHECK(p.secret == "k3y-two");
+  CHECK(p.api_base == "https://n2.example.com:2087");
+  CHECK(p.timeout_ms == 5000);
+  CHECK(p.member == 2);
+  CHECK(p.id == "whm-n2");
+
+  using row = std::pair<std::string, std::string>;
+  auto [body, field] = GENERATE(table<std::string, std::string>({
+    row{R"([1])", ""},
+    row{R"({"id": "x", "secret": "s3cr3t-value"})", "type"},
+    row{R"({"id": "x", "type": "cloudflare", "secret_file": "/etc/shadow"})", "secret_file"},
+    row{R"({"id": "x", "type": "whm", "secret": "s3cr3t-value", "api_base": "ftp://x"})", "api_base"},
+    row{R"({"id": "x", "type": "cloudflare", "secret": "s3cr3t-value", "member": "two"})", "member"},
+    row{R"({"id": "x y", "type": "cloudflare", "secret": "s3cr3t-value"})", "id"},
+  }));
+  CAPTURE(body);
+  dns_provider_config fresh;
+  auto es = read_dns_provider_json(body, fresh);
+  REQUIRE_FALSE(es.empty());
+  CHECK(es.front().field == field);
+  for (const auto& e : es) {
+    CHECK(e.value.find("s3cr3t-value") == std::string::npos);
+  }
+}
+
 TEST_CASE("a pool's dns_provider must name a configured provider", "[config][dns][unit]") {
   auto r = parse_config(with("[]", R"(, "dns_provider": "nope")"));
   REQUIRE_FALSE(r.ok());

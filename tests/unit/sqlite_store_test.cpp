@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -633,4 +634,88 @@ TEST_CASE("a version 1 store file is migrated and keeps its pools", "[store][uni
   CHECK(pools[0].members[0].enrolled);
   st->append_activity({activity_record{0, "old", 1, "pool_created", 0, "x", "", ""}}, 10);
   CHECK(st->activity("old", 0, 10).size() == 1);
+}
+
+TEST_CASE("protected accounts round trip with their side, a batch in one call, and go with their pool",
+          "[store][unit]") {
+  temp_db db;
+  {
+    auto s = open_sqlite_store(db.path());
+    s->put_pool(make_pool("web", {1, 2}));
+    s->put_pool(make_pool("mail", {3, 4}));
+    std::vector<protected_account> as;
+    for (int i = 0; i < 3; ++i) {
+      protected_account a;
+      a.id = "user" + std::to_string(i);
+      a.domain = "user" + std::to_string(i) + ".example.com";
+      a.source = 1;
+      a.standby = 2;
+      REQUIRE_FALSE(validate_account(a));
+      as.push_back(a);
+    }
+    as[1].on = account_side::standby;
+    as[1].on_since_ms = 1234;
+    s->put_accounts("web", as);
+    protected_account m = as[0];
+    m.source = 3;
+    m.standby = 4;
+    s->put_accounts("mail", {m});
+    // Overwritten, not added.
+    as[2].dns_ttl_s = 60;
+    s->put_accounts("web", {as[2]});
+    s->delete_account("web", "user0");
+  }
+  auto s = open_sqlite_store(db.path());
+  auto loaded = s->load_accounts();
+  REQUIRE(loaded.size() == 3);
+  CHECK(loaded[0].first == "mail");
+  CHECK(loaded[0].second.source == 3);
+  CHECK(loaded[1].first == "web");
+  CHECK(loaded[1].second.id == "user1");
+  CHECK(loaded[1].second.on == account_side::standby);
+  CHECK(loaded[1].second.on_since_ms == 1234);
+  CHECK(loaded[2].second.dns_ttl_s == 60);
+  s->delete_pool("web");
+  loaded = s->load_accounts();
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].first == "mail");
+}
+
+TEST_CASE("API provider credentials round trip with their secret, pool and member; the file is 0600",
+          "[store][unit]") {
+  temp_db db;
+  {
+    auto s = open_sqlite_store(db.path());
+    s->put_pool(make_pool("web", {1, 2}));
+    dns_provider_config p;
+    REQUIRE(read_dns_provider_json(R"({"id":"cf-main","type":"cloudflare","secret":"tok-123",
+                                      "global":true})", p).empty());
+    p.pool = "web";
+    s->put_dns_provider(p);
+    dns_provider_config w;
+    REQUIRE(read_dns_provider_json(R"({"id":"whm-2","type":"whm","api_base":"https://n2:2087",
+                                      "user":"dnsonly","secret":"k","member":2})", w).empty());
+    w.pool = "web";
+    s->put_dns_provider(w);
+  }
+  struct stat sb {};
+  REQUIRE(::stat(db.path().c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 0777) == 0600);
+  auto s = open_sqlite_store(db.path());
+  auto ps = s->load_dns_providers();
+  REQUIRE(ps.size() == 2);
+  CHECK(ps[0].id == "cf-main");
+  CHECK(ps[0].kind == dns_provider_kind::cloudflare);
+  CHECK(ps[0].secret == "tok-123");
+  CHECK(ps[0].global);
+  CHECK(ps[0].pool == "web");
+  CHECK(ps[0].api_base == "https://api.cloudflare.com/client/v4");
+  CHECK(ps[0].rate_limit_requests == 1200);
+  CHECK(ps[1].kind == dns_provider_kind::whm);
+  CHECK(ps[1].member == 2);
+  CHECK(ps[1].user == "dnsonly");
+  s->delete_dns_provider("cf-main");
+  CHECK(s->load_dns_providers().size() == 1);
+  s->delete_pool("web");
+  CHECK(s->load_dns_providers().empty());
 }
