@@ -519,7 +519,7 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
       k.name = k.zone;
       return start_reads(self, {k}, dns_op::list);
     },
-    [=](settings_atom, const dns_provider_config& cfg) -> bool {
+    [=](settings_atom, const dns_provider_config& cfg) {
       auto& st = self->state;
       st.deps.provider = dns::make_provider(cfg);
       st.deps.http = dns::http_options_of(cfg);
@@ -535,7 +535,6 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
       log::info("dns_provider_updated", {{"id", st.deps.provider_id},
                                          {"type", to_string(cfg.kind)}});
       pump(self);
-      return true;
     },
     [=](caf::get_atom) -> std::vector<std::uint64_t> {
       auto& st = self->state;

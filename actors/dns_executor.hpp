@@ -21,7 +21,7 @@
 //   (list_atom, std::string zone) -> vector<dns_change_record>
 //       Every record of the zone (Import, Sync WHM→Cloudflare); a failure
 //       is an error (refuse: dns_provider_failed).
-//   (settings_atom, dns_provider_config) -> bool
+//   (settings_atom, dns_provider_config)
 //       New credentials or limits (an operator rotated a key): requests
 //       from now on use them; changes in flight carry on.
 //   (get_atom) -> vector<uint64_t> {queued, running, requests in window}

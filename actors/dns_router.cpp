@@ -344,6 +344,24 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
           });
       return rp;
     },
+    // A pool deleted: its credentials go (the store's rows went with the
+    // pool), their executors stop.
+    [=](delete_pool_atom, const std::string& pool) {
+      auto& st = self->state;
+      for (auto i = st.providers.begin(); i != st.providers.end();) {
+        if (i->second.pool != pool) {
+          ++i;
+          continue;
+        }
+        if (auto e = st.executors.find(i->first); e != st.executors.end()) {
+          self->send_exit(e->second, caf::exit_reason::user_shutdown);
+          st.executors.erase(e);
+        }
+        log::info("dns_provider_deleted", {{"pool", pool}, {"id", i->first}});
+        i = st.providers.erase(i);
+      }
+      st.pools.erase(pool);
+    },
     [=](dns_alert_atom, const std::string& pool, const std::string& message) {
       auto& st = self->state;
       if (auto p = st.pools.find(pool); p != st.pools.end()) {

@@ -23,6 +23,7 @@
 //       the pool; a Cloudflare key marked global unmarks the pool's others.
 //       Answers the pool's credentials, secrets blanked.
 //   (delete_provider_atom, pool, id) -> vector<dns_provider_config>
+//   (delete_pool_atom, pool)   the pool is gone: its credentials too
 //   (dns_alert_atom, pool, message)   from executors; forwarded to the pool
 //   (caf::close_atom)   stops the executors, then the router (shutdown)
 //

@@ -1073,9 +1073,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       st.activity.clear();
       // Its API credentials go with it (the store cascades; the router
       // stops their executors).
-      for (const auto& p : st.rt->providers) {
-        self->send(st.deps.dns, delete_provider_atom_v, st.rt->config.name, p.id);
-      }
+      self->send(st.deps.dns, delete_pool_atom_v, st.rt->config.name);
       self->send(st.deps.store, delete_pool_atom_v, st.rt->config.name);
       log::info("pool_deleted", {{"pool", st.rt->config.name},
                                  {"members", std::to_string(st.rt->members.size())},

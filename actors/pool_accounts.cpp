@@ -194,17 +194,27 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
   if (r.cuts.empty()) {
     return;
   }
+  // One batch, one transaction, one submission, however many accounts.
   std::vector<protected_account> moved;
   changes cs;
   std::vector<std::string> problems;
   for (const auto& cut : r.cuts) {
-    st.rt->accounts.apply(cut, *st.policy, now);
     const auto* a = st.rt->accounts.find(cut.account);
     if (a == nullptr) {
       continue;
     }
-    moved.push_back(*a);
+    std::string why;
+    if (a->managed && resolve(self, a->dns_provider, cut.to_member, &why).empty()) {
+      // No credential to move its records with: it stays where it is
+      // rather than count as moved while DNS is not.
+      problems.push_back("account " + a->id + ": DNS not cut to " + to_string(cut.to) +
+                         " member " + std::to_string(cut.to_member) + ": " + why);
+      continue;
+    }
     auto mine = changes_for(self, *a, cut.to, now, problems);
+    st.rt->accounts.apply(cut, *st.policy, now);
+    a = st.rt->accounts.find(cut.account);
+    moved.push_back(*a);
     log::info("account_cut", {{"pool", st.rt->config.name},
                               {"account", a->id},
                               {"domain", a->domain},
@@ -221,7 +231,11 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
               std::make_move_iterator(mine.end()));
   }
   for (auto& p : problems) {
+    log::warn("account_not_cut", {{"pool", st.rt->config.name}, {"reason", p}});
     pool_note(self, activity_kind::dns_alert, 0, std::move(p));
+  }
+  if (moved.empty()) {
+    return;
   }
   st.deps.metrics->account_cuts.fetch_add(moved.size(), std::memory_order_relaxed);
   submit_cut(self, std::move(moved), std::move(cs));
@@ -489,7 +503,14 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
     updated.push_back(std::move(a));
   }
   if (!updated.empty()) {
-    self->send(st.deps.store, put_account_atom_v, st.rt->config.name, updated);
+    // Requested, not sent: the store answers, and an answer nobody takes
+    // is an unexpected message.
+    self->request(st.deps.store, caf::infinite, put_account_atom_v, st.rt->config.name, updated)
+      .then([](bool) {},
+            [self](caf::error& e) {
+              log::error("account_not_stored", {{"pool", self->state.rt->config.name},
+                                                {"error", self->system().render(e)}});
+            });
   }
   auto what = std::string(sync ? "Sync WHM→Cloudflare" : "Import from Cloudflare") + " of zone " +
               job.zone;
@@ -780,6 +801,12 @@ caf::message_handler accounts_handlers(pool_self self) {
                     : why.find("managed DNS") != std::string::npos ? "account_not_managed"
                                                                   : "member_not_healthy";
         return refuse(code, code == std::string("member_not_healthy") ? "to" : "", why);
+      }
+      const auto* a = st.rt->accounts.find(id);
+      if (resolve(self, a->dns_provider, cut->to_member, &why).empty()) {
+        return refuse("not_applicable", "", "account " + id + "'s records cannot move to " +
+                                              side + " member " +
+                                              std::to_string(cut->to_member) + ": " + why);
       }
       auto now = st.deps.clk->now_ms();
       account_book::result r;

@@ -11,9 +11,11 @@ namespace {
 template <class F>
 auto guarded(engine_metrics* metrics, const char* op, F f)
   -> caf::result<decltype(f())> {
+  // Any exception, not only the backend's: a store actor that dies takes
+  // every later write with it.
   try {
     return f();
-  } catch (const store_error& e) {
+  } catch (const std::exception& e) {
     metrics->store_errors.fetch_add(1);
     log::error("store_failed", {{"operation", op}, {"error", e.what()}});
     return caf::make_error(caf::sec::runtime_error, e.what());
@@ -24,7 +26,7 @@ template <class F>
 void guarded_void(engine_metrics* metrics, const char* op, F f) {
   try {
     f();
-  } catch (const store_error& e) {
+  } catch (const std::exception& e) {
     metrics->store_errors.fetch_add(1);
     log::error("store_failed", {{"operation", op}, {"error", e.what()}});
   }
@@ -34,6 +36,12 @@ void guarded_void(engine_metrics* metrics, const char* op, F f) {
 
 caf::behavior store_actor(caf::event_based_actor* self,
                           std::shared_ptr<store> st, engine_metrics* metrics) {
+  self->attach_functor([sys = &self->system()](const caf::error& reason) {
+    if (reason && reason != caf::exit_reason::user_shutdown &&
+        reason != caf::exit_reason::normal) {
+      log::error("store_actor_stopped", {{"reason", sys->render(reason)}});
+    }
+  });
   return {
     // An ordinary message, so every write queued before it is done first.
     [=](caf::close_atom) { self->quit(); },

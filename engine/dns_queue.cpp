@@ -11,8 +11,10 @@ std::string record_key(const dns::record& r) {
 std::string job_key(const dns_job& j) {
   switch (j.op) {
     case dns_op::apply: return record_key(j.desired);
-    case dns_op::read: return "read:" + record_key(j.desired);
-    case dns_op::list: return "list:" + dns::canonical_name(j.desired.zone);
+    // Each read and list stands alone (its own asker waits for it): keyed
+    // by its id, it never supersedes nor is superseded.
+    case dns_op::read: return "read:" + std::to_string(j.id);
+    case dns_op::list: return "list:" + std::to_string(j.id);
   }
   return {};
 }

@@ -60,8 +60,8 @@ struct dns_job {
 
 /// The record a change is serialised on: name and type.
 std::string record_key(const dns::record& r);
-/// What a job is serialised on: its record for a change; reads and lists
-/// have keys of their own, so they never wait for, nor supersede, a change.
+/// What a job is serialised on: its record for a change; each read and list
+/// has a key of its own, so it never waits for, nor supersedes, another job.
 std::string job_key(const dns_job& j);
 
 class dns_queue {

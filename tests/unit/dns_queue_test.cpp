@@ -145,3 +145,28 @@ TEST_CASE("retry delays grow, are jittered, cap at 5 minutes and honour Retry-Af
   CHECK(dns_retry_delay_ms(1, failure::auth, 0, 1.0) == 30'000);
   CHECK(dns_retry_delay_ms(1, failure::rate_limited, 7000, 0.0) == 7000);
 }
+
+TEST_CASE("reads and lists never supersede nor wait for another job", "[dns_queue][unit]") {
+  dns_queue q;
+  auto job = [](dns_op op, std::int64_t id) {
+    dns_job j;
+    j.op = op;
+    j.id = id;
+    j.priority = op == dns_op::apply ? 1 : 2;
+    j.desired.name = "www.example.com";
+    j.desired.zone = "example.com";
+    j.desired.content = "192.0.2.1";
+    return j;
+  };
+  // Two refreshes of one record (reads get falling negative ids) and a
+  // change of it: all three run, none superseded.
+  CHECK(q.add(job(dns_op::read, -1)).empty());
+  CHECK(q.add(job(dns_op::read, -2)).empty());
+  CHECK(q.add(job(dns_op::apply, 7)).empty());
+  CHECK(q.add(job(dns_op::list, -3)).empty());
+  std::vector<std::int64_t> started;
+  while (auto j = q.pop(0)) {
+    started.push_back(j->id);
+  }
+  CHECK(started == std::vector<std::int64_t>{7, -3, -2, -1});
+}
