@@ -1,6 +1,7 @@
 #include "actors/dns_executor.hpp"
 
 #include <algorithm>
+#include <climits>
 
 #include "adapters/dns/make_provider.hpp"
 #include "engine/log.hpp"
@@ -323,6 +324,12 @@ void pump(self_ptr self) {
     }
     start_job(self, std::move(*j));
   }
+  // Pool failover records do not wait for a slot held by account changes
+  // that wait for rate budget: they start beyond max_in_flight (they are
+  // few, one per pool decision) and use the window's reserve.
+  while (auto j = st.queue.pop(now, 0)) {
+    start_job(self, std::move(*j));
+  }
   arm(self);
 }
 
@@ -333,9 +340,11 @@ void take(self_ptr self, std::int64_t batch_id, std::vector<dns_change_record>& 
   for (std::size_t i = 0; i < cs.size(); ++i) {
     st.slot_of[cs[i].id] = {batch_id, i};
   }
-  for (const auto& c : cs) {
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    const auto& c = cs[i];
     dns_job j;
     j.op = op;
+    j.round = static_cast<int>(std::min<std::size_t>(i, INT_MAX));
     j.id = c.id;
     j.decision = c.decision;
     j.pool = c.pool;
@@ -447,37 +456,47 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
       }
       // Journaled first, in one transaction: a provider hears of a change
       // only once it survives a crash.
-      self->request(st.deps.store, caf::infinite, journal_dns_atom_v, cs)
-        .then(
-          [=](std::vector<std::int64_t>& ids) mutable {
-            auto& st = self->state;
-            auto bi = st.batches.find(bid);
-            if (bi == st.batches.end()) {
-              return;
-            }
-            for (std::size_t i = 0; i < cs.size() && i < ids.size(); ++i) {
-              cs[i].id = ids[i];
-              bi->second.results[i].id = ids[i];
-            }
-            take(self, bid, cs, dns_op::apply);
-          },
-          [=](caf::error& e) mutable {
-            // Not durable; act anyway (an outage is worse than a change a
-            // crash could lose), under ids no journal row has.
-            log::error("dns_journal_failed", {{"provider", self->state.deps.provider_id},
-                                              {"error", self->system().render(e)}});
-            auto& st = self->state;
-            auto bi = st.batches.find(bid);
-            if (bi == st.batches.end()) {
-              return;
-            }
-            static std::int64_t unjournaled = INT64_MAX / 2;
-            for (std::size_t i = 0; i < cs.size(); ++i) {
-              cs[i].id = ++unjournaled;
-              bi->second.results[i].id = cs[i].id;
-            }
-            take(self, bid, cs, dns_op::apply);
-          });
+      auto journaled_ok = [=](std::vector<std::int64_t>& ids) mutable {
+        auto& st = self->state;
+        auto bi = st.batches.find(bid);
+        if (bi == st.batches.end()) {
+          return;
+        }
+        for (std::size_t i = 0; i < cs.size() && i < ids.size(); ++i) {
+          cs[i].id = ids[i];
+          bi->second.results[i].id = ids[i];
+        }
+        take(self, bid, cs, dns_op::apply);
+      };
+      auto journal_failed = [=](caf::error& e) mutable {
+        // Not durable; act anyway (an outage is worse than a change a
+        // crash could lose), under ids no journal row has.
+        log::error("dns_journal_failed", {{"provider", self->state.deps.provider_id},
+                                          {"error", self->system().render(e)}});
+        auto& st = self->state;
+        auto bi = st.batches.find(bid);
+        if (bi == st.batches.end()) {
+          return;
+        }
+        static std::int64_t unjournaled = INT64_MAX / 2;
+        for (std::size_t i = 0; i < cs.size(); ++i) {
+          cs[i].id = ++unjournaled;
+          bi->second.results[i].id = cs[i].id;
+        }
+        take(self, bid, cs, dns_op::apply);
+      };
+      // Pool failover records jump the store's queue (a storm of account
+      // cuts may be waiting to be written): they go first here too.
+      bool urgent = std::any_of(cs.begin(), cs.end(),
+                                [](const dns_change_record& c) { return c.priority == 0; });
+      if (urgent) {
+        self->request<caf::message_priority::high>(st.deps.store, caf::infinite,
+                                                   journal_dns_atom_v, cs)
+          .then(journaled_ok, journal_failed);
+      } else {
+        self->request(st.deps.store, caf::infinite, journal_dns_atom_v, cs)
+          .then(journaled_ok, journal_failed);
+      }
       return rp;
     },
     [=](dns_http_atom, std::int64_t id, std::uint64_t token, dns::http_response& resp) {

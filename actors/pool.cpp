@@ -169,6 +169,9 @@ void execute(self_ptr self, std::int64_t id, const pool_decision& d) {
   auto& st = self->state;
   auto store = st.deps.store;
   auto changes = failover_changes(self, d.to, id);
+  for (auto& c : changes) {
+    c.created_ms = d.at_ms; // the decision: its latency figure starts here
+  }
   bool moves = !changes.empty();
   auto target = moves ? changes.front().content : std::string();
   auto host = st.rt->config.failover_hostname;
@@ -218,7 +221,9 @@ void act_on(self_ptr self, pool_decision d) {
               {"reason", d.reason}});
   note(self, activity_kind::decision, d.to, std::string(to_string(d.kind)) + ": " + d.reason);
   auto store = st.deps.store;
-  self->request(store, caf::infinite, record_atom_v, d)
+  // Ahead of queued account cuts and activity: a decision moves the pool's
+  // failover record first.
+  self->request<caf::message_priority::high>(store, caf::infinite, record_atom_v, d)
     .then(
       [=](std::int64_t id) {
         if (!moves_dns(d.kind)) {

@@ -752,7 +752,7 @@ caf::message_handler accounts_handlers(pool_self self) {
                         std::to_string(a.records.size()) + " record(s)");
             rp.deliver(account_view_of(self, a));
             // An account added while its source is already down is cut now.
-            carry_out(self, st.rt->accounts.on_member_state(a.source, *st.policy, now), now);
+            carry_out(self, st.rt->accounts.evaluate_one(a.id, *st.policy, now), now);
             arm_pool(self);
           },
           [=](caf::error& e) mutable {

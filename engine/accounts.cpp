@@ -577,6 +577,15 @@ account_book::result account_book::on_member_state(member_id m, const pool_polic
   return out;
 }
 
+account_book::result account_book::evaluate_one(const std::string& id, const pool_policy& p,
+                                                std::int64_t now_ms) {
+  result out;
+  if (auto i = accounts_.find(id); i != accounts_.end()) {
+    evaluate(i->second, p, now_ms, out);
+  }
+  return out;
+}
+
 account_book::result account_book::evaluate_all(const pool_policy& p, std::int64_t now_ms) {
   result out;
   for (auto& [id, a] : accounts_) {

@@ -156,6 +156,8 @@ public:
   /// After member m changed state (policy already fed): the accounts that
   /// touch m are evaluated.
   result on_member_state(member_id m, const pool_policy& p, std::int64_t now_ms);
+  /// One account evaluated (just added or changed).
+  result evaluate_one(const std::string& id, const pool_policy& p, std::int64_t now_ms);
   /// Every account evaluated (a hold released, settings changed, a start).
   result evaluate_all(const pool_policy& p, std::int64_t now_ms);
   /// The accounts whose automatic fail-back is due at now_ms.

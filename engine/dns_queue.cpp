@@ -23,7 +23,7 @@ void dns_queue::make_ready(const dns_job& j) {
   if (j.not_before_ms > 0) {
     waiting_.emplace(j.not_before_ms, j.id);
   } else {
-    ready_.emplace(j.priority, j.id);
+    ready_.insert(order_of(j));
   }
 }
 
@@ -38,12 +38,13 @@ std::vector<std::int64_t> dns_queue::add(dns_job j) {
   newest_[key] = j.id;
   if (auto q = queued_for_.find(key); q != queued_for_.end()) {
     auto& old = jobs_.at(q->second);
-    ready_.erase({old.priority, old.id});
+    ready_.erase(order_of(old));
     waiting_.erase({old.not_before_ms, old.id});
     superseded.push_back(old.id);
     // The newer change inherits the older one's urgency and place: a
     // failover record superseded by a newer failover stays first.
     j.priority = std::min(j.priority, old.priority);
+    j.round = std::min(j.round, old.round);
     jobs_.erase(q->second);
     queued_for_.erase(q);
   }
@@ -56,16 +57,16 @@ std::vector<std::int64_t> dns_queue::add(dns_job j) {
   return superseded;
 }
 
-std::optional<dns_job> dns_queue::pop(std::int64_t now_ms) {
+std::optional<dns_job> dns_queue::pop(std::int64_t now_ms, int max_priority) {
   while (!waiting_.empty() && waiting_.begin()->first <= now_ms) {
     auto id = waiting_.begin()->second;
     waiting_.erase(waiting_.begin());
-    ready_.emplace(jobs_.at(id).priority, id);
+    ready_.insert(order_of(jobs_.at(id)));
   }
-  if (ready_.empty()) {
+  if (ready_.empty() || std::get<0>(*ready_.begin()) > max_priority) {
     return std::nullopt;
   }
-  auto id = ready_.begin()->second;
+  auto id = std::get<2>(*ready_.begin());
   ready_.erase(ready_.begin());
   auto node = jobs_.extract(id);
   dns_job j = std::move(node.mapped());

@@ -11,9 +11,12 @@
 //   record not yet started, and a change older (lower journal id) than one
 //   already taken for its record is superseded at once: a resumed change can
 //   never move a record back behind a newer decision.
-// - Priority, then age: priority 0 (pool failover records) runs before 1
-//   (protected-account records) before 2 (reads and lists: Refresh DNS,
-//   drift, Import, Sync).
+// - Priority, then round, then age: priority 0 (pool failover records) runs
+//   before 1 (protected-account records) before 2 (reads and lists: Refresh
+//   DNS, drift, Import, Sync). Within a priority, batches interleave: the
+//   first change of every waiting batch (one decision's changes at one
+//   credential) runs before any batch's second, so in a storm every pool's
+//   cut-over starts at once instead of waiting for the batches before it.
 // - A retried change waits until its not_before time.
 //
 // rate_window
@@ -26,11 +29,13 @@
 // - pause_until: a 429 stops every request of the credential until then.
 
 #include <cstdint>
+#include <climits>
 #include <deque>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -53,6 +58,7 @@ struct dns_job {
   std::string pool;
   int priority = 1;
   dns::record desired;
+  int round = 0;               // its place in its batch (interleaving)
   int attempts = 0;            // failed attempts so far
   std::int64_t not_before_ms = 0;
   std::int64_t queued_ms = 0;  // when the executor took it (latency figures)
@@ -70,9 +76,9 @@ public:
   /// than a change already taken for its record).
   std::vector<std::int64_t> add(dns_job j);
   /// The next change to start at now_ms, if any may: its record is not
-  /// running and its not_before has come. It counts as running until
-  /// finish() or retry().
-  std::optional<dns_job> pop(std::int64_t now_ms);
+  /// running, its not_before has come and its priority is at most
+  /// max_priority. It counts as running until finish() or retry().
+  std::optional<dns_job> pop(std::int64_t now_ms, int max_priority = INT_MAX);
   /// The running change of j's record is over (done, failed for good or
   /// superseded); a change waiting behind it becomes ready.
   void finish(const dns_job& j);
@@ -87,7 +93,8 @@ public:
   std::size_t running() const { return running_.size(); }
 
 private:
-  using order = std::pair<int, std::int64_t>; // (priority, id)
+  using order = std::tuple<int, int, std::int64_t>; // (priority, round, id)
+  static order order_of(const dns_job& j) { return {j.priority, j.round, j.id}; }
   void make_ready(const dns_job& j);
 
   std::unordered_map<std::int64_t, dns_job> jobs_; // queued, by id

@@ -356,3 +356,15 @@ TEST_CASE("an account survives its text form with its side", "[accounts][unit]")
   CHECK_FALSE(account_from_json_text("{\"records\": 3}", &err));
   CHECK_FALSE(err.empty());
 }
+
+TEST_CASE("an account added while its source is down is cut when evaluated alone", "[accounts][unit]") {
+  auto pool = healthy_pool();
+  account_book book;
+  book.put(account("alice", 1, 2));
+  set(pool, 3, ms::down, t0 + 1000);
+  book.put(account("late", 3, 4));
+  auto r = book.evaluate_one("late", pool, t0 + 2000);
+  REQUIRE(r.cuts.size() == 1);
+  CHECK(r.cuts[0].account == "late");
+  CHECK(book.evaluate_one("nobody", pool, t0 + 2000).cuts.empty());
+}

@@ -170,3 +170,49 @@ TEST_CASE("reads and lists never supersede nor wait for another job", "[dns_queu
   }
   CHECK(started == std::vector<std::int64_t>{7, -3, -2, -1});
 }
+
+TEST_CASE("batches interleave: every batch's first change runs before any batch's second",
+          "[dns_queue][unit]") {
+  dns_queue q;
+  auto job = [](std::int64_t id, int round, int priority = 1) {
+    dns_job j;
+    j.id = id;
+    j.round = round;
+    j.priority = priority;
+    j.desired.name = "r" + std::to_string(id) + ".example.com";
+    return j;
+  };
+  // Batch A: ids 1..3, batch B: ids 4..6 (journaled later), a pool record.
+  for (int i = 0; i < 3; ++i) {
+    q.add(job(1 + i, i));
+  }
+  for (int i = 0; i < 3; ++i) {
+    q.add(job(4 + i, i));
+  }
+  q.add(job(7, 0, 0));
+  std::vector<std::int64_t> order;
+  while (auto j = q.pop(0)) {
+    order.push_back(j->id);
+  }
+  CHECK(order == std::vector<std::int64_t>{7, 1, 4, 2, 5, 3, 6});
+}
+
+TEST_CASE("pop with a priority ceiling takes only jobs that urgent", "[dns_queue][unit]") {
+  dns_queue q;
+  dns_job a;
+  a.id = 1;
+  a.priority = 1;
+  a.desired.name = "a.example.com";
+  dns_job b = a;
+  b.id = 2;
+  b.priority = 0;
+  b.desired.name = "b.example.com";
+  q.add(a);
+  CHECK_FALSE(q.pop(0, 0));
+  q.add(b);
+  auto j = q.pop(0, 0);
+  REQUIRE(j);
+  CHECK(j->id == 2);
+  CHECK_FALSE(q.pop(0, 0));
+  CHECK(q.pop(0)->id == 1);
+}
