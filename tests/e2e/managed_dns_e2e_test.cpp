@@ -1,4 +1,5 @@
-// End to end: a real balctld cuts protected accounts' DNS at Cloudflare and
+// End to end: a real balctld cuts protected accounts' DNS at a real
+// PowerDNS (A, AAAA and MX rows, read back with kdig), and at Cloudflare and
 // WHM (their stand-ins, tests/standins/, answering the documented APIs over
 // HTTP), with provider credentials added through the admin API; Account Cut
 // DNS fails back; Refresh DNS, Import from Cloudflare and Sync WHM→Cloudflare
@@ -13,6 +14,7 @@
 #include "tests/e2e/balctld_node.hpp"
 #include "tests/standins/cloudflare_standin.hpp"
 #include "tests/standins/whm_standin.hpp"
+#include "tests/support/pdns_server.hpp"
 
 using namespace balctl::test;
 
@@ -473,5 +475,51 @@ TEST_CASE("an engine killed in the middle of an account cut-over storm finishes 
   for (const auto& a : page["accounts"]) {
     CHECK(a["on"] == "standby");
   }
+  n.stop();
+}
+
+TEST_CASE("an account's A, AAAA and MX rows move at a real PowerDNS when its source goes down",
+          "[e2e][dns][accounts]") {
+  pdns_server ns;
+  ns.put_a("shop.e2e.test", "192.0.2.1");
+  node n;
+  configure(n);
+  n.config_extra["dns_providers"] = {{{"id", "pdns"},
+                                      {"type", "powerdns"},
+                                      {"api_base", ns.api_base()},
+                                      {"secret", ns.api_key()},
+                                      {"timeout_ms", 2000}}};
+  for (auto& m : n.config_extra["pools"][0]["members"]) {
+    m["public_ipv6"] = "2001:db8::" + std::to_string(m["id"].get<int>());
+  }
+  n.start();
+  auto r = n.post("/v1/pools/web/accounts",
+                  {{"id", "shop"},
+                   {"domain", "shop.e2e.test"},
+                   {"source", 1},
+                   {"standby", 2},
+                   {"dns_provider", "pdns"},
+                   {"dns_ttl_s", 60},
+                   {"records",
+                    {{{"name", "shop.e2e.test"}, {"type", "A"}},
+                     {{"name", "shop.e2e.test"}, {"type", "AAAA"}},
+                     {{"name", "shop.e2e.test"},
+                      {"type", "MX"},
+                      {"source_content", "10 node1.example.test"},
+                      {"standby_content", "10 node2.example.test"}}}}});
+  INFO(r.raw);
+  REQUIRE(r.status == 201);
+  CHECK(r.body["records"][1]["expected"] == "2001:db8::1");
+  auto m1 = n.beat(1, "node1.example.test", key_hex(1), 3, "m1");
+  auto m2 = n.beat(2, "node2.example.test", key_hex(2), 40, "m2");
+  REQUIRE(wait_until([&] {
+    return ns.dig("shop.e2e.test", "A") == std::vector<std::string>{"192.0.2.2"} &&
+           ns.dig("shop.e2e.test", "AAAA") == std::vector<std::string>{"2001:db8::2"} &&
+           ns.dig("shop.e2e.test", "MX") == std::vector<std::string>{"10 node2.example.test."};
+  }, 40'000));
+  REQUIRE(wait_until([&] {
+    return n.metric("balctl_dns_changes_total{result=\"written\"}") == 3;
+  }, 5000));
+  CHECK(n.log().find(ns.api_key()) == std::string::npos);
   n.stop();
 }
