@@ -773,9 +773,15 @@ caf::message_handler accounts_handlers(pool_self self) {
       self->request(st.deps.store, caf::infinite, delete_account_atom_v, st.rt->config.name, id)
         .then(
           [=](bool) mutable {
-            --self->state.pending_writes;
-            // Its DNS stays where it points now.
-            self->state.rt->accounts.remove(id);
+            auto& st = self->state;
+            --st.pending_writes;
+            // Its DNS stays where it points now; what was read of it goes.
+            if (const auto* a = st.rt->accounts.find(id)) {
+              for (const auto& r : a->records) {
+                st.observed.erase(obs_key(r.name, dns::to_string(r.type)));
+              }
+            }
+            st.rt->accounts.remove(id);
             pool_note(self, activity_kind::account_changed, 0,
                       "protected account " + id + " removed (its DNS records stay as they are)");
             rp.deliver(true);

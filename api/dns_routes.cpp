@@ -143,6 +143,15 @@ std::optional<failure> read_account_choice(const http::request& req, std::string
 
 bool valid_id(const std::string& s) { return valid_pool_name(s); }
 
+// The keys each body may have (their rules are the engine's).
+constexpr std::initializer_list<const char*> provider_keys = {
+  "id", "type", "api_base", "server", "user", "server_id", "tsig_name", "tsig_algorithm",
+  "secret", "ca_file", "global", "member", "rate_limit_requests", "rate_limit_window_s",
+  "max_in_flight", "timeout_ms"};
+constexpr std::initializer_list<const char*> account_keys = {
+  "id", "domain", "source", "standby", "dns_provider", "dns_zone", "dns_ttl_s", "managed",
+  "records"};
+
 } // namespace
 
 bool route_dns(const route_context& ctx, http::request& req, http::responder& respond,
@@ -213,10 +222,7 @@ bool route_dns(const route_context& ctx, http::request& req, http::responder& re
         return true;
       }
       // Fields are checked by the engine with the config file's rules.
-      auto b = body::parse(req, {"id", "type", "api_base", "server", "user", "server_id",
-                                 "tsig_name", "tsig_algorithm", "secret", "ca_file", "global",
-                                 "member", "rate_limit_requests", "rate_limit_window_s",
-                                 "max_in_flight", "timeout_ms"});
+      auto b = body::parse(req, provider_keys);
       if (b.error) {
         respond(error(*b.error));
         return true;
@@ -240,10 +246,7 @@ bool route_dns(const route_context& ctx, http::request& req, http::responder& re
       engine.delete_provider(pool, id, std::move(list));
       return true;
     }
-    auto b = body::parse(req, {"id", "type", "api_base", "server", "user", "server_id",
-                               "tsig_name", "tsig_algorithm", "secret", "ca_file", "global",
-                               "member", "rate_limit_requests", "rate_limit_window_s",
-                               "max_in_flight", "timeout_ms"});
+    auto b = body::parse(req, provider_keys);
     if (b.error) {
       respond(error(*b.error));
       return true;
@@ -281,8 +284,7 @@ bool route_dns(const route_context& ctx, http::request& req, http::responder& re
       return true;
     }
     // Syntax here; fields and their rules in engine/accounts.
-    auto b = body::parse(req, {"id", "domain", "source", "standby", "dns_provider", "dns_zone",
-                               "dns_ttl_s", "managed", "records"});
+    auto b = body::parse(req, account_keys);
     if (b.error) {
       respond(error(*b.error));
       return true;
@@ -340,8 +342,7 @@ bool route_dns(const route_context& ctx, http::request& req, http::responder& re
     engine.delete_account(pool, id, answer<bool>(respond, [](bool) { return no_content(); }));
     return true;
   }
-  auto b = body::parse(req, {"id", "domain", "source", "standby", "dns_provider", "dns_zone",
-                             "dns_ttl_s", "managed", "records"});
+  auto b = body::parse(req, account_keys);
   if (b.error) {
     respond(error(*b.error));
     return true;
