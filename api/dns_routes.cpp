@@ -71,15 +71,17 @@ json record_json(const dns_record_view& v, const account_record* spec) {
             {"provider", or_null(v.provider)},
             {"provider_error", or_null(v.provider_error)},
             {"expected", or_null(v.expected)},
-            {"ttl_s", v.ttl_s},
+            {"effective_ttl_s", v.ttl_s},
             {"live", std::move(live)},
             {"drift", v.drift}};
   if (spec != nullptr) {
-    // What the operator set, so a PATCH can send the list back changed.
+    // What the operator set: an account's GET, changed, is a valid PATCH
+    // (the engine ignores the keys above that only describe the row).
+    j["managed"] = spec->managed;
     j["source_content"] = or_null(spec->source_content);
     j["standby_content"] = or_null(spec->standby_content);
     j["content"] = or_null(spec->content);
-    j["record_ttl_s"] = spec->ttl_s;
+    j["ttl_s"] = spec->ttl_s;
   }
   return j;
 }
@@ -150,7 +152,9 @@ constexpr std::initializer_list<const char*> provider_keys = {
   "max_in_flight", "timeout_ms"};
 constexpr std::initializer_list<const char*> account_keys = {
   "id", "domain", "source", "standby", "dns_provider", "dns_zone", "dns_ttl_s", "managed",
-  "records"};
+  "records",
+  // What GET shows besides: a GET sent back as a PATCH is read as one.
+  "on", "on_member", "on_since_ms", "source_state", "standby_state", "drift"};
 
 } // namespace
 

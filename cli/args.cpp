@@ -44,7 +44,8 @@ const std::vector<option_spec>& command_option_specs() {
     {"--id", true, false, "ID", "pool id (default: derived from NAME)"},
     {"--force", false, false, "",
      "pool delete: even while a fail-over is in flight; member remove: even "
-     "the active member with no healthy standby"},
+     "the active member with no healthy standby; account cut: even to a member "
+     "that is not healthy"},
     {"--failover-delay-s", true, false, "N", "seconds of silence before fail-over (10..120)"},
     {"--failover-hostname", true, false, "H", "FQDN whose A record follows the active member"},
     {"--failback", true, false, "P", "manual | automatic"},
@@ -57,9 +58,13 @@ const std::vector<option_spec>& command_option_specs() {
     {"--mass-silence-window-s", true, false, "N",
      "window for \"at once\" (0 = the failover delay; else 1..3600)"},
     {"--dns-provider", true, false, "ID",
-     "the dns_providers[] id the failover record is moved at (\"\" = none)"},
-    {"--dns-zone", true, false, "Z", "the zone holding the failover hostname (\"\" = found)"},
-    {"--dns-ttl-s", true, false, "N", "the failover record's TTL (1..86400)"},
+     "pool settings: the dns_providers[] id the failover record is moved at "
+     "(\"\" = none); account: cloudflare (the pool's Global key), whm (the WHM "
+     "key of the member the records move to) or a provider id (default cloudflare)"},
+    {"--dns-zone", true, false, "Z",
+     "the zone holding the failover hostname / the account's domain (\"\" = found)"},
+    {"--dns-ttl-s", true, false, "N",
+     "the TTL of the failover record / the account's records (1..86400)"},
     {"--dns-sync", true, false, "B", "on | off: move the failover record with the active member"},
     {"--dns-only", true, false, "B", "on | off: Cloudflare proxying off on cut-over"},
     {"--hostname", true, false, "H", "the member's hostname (must match at enrollment)"},
@@ -72,6 +77,41 @@ const std::vector<option_spec>& command_option_specs() {
     {"--before", true, false, "ID", "only events older than event ID"},
     {"--tiles-limit", true, false, "N", "at most N member tiles (1..1000, default 100)"},
     {"--tiles-offset", true, false, "N", "skip the first N member tiles"},
+    // Protected accounts.
+    {"--domain", true, false, "D", "the account's domain (e.g. example.com)"},
+    {"--source", true, false, "M", "the member id the account lives on"},
+    {"--standby", true, false, "M", "the member id that takes the account over"},
+    {"--managed", true, false, "B",
+     "on | off: balctl moves the account's records (off = \"Disable Managed DNS\")"},
+    {"--records", true, false, "JSON",
+     "the cut-over list as the API's JSON array of {name,type,cut,managed,dns_only,"
+     "source_content,standby_content,content,ttl_s}; replaces the list. From a file: "
+     "--records \"$(cat records.json)\""},
+    {"--to", true, false, "SIDE",
+     "standby | source: where the records move (default standby; source = fail-back)"},
+    {"--account", true, false, "ID", "only this protected account (default: all)"},
+    // DNS provider credentials.
+    {"--type", true, false, "T", "cloudflare | whm | powerdns | rfc2136"},
+    {"--api-base", true, false, "URL",
+     "the provider's API base URL (cloudflare: default the public API)"},
+    {"--user", true, false, "U", "whm: the WHM user the API token belongs to"},
+    {"--server-id", true, false, "ID", "powerdns: the server id in the API's paths"},
+    {"--dns-server", true, false, "HOST:PORT",
+     "rfc2136: the primary name server updates go to"},
+    {"--tsig-name", true, false, "N", "rfc2136: the TSIG key's name"},
+    {"--tsig-algorithm", true, false, "A", "rfc2136: hmac-sha256 | hmac-sha512 | hmac-sha1"},
+    {"--member", true, false, "M", "whm: the member id whose WHM the key is for"},
+    {"--global", false, false, "",
+     "cloudflare: the pool's Global key (marking one unmarks the others)"},
+    {"--ca-file", true, false, "FILE",
+     "CA bundle on the balctld host to verify the provider's https with"},
+    {"--rate-limit-requests", true, false, "N", "at most N requests a window (0 = no limit)"},
+    {"--rate-limit-window-s", true, false, "N", "the rate limit's window (1..86400)"},
+    {"--max-in-flight", true, false, "N", "requests at the provider at once (1..256)"},
+    {"--timeout-ms", true, false, "N", "give up on one provider request after N ms (100..600000)"},
+    {"--secret-file", true, false, "FILE",
+     "the API token / TSIG secret: the file's first line (provider add: else env "
+     "BALCTL_DNS_SECRET; never on the command line)"},
   };
   return specs;
 }
@@ -85,6 +125,20 @@ const option_spec* find_option(const std::string& name) {
     }
   }
   return nullptr;
+}
+
+// The options "account add"/"account set" and "provider add"/"provider set"
+// share, in help order.
+std::vector<std::string> account_options() {
+  return {"--domain",  "--source",  "--standby", "--dns-provider",
+          "--dns-zone", "--dns-ttl-s", "--managed", "--records"};
+}
+
+std::vector<std::string> provider_options() {
+  return {"--type",       "--api-base", "--user",   "--server-id",
+          "--dns-server", "--tsig-name", "--tsig-algorithm", "--member",
+          "--global",     "--ca-file",  "--rate-limit-requests",
+          "--rate-limit-window-s", "--max-in-flight", "--timeout-ms", "--secret-file"};
 }
 
 struct command_spec {
@@ -136,6 +190,52 @@ const std::vector<command_spec>& command_specs() {
      "issue a new enrollment secret (the old key stops working once the agent enrols with it)"},
     {"log", {"POOL"}, 1, {"--limit", "--before"}, "log POOL [--limit N] [--before ID]",
      "a pool's activity log, newest first"},
+    {"account list", {"POOL"}, 1, {"--limit", "--offset"},
+     "account list POOL [--limit N] [--offset N]",
+     "list a pool's protected accounts: where their records point, drift"},
+    {"account show", {"POOL", "ID"}, 2, {}, "account show POOL ID",
+     "show a protected account and its records, expected against live"},
+    {"account add", {"POOL", "ID"}, 2, account_options(),
+     "account add POOL ID --domain D --source M --standby M [--dns-provider P]\n"
+     "[--dns-zone Z] [--dns-ttl-s N] [--managed on|off] [--records JSON]",
+     "protect a cPanel account (ID = its user): its records follow it to the standby"},
+    {"account set", {"POOL", "ID"}, 2, account_options(),
+     "account set POOL ID [--domain D] [--source M] [--standby M] [--dns-provider P]\n"
+     "[--dns-zone Z] [--dns-ttl-s N] [--managed on|off] [--records JSON]",
+     "change a protected account (--records replaces the whole list)"},
+    {"account remove", {"POOL", "ID"}, 2, {}, "account remove POOL ID",
+     "stop protecting an account (its DNS records stay as they are)"},
+    {"account cut", {"POOL", "ID"}, 2, {"--to", "--force"},
+     "account cut POOL ID [--to standby|source] [--force]",
+     "Account Cut DNS: move the account's records to its standby, or back to its "
+     "source (fail-back)"},
+    {"dns show", {"POOL"}, 1, {"--limit", "--offset"}, "dns show POOL [--limit N] [--offset N]",
+     "the Managed DNS catalogue: DNS health, the failover record, providers, records"},
+    {"dns refresh", {"POOL"}, 1, {"--account"}, "dns refresh POOL [--account ID]",
+     "Refresh DNS: read the live records back from the providers"},
+    {"dns import", {"POOL"}, 1, {"--account"}, "dns import POOL [--account ID]",
+     "import the accounts' zones from their providers into the catalogue"},
+    {"dns sync", {"POOL"}, 1, {"--account"}, "dns sync POOL [--account ID]",
+     "Sync WHM to Cloudflare: write the WHM zones' records to Cloudflare"},
+    {"provider list", {"POOL"}, 1, {}, "provider list POOL",
+     "list a pool's DNS provider credentials (secrets are never shown)"},
+    {"provider add", {"POOL", "ID"}, 2, provider_options(),
+     "provider add POOL ID --type cloudflare|whm|powerdns|rfc2136 [--api-base URL]\n"
+     "[--user U] [--server-id ID] [--dns-server HOST:PORT] [--tsig-name N]\n"
+     "[--tsig-algorithm A] [--member M] [--global] [--ca-file FILE]\n"
+     "[--rate-limit-requests N] [--rate-limit-window-s N] [--max-in-flight N]\n"
+     "[--timeout-ms N] [--secret-file FILE]",
+     "add a DNS provider credential; its secret from --secret-file FILE or env "
+     "BALCTL_DNS_SECRET"},
+    {"provider set", {"POOL", "ID"}, 2, provider_options(),
+     "provider set POOL ID [--type T] [--api-base URL] [--user U] [--server-id ID]\n"
+     "[--dns-server HOST:PORT] [--tsig-name N] [--tsig-algorithm A] [--member M]\n"
+     "[--global] [--ca-file FILE] [--rate-limit-requests N]\n"
+     "[--rate-limit-window-s N] [--max-in-flight N] [--timeout-ms N]\n"
+     "[--secret-file FILE]",
+     "change a DNS provider credential; a new secret only from --secret-file FILE"},
+    {"provider remove", {"POOL", "ID"}, 2, {}, "provider remove POOL ID",
+     "remove a DNS provider credential"},
   };
   return specs;
 }
@@ -149,7 +249,10 @@ const command_spec* find_command(const std::string& name) {
   return nullptr;
 }
 
-bool is_group(const std::string& word) { return word == "pool" || word == "member"; }
+bool is_group(const std::string& word) {
+  return word == "pool" || word == "member" || word == "account" || word == "dns" ||
+         word == "provider";
+}
 
 /// A command's usage after "usage: balctl ", continuation lines indented
 /// under the command.
@@ -294,6 +397,41 @@ std::string non_empty(const std::string& what, const std::string& v) {
   return v;
 }
 
+std::uint64_t positive_member(const std::string& what, const std::string& v) {
+  std::int64_t id = parse_int(what, v);
+  if (id <= 0) {
+    throw usage_error{what + " = " + v + ": must be a positive member id"};
+  }
+  return static_cast<std::uint64_t>(id);
+}
+
+bool on_off(const std::string& what, const std::string& v) {
+  return one_of(what, v, {"on", "off"}) == "on";
+}
+
+/// --records: the API's JSON array, passed through as it is (the server
+/// judges the rows). Only its syntax is ours: a typo in a file read with
+/// "$(cat records.json)" is better caught before the request.
+nlohmann::json records_array(const std::string& v) {
+  json j;
+  try {
+    j = json::parse(v);
+  } catch (const json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..."
+    std::string why = e.what();
+    if (auto close = why.find("] "); why.rfind("[json.exception", 0) == 0 &&
+                                     close != std::string::npos) {
+      why = why.substr(close + 2);
+    }
+    throw usage_error{"--records is not JSON: " + why};
+  }
+  if (!j.is_array()) {
+    throw usage_error{std::string("--records must be a JSON array of records, not ") +
+                      j.type_name()};
+  }
+  return j;
+}
+
 using option_values = std::map<std::string, std::vector<std::string>>;
 
 const std::string* last(const option_values& given, const std::string& name) {
@@ -314,6 +452,76 @@ std::string with_query(std::string path,
     sep = '&';
   }
   return path;
+}
+
+/// The body of "account add" / "account set": the options given, by API key.
+json account_body(const option_values& given) {
+  json body = json::object();
+  if (const auto* v = last(given, "--domain")) {
+    body["domain"] = non_empty("--domain", *v);
+  }
+  if (const auto* v = last(given, "--source")) {
+    body["source"] = positive_member("--source", *v);
+  }
+  if (const auto* v = last(given, "--standby")) {
+    body["standby"] = positive_member("--standby", *v);
+  }
+  if (const auto* v = last(given, "--dns-provider")) {
+    body["dns_provider"] = non_empty("--dns-provider", *v);
+  }
+  if (const auto* v = last(given, "--dns-zone")) {
+    body["dns_zone"] = *v; // "" = the provider finds the zone
+  }
+  if (const auto* v = last(given, "--dns-ttl-s")) {
+    body["dns_ttl_s"] = parse_int("--dns-ttl-s", *v);
+  }
+  if (const auto* v = last(given, "--managed")) {
+    body["managed"] = on_off("--managed", *v);
+  }
+  if (const auto* v = last(given, "--records")) {
+    body["records"] = records_array(*v);
+  }
+  return body;
+}
+
+/// The body of "provider add" / "provider set" without the secret (run()
+/// adds it; see secret_source).
+json provider_body(const option_values& given) {
+  json body = json::object();
+  if (const auto* v = last(given, "--type")) {
+    body["type"] = one_of("--type", *v, {"cloudflare", "whm", "powerdns", "rfc2136"});
+  }
+  for (const auto& [opt, key] : std::vector<std::pair<std::string, std::string>>{
+         {"--api-base", "api_base"},
+         {"--user", "user"},
+         {"--server-id", "server_id"},
+         {"--dns-server", "server"},
+         {"--tsig-name", "tsig_name"},
+         {"--ca-file", "ca_file"}}) {
+    if (const auto* v = last(given, opt)) {
+      body[key] = non_empty(opt, *v);
+    }
+  }
+  if (const auto* v = last(given, "--tsig-algorithm")) {
+    body["tsig_algorithm"] =
+      one_of("--tsig-algorithm", *v, {"hmac-sha256", "hmac-sha512", "hmac-sha1"});
+  }
+  if (const auto* v = last(given, "--member")) {
+    body["member"] = positive_member("--member", *v);
+  }
+  if (given.count("--global")) {
+    body["global"] = true;
+  }
+  for (const auto& [opt, key] : std::vector<std::pair<std::string, std::string>>{
+         {"--rate-limit-requests", "rate_limit_requests"},
+         {"--rate-limit-window-s", "rate_limit_window_s"},
+         {"--max-in-flight", "max_in_flight"},
+         {"--timeout-ms", "timeout_ms"}}) {
+    if (const auto* v = last(given, opt)) {
+      body[key] = parse_int(opt, *v);
+    }
+  }
+  return body;
 }
 
 /// Integer query parameters taken from options, in option order.
@@ -501,6 +709,97 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
                     int_query(given, {{"--limit", "limit"}, {"--before", "before"}})),
          std::nullopt};
     inv.output = output_kind::activity;
+  } else if (cmd == "account list") {
+    inv.pool = args[0];
+    r = {"GET",
+         with_query(pool_path(args[0]) + "/accounts",
+                    int_query(given, {{"--offset", "offset"}, {"--limit", "limit"}})),
+         std::nullopt};
+    inv.output = output_kind::account_list;
+  } else if (cmd.rfind("account ", 0) == 0) {
+    inv.pool = args[0];
+    inv.account_id = non_empty("ID", args[1]);
+    std::string path = pool_path(args[0]) + "/accounts/" + url_encode(inv.account_id);
+    if (cmd == "account show") {
+      r = {"GET", path, std::nullopt};
+      inv.output = output_kind::account_detail;
+    } else if (cmd == "account add") {
+      for (const char* required : {"--domain", "--source", "--standby"}) {
+        if (!last(given, required)) {
+          throw usage_error{std::string("missing ") + required};
+        }
+      }
+      json body = account_body(given);
+      body["id"] = inv.account_id;
+      r = {"POST", pool_path(args[0]) + "/accounts", body};
+      inv.output = output_kind::account_added;
+    } else if (cmd == "account set") {
+      json body = account_body(given);
+      if (body.empty()) {
+        throw usage_error{"nothing to change: give at least one option"};
+      }
+      r = {"PATCH", path, body};
+      inv.output = output_kind::account_updated;
+    } else if (cmd == "account remove") {
+      r = {"DELETE", path, std::nullopt};
+      inv.output = output_kind::account_removed;
+    } else if (cmd == "account cut") {
+      // Standby is the cut-over an operator makes ahead of trouble; source
+      // is the fail-back, so it has to be asked for.
+      const auto* to = last(given, "--to");
+      r = {"POST", path + "/cut",
+           json{{"to", to ? one_of("--to", *to, {"standby", "source"}) : "standby"},
+                {"force", given.count("--force") > 0}}};
+      inv.output = output_kind::account_cut;
+    }
+  } else if (cmd == "dns show") {
+    inv.pool = args[0];
+    r = {"GET",
+         with_query(pool_path(args[0]) + "/dns",
+                    int_query(given, {{"--offset", "offset"}, {"--limit", "limit"}})),
+         std::nullopt};
+    inv.output = output_kind::dns_catalogue;
+  } else if (cmd == "dns refresh" || cmd == "dns import" || cmd == "dns sync") {
+    inv.pool = args[0];
+    std::optional<json> body;
+    if (const auto* v = last(given, "--account")) {
+      inv.account_id = non_empty("--account", *v);
+      body = json{{"account", inv.account_id}};
+    }
+    r = {"POST", pool_path(args[0]) + "/dns/" + cmd.substr(4), body};
+    inv.output = output_kind::dns_queued;
+  } else if (cmd == "provider list") {
+    inv.pool = args[0];
+    r = {"GET", pool_path(args[0]) + "/dns/providers", std::nullopt};
+    inv.output = output_kind::provider_list;
+  } else if (cmd.rfind("provider ", 0) == 0) {
+    inv.pool = args[0];
+    inv.provider_id = non_empty("ID", args[1]);
+    std::string path = pool_path(args[0]) + "/dns/providers";
+    if (const auto* v = last(given, "--secret-file")) {
+      inv.secret.file = non_empty("--secret-file", *v);
+    }
+    if (cmd == "provider add") {
+      if (!last(given, "--type")) {
+        throw usage_error{"missing --type (cloudflare, whm, powerdns or rfc2136)"};
+      }
+      json body = provider_body(given);
+      body["id"] = inv.provider_id;
+      inv.secret.wanted = true;
+      inv.secret.required = true; // the server refuses a credential without one
+      r = {"POST", path, body};
+      inv.output = output_kind::provider_added;
+    } else if (cmd == "provider set") {
+      json body = provider_body(given);
+      inv.secret.wanted = true;
+      // With no option, a new secret is the change (checked once it is read).
+      inv.secret.required = body.empty();
+      r = {"PATCH", path + "/" + url_encode(inv.provider_id), body};
+      inv.output = output_kind::provider_updated;
+    } else if (cmd == "provider remove") {
+      r = {"DELETE", path + "/" + url_encode(inv.provider_id), std::nullopt};
+      inv.output = output_kind::provider_removed;
+    }
   }
 }
 
@@ -679,6 +978,7 @@ parse_result parse_args(const std::vector<std::string>& args) {
 
   parse_result out;
   out.what = parse_result::kind::run;
+  out.usage = usage;
   invocation& inv = out.inv;
   inv.command = cmd->name;
   try {

@@ -57,6 +57,32 @@ enum class output_kind {
   member_removed,   // DELETE /v1/pools/{id}/members/{member_id}
   member_reenrolled,// POST /v1/pools/{id}/members/{member_id}/enrollment
   activity,         // GET /v1/pools/{id}/activity
+  account_list,     // GET /v1/pools/{id}/accounts
+  account_detail,   // GET /v1/pools/{id}/accounts/{account_id}
+  account_added,    // POST /v1/pools/{id}/accounts
+  account_updated,  // PATCH /v1/pools/{id}/accounts/{account_id}
+  account_removed,  // DELETE /v1/pools/{id}/accounts/{account_id} (204)
+  account_cut,      // POST /v1/pools/{id}/accounts/{account_id}/cut
+  dns_catalogue,    // GET /v1/pools/{id}/dns
+  dns_queued,       // POST /v1/pools/{id}/dns/refresh|import|sync (202)
+  provider_list,    // GET /v1/pools/{id}/dns/providers
+  provider_added,   // POST /v1/pools/{id}/dns/providers
+  provider_updated, // PATCH /v1/pools/{id}/dns/providers/{provider_id}
+  provider_removed, // DELETE /v1/pools/{id}/dns/providers/{provider_id}
+};
+
+/// Where a DNS provider's secret comes from ("provider add", "provider
+/// set"). A secret never goes on the command line, where ps shows it: it is
+/// the first line of --secret-file FILE, else (provider add only) env
+/// BALCTL_DNS_SECRET.
+/// parse_args does no I/O, so it only records the choice; main.cpp reads
+/// the file and the environment (resolve_secret in run.hpp) and run() puts
+/// the value in the body as "secret" and redacts it from all it prints.
+struct secret_source {
+  bool wanted = false;             // the command sends a secret when one is found
+  bool required = false;           // none found is a usage error (provider add;
+                                   // provider set with nothing else to change)
+  std::optional<std::string> file; // --secret-file FILE
 };
 
 struct invocation {
@@ -66,6 +92,9 @@ struct invocation {
   output_kind output = output_kind::fleet_status;
   std::string pool;      // the POOL argument, "" when none
   std::string member_id; // the member ID argument, "" when none
+  std::string account_id;  // account commands' ID; dns actions' --account; "" when none
+  std::string provider_id; // provider commands' ID, "" when none
+  secret_source secret;    // provider add / provider set
 };
 
 struct parse_result {
@@ -73,7 +102,9 @@ struct parse_result {
   kind what = kind::usage_error;
   invocation inv;      // valid when what == run
   std::string message; // usage_error: what is wrong; help: the help text
-  std::string usage;   // usage_error: the usage line(s) of the command or group
+  std::string usage;   // the usage line(s) of the command or group: for a
+                       // usage_error, and for run, for the errors main.cpp finds
+                       // later (a missing or unreadable secret)
 };
 
 /// Parses argv without argv[0].

@@ -43,6 +43,19 @@ int main(int argc, char** argv) {
   }
   const invocation& inv = parsed.inv;
 
+  // A DNS provider's secret: from a file or the environment, never argv.
+  std::optional<read_result> secret_file;
+  if (inv.secret.wanted && inv.secret.file) {
+    secret_file = read_text_file(*inv.secret.file);
+  }
+  secret_result secret = resolve_secret(inv, secret_file, env(dns_secret_env));
+  if (!secret.ok()) {
+    parse_result usage = parsed;
+    usage.message = secret.error;
+    std::cerr << render_usage_error(usage);
+    return exit_usage;
+  }
+
   environment e{env("BALCTL_SERVER"), env("BALCTL_TOKEN"), env("XDG_CONFIG_HOME"), env("HOME")};
   // An explicit --config must exist; the default file is optional.
   std::string path = inv.global.config_path ? *inv.global.config_path : default_config_path(e);
@@ -68,7 +81,7 @@ int main(int argc, char** argv) {
     return exit_unexpected;
   }
   curl_transport_impl transport;
-  outcome o = run(inv, conn.conn, transport, now_ms());
+  outcome o = run(inv, conn.conn, transport, now_ms(), secret.secret);
   // stderr first: --verbose request lines belong before the answer.
   std::cerr << o.err << std::flush;
   std::cout << o.out << std::flush;

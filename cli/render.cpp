@@ -384,6 +384,262 @@ std::string activity(const json& body, const std::string& pool, std::int64_t now
   return out;
 }
 
+// ---- Protection and Managed DNS ----------------------------------------
+
+/// "12 reads", "1 read".
+std::string count_of(const json& n, const std::string& one, const std::string& many) {
+  return text(n) + " " + (n.is_number() && n.get<double>() == 1 ? one : many);
+}
+
+/// "7 healthy": an account's member on one side and its state.
+std::string side_member(const json& a, const char* member, const char* state) {
+  return text(a, member) + " " + text(a, state);
+}
+
+/// A record's value as the last Refresh DNS read it back.
+std::string live_value(const json& r) {
+  const json& live = at(r, "live");
+  if (!live.is_object()) {
+    return "not read";
+  }
+  std::string status = text(live, "status");
+  if (status != "found") {
+    return status; // missing | failed
+  }
+  std::string v = text(live, "content");
+  const json& proxied = at(live, "proxied");
+  if (proxied.is_boolean() && proxied.get<bool>()) {
+    v += " (proxied)";
+  }
+  return v;
+}
+
+/// The TTL the engine writes, and the live one when it differs.
+std::string record_ttl(const json& r) {
+  // effective_ttl_s: the row's own ttl_s, or its account's when that is 0.
+  const json& ttl = at(r, "effective_ttl_s");
+  std::string t = text(ttl);
+  const json& live_ttl = at(at(r, "live"), "ttl_s");
+  if (live_ttl.is_number() && live_ttl != ttl) {
+    t += " (live " + text(live_ttl) + ")";
+  }
+  return t;
+}
+
+/// Whether a record moves: "yes" (in the cut-over list), "no" (a catalogue
+/// row), "unmanaged" (the engine never writes it).
+std::string record_cut(const json& r) {
+  const json& managed = at(r, "managed");
+  if (managed.is_boolean() && !managed.get<bool>()) {
+    return "unmanaged";
+  }
+  return text(r, "cut");
+}
+
+/// Records, expected against live, each row after its account's id when
+/// `account` is given; the reasons a record cannot move or was not read
+/// follow the table, one line each.
+struct record_rows {
+  text_table table;
+  std::vector<std::string> problems;
+  bool with_account;
+
+  explicit record_rows(bool account_column) : with_account(account_column) {
+    table.headers = {"NAME", "TYPE", "CUT", "EXPECTED", "LIVE", "TTL", "CHECKED", "DRIFT",
+                     "PROVIDER"};
+    if (with_account) {
+      table.headers.insert(table.headers.begin(), "ACCOUNT");
+    }
+  }
+
+  void add(const json& r, const std::string& account, std::int64_t now_ms) {
+    std::vector<std::string> row = {text(r, "name"),   text(r, "type"),     record_cut(r),
+                                    text(r, "expected"), live_value(r),     record_ttl(r),
+                                    age(at(r, "live"), "checked_ms", now_ms),
+                                    text(r, "drift"),  text(r, "provider")};
+    if (with_account) {
+      row.insert(row.begin(), account);
+    }
+    table.rows.push_back(std::move(row));
+    std::string what = (account.empty() ? "" : account + " ") + text(r, "name") + " " +
+                       text(r, "type") + ": ";
+    if (at(r, "provider_error").is_string()) {
+      problems.push_back(what + "no DNS provider: " + text(r, "provider_error"));
+    }
+    if (at(at(r, "live"), "error").is_string()) {
+      problems.push_back(what + "read: " + text(at(r, "live"), "error"));
+    }
+  }
+
+  std::string render() const {
+    if (table.rows.empty()) {
+      return "no records\n";
+    }
+    std::string out = render_table(table);
+    for (const auto& p : problems) {
+      out += "problem: " + clean(p) + "\n";
+    }
+    return out;
+  }
+};
+
+std::string account_list(const json& body) {
+  const json& accounts = at(body, "accounts");
+  if (!accounts.is_array() || accounts.empty()) {
+    return "no protected accounts\n";
+  }
+  text_table t{{"ID", "DOMAIN", "ON", "SOURCE", "STANDBY", "PROVIDER", "MANAGED", "RECORDS",
+                "DRIFT"},
+               {},
+               {false, false, false, false, false, false, false, true, true}};
+  for (const auto& a : accounts) {
+    const json& records = at(a, "records");
+    t.rows.push_back({text(a, "id"), text(a, "domain"), side_member(a, "on", "on_member"),
+                      side_member(a, "source", "source_state"),
+                      side_member(a, "standby", "standby_state"), text(a, "dns_provider"),
+                      text(a, "managed"),
+                      records.is_array() ? std::to_string(records.size()) : "-",
+                      text(a, "drift")});
+  }
+  std::string out = render_table(t);
+  const json& total = at(body, "total");
+  if (total.is_number() &&
+      total.get<std::int64_t>() > static_cast<std::int64_t>(accounts.size())) {
+    out += std::to_string(accounts.size()) + " of " + text(total) +
+           " accounts shown (--offset N / --limit N for others)\n";
+  }
+  return out;
+}
+
+std::string account_detail(const json& a, std::int64_t now_ms) {
+  const json& records = at(a, "records");
+  std::string zone = text(a, "dns_zone");
+  std::string out = render_fields(
+    {{"id", text(a, "id")},
+     {"domain", text(a, "domain")},
+     {"records on", side_member(a, "on", "on_member") + ", since " +
+                      age(a, "on_since_ms", now_ms)},
+     {"source", side_member(a, "source", "source_state")},
+     {"standby", side_member(a, "standby", "standby_state")},
+     {"dns provider", text(a, "dns_provider")},
+     {"dns zone", zone == "-" ? "- (found at the provider)" : zone},
+     {"dns ttl_s", text(a, "dns_ttl_s")},
+     {"managed dns", text(a, "managed")},
+     {"drift", text(a, "drift") + " of " +
+                 (records.is_array() ? std::to_string(records.size()) : "-") + " records"}});
+  out += "\nRecords\n";
+  record_rows rows(false);
+  if (records.is_array()) {
+    for (const auto& r : records) {
+      rows.add(r, "", now_ms);
+    }
+  }
+  return out + rows.render();
+}
+
+std::string provider_list(const json& providers) {
+  if (!providers.is_array() || providers.empty()) {
+    return "no DNS providers\n";
+  }
+  text_table t{{"ID", "TYPE", "ENDPOINT", "GLOBAL", "MEMBER", "RATE LIMIT", "SECRET", "DETAILS"},
+               {},
+               {}};
+  static const std::vector<std::string> shown = {"id",     "type",   "api_base",
+                                                 "server", "global", "member",
+                                                 "rate_limit_requests",
+                                                 "rate_limit_window_s", "secret_set"};
+  for (const auto& p : providers) {
+    std::string endpoint = at(p, "api_base").is_string() ? text(p, "api_base")
+                                                         : text(p, "server");
+    const json& requests = at(p, "rate_limit_requests");
+    std::string rate = requests.is_number() && requests.get<double>() == 0
+                         ? "none"
+                         : text(requests) + " / " + text(p, "rate_limit_window_s") + "s";
+    const json& secret_set = at(p, "secret_set");
+    std::string details;
+    if (p.is_object()) {
+      for (const auto& [k, v] : p.items()) {
+        if (std::find(shown.begin(), shown.end(), k) == shown.end()) {
+          details += (details.empty() ? "" : " ") + k + "=" + text(v);
+        }
+      }
+    }
+    t.rows.push_back({text(p, "id"), text(p, "type"), endpoint, text(p, "global"),
+                      text(p, "member"), rate,
+                      secret_set.is_boolean() && secret_set.get<bool>() ? "set" : "-",
+                      details.empty() ? "-" : details});
+  }
+  return render_table(t);
+}
+
+std::string dns_catalogue(const json& c, const std::string& pool, std::int64_t now_ms) {
+  const json& h = at(c, "health");
+  const json& managed = at(c, "managed_dns");
+  std::string out = "Managed DNS of pool " + clean(pool) +
+                    (managed.is_boolean() && !managed.get<bool>()
+                       ? " (tab hidden: fewer than 2 cPanel members)"
+                       : "") +
+                    "\n";
+  out += clean("DNS health: " + count_of(at(h, "accounts"), "account", "accounts") + " (" +
+               text(h, "on_standby") + " on standby), " +
+               count_of(at(h, "records"), "record", "records") + ", " + text(h, "checked") +
+               " checked, " + text(h, "drift") + " drift; refreshed " +
+               age(h, "refreshed_ms", now_ms) + ", " +
+               count_of(at(h, "reads_pending"), "read", "reads") + " pending") +
+         "\n";
+
+  out += "\nFailover record\n";
+  const json& failover = at(c, "failover");
+  if (failover.is_object()) {
+    record_rows rows(false);
+    rows.add(failover, "", now_ms);
+    out += rows.render();
+  } else {
+    out += "none (the pool has no failover hostname: balctl pool settings " + clean(pool) +
+           " --failover-hostname H)\n";
+  }
+
+  out += "\nDNS providers\n" + provider_list(at(c, "providers"));
+  const json& config_providers = at(c, "config_providers");
+  if (config_providers.is_array() && !config_providers.empty()) {
+    out += "from the config file: " + clean(text(config_providers)) + "\n";
+  }
+
+  out += "\nRecords of protected accounts\n";
+  const json& accounts = at(c, "accounts");
+  record_rows rows(true);
+  if (accounts.is_array()) {
+    for (const auto& a : accounts) {
+      const json& records = at(a, "records");
+      if (records.is_array()) {
+        for (const auto& r : records) {
+          rows.add(r, text(a, "id"), now_ms);
+        }
+      }
+    }
+  }
+  out += accounts.is_array() && !accounts.empty() ? rows.render() : "no protected accounts\n";
+  const json& total = at(c, "total");
+  if (accounts.is_array() && total.is_number() &&
+      total.get<std::int64_t>() > static_cast<std::int64_t>(accounts.size())) {
+    out += std::to_string(accounts.size()) + " of " + text(total) +
+           " accounts shown (--offset N / --limit N for others)\n";
+  }
+  return out;
+}
+
+std::string dns_queued(const invocation& inv, const json& body) {
+  std::string what;
+  if (inv.command == "dns refresh") {
+    what = count_of(at(body, "reads_queued"), "read", "reads");
+  } else {
+    what = count_of(at(body, "zones_queued"), "zone", "zones") +
+           (inv.command == "dns import" ? " to import" : " to sync from WHM to Cloudflare");
+  }
+  return "queued " + what + (inv.account_id.empty() ? "" : " for account " + inv.account_id) +
+         "; see 'balctl dns show " + inv.pool + "'\n";
+}
+
 } // namespace
 
 int exit_code_for_status(long status) {
@@ -550,6 +806,40 @@ std::string render_success(const invocation& inv, const json& body, std::int64_t
            render_enrollment(at(body, "enrollment"), pool, inv.member_id);
   case output_kind::activity:
     return activity(body, pool, now_ms);
+  case output_kind::account_list:
+    return account_list(body);
+  case output_kind::account_detail:
+    return account_detail(body, now_ms);
+  case output_kind::account_added:
+    return "added protected account " + clean(text(body, "id")) + " (" +
+           clean(text(body, "domain")) + ") to pool " + pool + "\n" +
+           account_detail(body, now_ms);
+  case output_kind::account_updated:
+    return "updated protected account " + clean(text(body, "id")) + " of pool " + pool + "\n" +
+           account_detail(body, now_ms);
+  case output_kind::account_removed:
+    return "removed protected account " + inv.account_id + " from pool " + pool + "\n";
+  case output_kind::account_cut: {
+    bool failback = text(body, "on") == "source";
+    return std::string(failback ? "failed back" : "cut") + " account " +
+           clean(text(body, "id")) + "'s DNS to its " + clean(text(body, "on")) + ", member " +
+           clean(text(body, "on_member")) + "\n" + account_detail(body, now_ms);
+  }
+  case output_kind::dns_catalogue:
+    return dns_catalogue(body, pool, now_ms);
+  case output_kind::dns_queued:
+    return dns_queued(inv, body);
+  case output_kind::provider_list:
+    return provider_list(at(body, "providers"));
+  case output_kind::provider_added:
+    return "added DNS provider " + inv.provider_id + " to pool " + pool + "\n" +
+           provider_list(at(body, "providers"));
+  case output_kind::provider_updated:
+    return "updated DNS provider " + inv.provider_id + " of pool " + pool + "\n" +
+           provider_list(at(body, "providers"));
+  case output_kind::provider_removed:
+    return "removed DNS provider " + inv.provider_id + " from pool " + pool + "\n" +
+           provider_list(at(body, "providers"));
   }
   return "";
 }

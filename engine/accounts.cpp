@@ -259,9 +259,10 @@ std::optional<field_problem> read_account_json(const std::string& body,
   };
   // Typed reads: the first wrong type names its field.
   std::optional<field_problem> bad;
+  // null reads as absent: what GET answers can be sent back as it is.
   auto str = [&](const json& o, const std::string& path, const char* k, std::string& out) {
     auto i = o.find(k);
-    if (bad || i == o.end()) {
+    if (bad || i == o.end() || i->is_null()) {
       return;
     }
     if (!i->is_string()) {
@@ -296,7 +297,17 @@ std::optional<field_problem> read_account_json(const std::string& body,
     static const std::set<std::string> known = {"id", "domain", "source", "standby",
                                                 "dns_provider", "dns_zone", "dns_ttl_s",
                                                 "managed", "records"};
-    if (known.count(it.key()) == 0) {
+    // What GET adds (state, not settings): ignored, so a GET can be sent
+    // back changed; "on" only when it says what is so.
+    static const std::set<std::string> shown = {"on_member", "on_since_ms", "source_state",
+                                                "standby_state", "drift"};
+    if (it.key() == "on") {
+      if (it.value() != to_string(a.on)) {
+        return field_problem{"on", std::string("the side its records point at (") +
+                                     to_string(a.on) +
+                                     ") changes with a cut: POST .../accounts/{id}/cut"};
+      }
+    } else if (known.count(it.key()) == 0 && shown.count(it.key()) == 0) {
       return unknown(it.key());
     }
   }
@@ -335,7 +346,11 @@ std::optional<field_problem> read_account_json(const std::string& body,
         static const std::set<std::string> known = {"name", "type", "cut", "managed", "dns_only",
                                                     "source_content", "standby_content",
                                                     "content", "ttl_s", "origin"};
-        if (known.count(it.key()) == 0) {
+        // What GET adds to a row (the catalogue's view of it), ignored so a
+        // GET's list can be changed and sent back.
+        static const std::set<std::string> shown = {"expected", "live", "drift", "provider",
+                                                    "provider_error", "effective_ttl_s"};
+        if (known.count(it.key()) == 0 && shown.count(it.key()) == 0) {
           return unknown(path + it.key());
         }
       }

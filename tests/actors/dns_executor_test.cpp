@@ -486,3 +486,37 @@ TEST_CASE("a restarted pool points its failover record at the active member agai
   CHECK(f.dns.live["www.web.test"] == "192.0.2.2");
   CHECK(f.metrics.dns_writes == 1);
 }
+
+TEST_CASE("a down source cuts its protected account: side and change written together, then moved",
+          "[dns_executor][actors][accounts]") {
+  pool_fixture f([](store& s) {
+    protected_account a;
+    a.id = "shop";
+    a.domain = "shop.web.test";
+    a.source = 1;
+    a.standby = 2;
+    a.dns_provider = "scripted";
+    REQUIRE_FALSE(validate_account(a));
+    s.put_accounts("web", {a});
+  });
+  f.dns.live["shop.web.test"] = "192.0.2.1";
+  f.run_for(3000, {1, 2});
+  CHECK(f.dns.live["shop.web.test"] == "192.0.2.1");
+  f.run_for(12'000, {2});
+  CHECK(f.dns.live["shop.web.test"] == "192.0.2.2");
+  auto stored = f.st->load_accounts();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].second.on == account_side::standby);
+  auto changes = f.st->dns_changes("web", 10);
+  auto shop = std::find_if(changes.begin(), changes.end(),
+                           [](const dns_change_record& c) { return c.name == "shop.web.test"; });
+  REQUIRE(shop != changes.end());
+  CHECK(shop->status == "done");
+  CHECK(shop->priority == 1);
+  CHECK(shop->content == "192.0.2.2");
+  CHECK(f.metrics.account_cuts == 1);
+  // Heard again, the source does not take the account back by itself
+  // (fail-back is manual by default).
+  f.run_for(30'000, {1, 2});
+  CHECK(f.dns.live["shop.web.test"] == "192.0.2.2");
+}

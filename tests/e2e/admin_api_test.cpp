@@ -620,56 +620,25 @@ TEST_CASE("garbage on the admin port never takes balctld down", "[admin][e2e]") 
   CHECK(n.metric("balctl_http_parse_errors_total") > 0);
 }
 
-namespace {
-
-struct cli_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs the balctl binary against the node; the token comes by environment
-// (BALCTL_TOKEN) as an operator's script would pass it.
-cli_result run_cli(node& n, std::vector<std::string> args,
-                   const std::string& token = admin_token) {
-  static int seq = 0;
-  auto tag = std::to_string(++seq);
-  std::vector<std::string> argv{BALCTL_CLI_PATH, "--server",
-                                "http://127.0.0.1:" + std::to_string(n.admin_port)};
-  argv.insert(argv.end(), args.begin(), args.end());
-  setenv("BALCTL_TOKEN", token.c_str(), 1);
-  setenv("XDG_CONFIG_HOME", n.dir.file("xdg").c_str(), 1);
-  process p(argv, n.dir.file("cli-" + tag + ".out"), n.dir.file("cli-" + tag + ".err"));
-  unsetenv("BALCTL_TOKEN");
-  cli_result r;
-  r.exit_code = p.wait_exit(20'000);
-  r.out = read_file(n.dir.file("cli-" + tag + ".out"));
-  r.err = read_file(n.dir.file("cli-" + tag + ".err"));
-  n.cli_transcript += r.out + r.err;
-  return r;
-}
-
-} // namespace
-
 TEST_CASE("the balctl CLI drives pools, members, status and the log with script-friendly exit codes",
           "[admin][cli][e2e]") {
   node n;
   n.start();
-  auto c = run_cli(n, {"pool", "create", "CLI Fleet"});
+  auto c = n.cli({"pool", "create", "CLI Fleet"});
   CHECK(c.exit_code == 0);
   CHECK(c.out.find("cli-fleet") != std::string::npos);
 
-  auto list = run_cli(n, {"pool", "list"});
+  auto list = n.cli({"pool", "list"});
   CHECK(list.exit_code == 0);
   CHECK(list.out.find("cli-fleet") != std::string::npos);
   CHECK(list.out.find("example") != std::string::npos);
 
-  auto js = run_cli(n, {"--json", "pool", "list"});
+  auto js = n.cli({"--json", "pool", "list"});
   REQUIRE(js.exit_code == 0);
   auto pools = json::parse(js.out);
   CHECK(pools["pools"].size() == 2);
 
-  auto add = run_cli(n, {"--json", "member", "add", "cli-fleet", "--hostname",
+  auto add = n.cli({"--json", "member", "add", "cli-fleet", "--hostname",
                          "cli1.e2e.test", "--linux-family", "rhel", "--allowed-ip",
                          "127.0.0.1", "--name", "CLI One"});
   REQUIRE(add.exit_code == 0);
@@ -677,47 +646,47 @@ TEST_CASE("the balctl CLI drives pools, members, status and the log with script-
   auto id = std::to_string(added["member"]["id"].get<int>());
   CHECK(added["enrollment"]["secret"].get<std::string>().size() == 48);
 
-  auto human = run_cli(n, {"member", "add", "cli-fleet", "--hostname", "cli2.e2e.test",
+  auto human = n.cli({"member", "add", "cli-fleet", "--hostname", "cli2.e2e.test",
                            "--linux-family", "debian", "--allowed-ip", "127.0.0.1"});
   CHECK(human.exit_code == 0);
   CHECK(human.out.find("apt-get") != std::string::npos);
   CHECK(human.out.find("once") != std::string::npos);
 
-  auto members = run_cli(n, {"member", "list", "cli-fleet"});
+  auto members = n.cli({"member", "list", "cli-fleet"});
   CHECK(members.exit_code == 0);
   CHECK(members.out.find("cli1.e2e.test") != std::string::npos);
   CHECK(members.out.find("cli2.e2e.test") != std::string::npos);
 
-  auto show = run_cli(n, {"member", "show", "cli-fleet", id});
+  auto show = n.cli({"member", "show", "cli-fleet", id});
   CHECK(show.exit_code == 0);
   CHECK(show.out.find("pending") != std::string::npos);
 
-  auto settings = run_cli(n, {"pool", "settings", "cli-fleet", "--failover-delay-s", "90"});
+  auto settings = n.cli({"pool", "settings", "cli-fleet", "--failover-delay-s", "90"});
   CHECK(settings.exit_code == 0);
   CHECK(n.get("/v1/pools/cli-fleet/settings").body["failover_delay_s"] == 90);
 
-  auto status = run_cli(n, {"status"});
+  auto status = n.cli({"status"});
   CHECK(status.exit_code == 0);
-  auto pool_status = run_cli(n, {"status", "cli-fleet"});
+  auto pool_status = n.cli({"status", "cli-fleet"});
   CHECK(pool_status.exit_code == 0);
   CHECK(pool_status.out.find("cli1.e2e.test") != std::string::npos);
 
-  auto log = run_cli(n, {"log", "cli-fleet"});
+  auto log = n.cli({"log", "cli-fleet"});
   CHECK(log.exit_code == 0);
   CHECK(log.out.find("member_added") != std::string::npos);
 
   // Exit codes a script can branch on.
-  CHECK(run_cli(n, {"pool", "show", "nope"}).exit_code == 5);
-  CHECK(run_cli(n, {"pool", "create", "CLI Fleet"}).exit_code == 6);
-  CHECK(run_cli(n, {"pool", "settings", "cli-fleet", "--failover-delay-s", "5"}).exit_code == 6);
-  CHECK(run_cli(n, {"pool", "list"}, "wrong-token-0123456789").exit_code == 4);
-  CHECK(run_cli(n, {"pool", "create", "X"}, viewer_token).exit_code == 4);
-  CHECK(run_cli(n, {"pool", "frobnicate"}).exit_code == 2);
+  CHECK(n.cli({"pool", "show", "nope"}).exit_code == 5);
+  CHECK(n.cli({"pool", "create", "CLI Fleet"}).exit_code == 6);
+  CHECK(n.cli({"pool", "settings", "cli-fleet", "--failover-delay-s", "5"}).exit_code == 6);
+  CHECK(n.cli({"pool", "list"}, "wrong-token-0123456789").exit_code == 4);
+  CHECK(n.cli({"pool", "create", "X"}, viewer_token).exit_code == 4);
+  CHECK(n.cli({"pool", "frobnicate"}).exit_code == 2);
 
-  CHECK(run_cli(n, {"member", "remove", "cli-fleet", id}).exit_code == 0);
-  CHECK(run_cli(n, {"member", "show", "cli-fleet", id}).exit_code == 5);
-  CHECK(run_cli(n, {"pool", "delete", "cli-fleet"}).exit_code == 0);
-  CHECK(run_cli(n, {"pool", "show", "cli-fleet"}).exit_code == 5);
+  CHECK(n.cli({"member", "remove", "cli-fleet", id}).exit_code == 0);
+  CHECK(n.cli({"member", "show", "cli-fleet", id}).exit_code == 5);
+  CHECK(n.cli({"pool", "delete", "cli-fleet"}).exit_code == 0);
+  CHECK(n.cli({"pool", "show", "cli-fleet"}).exit_code == 5);
 
   // Nothing any of these commands printed shows the token.
   REQUIRE(n.cli_transcript.find("cli1.e2e.test") != std::string::npos);
@@ -727,7 +696,7 @@ TEST_CASE("the balctl CLI drives pools, members, status and the log with script-
 TEST_CASE("the balctl CLI exits 3 when the server cannot be reached", "[admin][cli][e2e]") {
   node n; // not started: nothing listens on port 1
   n.admin_port = 1;
-  auto r = run_cli(n, {"pool", "list"});
+  auto r = n.cli({"pool", "list"});
   CHECK(r.exit_code == 3);
   CHECK(r.err.find("cannot reach") != std::string::npos);
 }

@@ -55,6 +55,12 @@ struct reply {
   }
 };
 
+struct cli_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
 /// A balctld with the admin API on, its own store and config.
 struct node {
   temp_dir dir;
@@ -186,6 +192,35 @@ struct node {
                                        dir.file("loadgen-" + tag + ".log"));
     REQUIRE(p->started());
     return p;
+  }
+
+  /// Runs the balctl binary against this node; the token comes by
+  /// environment (BALCTL_TOKEN) as an operator's script would pass it, and
+  /// so do env_extra's variables. Everything it printed is kept in
+  /// cli_transcript.
+  cli_result cli(std::vector<std::string> args, const std::string& token = admin_token,
+                 std::vector<std::pair<std::string, std::string>> env_extra = {}) {
+    static int seq = 0;
+    auto tag = std::to_string(++seq);
+    std::vector<std::string> argv{BALCTL_CLI_PATH, "--server",
+                                  "http://127.0.0.1:" + std::to_string(admin_port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    setenv("BALCTL_TOKEN", token.c_str(), 1);
+    setenv("XDG_CONFIG_HOME", dir.file("xdg").c_str(), 1);
+    for (const auto& [k, v] : env_extra) {
+      setenv(k.c_str(), v.c_str(), 1);
+    }
+    process p(argv, dir.file("cli-" + tag + ".out"), dir.file("cli-" + tag + ".err"));
+    unsetenv("BALCTL_TOKEN");
+    for (const auto& [k, v] : env_extra) {
+      unsetenv(k.c_str());
+    }
+    cli_result r;
+    r.exit_code = p.wait_exit(20'000);
+    r.out = read_file(dir.file("cli-" + tag + ".out"));
+    r.err = read_file(dir.file("cli-" + tag + ".err"));
+    cli_transcript += r.out + r.err;
+    return r;
   }
 
   /// One value of a /metrics line, -1 when absent.

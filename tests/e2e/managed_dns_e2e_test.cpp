@@ -523,3 +523,58 @@ TEST_CASE("an account's A, AAAA and MX rows move at a real PowerDNS when its sou
   CHECK(n.log().find(ns.api_key()) == std::string::npos);
   n.stop();
 }
+
+TEST_CASE("balctl adds a provider from a secret file, protects an account and cuts it both ways",
+          "[e2e][dns][accounts][cli]") {
+  auto cf = start_cloudflare();
+  seed_a(*cf, "carol.example.test", "192.0.2.1");
+  node n;
+  configure(n);
+  n.start();
+  auto m1 = n.beat(1, "node1.example.test", key_hex(1), 60, "m1");
+  auto m2 = n.beat(2, "node2.example.test", key_hex(2), 60, "m2");
+  REQUIRE(wait_until([&] {
+    return n.get("/v1/pools/web/members/2").body["state"] == "healthy" &&
+           n.get("/v1/pools/web/members/1").body["state"] == "healthy";
+  }, 15'000));
+
+  std::ofstream(n.dir.file("cf.token")) << cf_token << "\n";
+  auto add = n.cli({"provider", "add", "web", "cf-main", "--type", "cloudflare", "--api-base",
+                    cf->api_base(), "--global", "--secret-file", n.dir.file("cf.token")});
+  INFO(add.out + add.err);
+  REQUIRE(add.exit_code == 0);
+  // Without a secret source: a usage error, nothing sent.
+  auto bare = n.cli({"provider", "add", "web", "cf-2", "--type", "cloudflare"});
+  CHECK(bare.exit_code == 2);
+  auto acct = n.cli({"account", "add", "web", "carol", "--domain", "carol.example.test",
+                     "--source", "1", "--standby", "2", "--dns-zone", "example.test"});
+  INFO(acct.out + acct.err);
+  REQUIRE(acct.exit_code == 0);
+
+  auto cut = n.cli({"account", "cut", "web", "carol"});
+  INFO(cut.out + cut.err);
+  REQUIRE(cut.exit_code == 0);
+  REQUIRE(wait_until([&] { return cf_content(*cf, "carol.example.test") == "192.0.2.2"; }, 10'000));
+  auto back = n.cli({"account", "cut", "web", "carol", "--to", "source"});
+  REQUIRE(back.exit_code == 0);
+  REQUIRE(wait_until([&] { return cf_content(*cf, "carol.example.test") == "192.0.2.1"; }, 10'000));
+
+  REQUIRE(n.cli({"dns", "refresh", "web"}).exit_code == 0);
+  REQUIRE(wait_until([&] { return n.get("/v1/pools/web/dns").body["health"]["checked"] == 1; },
+                     10'000));
+  auto show = n.cli({"dns", "show", "web"});
+  REQUIRE(show.exit_code == 0);
+  CHECK(show.out.find("carol.example.test") != std::string::npos);
+  auto js = n.cli({"--json", "account", "show", "web", "carol"});
+  REQUIRE(js.exit_code == 0);
+  CHECK(json::parse(js.out)["on"] == "source");
+  // An unknown account: exit 5 (not found).
+  auto refused = n.cli({"account", "cut", "web", "nobody"});
+  CHECK(refused.exit_code == 5);
+  // The secret never shows: not in what balctl printed, not in the log.
+  auto list = n.cli({"--verbose", "provider", "list", "web"});
+  CHECK(list.exit_code == 0);
+  CHECK(n.cli_transcript.find(cf_token) == std::string::npos);
+  CHECK(n.log().find(cf_token) == std::string::npos);
+  n.stop();
+}

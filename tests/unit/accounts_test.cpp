@@ -368,3 +368,44 @@ TEST_CASE("an account added while its source is down is cut when evaluated alone
   CHECK(r.cuts[0].account == "late");
   CHECK(book.evaluate_one("nobody", pool, t0 + 2000).cuts.empty());
 }
+
+TEST_CASE("an account's API body: only what an operator sets; a GET sent back reads as a PATCH",
+          "[accounts][unit]") {
+  protected_account a;
+  REQUIRE_FALSE(read_account_json(
+    R"({"id":"alice","domain":"example.com","source":1,"standby":2,
+        "records":[{"name":"example.com","type":"MX","source_content":"10 a.example.com",
+                    "standby_content":"10 b.example.com"}]})",
+    a, true));
+  CHECK(a.records.at(0).type == dns::record_type::mx);
+  // What GET answers for it, with one change: view keys and nulls are
+  // ignored, the settings applied.
+  auto patch = R"({"id":"alice","domain":"example.com","source":1,"standby":2,"on":"source",
+                   "on_member":1,"on_since_ms":null,"source_state":"healthy",
+                   "standby_state":"healthy","drift":0,"dns_ttl_s":120,
+                   "records":[{"name":"example.com","type":"MX","cut":true,"managed":true,
+                               "dns_only":false,"origin":"protection","provider":"cf",
+                               "provider_error":null,"expected":"10 a.example.com",
+                               "effective_ttl_s":300,"live":null,"drift":false,
+                               "source_content":"10 a.example.com",
+                               "standby_content":"10 c.example.com","content":null,
+                               "ttl_s":0}]})";
+  auto p = read_account_json(patch, a, false);
+  INFO((p ? p->field + ": " + p->message : std::string()));
+  REQUIRE_FALSE(p);
+  CHECK(a.dns_ttl_s == 120);
+  CHECK(a.records.at(0).standby_content == "10 c.example.com");
+  // The side is a cut's to change, not a PATCH's.
+  p = read_account_json(R"({"on":"standby"})", a, false);
+  REQUIRE(p);
+  CHECK(p->field == "on");
+  p = read_account_json(R"({"colour":"blue"})", a, false);
+  REQUIRE(p);
+  CHECK(p->code == "unknown_field");
+  p = read_account_json(R"({"records":[{"name":"example.com","shade":1}]})", a, false);
+  REQUIRE(p);
+  CHECK(p->field == "records[0].shade");
+  p = read_account_json(R"({"id":"bob"})", a, false);
+  REQUIRE(p);
+  CHECK(p->field == "id");
+}

@@ -129,6 +129,57 @@ TEST_CASE("each command parses to its method, path and body", "[cli][unit]") {
     {"member remove p 7 --force", "DELETE", "/v1/pools/p/members/7?force=true", ""},
     {"log p", "GET", "/v1/pools/p/activity", ""},
     {"log p --limit 5 --before 12", "GET", "/v1/pools/p/activity?limit=5&before=12", ""},
+    {"account list p", "GET", "/v1/pools/p/accounts", ""},
+    {"account list p --limit 10 --offset 20", "GET", "/v1/pools/p/accounts?offset=20&limit=10",
+     ""},
+    {"account show p alice", "GET", "/v1/pools/p/accounts/alice", ""},
+    {"account add p alice --domain alice.test --source 7 --standby 8", "POST",
+     "/v1/pools/p/accounts",
+     R"({"id":"alice","domain":"alice.test","source":7,"standby":8})"},
+    {"account add p alice --domain alice.test --source 7 --standby 8 --dns-provider whm "
+     "--dns-zone alice.test --dns-ttl-s 60 --managed off "
+     R"(--records [{"name":"www.alice.test","type":"AAAA","cut":true,"ttl_s":60}])",
+     "POST", "/v1/pools/p/accounts",
+     R"({"id":"alice","domain":"alice.test","source":7,"standby":8,"dns_provider":"whm",
+         "dns_zone":"alice.test","dns_ttl_s":60,"managed":false,
+         "records":[{"name":"www.alice.test","type":"AAAA","cut":true,"ttl_s":60}]})"},
+    {"account set p alice --standby 9", "PATCH", "/v1/pools/p/accounts/alice",
+     R"({"standby":9})"},
+    {"account set p alice --managed on --dns-provider cf-main --records []", "PATCH",
+     "/v1/pools/p/accounts/alice", R"({"managed":true,"dns_provider":"cf-main","records":[]})"},
+    {"account remove p alice", "DELETE", "/v1/pools/p/accounts/alice", ""},
+    {"account cut p alice", "POST", "/v1/pools/p/accounts/alice/cut",
+     R"({"to":"standby","force":false})"},
+    {"account cut p alice --to source --force", "POST", "/v1/pools/p/accounts/alice/cut",
+     R"({"to":"source","force":true})"},
+    {"dns show p", "GET", "/v1/pools/p/dns", ""},
+    {"dns show p --limit 5 --offset 10", "GET", "/v1/pools/p/dns?offset=10&limit=5", ""},
+    {"dns refresh p", "POST", "/v1/pools/p/dns/refresh", ""},
+    {"dns refresh p --account alice", "POST", "/v1/pools/p/dns/refresh",
+     R"({"account":"alice"})"},
+    {"dns import p", "POST", "/v1/pools/p/dns/import", ""},
+    {"dns sync p --account=bob", "POST", "/v1/pools/p/dns/sync", R"({"account":"bob"})"},
+    {"provider list p", "GET", "/v1/pools/p/dns/providers", ""},
+    {"provider add p cf-main --type cloudflare --global", "POST", "/v1/pools/p/dns/providers",
+     R"({"id":"cf-main","type":"cloudflare","global":true})"},
+    {"provider add p whm-7 --type whm --api-base https://n7.test:2087 --user root --member 7 "
+     "--rate-limit-requests 60 --rate-limit-window-s 60 --max-in-flight 2 --timeout-ms 5000",
+     "POST", "/v1/pools/p/dns/providers",
+     R"({"id":"whm-7","type":"whm","api_base":"https://n7.test:2087","user":"root","member":7,
+         "rate_limit_requests":60,"rate_limit_window_s":60,"max_in_flight":2,
+         "timeout_ms":5000})"},
+    {"provider add p ns1 --type rfc2136 --dns-server 10.0.0.53:53 --tsig-name balctl. "
+     "--tsig-algorithm hmac-sha512", "POST", "/v1/pools/p/dns/providers",
+     R"({"id":"ns1","type":"rfc2136","server":"10.0.0.53:53","tsig_name":"balctl.",
+         "tsig_algorithm":"hmac-sha512"})"},
+    {"provider add p pdns --type powerdns --api-base http://pdns:8081 --server-id localhost "
+     "--ca-file /etc/ssl/pdns.pem", "POST", "/v1/pools/p/dns/providers",
+     R"({"id":"pdns","type":"powerdns","api_base":"http://pdns:8081","server_id":"localhost",
+         "ca_file":"/etc/ssl/pdns.pem"})"},
+    {"provider set p cf-main --rate-limit-requests 0", "PATCH",
+     "/v1/pools/p/dns/providers/cf-main", R"({"rate_limit_requests":0})"},
+    {"provider set p cf-main", "PATCH", "/v1/pools/p/dns/providers/cf-main", "{}"},
+    {"provider remove p cf-main", "DELETE", "/v1/pools/p/dns/providers/cf-main", ""},
   }));
   CAPTURE(line);
   invocation inv = parsed(line);
@@ -205,6 +256,38 @@ TEST_CASE("missing arguments, unknown commands and bad flags are usage errors",
     {"log p --limit many", "--limit = many: must be an integer"},
     {"status --tiles-limit 5", "need a POOL"},
     {"status --timeout-s 0", "--timeout-s = 0: must be between 1 and 86400"},
+    {"account", "missing account subcommand"},
+    {"account show p", "missing argument ID"},
+    {"account add p alice --source 7 --standby 8", "missing --domain"},
+    {"account add p alice --domain a.test --standby 8", "missing --source"},
+    {"account add p alice --domain a.test --source 7", "missing --standby"},
+    {"account add p alice --domain a.test --source seven --standby 8",
+     "--source = seven: must be an integer"},
+    {"account add p alice --domain a.test --source 7 --standby 0",
+     "--standby = 0: must be a positive member id"},
+    {"account add p alice --domain a.test --source 7 --standby 8 --managed maybe",
+     "--managed = maybe: must be on or off"},
+    {"account set p alice", "nothing to change"},
+    {R"(account set p alice --records {"name":"a.test"})",
+     "--records must be a JSON array of records, not object"},
+    {"account set p alice --records [{\"name\":", "--records is not JSON: parse error"},
+    {"account set p alice --records alice.test", "--records is not JSON"},
+    {"account set p alice --dns-provider=", "--dns-provider must not be empty"},
+    {"account cut p alice --to primary", "--to = primary: must be standby or source"},
+    {"account list p --force", "unknown flag --force for 'account list'"},
+    {"dns", "missing dns subcommand"},
+    {"dns show", "missing argument POOL"},
+    {"dns refresh p --account=", "--account must not be empty"},
+    {"dns show p --account alice", "unknown flag --account for 'dns show'"},
+    {"provider add p cf", "missing --type"},
+    {"provider add p cf --type route53", "must be cloudflare or whm or powerdns or rfc2136"},
+    {"provider add p ns1 --type rfc2136 --tsig-algorithm md5",
+     "--tsig-algorithm = md5: must be hmac-sha256 or hmac-sha512 or hmac-sha1"},
+    {"provider add p w --type whm --member x", "--member = x: must be an integer"},
+    {"provider set p cf --global=yes", "--global takes no value"},
+    {"provider set p cf --secret-file=", "--secret-file must not be empty"},
+    {"provider remove p cf --secret-file s.txt", "unknown flag --secret-file"},
+    {"provider add p cf --type cloudflare --secret s3cr3t", "unknown flag --secret"},
   }));
   CAPTURE(line);
   parse_result r = parse(line);
@@ -223,6 +306,14 @@ TEST_CASE("help is returned for the whole CLI, a group and a command without run
   REQUIRE(group.what == parse_result::kind::help);
   CHECK_THAT(group.message, Catch::Contains("member reenrol"));
   // Help wins over what else is wrong on the line.
+  parse_result accounts = parse("account --help");
+  REQUIRE(accounts.what == parse_result::kind::help);
+  CHECK_THAT(accounts.message, Catch::Contains("account cut POOL ID [--to standby|source]"));
+  parse_result provider = parse("provider add --help");
+  REQUIRE(provider.what == parse_result::kind::help);
+  CHECK_THAT(provider.message, Catch::Contains("--secret-file FILE"));
+  CHECK_THAT(provider.message, Catch::Contains("BALCTL_DNS_SECRET"));
+  CHECK_THAT(parse("--help").message, Catch::Contains("balctl dns refresh POOL [--account ID]"));
   parse_result cmd = parse("pool create --help --bogus");
   REQUIRE(cmd.what == parse_result::kind::help);
   CHECK_THAT(cmd.message, Catch::StartsWith("usage: balctl pool create NAME"));
@@ -530,4 +621,442 @@ TEST_CASE("the token never appears in any output, verbose or error", "[cli][unit
       CHECK_THAT(o.err, Catch::Contains("Authorization: Bearer ***"));
     }
   }
+}
+
+// ---- Protection and Managed DNS -------------------------------------------
+
+namespace {
+
+// A secret with the characters JSON escapes, so redaction must catch both
+// its raw and its escaped form.
+const std::string dns_secret = "cf-7Rq\"x\\9bT2mZ4wK";
+
+read_result file_text(std::string text) {
+  read_result r;
+  r.status = read_status::ok;
+  r.text = std::move(text);
+  return r;
+}
+
+read_result file_missing(const std::string& path) {
+  read_result r;
+  r.status = read_status::missing;
+  r.error = "config " + path + ": No such file or directory";
+  return r;
+}
+
+/// An account as GET /accounts/{id} answers it: on its standby, one record
+/// drifted (the live value is still the source's address).
+json sample_account() {
+  return R"({"id":"alice","domain":"alice.test","source":7,"standby":8,"on":"standby",
+    "on_member":8,"on_since_ms":1699999700000,"source_state":"down","standby_state":"healthy",
+    "dns_provider":"cloudflare","dns_zone":null,"dns_ttl_s":300,"managed":true,
+    "records":[
+      {"name":"alice.test","type":"A","cut":true,"managed":true,"dns_only":false,
+       "origin":"protection","provider":"cf-main","provider_error":null,
+       "expected":"203.0.113.8","effective_ttl_s":300,
+       "live":{"status":"found","content":"203.0.113.7","ttl_s":300,"proxied":true,
+               "checked_ms":1699999880000,"error":null},
+       "drift":true,"source_content":null,"standby_content":null,"content":null,
+       "ttl_s":0},
+      {"name":"alice.test","type":"MX","cut":true,"managed":true,"dns_only":false,
+       "origin":"protection","provider":null,"provider_error":"no Global Cloudflare key",
+       "expected":"10 mx2.alice.test","effective_ttl_s":60,"live":null,"drift":false,
+       "source_content":"10 mx1.alice.test","standby_content":"10 mx2.alice.test",
+       "content":null,"ttl_s":60},
+      {"name":"old.alice.test","type":"A","cut":false,"managed":false,"dns_only":false,
+       "origin":"whm","provider":"cf-main","provider_error":null,"expected":null,"effective_ttl_s":300,
+       "live":{"status":"failed","content":null,"ttl_s":null,"proxied":null,
+               "checked_ms":1699999880000,"error":"HTTP 500 from api.cloudflare.com"},
+       "drift":false,"source_content":null,"standby_content":null,"content":null,
+       "ttl_s":0}],
+    "drift":1})"_json;
+}
+
+json sample_providers() {
+  return R"({"providers":[
+    {"id":"cf-main","type":"cloudflare","global":true,"member":null,
+     "rate_limit_requests":1200,"rate_limit_window_s":300,"max_in_flight":4,
+     "timeout_ms":10000,"secret_set":true,"api_base":"https://api.cloudflare.com/client/v4"},
+    {"id":"ns1","type":"rfc2136","global":false,"member":null,"rate_limit_requests":0,
+     "rate_limit_window_s":60,"max_in_flight":4,"timeout_ms":10000,"secret_set":true,
+     "server":"10.0.0.53:53","tsig_name":"balctl.","tsig_algorithm":"hmac-sha256"}]})"_json;
+}
+
+} // namespace
+
+TEST_CASE("account cut moves the records to the standby unless --to source asks for the "
+          "fail-back",
+          "[cli][unit]") {
+  invocation plain = parsed("account cut p alice");
+  REQUIRE(plain.request.body.has_value());
+  CHECK((*plain.request.body)["to"] == "standby");
+  CHECK((*plain.request.body)["force"] == false);
+  CHECK(plain.account_id == "alice");
+  invocation back = parsed("account cut p alice --to=source");
+  CHECK((*back.request.body)["to"] == "source");
+}
+
+TEST_CASE("account and provider ids are percent-encoded as one path segment", "[cli][unit]") {
+  CHECK(parse_args({"account", "show", "p", "a b/c"}).inv.request.path ==
+        "/v1/pools/p/accounts/a%20b%2Fc");
+  CHECK(parse_args({"provider", "remove", "p", "x/y"}).inv.request.path ==
+        "/v1/pools/p/dns/providers/x%2Fy");
+}
+
+TEST_CASE("account add --records passes the JSON array through as the API takes it", "[cli][unit]") {
+  // As an operator passes it: --records "$(cat records.json)", spaces and
+  // newlines included.
+  std::string file = "[\n  {\"name\": \"alice.test\", \"type\": \"MX\",\n"
+                     "   \"source_content\": \"10 mx1.alice.test\", "
+                     "\"standby_content\": \"10 mx2.alice.test\"}\n]\n";
+  parse_result r = parse_args({"account", "set", "p", "alice", "--records", file});
+  REQUIRE(r.what == parse_result::kind::run);
+  CHECK((*r.inv.request.body)["records"] == json::parse(file));
+  CHECK(r.inv.request.body->size() == 1);
+}
+
+TEST_CASE("only provider add and provider set take a secret, and parsing reads nothing",
+          "[cli][unit]") {
+  invocation add = parsed("provider add p cf --type cloudflare --secret-file /run/cf.key");
+  CHECK(add.secret.wanted);
+  CHECK(add.secret.required);
+  CHECK(add.secret.file == std::optional<std::string>("/run/cf.key"));
+  // The path is recorded, the body has no secret yet.
+  CHECK_FALSE(add.request.body->contains("secret"));
+  CHECK_FALSE(add.request.body->contains("secret_file"));
+  invocation set = parsed("provider set p cf --timeout-ms 5000");
+  CHECK(set.secret.wanted);
+  CHECK_FALSE(set.secret.required);
+  CHECK_FALSE(set.secret.file.has_value());
+  CHECK(parsed("provider set p cf").secret.required); // the secret is the only change
+  CHECK_FALSE(parsed("provider list p").secret.wanted);
+  CHECK_FALSE(parsed("account add p a --domain a.test --source 1 --standby 2").secret.wanted);
+}
+
+TEST_CASE("the DNS secret comes from --secret-file, else BALCTL_DNS_SECRET", "[cli][unit]") {
+  invocation with_file = parsed("provider add p cf --type cloudflare --secret-file /run/cf.key");
+  invocation without = parsed("provider add p cf --type cloudflare");
+
+  SECTION("the file's first line, trailing CR, LF and spaces trimmed") {
+    auto r = resolve_secret(with_file, file_text(dns_secret + " \r\nsecond line\n"),
+                            std::nullopt);
+    REQUIRE(r.ok());
+    CHECK(r.secret == std::optional<std::string>(dns_secret));
+  }
+  SECTION("a file without a final newline is read as it is") {
+    auto r = resolve_secret(with_file, file_text(dns_secret), std::nullopt);
+    CHECK(r.secret == std::optional<std::string>(dns_secret));
+  }
+  SECTION("the file beats the environment") {
+    auto r = resolve_secret(with_file, file_text(dns_secret + "\n"), std::string("env-secret"));
+    CHECK(r.secret == std::optional<std::string>(dns_secret));
+  }
+  SECTION("without --secret-file the environment gives it") {
+    auto r = resolve_secret(without, std::nullopt, std::string(dns_secret));
+    REQUIRE(r.ok());
+    CHECK(r.secret == std::optional<std::string>(dns_secret));
+  }
+  SECTION("commands that send no secret ignore the environment") {
+    auto r = resolve_secret(parsed("provider list p"), std::nullopt, std::string(dns_secret));
+    CHECK(r.ok());
+    CHECK_FALSE(r.secret.has_value());
+  }
+  SECTION("provider set with an option and no secret keeps the stored one") {
+    auto r = resolve_secret(parsed("provider set p cf --global"), std::nullopt, std::nullopt);
+    CHECK(r.ok());
+    CHECK_FALSE(r.secret.has_value());
+  }
+  SECTION("provider set never takes the environment: a variable left over for another "
+          "credential must not replace this one's secret") {
+    auto r = resolve_secret(parsed("provider set p cf --global"), std::nullopt,
+                            std::string(dns_secret));
+    CHECK(r.ok());
+    CHECK_FALSE(r.secret.has_value());
+    auto bare = resolve_secret(parsed("provider set p cf"), std::nullopt, std::string(dns_secret));
+    CHECK_FALSE(bare.ok());
+    CHECK_THAT(bare.error, Catch::Contains("--secret-file FILE"));
+  }
+}
+
+TEST_CASE("a missing or unreadable DNS secret is a usage error naming its source",
+          "[cli][unit]") {
+  auto [line, file, env_value, needle] =
+    GENERATE(table<std::string, std::optional<read_result>, std::optional<std::string>,
+                   std::string>({
+      {"provider add p cf --type cloudflare", std::nullopt, std::nullopt,
+       "missing secret: put it in a file and pass --secret-file FILE, or set env "
+       "BALCTL_DNS_SECRET"},
+      // An empty variable counts as unset, as BALCTL_TOKEN's does.
+      {"provider add p cf --type cloudflare", std::nullopt, std::string(""), "missing secret"},
+      {"provider add p cf --type cloudflare --secret-file /run/nope.key",
+       file_missing("/run/nope.key"), std::string("env-secret"),
+       "--secret-file /run/nope.key: cannot read it (No such file or directory)"},
+      {"provider add p cf --type cloudflare --secret-file /run/empty.key", file_text("\n"),
+       std::nullopt, "--secret-file /run/empty.key: the first line is empty"},
+      {"provider set p cf", std::nullopt, std::nullopt,
+       "nothing to change: give at least one option, or a new secret"},
+    }));
+  CAPTURE(line);
+  parse_result p = parse(line);
+  REQUIRE(p.what == parse_result::kind::run);
+  auto r = resolve_secret(p.inv, file, env_value);
+  REQUIRE_FALSE(r.ok());
+  CHECK_FALSE(r.secret.has_value());
+  CHECK_THAT(r.error, Catch::Contains(needle));
+  // main.cpp prints it as a usage error (exit 2) with the command's usage.
+  p.message = r.error;
+  CHECK_THAT(render_usage_error(p),
+             Catch::StartsWith("balctl: " + r.error + "\nusage: balctl provider "));
+}
+
+TEST_CASE("the DNS secret is sent in the body and never printed, verbose, --json or error",
+          "[cli][unit]") {
+  // A server that echoes the secret back must not get it printed either;
+  // JSON bodies carry it escaped.
+  std::string escaped = json(dns_secret).dump();
+  escaped = escaped.substr(1, escaped.size() - 2);
+  REQUIRE(escaped != dns_secret);
+  auto [line, reply] = GENERATE_COPY(table<std::string, http_reply>({
+    {"provider add p cf --type cloudflare --global", answered(201, sample_providers().dump())},
+    {"provider add p cf --type cloudflare --json",
+     answered(201, R"({"echo":")" + escaped + R"("})")},
+    {"provider set p cf", answered(422, api_error(422, "invalid_field", "secret",
+                                                  "bad secret " + dns_secret))},
+    {"provider set p cf --json --timeout-ms 100",
+     answered(422, api_error(422, "invalid_field", "secret", "bad " + dns_secret))},
+    {"provider add p cf --type cloudflare", unreachable("could not send " + dns_secret)},
+  }));
+  for (bool verbose : {false, true}) {
+    CAPTURE(line, verbose);
+    fake_transport t(reply);
+    outcome o = run(parsed(line), test_connection(verbose), t, now, dns_secret);
+    REQUIRE(t.calls.size() == 1);
+    REQUIRE(t.calls[0].body.has_value());
+    CHECK(json::parse(*t.calls[0].body)["secret"] == dns_secret); // sent, never shown
+    for (const std::string& printed : {o.out, o.err}) {
+      CHECK_THAT(printed, !Catch::Contains(dns_secret));
+      CHECK_THAT(printed, !Catch::Contains(escaped));
+      CHECK_THAT(printed, !Catch::Contains("7Rq")); // nor a part of it
+    }
+    if (verbose) {
+      CHECK_THAT(o.err, Catch::Contains(R"("secret":"***")"));
+    }
+  }
+}
+
+TEST_CASE("a command that takes no secret does not send one it is given", "[cli][unit]") {
+  fake_transport t(answered(200, sample_providers().dump()));
+  run(parsed("provider list p"), test_connection(), t, now, dns_secret);
+  REQUIRE(t.calls.size() == 1);
+  CHECK_FALSE(t.calls[0].body.has_value());
+}
+
+TEST_CASE("provider set sends only the new secret when that is the change, and says where "
+          "it came from",
+          "[cli][unit]") {
+  fake_transport t(answered(200, sample_providers().dump()));
+  outcome from_env = run(parsed("provider set p cf-main"), test_connection(), t, now, dns_secret);
+  REQUIRE(t.calls.size() == 1);
+  CHECK(t.calls[0].method == "PATCH");
+  CHECK(json::parse(*t.calls[0].body) == json({{"secret", dns_secret}}));
+  CHECK_THAT(from_env.out, Catch::StartsWith("updated DNS provider cf-main of pool p\n"));
+  CHECK_THAT(from_env.out, Catch::EndsWith("secret sent from env BALCTL_DNS_SECRET (write-only: "
+                                           "the server never shows it)\n"));
+  outcome from_file = run(parsed("provider set p cf-main --secret-file /run/cf.key"),
+                          test_connection(), t, now, dns_secret);
+  CHECK_THAT(from_file.out, Catch::Contains("secret sent from --secret-file /run/cf.key"));
+  outcome kept = run(parsed("provider set p cf-main --global"), test_connection(), t, now);
+  CHECK(json::parse(*t.calls.back().body) == json({{"global", true}}));
+  CHECK_THAT(kept.out, !Catch::Contains("secret sent"));
+}
+
+TEST_CASE("provider list shows endpoint, rate limit and that a secret is set, never which",
+          "[cli][unit]") {
+  fake_transport t(answered(200, sample_providers().dump()));
+  outcome o = run(parsed("provider list p"), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out ==
+        "ID       TYPE        ENDPOINT                              GLOBAL  MEMBER  RATE LIMIT   "
+        "SECRET  DETAILS\n"
+        "cf-main  cloudflare  https://api.cloudflare.com/client/v4  yes     -       1200 / 300s  "
+        "set     max_in_flight=4 timeout_ms=10000\n"
+        "ns1      rfc2136     10.0.0.53:53                          no      -       none         "
+        "set     max_in_flight=4 timeout_ms=10000 tsig_algorithm=hmac-sha256 "
+        "tsig_name=balctl.\n");
+  fake_transport none(answered(200, R"({"providers":[]})"));
+  CHECK(run(parsed("provider remove p ns1"), test_connection(), none, now).out ==
+        "removed DNS provider ns1 from pool p\nno DNS providers\n");
+}
+
+TEST_CASE("account list shows where each account's records point and its drift",
+          "[cli][unit]") {
+  json body = {{"accounts", {sample_account()}}, {"total", 3}};
+  fake_transport t(answered(200, body.dump()));
+  outcome o = run(parsed("account list p --limit 1"), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "ID     DOMAIN      ON         SOURCE  STANDBY    PROVIDER    MANAGED  "
+                 "RECORDS  DRIFT\n"
+                 "alice  alice.test  standby 8  7 down  8 healthy  cloudflare  yes            "
+                 "3      1\n"
+                 "1 of 3 accounts shown (--offset N / --limit N for others)\n");
+  fake_transport empty(answered(200, R"({"accounts":[],"total":0})"));
+  CHECK(run(parsed("account list p"), test_connection(), empty, now).out ==
+        "no protected accounts\n");
+}
+
+TEST_CASE("account show lists the records expected against live, with drift and problems",
+          "[cli][unit]") {
+  fake_transport t(answered(200, sample_account().dump()));
+  outcome o = run(parsed("account show p alice"), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out ==
+        "id            alice\n"
+        "domain        alice.test\n"
+        "records on    standby 8, since 5m ago\n"
+        "source        7 down\n"
+        "standby       8 healthy\n"
+        "dns provider  cloudflare\n"
+        "dns zone      - (found at the provider)\n"
+        "dns ttl_s     300\n"
+        "managed dns   yes\n"
+        "drift         1 of 3 records\n"
+        "\nRecords\n"
+        "NAME            TYPE  CUT        EXPECTED           LIVE                   TTL  CHECKED  "
+        "DRIFT  PROVIDER\n"
+        "alice.test      A     yes        203.0.113.8        203.0.113.7 (proxied)  300  2m ago   "
+        "yes    cf-main\n"
+        "alice.test      MX    yes        10 mx2.alice.test  not read               60   never    "
+        "no     -\n"
+        "old.alice.test  A     unmanaged  -                  failed                 300  2m ago   "
+        "no     cf-main\n"
+        "problem: alice.test MX: no DNS provider: no Global Cloudflare key\n"
+        "problem: old.alice.test A: read: HTTP 500 from api.cloudflare.com\n");
+}
+
+TEST_CASE("account add, set, cut and remove say what happened", "[cli][unit]") {
+  json a = sample_account();
+  SECTION("add") {
+    fake_transport t(answered(201, a.dump()));
+    outcome o = run(parsed("account add p alice --domain alice.test --source 7 --standby 8"),
+                    test_connection(), t, now);
+    CHECK_THAT(o.out, Catch::StartsWith("added protected account alice (alice.test) to pool p\n"
+                                        "id "));
+  }
+  SECTION("set") {
+    fake_transport t(answered(200, a.dump()));
+    outcome o = run(parsed("account set p alice --dns-ttl-s 60"), test_connection(), t, now);
+    CHECK_THAT(o.out, Catch::StartsWith("updated protected account alice of pool p\n"));
+  }
+  SECTION("cut to the standby") {
+    fake_transport t(answered(200, a.dump()));
+    outcome o = run(parsed("account cut p alice"), test_connection(), t, now);
+    CHECK_THAT(o.out, Catch::StartsWith("cut account alice's DNS to its standby, member 8\n"));
+  }
+  SECTION("fail-back to the source") {
+    a["on"] = "source";
+    a["on_member"] = 7;
+    fake_transport t(answered(200, a.dump()));
+    outcome o = run(parsed("account cut p alice --to source"), test_connection(), t, now);
+    CHECK_THAT(o.out,
+               Catch::StartsWith("failed back account alice's DNS to its source, member 7\n"));
+  }
+  SECTION("remove answers 204 with no body") {
+    fake_transport t(answered(204, ""));
+    outcome o = run(parsed("account remove p alice"), test_connection(), t, now);
+    CHECK(o.exit_code == 0);
+    CHECK(o.out == "removed protected account alice from pool p\n");
+  }
+}
+
+TEST_CASE("dns refresh, import and sync say how much was queued and where to look",
+          "[cli][unit]") {
+  auto [line, body, expected] = GENERATE(table<std::string, std::string, std::string>({
+    {"dns refresh p", R"({"reads_queued":12})", "queued 12 reads; see 'balctl dns show p'\n"},
+    {"dns refresh p --account alice", R"({"reads_queued":1})",
+     "queued 1 read for account alice; see 'balctl dns show p'\n"},
+    {"dns import p", R"({"zones_queued":3})",
+     "queued 3 zones to import; see 'balctl dns show p'\n"},
+    {"dns sync p --account bob", R"({"zones_queued":1})",
+     "queued 1 zone to sync from WHM to Cloudflare for account bob; see 'balctl dns show p'\n"},
+  }));
+  CAPTURE(line);
+  fake_transport t(answered(202, body));
+  outcome o = run(parsed(line), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == expected);
+}
+
+TEST_CASE("dns show gives DNS health, the failover record, providers and the records",
+          "[cli][unit]") {
+  json failover = sample_account()["records"][0];
+  failover.erase("source_content");
+  failover["name"] = "www.fleet.test";
+  failover["origin"] = "failover";
+  failover["drift"] = false;
+  failover["live"]["content"] = "203.0.113.8";
+  json body = {{"pool", "p"},
+               {"managed_dns", true},
+               {"health",
+                {{"accounts", 2},
+                 {"on_standby", 1},
+                 {"records", 4},
+                 {"checked", 3},
+                 {"drift", 1},
+                 {"refreshed_ms", now - 120'000},
+                 {"reads_pending", 0}}},
+               {"failover", failover},
+               {"providers", sample_providers()["providers"]},
+               {"config_providers", {"cf-file"}},
+               {"accounts", {sample_account()}},
+               {"total", 2}};
+  fake_transport t(answered(200, body.dump()));
+  outcome o = run(parsed("dns show p --limit 1"), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK_THAT(o.out, Catch::StartsWith(
+    "Managed DNS of pool p\n"
+    "DNS health: 2 accounts (1 on standby), 4 records, 3 checked, 1 drift; refreshed 2m ago, "
+    "0 reads pending\n"
+    "\nFailover record\n"
+    "NAME            TYPE  CUT  EXPECTED     LIVE                   TTL  CHECKED  DRIFT  "
+    "PROVIDER\n"
+    "www.fleet.test  A     yes  203.0.113.8  203.0.113.8 (proxied)  300  2m ago   no     "
+    "cf-main\n"
+    "\nDNS providers\nID  "));
+  CHECK_THAT(o.out, Catch::Contains("from the config file: cf-file\n"));
+  CHECK_THAT(o.out, Catch::Contains(
+    "\nRecords of protected accounts\n"
+    "ACCOUNT  NAME            TYPE  CUT        EXPECTED           LIVE                   TTL  "
+    "CHECKED  DRIFT  PROVIDER\n"
+    "alice    alice.test      A     yes        203.0.113.8        203.0.113.7 (proxied)  300  "
+    "2m ago   yes    cf-main\n"));
+  CHECK_THAT(o.out, Catch::Contains("problem: alice old.alice.test A: read: HTTP 500"));
+  CHECK_THAT(o.out, Catch::EndsWith("1 of 2 accounts shown (--offset N / --limit N for others)\n"));
+
+  SECTION("no failover record and the tab hidden are said so") {
+    body["failover"] = nullptr;
+    body["managed_dns"] = false;
+    body["health"]["refreshed_ms"] = nullptr;
+    body["accounts"] = json::array();
+    body["total"] = 0;
+    fake_transport t2(answered(200, body.dump()));
+    outcome o2 = run(parsed("dns show p"), test_connection(), t2, now);
+    CHECK_THAT(o2.out, Catch::StartsWith("Managed DNS of pool p (tab hidden: fewer than 2 "
+                                         "cPanel members)\n"));
+    CHECK_THAT(o2.out, Catch::Contains("refreshed never"));
+    CHECK_THAT(o2.out, Catch::Contains("\nFailover record\nnone (the pool has no failover "
+                                       "hostname: balctl pool settings p --failover-hostname "
+                                       "H)\n"));
+    CHECK_THAT(o2.out, Catch::EndsWith("\nRecords of protected accounts\nno protected accounts\n"));
+  }
+}
+
+TEST_CASE("with --json the new commands print the server's body as it is", "[cli][unit]") {
+  auto line = GENERATE(as<std::string>{}, "account show p alice --json", "dns show p --json",
+                       "provider list p --json", "dns refresh p --json");
+  CAPTURE(line);
+  fake_transport t(answered(200, R"({"z":1,"a":{"records":[]}})"));
+  outcome o = run(parsed(line), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "{\n  \"z\": 1,\n  \"a\": {\n    \"records\": []\n  }\n}\n");
 }
