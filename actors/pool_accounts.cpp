@@ -212,6 +212,9 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
       continue;
     }
     auto mine = changes_for(self, *a, cut.to, now, problems);
+    if (a->on != cut.to) {
+      st.deps.metrics->account_cuts.fetch_add(1, std::memory_order_relaxed);
+    }
     st.rt->accounts.apply(cut, *st.policy, now);
     a = st.rt->accounts.find(cut.account);
     moved.push_back(*a);
@@ -237,7 +240,6 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
   if (moved.empty()) {
     return;
   }
-  st.deps.metrics->account_cuts.fetch_add(moved.size(), std::memory_order_relaxed);
   submit_cut(self, std::move(moved), std::move(cs));
 }
 
@@ -457,10 +459,15 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
       continue; // removed meanwhile
     }
     auto a = *found;
+    changes mine;
+    std::size_t mine_added = 0;
     for (const auto& l : listed) {
       dns::record_type t;
       if (!under(l.name, a.domain) || !dns::from_string(l.type, t)) {
         continue;
+      }
+      if (const auto* owner = st.rt->accounts.owner_of(l.name, t); owner && *owner != a.id) {
+        continue; // another account's row (a domain nested in this one's)
       }
       auto row = std::find_if(a.records.begin(), a.records.end(), [&](const account_record& r) {
         return r.name == l.name && r.type == t;
@@ -473,15 +480,21 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
         r.origin = origin;
         a.records.push_back(std::move(r));
         row = a.records.end() - 1;
-        ++added;
+        ++mine_added;
       }
-      row->content = l.content;
-      row->ttl_s = l.ttl_s >= 1 && l.ttl_s <= 86400 ? l.ttl_s : 0;
       if (!sync) {
         auto live = l;
         live.status = "found";
         observe(self, live, now);
-      } else if (a.managed && row->managed && !row->cut) {
+      }
+      if (row->cut) {
+        // The cut-over list's values are the operator's and the account's
+        // side's: a zone read never changes them.
+        continue;
+      }
+      row->content = l.content;
+      row->ttl_s = l.ttl_s >= 1 && l.ttl_s <= 86400 ? l.ttl_s : 0;
+      if (sync && a.managed && row->managed) {
         dns::record d;
         d.zone = a.dns_zone;
         d.name = row->name;
@@ -493,12 +506,20 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
         }
         auto c = make_dns_change(st.rt->config.name, job.push_to, 0, 1, d);
         c.created_ms = now;
-        pushes.push_back(std::move(c));
+        mine.push_back(std::move(c));
       }
     }
-    if (validate_account(a)) {
-      continue; // a listed value the catalogue cannot hold: leave the account as it was
+    if (auto p = validate_account(a)) {
+      // What was listed does not fit the catalogue (e.g. too many rows):
+      // the account stays as it was and nothing of it is written.
+      pool_note(self, activity_kind::dns_alert, 0,
+                "account " + a.id + ": zone " + job.zone + " not taken: " + p->field + ": " +
+                  p->message);
+      continue;
     }
+    added += mine_added;
+    pushes.insert(pushes.end(), std::make_move_iterator(mine.begin()),
+                  std::make_move_iterator(mine.end()));
     st.rt->accounts.put(a);
     updated.push_back(std::move(a));
   }
@@ -659,11 +680,17 @@ std::optional<caf::error> provider_in_use(pool_self self, const std::string& id)
                                            "' moves the pool's failover record "
                                            "(settings: dns_provider); change that first");
   }
+  // Named, or reached through "cloudflare" (the Global key) or "whm" (a
+  // member's key) on either side of an account.
   for (const auto& [aid, a] : st.rt->accounts.all()) {
-    if (a.dns_provider == id) {
-      return refuse("provider_in_use", "",
-                    "DNS provider '" + id + "' is protected account " + aid +
-                      "'s; change its dns_provider first");
+    for (auto side : {account_side::source, account_side::standby}) {
+      std::string why;
+      if (resolve(self, a.dns_provider, a.member_on(side), &why) == id) {
+        return refuse("provider_in_use", "",
+                      "DNS provider '" + id + "' moves protected account " + aid +
+                        "'s records (to its " + to_string(side) +
+                        "); change its dns_provider first");
+      }
     }
   }
   return std::nullopt;
@@ -716,6 +743,30 @@ caf::message_handler accounts_handlers(pool_self self) {
         return refuse("account_exists", "id", "pool '" + st.rt->config.name +
                                                 "' already protects account '" + a.id + "'");
       }
+      if (create && st.rt->config.preset == pool_preset::haproxy) {
+        // engine/features: an HAProxy pool fails over through its own
+        // Balancer failover, never through per-account cut-overs.
+        return refuse("not_applicable", "", "pool '" + st.rt->config.name +
+                                              "' is an HAProxy pool: Protection and Managed "
+                                              "DNS belong to generic-linux pools");
+      }
+      // A record belongs to one account, and the failover record to the pool.
+      auto failover_name = dns::canonical_name(st.rt->config.failover_hostname);
+      for (std::size_t i = 0; i < a.records.size(); ++i) {
+        const auto& r = a.records[i];
+        auto field = "records[" + std::to_string(i) + "].name";
+        if (const auto* owner = st.rt->accounts.owner_of(r.name, r.type);
+            owner && *owner != a.id) {
+          return refuse("invalid_field", field,
+                        r.name + " " + dns::to_string(r.type) +
+                          " is already protected account " + *owner + "'s");
+        }
+        if (r.type == dns::record_type::a && r.name == failover_name) {
+          return refuse("invalid_field", field,
+                        r.name + " is the pool's failover hostname (it follows the "
+                                 "active member)");
+        }
+      }
       for (auto [field, m] : {std::pair<const char*, member_id>{"source", a.source},
                               {"standby", a.standby}}) {
         if (!st.policy->position_of(m)) {
@@ -733,6 +784,14 @@ caf::message_handler accounts_handlers(pool_self self) {
       if (create) {
         a.on = account_side::source;
         a.on_since_ms = now;
+      }
+      // A change that touches where its records point (members, rows,
+      // provider, TTL, managed back on) re-applies them on its side:
+      // read-compare-write makes that a read for each row in place.
+      bool reapply = false;
+      if (!create) {
+        const auto* before = st.rt->accounts.find(id);
+        reapply = a.managed && to_json_text(*before) != to_json_text(a);
       }
       auto rp = self->make_response_promise<account_view>();
       ++st.pending_writes;
@@ -752,7 +811,13 @@ caf::message_handler accounts_handlers(pool_self self) {
                         std::to_string(a.records.size()) + " record(s)");
             rp.deliver(account_view_of(self, a));
             // An account added while its source is already down is cut now.
-            carry_out(self, st.rt->accounts.evaluate_one(a.id, *st.policy, now), now);
+            auto r = st.rt->accounts.evaluate_one(a.id, *st.policy, now);
+            if (r.cuts.empty() && reapply) {
+              r.cuts.push_back(account_cut{a.id, a.on, a.current(), a.current(), false,
+                                           "account " + a.id + " changed: its records are "
+                                           "re-applied on its " + to_string(a.on)});
+            }
+            carry_out(self, std::move(r), now);
             arm_pool(self);
           },
           [=](caf::error& e) mutable {
@@ -876,6 +941,11 @@ caf::message_handler accounts_handlers(pool_self self) {
     [=](delete_provider_atom, const std::string& id)
       -> caf::result<std::vector<dns_provider_config>> {
       auto& st = self->state;
+      if (std::none_of(st.rt->providers.begin(), st.rt->providers.end(),
+                       [&](const dns_provider_config& p) { return p.id == id; })) {
+        return refuse("provider_not_found", "",
+                      "pool '" + st.rt->config.name + "' has no DNS provider '" + id + "'");
+      }
       if (auto e = provider_in_use(self, id)) {
         return *e;
       }

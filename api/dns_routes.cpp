@@ -149,7 +149,9 @@ bool valid_id(const std::string& s) { return valid_pool_name(s); }
 constexpr std::initializer_list<const char*> provider_keys = {
   "id", "type", "api_base", "server", "user", "server_id", "tsig_name", "tsig_algorithm",
   "secret", "ca_file", "global", "member", "rate_limit_requests", "rate_limit_window_s",
-  "max_in_flight", "timeout_ms"};
+  "max_in_flight", "timeout_ms",
+  // Not accepted, but the engine says why (send the secret itself).
+  "secret_file"};
 constexpr std::initializer_list<const char*> account_keys = {
   "id", "domain", "source", "standby", "dns_provider", "dns_zone", "dns_ttl_s", "managed",
   "records",

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 #include <type_traits>
 
@@ -23,14 +24,6 @@ bool is_ip(const std::string& s, bool v6) {
   return inet_pton(v6 ? AF_INET6 : AF_INET, s.c_str(), buf) == 1;
 }
 
-std::vector<std::string> words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) {
-    out.push_back(w);
-  }
-  return out;
-}
 
 bool is_uint(const std::string& s, long max) {
   if (s.empty() || s.size() > 6 ||
@@ -42,7 +35,7 @@ bool is_uint(const std::string& s, long max) {
 
 // Why content is not a value of type t ("" when it is).
 std::string content_problem(dns::record_type t, const std::string& c) {
-  auto w = words(c);
+  auto w = dns::content_words(c);
   switch (t) {
     case dns::record_type::a:
       return w.size() == 1 && is_ip(w[0], false) ? "" : "must be an IPv4 address";
@@ -217,8 +210,9 @@ std::optional<field_problem> validate_account(protected_account& a) {
     auto& r = a.records[i];
     auto at = "records[" + std::to_string(i) + "].";
     r.name = dns::canonical_name(r.name);
-    if (!valid_dns_name(r.name) || !within(r.name, a.dns_zone.empty() ? a.domain : a.dns_zone)) {
-      return field_problem{at + "name", "must be " + a.domain + " or a name under it"};
+    const auto& zone = a.dns_zone.empty() ? a.domain : a.dns_zone;
+    if (!valid_dns_name(r.name) || !within(r.name, zone)) {
+      return field_problem{at + "name", "must be " + zone + " or a name under it"};
     }
     if (!seen.insert({r.name, r.type}).second) {
       return field_problem{at + "name", std::string("a second ") + dns::to_string(r.type) +
@@ -282,16 +276,21 @@ std::optional<field_problem> read_account_json(const std::string& body,
     }
     out = i->get<bool>();
   };
+  // Whole numbers within the field's type (member ids use all 64 bits, an
+  // int field never wraps); ranges are validate_account's.
   auto integer = [&](const json& o, const std::string& path, const char* k, auto& out) {
+    using T = std::remove_reference_t<decltype(out)>;
     auto i = o.find(k);
     if (bad || i == o.end()) {
       return;
     }
-    if (!i->is_number_integer() || i->get<long long>() < 0 || i->get<long long>() > 1'000'000'000'000LL) {
-      bad = field_problem{path + k, "must be a non-negative integer"};
+    if (!i->is_number_unsigned() ||
+        i->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
+      bad = field_problem{path + k, "must be an integer between 0 and " +
+                                      std::to_string(std::numeric_limits<T>::max())};
       return;
     }
-    out = static_cast<std::remove_reference_t<decltype(out)>>(i->get<long long>());
+    out = static_cast<T>(i->get<std::uint64_t>());
   };
   for (auto it = j.begin(); it != j.end(); ++it) {
     static const std::set<std::string> known = {"id", "domain", "source", "standby",
@@ -450,12 +449,34 @@ std::string resolve_provider(const std::string& spec, member_id to,
 
 // -- account_book -------------------------------------------------------------
 
+namespace {
+
+std::string row_key(const std::string& name, dns::record_type t) {
+  return name + "/" + dns::to_string(t);
+}
+
+} // namespace
+
 void account_book::index(const protected_account& a) {
   by_member_[a.source].insert(a.id);
   by_member_[a.standby].insert(a.id);
+  for (const auto& r : a.records) {
+    row_owner_.emplace(row_key(r.name, r.type), a.id);
+  }
+}
+
+const std::string* account_book::owner_of(const std::string& name, dns::record_type t) const {
+  auto i = row_owner_.find(row_key(dns::canonical_name(name), t));
+  return i == row_owner_.end() ? nullptr : &i->second;
 }
 
 void account_book::unindex(const protected_account& a) {
+  for (const auto& r : a.records) {
+    auto i = row_owner_.find(row_key(r.name, r.type));
+    if (i != row_owner_.end() && i->second == a.id) {
+      row_owner_.erase(i);
+    }
+  }
   for (auto m : {a.source, a.standby}) {
     auto i = by_member_.find(m);
     if (i != by_member_.end()) {

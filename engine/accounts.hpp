@@ -152,6 +152,9 @@ public:
   const std::map<std::string, protected_account>& all() const { return accounts_; }
   /// Accounts whose source or standby is m.
   std::vector<std::string> of_member(member_id m) const;
+  /// The account whose catalogue has a row of this name and type, if any
+  /// (a record belongs to one account of a pool).
+  const std::string* owner_of(const std::string& name, dns::record_type t) const;
 
   /// After member m changed state (policy already fed): the accounts that
   /// touch m are evaluated.
@@ -188,6 +191,7 @@ private:
 
   std::map<std::string, protected_account> accounts_;
   std::unordered_map<member_id, std::set<std::string>> by_member_;
+  std::unordered_map<std::string, std::string> row_owner_; // "name/TYPE" → account
   // Accounts whose side is down with nobody healthy to take over, alerted
   // once per outage.
   std::set<std::string> blocked_;

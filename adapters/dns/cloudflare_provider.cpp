@@ -27,12 +27,6 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
-std::vector<std::string> split_words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -179,7 +173,7 @@ bool to_cf_body(const record& r, json& body, std::string& err) {
   body["name"] = canonical_name(r.name);
   body["ttl"] = r.ttl_s;
   if (r.proxied) body["proxied"] = *r.proxied;
-  auto w = split_words(r.content);
+  auto w = content_words(r.content);
   if (r.type == record_type::mx) {
     long prio;
     if (w.size() != 2 || !parse_int(w[0], prio)) {

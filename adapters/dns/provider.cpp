@@ -56,6 +56,15 @@ step operation::on_dns(const dns_response&) {
   return step::fail(failure::permanent, "provider got a DNS answer it did not ask for");
 }
 
+std::vector<std::string> content_words(const std::string& content) {
+  std::istringstream in(content);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) {
+    out.push_back(w);
+  }
+  return out;
+}
+
 std::string canonical_name(const std::string& name) {
   std::string out = name;
   while (!out.empty() && out.back() == '.') {
@@ -69,14 +78,6 @@ std::string canonical_name(const std::string& name) {
 
 namespace {
 
-std::vector<std::string> words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) {
-    out.push_back(w);
-  }
-  return out;
-}
 
 } // namespace
 
@@ -86,15 +87,15 @@ bool same_content(record_type t, const std::string& a, const std::string& b) {
     case record_type::aaaa: {
       int family = t == record_type::a ? AF_INET : AF_INET6;
       unsigned char x[16] = {}, y[16] = {};
-      if (inet_pton(family, words(a).empty() ? "" : words(a)[0].c_str(), x) != 1 ||
-          inet_pton(family, words(b).empty() ? "" : words(b)[0].c_str(), y) != 1) {
+      if (inet_pton(family, content_words(a).empty() ? "" : content_words(a)[0].c_str(), x) != 1 ||
+          inet_pton(family, content_words(b).empty() ? "" : content_words(b)[0].c_str(), y) != 1) {
         return false;
       }
       return std::memcmp(x, y, sizeof x) == 0;
     }
     case record_type::mx:
     case record_type::srv: {
-      auto wa = words(a), wb = words(b);
+      auto wa = content_words(a), wb = content_words(b);
       if (wa.size() != wb.size() || wa.empty()) {
         return false;
       }

@@ -174,6 +174,9 @@ public:
   virtual std::unique_ptr<operation> list(const std::string& zone) = 0;
 };
 
+/// A content's words ("10 mail.example.com" → {"10", "mail.example.com"}).
+std::vector<std::string> content_words(const std::string& content);
+
 /// Canonical form of a name: lower case, no trailing dot.
 std::string canonical_name(const std::string& name);
 

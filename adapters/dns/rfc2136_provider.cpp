@@ -61,14 +61,6 @@ std::string rdf_text(const ldns_rdf* rdf) {
 
 std::string owner_of(const ldns_rr* rr) { return canonical_name(rdf_text(ldns_rr_owner(rr))); }
 
-std::vector<std::string> words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) {
-    out.push_back(w);
-  }
-  return out;
-}
 
 bool is_host_name(const std::string& s) {
   if (s.empty() || s.size() > 253) {
@@ -99,7 +91,7 @@ bool is_number(const std::string& s, unsigned long max) {
 /// The content in the presentation form ldns parses (host names absolute),
 /// or "" when it is not a valid value of type t.
 std::string content_for_ldns(record_type t, const std::string& content) {
-  auto w = words(content);
+  auto w = content_words(content);
   unsigned char buf[16];
   switch (t) {
     case record_type::a:

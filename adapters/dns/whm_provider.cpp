@@ -55,14 +55,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::vector<std::string> words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) {
-    out.push_back(w);
-  }
-  return out;
-}
 
 bool parse_long(const std::string& s, long& out) {
   if (s.empty()) {
@@ -103,7 +95,7 @@ bool port_number(const std::string& s, long& out) {
 // dot: a zone file would read a name without one as relative to the zone.
 // Returns "" or why the content cannot be a record of type t.
 std::string data_params(record_type t, const std::string& content, std::vector<param>& out) {
-  auto w = words(content);
+  auto w = content_words(content);
   switch (t) {
     case record_type::a:
     case record_type::aaaa: {

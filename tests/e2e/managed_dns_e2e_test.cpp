@@ -308,6 +308,20 @@ TEST_CASE("Managed DNS API: accounts and providers are checked field by field, s
   auto del = n.call("DELETE", "/v1/pools/web/dns/providers/cf-main");
   CHECK(del.status == 409);
   CHECK(del.code() == "provider_in_use");
+  CHECK(n.call("DELETE", "/v1/pools/web/dns/providers/nope").status == 404);
+  // A record belongs to one account.
+  auto twice = n.post("/v1/pools/web/accounts", {{"id", "carol2"}, {"domain", "carol.test"},
+                                                 {"source", 2}, {"standby", 1}});
+  CHECK(twice.status == 422);
+  CHECK(twice.field() == "records[0].name");
+  CHECK_THAT(twice.body["error"]["message"].get<std::string>(), Catch::Contains("carol"));
+  // An HAProxy pool has no Protection.
+  auto hp = n.post("/v1/pools", {{"name", "Edge"}, {"preset", "haproxy"}});
+  REQUIRE(hp.status == 201);
+  auto hp_acct = n.post("/v1/pools/" + hp.body["id"].get<std::string>() + "/accounts",
+                        {{"id", "h"}, {"domain", "h.test"}, {"source", 1}, {"standby", 2}});
+  CHECK(hp_acct.status == 409);
+  CHECK(hp_acct.code() == "not_applicable");
   // Nor is a member that carries accounts (an API pool's, removable).
   auto fleet = n.make_pool("Acct Fleet");
   auto a1 = n.add_member(fleet, "a1.e2e.test")["member"]["id"].get<int>();
@@ -320,6 +334,11 @@ TEST_CASE("Managed DNS API: accounts and providers are checked field by field, s
   CHECK(rm.code() == "member_in_use");
   CHECK_THAT(rm.body["error"]["message"].get<std::string>(), Catch::Contains("erin"));
   REQUIRE(n.call("DELETE", "/v1/pools/web/accounts/carol").status == 204);
+  // Reached through "cloudflare" (the Global key), it is in use too.
+  REQUIRE(n.post("/v1/pools/web/accounts", {{"id", "gina"}, {"domain", "gina.test"},
+                                            {"source", 1}, {"standby", 2}}).status == 201);
+  CHECK(n.call("DELETE", "/v1/pools/web/dns/providers/cf-main").code() == "provider_in_use");
+  REQUIRE(n.call("DELETE", "/v1/pools/web/accounts/gina").status == 204);
   CHECK(n.call("DELETE", "/v1/pools/web/dns/providers/cf-main").status == 200);
   // Cut to an unhealthy member: refused unless forced.
   REQUIRE(n.post("/v1/pools/web/accounts", {{"id", "dave"}, {"domain", "dave.test"},
@@ -557,6 +576,13 @@ TEST_CASE("balctl adds a provider from a secret file, protects an account and cu
   REQUIRE(wait_until([&] { return cf_content(*cf, "carol.example.test") == "192.0.2.2"; }, 10'000));
   auto back = n.cli({"account", "cut", "web", "carol", "--to", "source"});
   REQUIRE(back.exit_code == 0);
+  REQUIRE(wait_until([&] { return cf_content(*cf, "carol.example.test") == "192.0.2.1"; }, 10'000));
+  // The account moves to other members: its records follow on its side.
+  auto swap = n.cli({"account", "set", "web", "carol", "--source", "2", "--standby", "1"});
+  INFO(swap.out + swap.err);
+  REQUIRE(swap.exit_code == 0);
+  REQUIRE(wait_until([&] { return cf_content(*cf, "carol.example.test") == "192.0.2.2"; }, 10'000));
+  REQUIRE(n.cli({"account", "set", "web", "carol", "--source", "1", "--standby", "2"}).exit_code == 0);
   REQUIRE(wait_until([&] { return cf_content(*cf, "carol.example.test") == "192.0.2.1"; }, 10'000));
 
   REQUIRE(n.cli({"dns", "refresh", "web"}).exit_code == 0);

@@ -1,5 +1,7 @@
 #include "tests/standins/cloudflare_standin.hpp"
 
+#include "api/request.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -70,33 +72,10 @@ std::string strip_dot(std::string s) {
   return s;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
+// The admin API's decoder; a malformed escape is kept as it came.
 std::string percent_decode(const std::string& s) {
   std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-               hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
+  return api::percent_decode(s, out) ? out : s;
 }
 
 std::multimap<std::string, std::string> parse_query(const std::string& q) {

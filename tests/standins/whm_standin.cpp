@@ -1,5 +1,7 @@
 #include "tests/standins/whm_standin.hpp"
 
+#include "api/request.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -79,19 +81,6 @@ bool parse_long(const std::string& s, long& out) {
   return end != nullptr && *end == '\0';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 // application/x-www-form-urlencoded, as in a query string.
 params parse_form(const std::string& s, params out = {}) {
   std::size_t pos = 0;
@@ -100,20 +89,10 @@ params parse_form(const std::string& s, params out = {}) {
     auto part = s.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
     if (!part.empty()) {
       auto eq = part.find('=');
+      // The admin API's decoder; a malformed escape is kept as it came.
       auto decode = [](const std::string& in) {
         std::string o;
-        for (std::size_t i = 0; i < in.size(); ++i) {
-          if (in[i] == '+') {
-            o += ' ';
-          } else if (in[i] == '%' && i + 2 < in.size() &&
-                     hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
-            o += static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
-            i += 2;
-          } else {
-            o += in[i];
-          }
-        }
-        return o;
+        return api::percent_decode(in, o) ? o : in;
       };
       out[decode(part.substr(0, eq))] =
           eq == std::string::npos ? std::string() : decode(part.substr(eq + 1));

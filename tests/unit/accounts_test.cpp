@@ -409,3 +409,37 @@ TEST_CASE("an account's API body: only what an operator sets; a GET sent back re
   REQUIRE(p);
   CHECK(p->field == "id");
 }
+
+TEST_CASE("account numbers never wrap: TTLs past an int are refused, member ids take 64 bits",
+          "[accounts][unit]") {
+  protected_account a;
+  auto p = read_account_json(
+    R"({"id":"a","domain":"a.test","source":1,"standby":2,"dns_ttl_s":4294967596})", a, true);
+  REQUIRE(p);
+  CHECK(p->field == "dns_ttl_s");
+  protected_account b;
+  REQUIRE_FALSE(read_account_json(
+    R"({"id":"b","domain":"b.test","source":18446744073709551615,"standby":2})", b, true));
+  CHECK(b.source == 18446744073709551615ULL);
+  protected_account c;
+  p = read_account_json(R"({"id":"c","domain":"c.test","source":-1,"standby":2})", c, true);
+  REQUIRE(p);
+  CHECK(p->field == "source");
+}
+
+TEST_CASE("a record belongs to one account: the book knows its owner until it is removed",
+          "[accounts][unit]") {
+  account_book book;
+  auto a = account("alice", 1, 2);
+  book.put(a);
+  REQUIRE(book.owner_of("Alice.Example.com.", dns::record_type::a));
+  CHECK(*book.owner_of("alice.example.com", dns::record_type::a) == "alice");
+  CHECK_FALSE(book.owner_of("alice.example.com", dns::record_type::mx));
+  // A changed list moves the ownership with it.
+  a.records[0].name = "www.alice.example.com";
+  book.put(a);
+  CHECK_FALSE(book.owner_of("alice.example.com", dns::record_type::a));
+  CHECK(book.owner_of("www.alice.example.com", dns::record_type::a));
+  book.remove("alice");
+  CHECK_FALSE(book.owner_of("www.alice.example.com", dns::record_type::a));
+}
