@@ -116,10 +116,11 @@ std::optional<std::int64_t> dns_queue::next_wake_ms() const {
 
 rate_window::rate_window(int limit, std::int64_t window_ms, int reserve)
   : limit_(std::max(0, limit)), window_ms_(std::max<std::int64_t>(1, window_ms)),
+    margin_ms_(std::clamp<std::int64_t>(window_ms / 20, 50, 2000)),
     reserve_(std::clamp(reserve, 0, std::max(0, limit - 1))) {}
 
 void rate_window::expire(std::int64_t now_ms) {
-  while (!sent_ms_.empty() && sent_ms_.front() <= now_ms - window_ms_) {
+  while (!sent_ms_.empty() && sent_ms_.front() <= now_ms - window_ms_ - margin_ms_) {
     sent_ms_.pop_front();
   }
 }
@@ -133,6 +134,12 @@ std::size_t rate_window::in_window(std::int64_t now_ms) {
   return sent_ms_.size();
 }
 
+std::int64_t rate_window::gap_us() const {
+  // The non-urgent share of a window, spread evenly over it.
+  auto share = std::max(1, limit_ - reserve_);
+  return (window_ms_ + margin_ms_) * 1000 / share;
+}
+
 bool rate_window::try_acquire(std::int64_t now_ms, bool urgent) {
   if (now_ms < paused_until_ms_) {
     return false;
@@ -144,6 +151,17 @@ bool rate_window::try_acquire(std::int64_t now_ms, bool urgent) {
   if (sent_ms_.size() >= cap(urgent)) {
     return false;
   }
+  if (!urgent) {
+    auto now_us = now_ms * 1000;
+    if (now_us < next_paced_us_) {
+      return false;
+    }
+    // On schedule (less than a gap late: the clock ticks in ms, the gap
+    // may be a fraction of one), the next slot keeps the schedule; after a
+    // pause it starts from now: no credit saved up while idle.
+    next_paced_us_ = now_us - next_paced_us_ < gap_us() ? next_paced_us_ + gap_us()
+                                                         : now_us + gap_us();
+  }
   sent_ms_.push_back(now_ms);
   return true;
 }
@@ -154,13 +172,16 @@ std::int64_t rate_window::next_free_ms(std::int64_t now_ms, bool urgent) {
     return t;
   }
   expire(now_ms);
+  if (!urgent) {
+    t = std::max(t, (next_paced_us_ + 999) / 1000);
+  }
   auto c = cap(urgent);
   if (sent_ms_.size() < c) {
     return t;
   }
   // The slot frees when the entry that keeps the count at the cap leaves
   // the window (it leaves once it is window_ms old).
-  auto leaving = sent_ms_[sent_ms_.size() - c] + window_ms_;
+  auto leaving = sent_ms_[sent_ms_.size() - c] + window_ms_ + margin_ms_;
   return std::max(t, leaving);
 }
 

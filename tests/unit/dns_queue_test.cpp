@@ -99,18 +99,35 @@ TEST_CASE("a retried change waits until its not_before; a newer one replaces it"
 
 TEST_CASE("the rate window never allows more than limit requests in any window", "[rate_window][unit]") {
   rate_window w(10, 1000, 2);
-  int sent = 0;
-  // Low priority: 8 of 10 (2 kept for pool failover records).
-  for (std::int64_t t = 0; t < 100; ++t) {
-    sent += w.try_acquire(t, false) ? 1 : 0;
+  // Urgent requests (pool failover records) may use the whole window at
+  // once: 10, then none until the first leaves it at 1000 plus the margin
+  // (a twentieth of the window, at least 50 ms).
+  for (int i = 0; i < 10; ++i) {
+    CHECK(w.try_acquire(0, true));
   }
-  CHECK(sent == 8);
-  CHECK(w.try_acquire(100, true));
-  CHECK(w.try_acquire(100, true));
   CHECK_FALSE(w.try_acquire(100, true));
-  // The first request (t=0) leaves the window at t=1000.
-  CHECK(w.next_free_ms(500, true) == 1000);
-  CHECK(w.try_acquire(1000, true));
+  CHECK(w.next_free_ms(500, true) == 1050);
+  CHECK_FALSE(w.try_acquire(1049, true));
+  CHECK(w.try_acquire(1050, true));
+
+  SECTION("the rest are paced: limit - reserve spread over the window, never a burst") {
+    rate_window p(10, 1000, 2);
+    std::vector<std::int64_t> at;
+    for (std::int64_t t = 0; t < 3150; ++t) {
+      if (p.try_acquire(t, false)) {
+        at.push_back(t);
+      }
+    }
+    // One every 1050 / 8 = 131.25 ms: 8 a window, 24 in three.
+    CHECK(at.size() == 24);
+    for (std::size_t i = 1; i < at.size(); ++i) {
+      CHECK(at[i] - at[i - 1] >= 131);
+      CHECK(at[i] - at[i - 1] <= 132);
+    }
+    // While paced, the reserve stays free for urgent requests.
+    CHECK(p.next_free_ms(3150, true) == 3150);
+    CHECK(p.next_free_ms(at.back() + 1, false) > at.back() + 1);
+  }
 
   SECTION("sliding: no window of 1000 ms ever holds more than 10") {
     rate_window s(10, 1000, 0);
@@ -120,8 +137,10 @@ TEST_CASE("the rate window never allows more than limit requests in any window",
         at.push_back(t);
       }
     }
+    // A request that arrives up to the margin late still finds no more
+    // than 10 in any 1000 ms before it.
     for (std::size_t i = 0; i + 10 < at.size(); ++i) {
-      CHECK(at[i + 10] - at[i] >= 1000);
+      CHECK(at[i + 10] - at[i] >= 1050);
     }
     CHECK(at.size() >= 45);
   }
