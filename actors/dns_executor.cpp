@@ -1,6 +1,7 @@
 #include "actors/dns_executor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 
 #include "adapters/dns/make_provider.hpp"
@@ -28,10 +29,10 @@ caf::result<std::vector<dns_change_record>> start_reads(self_ptr self,
                                                        std::vector<dns_change_record> keys,
                                                        dns_op op) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
   if (keys.empty()) {
     return std::vector<dns_change_record>{};
   }
+  auto rp = self->make_response_promise();
   auto bid = st.next_batch++;
   auto& b = st.batches[bid];
   b.rp = rp;
@@ -423,6 +424,10 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
     [=](submit_atom, std::vector<dns_change_record>& cs)
       -> caf::result<std::vector<dns_change_record>> {
       auto& st = self->state;
+      if (cs.empty()) {
+        // Before any promise: a handler that made one answers only through it.
+        return std::vector<dns_change_record>{};
+      }
       // Before make_response_promise, which takes the sender over.
       auto submitter = caf::actor_cast<caf::actor>(self->current_sender());
       auto rp = self->make_response_promise();
@@ -431,10 +436,6 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
       b.rp = rp;
       b.submitter = std::move(submitter);
       b.left = cs.size();
-      if (cs.empty()) {
-        st.batches.erase(bid);
-        return std::vector<dns_change_record>{};
-      }
       auto now = st.deps.clk->now_ms();
       bool journaled = std::all_of(cs.begin(), cs.end(),
                                    [](const dns_change_record& c) { return c.id != 0; });
@@ -478,7 +479,7 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
         if (bi == st.batches.end()) {
           return;
         }
-        static std::int64_t unjournaled = INT64_MAX / 2;
+        static std::atomic<std::int64_t> unjournaled{unjournaled_id_base};
         for (std::size_t i = 0; i < cs.size(); ++i) {
           cs[i].id = ++unjournaled;
           bi->second.results[i].id = cs[i].id;

@@ -4,6 +4,8 @@
 #include <functional>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "adapters/dns/make_provider.hpp"
 #include "engine/log.hpp"
 
@@ -36,6 +38,57 @@ std::vector<dns_provider_config> pool_providers(self_ptr self, const std::string
   return out;
 }
 
+} // namespace
+
+// The answers being gathered for one scatter, and one executor's part of it.
+struct scatter_join {
+  changes out;
+  std::size_t left = 0;
+  std::function<void(changes)> done;
+};
+
+struct scatter_part {
+  std::shared_ptr<scatter_join> join;
+  std::vector<std::size_t> idx;
+  bool answered = false;
+
+  /// Fills its results (or fails them with why) once; the join answers
+  /// when every part has.
+  void finish(changes* rs, const std::string& why) {
+    if (answered) {
+      return;
+    }
+    answered = true;
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      if (rs != nullptr && k < rs->size()) {
+        join->out[idx[k]] = std::move((*rs)[k]);
+      } else {
+        join->out[idx[k]].status = "failed";
+        join->out[idx[k]].error = why;
+      }
+    }
+    if (--join->left == 0) {
+      join->done(std::move(join->out));
+    }
+  }
+};
+
+namespace {
+
+// Fails the parts an executor will never answer (it stopped).
+void fail_parts(self_ptr self, const std::string& provider, const std::string& why) {
+  auto& st = self->state;
+  auto i = st.parts.find(provider);
+  if (i == st.parts.end()) {
+    return;
+  }
+  auto parts = std::move(i->second);
+  st.parts.erase(i);
+  for (auto& p : parts) {
+    p->finish(nullptr, why);
+  }
+}
+
 // Splits cs by credential, asks each credential's executor with `atom`
 // and calls done with the results in cs's order. A change for a credential
 // nobody has fails; journaled ones are marked cancelled.
@@ -46,12 +99,7 @@ void scatter(self_ptr self, Atom atom, changes cs, std::function<void(changes)> 
     done({});
     return;
   }
-  struct join {
-    changes out;
-    std::size_t left = 0;
-    std::function<void(changes)> done;
-  };
-  auto j = std::make_shared<join>();
+  auto j = std::make_shared<scatter_join>();
   j->out = cs;
   j->done = std::move(done);
   std::map<std::string, std::vector<std::size_t>> groups;
@@ -59,16 +107,10 @@ void scatter(self_ptr self, Atom atom, changes cs, std::function<void(changes)> 
     groups[cs[i].provider].push_back(i);
   }
   j->left = groups.size();
-  auto fail = [j](const std::vector<std::size_t>& idx, const std::string& why) {
-    for (auto i : idx) {
-      j->out[i].status = "failed";
-      j->out[i].error = why;
-    }
-    if (--j->left == 0) {
-      j->done(std::move(j->out));
-    }
-  };
   for (auto& [provider, idx] : groups) {
+    auto part = std::make_shared<scatter_part>();
+    part->join = j;
+    part->idx = idx;
     auto e = st.executors.find(provider);
     if (e == st.executors.end()) {
       std::vector<std::int64_t> journaled;
@@ -84,24 +126,22 @@ void scatter(self_ptr self, Atom atom, changes cs, std::function<void(changes)> 
                                             {"reason", why}});
         self->send(st.deps.store, mark_dns_atom_v, journaled, std::string("cancelled"), why);
       }
-      fail(idx, why);
+      part->finish(nullptr, why);
       continue;
     }
-    changes part;
+    changes mine;
     for (auto i : idx) {
-      part.push_back(cs[i]);
+      mine.push_back(cs[i]);
     }
-    self->request(e->second, caf::infinite, atom, std::move(part))
-      .then(
-        [j, idx](changes& rs) {
-          for (std::size_t k = 0; k < idx.size() && k < rs.size(); ++k) {
-            j->out[idx[k]] = std::move(rs[k]);
-          }
-          if (--j->left == 0) {
-            j->done(std::move(j->out));
-          }
-        },
-        [self, fail, idx](caf::error& err) { fail(idx, self->system().render(err)); });
+    auto& pending = st.parts[provider];
+    // Answered parts leave the list as new ones come (it stays short).
+    pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                 [](const auto& p) { return p->answered; }),
+                  pending.end());
+    pending.push_back(part);
+    self->request(e->second, caf::infinite, atom, std::move(mine))
+      .then([part](changes& rs) { part->finish(&rs, ""); },
+            [self, part](caf::error& err) { part->finish(nullptr, self->system().render(err)); });
   }
 }
 
@@ -163,6 +203,8 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
       }
       auto id = i->first;
       st.executors.erase(i);
+      fail_parts(self, id, "the executor of DNS provider '" + id +
+                             "' stopped; its journaled changes resume at the next start");
       if (st.closing > 0) {
         if (--st.closing == 0) {
           self->quit();
@@ -253,6 +295,16 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
       if (!create && c.id != id) {
         return refuse("invalid_field", "id", "a DNS provider's id cannot change");
       }
+      if (!create) {
+        // The stored secret never follows a credential to another endpoint.
+        const auto& old = st.providers.at(id);
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        bool new_secret = j.is_object() && j.contains("secret");
+        if (!new_secret && (c.api_base != old.api_base || c.server != old.server)) {
+          return refuse("missing_field", "secret",
+                        "send the secret again when api_base or server changes");
+        }
+      }
       if (create && st.providers.count(c.id) != 0) {
         auto& other = st.providers[c.id];
         return refuse("provider_exists", "id",
@@ -335,6 +387,7 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
               self->send_exit(e->second, caf::exit_reason::user_shutdown);
               st.executors.erase(e);
             }
+            fail_parts(self, id, "DNS provider '" + id + "' was deleted");
             log::info("dns_provider_deleted", {{"pool", pool}, {"id", id}});
             rp.deliver(pool_providers(self, pool));
           },
@@ -357,6 +410,7 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
           self->send_exit(e->second, caf::exit_reason::user_shutdown);
           st.executors.erase(e);
         }
+        fail_parts(self, i->first, "pool '" + pool + "' was deleted");
         log::info("dns_provider_deleted", {{"pool", pool}, {"id", i->first}});
         i = st.providers.erase(i);
       }

@@ -32,6 +32,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -48,8 +49,15 @@ struct dns_router_deps {
   dns_executor_deps executor_base;
 };
 
+/// One executor's part of a scatter, until it answers (dns_router.cpp).
+struct scatter_part;
+
 struct dns_router_state {
   dns_router_deps deps;
+  // Parts asked of each executor and not answered yet: an executor that
+  // stops (crashes, its credential deleted) would never answer them, so
+  // they are failed then, and the asker is not left waiting forever.
+  std::unordered_map<std::string, std::vector<std::shared_ptr<scatter_part>>> parts;
   std::map<std::string, dns_provider_config> providers;  // by id, secrets included
   std::unordered_map<std::string, caf::actor> executors; // by provider id
   std::unordered_map<std::string, caf::actor> pools;     // by pool, last sender

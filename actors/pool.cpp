@@ -1021,6 +1021,15 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
                       "no DNS provider has id '" + next.dns_provider +
                         "' (the config file's, or one of the pool's API providers)");
       }
+      for (const auto& p : st.rt->providers) {
+        if (p.id == next.dns_provider && p.kind == dns_provider_kind::whm) {
+          // One member's key: when that member is the one that failed, its
+          // server could not take the change.
+          return refuse("invalid_field", "dns_provider",
+                        "'" + p.id + "' is member " + std::to_string(p.member) +
+                          "'s WHM key; the failover record needs a pool-wide credential");
+        }
+      }
       auto changed = settings_changes(st.rt->config, next);
       // Field by field, never the whole config: member actors read its
       // name on other threads.

@@ -71,6 +71,10 @@ struct pool_actor_state {
   // "name/TYPE" (status found | missing | failed; created_ms = when).
   bool network_hold = false;
   std::unordered_map<std::string, dns_change_record> observed;
+  // Accounts whose add, change or removal is being stored (one at a time
+  // each), and those being removed: no cut is taken for them meanwhile.
+  std::unordered_set<std::string> accounts_changing;
+  std::unordered_set<std::string> accounts_deleting;
   std::int64_t refreshed_ms = 0;
   std::uint64_t reads_pending = 0;
   static inline const char* name = "pool";

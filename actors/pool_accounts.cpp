@@ -42,13 +42,6 @@ const dns_provider_config* provider_config(pool_self self, const std::string& id
   return nullptr;
 }
 
-bool under(const std::string& name, const std::string& domain) {
-  return name == domain ||
-         (name.size() > domain.size() + 1 &&
-          name.compare(name.size() - domain.size(), domain.size(), domain) == 0 &&
-          name[name.size() - domain.size() - 1] == '.');
-}
-
 std::string zone_of(const protected_account& a) {
   return a.dns_zone.empty() ? a.domain : a.dns_zone;
 }
@@ -200,7 +193,7 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
   std::vector<std::string> problems;
   for (const auto& cut : r.cuts) {
     const auto* a = st.rt->accounts.find(cut.account);
-    if (a == nullptr) {
+    if (a == nullptr || st.accounts_deleting.count(cut.account) != 0) {
       continue;
     }
     std::string why;
@@ -212,6 +205,12 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
       continue;
     }
     auto mine = changes_for(self, *a, cut.to, now, problems);
+    bool has_rows = std::any_of(a->records.begin(), a->records.end(),
+                                [](const account_record& r) { return r.cut && r.managed; });
+    if (a->managed && has_rows && mine.empty()) {
+      // Not one record could be built (say why above): it stays where it is.
+      continue;
+    }
     if (a->on != cut.to) {
       st.deps.metrics->account_cuts.fetch_add(1, std::memory_order_relaxed);
     }
@@ -453,6 +452,8 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
   std::vector<protected_account> updated;
   changes pushes;
   std::size_t added = 0;
+  auto failover_name = dns::canonical_name(st.rt->config.failover_hostname);
+  account_book::result due;
   for (const auto& id : job.accounts) {
     const auto* found = st.rt->accounts.find(id);
     if (found == nullptr) {
@@ -463,11 +464,14 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
     std::size_t mine_added = 0;
     for (const auto& l : listed) {
       dns::record_type t;
-      if (!under(l.name, a.domain) || !dns::from_string(l.type, t)) {
+      if (!name_within(l.name, a.domain) || !dns::from_string(l.type, t)) {
         continue;
       }
       if (const auto* owner = st.rt->accounts.owner_of(l.name, t); owner && *owner != a.id) {
         continue; // another account's row (a domain nested in this one's)
+      }
+      if (t == dns::record_type::a && l.name == failover_name) {
+        continue; // the pool's failover record follows the active member
       }
       auto row = std::find_if(a.records.begin(), a.records.end(), [&](const account_record& r) {
         return r.name == l.name && r.type == t;
@@ -504,7 +508,8 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
         if (row->dns_only) {
           d.proxied = false;
         }
-        auto c = make_dns_change(st.rt->config.name, job.push_to, 0, 1, d);
+        // Behind cut-overs: a sync is never urgent.
+        auto c = make_dns_change(st.rt->config.name, job.push_to, 0, 2, d);
         c.created_ms = now;
         mine.push_back(std::move(c));
       }
@@ -521,6 +526,11 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
     pushes.insert(pushes.end(), std::make_move_iterator(mine.begin()),
                   std::make_move_iterator(mine.end()));
     st.rt->accounts.put(a);
+    // put() forgets its timers: evaluated again, a fail-back it waited for
+    // is scheduled anew.
+    auto r = st.rt->accounts.evaluate_one(a.id, *st.policy, now);
+    due.cuts.insert(due.cuts.end(), r.cuts.begin(), r.cuts.end());
+    due.alerts.insert(due.alerts.end(), r.alerts.begin(), r.alerts.end());
     updated.push_back(std::move(a));
   }
   if (!updated.empty()) {
@@ -533,6 +543,9 @@ void merge_zone(pool_self self, const zone_job& job, const changes& listed) {
                                                 {"error", self->system().render(e)}});
             });
   }
+  // After the rows' write: a cut's own write of the side must come later.
+  carry_out(self, std::move(due), now);
+  arm_pool(self);
   auto what = std::string(sync ? "Sync WHM→Cloudflare" : "Import from Cloudflare") + " of zone " +
               job.zone;
   pool_note(self, activity_kind::account_changed, 0,
@@ -599,7 +612,7 @@ caf::result<std::uint64_t> import_or_sync(pool_self self, const std::string& acc
         continue;
       }
     }
-    auto& job = jobs[{from, zone_of(*a)}];
+    auto& job = jobs[{from, zone_of(*a) + "|" + (sync ? cf : std::string())}];
     job.provider = from;
     job.zone = zone_of(*a);
     job.push_to = sync ? cf : std::string();
@@ -780,19 +793,33 @@ caf::message_handler accounts_handlers(pool_self self) {
                       "no DNS provider has id '" + a.dns_provider +
                         "' (cloudflare, whm, or one of the pool's API providers)");
       }
+      if (const auto* pc = provider_config(self, a.dns_provider);
+          pc && pc->kind == dns_provider_kind::whm) {
+        // A WHM key is one member's: named here, a cut away from that
+        // member would go to its dead server.
+        return refuse("invalid_field", "dns_provider",
+                      "'" + a.dns_provider + "' is member " + std::to_string(pc->member) +
+                        "'s WHM key; use \"whm\" (the key of the member the records move to)");
+      }
+      if (st.accounts_changing.count(a.id) != 0) {
+        return refuse("pool_busy", "", "account " + a.id + " is being changed; retry in a moment");
+      }
       auto now = st.deps.clk->now_ms();
       if (create) {
         a.on = account_side::source;
         a.on_since_ms = now;
+      } else if (const auto* before = st.rt->accounts.find(id);
+                 before->current() != a.current() &&
+                 st.policy->state_of(a.current()) != member_state::healthy) {
+        // Its records would move to that member now: never to one that is
+        // not healthy (cut the account elsewhere first).
+        auto field = a.on == account_side::source ? "source" : "standby";
+        return refuse("member_not_healthy", field,
+                      "the account's records point at its " + std::string(field) +
+                        ", and member " + std::to_string(a.current()) + " is " +
+                        to_string(st.policy->state_of(a.current())));
       }
-      // A change that touches where its records point (members, rows,
-      // provider, TTL, managed back on) re-applies them on its side:
-      // read-compare-write makes that a read for each row in place.
-      bool reapply = false;
-      if (!create) {
-        const auto* before = st.rt->accounts.find(id);
-        reapply = a.managed && to_json_text(*before) != to_json_text(a);
-      }
+      st.accounts_changing.insert(a.id);
       auto rp = self->make_response_promise<account_view>();
       ++st.pending_writes;
       self->request(st.deps.store, caf::infinite, put_account_atom_v, st.rt->config.name,
@@ -801,7 +828,17 @@ caf::message_handler accounts_handlers(pool_self self) {
           [=](bool) mutable {
             auto& st = self->state;
             --st.pending_writes;
+            st.accounts_changing.erase(a.id);
             auto now = st.deps.clk->now_ms();
+            // The side is the book's: a cut taken while this was stored
+            // stands (its own transaction wrote it after this one). A
+            // change of where the records point re-applies them there.
+            bool reapply = false;
+            if (const auto* cur = st.rt->accounts.find(a.id); cur != nullptr && !create) {
+              a.on = cur->on;
+              a.on_since_ms = cur->on_since_ms;
+              reapply = a.managed && to_json_text(*cur) != to_json_text(a);
+            }
             st.rt->accounts.put(a);
             pool_note(self, activity_kind::account_changed, a.source,
                       "protected account " + a.id + " (" + a.domain + ") " +
@@ -822,6 +859,7 @@ caf::message_handler accounts_handlers(pool_self self) {
           },
           [=](caf::error& e) mutable {
             --self->state.pending_writes;
+            self->state.accounts_changing.erase(a.id);
             rp.deliver(refuse("unavailable", "",
                               "account not stored: " + self->system().render(e)));
           });
@@ -833,6 +871,11 @@ caf::message_handler accounts_handlers(pool_self self) {
         return refuse("account_not_found", "", "no protected account '" + id + "' in pool '" +
                                                  st.rt->config.name + "'");
       }
+      if (st.accounts_changing.count(id) != 0) {
+        return refuse("pool_busy", "", "account " + id + " is being changed; retry in a moment");
+      }
+      st.accounts_changing.insert(id);
+      st.accounts_deleting.insert(id);
       auto rp = self->make_response_promise<bool>();
       ++st.pending_writes;
       self->request(st.deps.store, caf::infinite, delete_account_atom_v, st.rt->config.name, id)
@@ -840,6 +883,8 @@ caf::message_handler accounts_handlers(pool_self self) {
           [=](bool) mutable {
             auto& st = self->state;
             --st.pending_writes;
+            st.accounts_changing.erase(id);
+            st.accounts_deleting.erase(id);
             // Its DNS stays where it points now; what was read of it goes.
             if (const auto* a = st.rt->accounts.find(id)) {
               for (const auto& r : a->records) {
@@ -853,6 +898,8 @@ caf::message_handler accounts_handlers(pool_self self) {
           },
           [=](caf::error& e) mutable {
             --self->state.pending_writes;
+            self->state.accounts_changing.erase(id);
+            self->state.accounts_deleting.erase(id);
             rp.deliver(refuse("unavailable", "",
                               "account not removed: " + self->system().render(e)));
           });

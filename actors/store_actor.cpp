@@ -93,10 +93,8 @@ caf::behavior store_actor(caf::event_based_actor* self,
       });
     },
     [=](put_provider_atom, const std::vector<dns_provider_config>& ps) -> caf::result<bool> {
-      return guarded(metrics, "put_dns_provider", [&] {
-        for (const auto& p : ps) {
-          st->put_dns_provider(p);
-        }
+      return guarded(metrics, "put_dns_providers", [&] {
+        st->put_dns_providers(ps);
         return true;
       });
     },

@@ -61,7 +61,9 @@ inline http::response error(const std::string& code, const std::string& field,
 inline http::response ok_json(int status, const json& j) {
   http::response r;
   r.status = status;
-  r.body = j.dump();
+  // Text a provider sent (a live record, an error) may not be UTF-8: it is
+  // replaced, never allowed to make every later answer fail.
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 

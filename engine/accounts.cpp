@@ -54,12 +54,6 @@ std::string content_problem(dns::record_type t, const std::string& c) {
   return "unknown record type";
 }
 
-bool within(const std::string& name, const std::string& zone) {
-  return name == zone ||
-         (name.size() > zone.size() && name.compare(name.size() - zone.size(), zone.size(), zone) == 0 &&
-          name[name.size() - zone.size() - 1] == '.');
-}
-
 json record_json(const account_record& r) {
   return {{"name", r.name},
           {"type", dns::to_string(r.type)},
@@ -81,6 +75,12 @@ void take(const json& j, const char* k, T& out) {
 }
 
 } // namespace
+
+bool name_within(const std::string& name, const std::string& zone) {
+  return name == zone ||
+         (name.size() > zone.size() && name.compare(name.size() - zone.size(), zone.size(), zone) == 0 &&
+          name[name.size() - zone.size() - 1] == '.');
+}
 
 const char* to_string(account_side s) {
   return s == account_side::source ? "source" : "standby";
@@ -191,7 +191,7 @@ std::optional<field_problem> validate_account(protected_account& a) {
     return field_problem{"dns_provider", "must be cloudflare, whm or a DNS provider id"};
   }
   a.dns_zone = dns::canonical_name(a.dns_zone);
-  if (!a.dns_zone.empty() && (!valid_dns_name(a.dns_zone) || !within(a.domain, a.dns_zone))) {
+  if (!a.dns_zone.empty() && (!valid_dns_name(a.dns_zone) || !name_within(a.domain, a.dns_zone))) {
     return field_problem{"dns_zone", "must be empty or a zone the domain is in"};
   }
   if (a.dns_ttl_s < 1 || a.dns_ttl_s > 86400) {
@@ -211,7 +211,7 @@ std::optional<field_problem> validate_account(protected_account& a) {
     auto at = "records[" + std::to_string(i) + "].";
     r.name = dns::canonical_name(r.name);
     const auto& zone = a.dns_zone.empty() ? a.domain : a.dns_zone;
-    if (!valid_dns_name(r.name) || !within(r.name, zone)) {
+    if (!valid_dns_name(r.name) || !name_within(r.name, zone)) {
       return field_problem{at + "name", "must be " + zone + " or a name under it"};
     }
     if (!seen.insert({r.name, r.type}).second) {

@@ -90,6 +90,9 @@ struct protected_account {
   member_id current() const { return member_on(on); }
 };
 
+/// Whether name is zone or a name under it (both canonical).
+bool name_within(const std::string& name, const std::string& zone);
+
 /// Text form (store rows, tests): every field, side included.
 std::string to_json_text(const protected_account& a);
 /// nullopt and *error when the text is not a valid stored account.

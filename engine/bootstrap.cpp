@@ -97,6 +97,10 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
     providers[p.pool].push_back(std::move(blank));
     parts.dns_providers.push_back(std::move(p));
   }
+  for (const auto& row : st.take_skipped_rows()) {
+    log::error("store_row_skipped", {{"row", row},
+                                     {"action", "left out; fix or remove it through the API"}});
+  }
   auto load = [&](const pool_config& pc) {
     auto rt = make_pool_runtime(cfg, pc);
     for (auto& a : accounts[pc.name]) {

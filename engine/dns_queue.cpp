@@ -30,12 +30,16 @@ void dns_queue::make_ready(const dns_job& j) {
 std::vector<std::int64_t> dns_queue::add(dns_job j) {
   std::vector<std::int64_t> superseded;
   auto key = job_key(j);
-  auto newest = newest_.find(key);
-  if (newest != newest_.end() && newest->second > j.id) {
-    superseded.push_back(j.id);
-    return superseded;
+  // Journal order decides between journaled changes of a record; reads and
+  // lists (keys of their own) and unjournaled changes never enter it.
+  if (j.op == dns_op::apply && j.id > 0 && j.id < unjournaled_id_base) {
+    auto newest = newest_.find(key);
+    if (newest != newest_.end() && newest->second > j.id) {
+      superseded.push_back(j.id);
+      return superseded;
+    }
+    newest_[key] = j.id;
   }
-  newest_[key] = j.id;
   if (auto q = queued_for_.find(key); q != queued_for_.end()) {
     auto& old = jobs_.at(q->second);
     ready_.erase(order_of(old));

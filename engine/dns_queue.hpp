@@ -75,6 +75,11 @@ struct dns_job {
   std::int64_t queued_ms = 0;  // when the executor took it (latency figures)
 };
 
+/// Ids at and above this are changes the store could not journal (the
+/// executor acts anyway): they take no part in newest-wins by id, which
+/// only orders journaled changes (a resumed change behind a newer one).
+constexpr std::int64_t unjournaled_id_base = INT64_MAX / 2;
+
 /// The record a change is serialised on: name and type.
 std::string record_key(const dns::record& r);
 /// What a job is serialised on: its record for a change; each read and list

@@ -168,10 +168,17 @@ public:
     }
     sqlite3_busy_timeout(db_.get(), 5000);
     if (path != ":memory:" && !path.empty()) {
-      // It holds the API's DNS provider secrets: its owner's alone (SQLite
-      // gives its -wal and -shm files the same mode).
+      // It holds the API's DNS provider secrets: its owner's alone. SQLite
+      // creates -wal and -shm with the file's mode; ones left by an older
+      // run keep theirs, so they are set too.
       if (::chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0) {
         throw store_error("sqlite: chmod 0600 " + path + ": " + std::strerror(errno));
+      }
+      for (const char* suffix : {"-wal", "-shm"}) {
+        auto side = path + suffix;
+        if (::chmod(side.c_str(), S_IRUSR | S_IWUSR) != 0 && errno != ENOENT) {
+          throw store_error("sqlite: chmod 0600 " + side + ": " + std::strerror(errno));
+        }
       }
     }
     if (path != ":memory:") {
@@ -678,7 +685,14 @@ public:
     const std::string& pool, const std::vector<protected_account>& as,
     const std::vector<dns_change_record>& cs) override {
     transaction tx(*this, "journal_account_cuts");
-    put_accounts(pool, as);
+    // An update, never an insert: an account removed meanwhile stays gone.
+    auto u = prepare("UPDATE accounts SET body=?3 WHERE pool=?1 AND id=?2");
+    for (const auto& a : as) {
+      bind(u, 1, pool);
+      bind(u, 2, a.id);
+      bind(u, 3, to_json_text(a));
+      step_done(u, "journal_account_cuts: side");
+    }
     auto ids = journal_dns_changes(cs);
     tx.commit();
     return ids;
@@ -698,12 +712,23 @@ public:
       std::string error;
       auto a = account_from_json_text(text(s, 2), &error);
       if (!a) {
-        throw store_error("sqlite: load_accounts: account " + text(s, 0) + "/" +
-                          text(s, 1) + ": " + error);
+        // One unreadable row must not keep every pool from starting.
+        skipped_.push_back("account " + text(s, 0) + "/" + text(s, 1) + ": " + error);
+        continue;
       }
       out.emplace_back(text(s, 0), std::move(*a));
     }
     return out;
+  }
+
+  std::vector<std::string> take_skipped_rows() override { return std::move(skipped_); }
+
+  void put_dns_providers(const std::vector<dns_provider_config>& ps) override {
+    transaction tx(*this, "put_dns_providers");
+    for (const auto& p : ps) {
+      put_dns_provider(p);
+    }
+    tx.commit();
   }
 
   void put_dns_provider(const dns_provider_config& p) override {
@@ -730,8 +755,9 @@ public:
       auto errors = read_dns_provider_json(text(s, 1), p);
       if (!errors.empty()) {
         // The message names the key, never the secret's value.
-        throw store_error("sqlite: load_dns_providers: provider " + text(s, 0) + ": " +
-                          errors.front().field + ": " + errors.front().message);
+        skipped_.push_back("DNS provider " + text(s, 0) + ": " + errors.front().field + ": " +
+                           errors.front().message);
+        continue;
       }
       out.push_back(std::move(p));
     }
@@ -762,15 +788,19 @@ private:
     return out;
   }
 
+  int tx_depth_ = 0; // transactions open on this connection (nesting)
+  std::vector<std::string> skipped_; // rows load_* could not read
+
   class transaction {
   public:
     // Inside another transaction it is part of that one (no BEGIN, COMMIT
     // or ROLLBACK of its own): calls compose into one transaction.
     transaction(sqlite_store& st, const char* op)
-      : st_(st), op_(op), nested_(sqlite3_get_autocommit(st.db_.get()) == 0) {
+      : st_(st), op_(op), nested_(st.tx_depth_ > 0) {
       if (!nested_) {
         st_.exec("BEGIN IMMEDIATE", std::string(op_) + ": begin");
       }
+      ++st_.tx_depth_;
     }
     void commit() {
       if (!nested_) {
@@ -779,6 +809,7 @@ private:
       done_ = true;
     }
     ~transaction() {
+      --st_.tx_depth_;
       if (!done_ && !nested_) {
         sqlite3_exec(st_.db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       }

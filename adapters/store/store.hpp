@@ -204,8 +204,13 @@ public:
   // must present it, so it cannot be kept as a hash. The store file is
   // made readable by its owner only. Deleting a pool deletes its own.
   virtual void put_dns_provider(const dns_provider_config& p) = 0;
+  /// Several in one transaction (a new Global key and the others unmarked).
+  virtual void put_dns_providers(const std::vector<dns_provider_config>& ps) = 0;
   virtual void delete_dns_provider(const std::string& id) = 0;
   virtual std::vector<dns_provider_config> load_dns_providers() = 0;
+  /// What load_accounts and load_dns_providers could not read and left out
+  /// (one line each, no secret), since the last call.
+  virtual std::vector<std::string> take_skipped_rows() = 0;
 };
 
 /// Opens (and creates or migrates) the SQLite store at path.

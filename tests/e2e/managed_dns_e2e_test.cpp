@@ -301,6 +301,10 @@ TEST_CASE("Managed DNS API: accounts and providers are checked field by field, s
   CHECK(rot.raw.find("rotated-token-1") == std::string::npos);
   CHECK(rot.body["providers"][0]["secret_set"] == true);
   CHECK(rot.body["providers"][0]["global"] == true);
+  // A new endpoint for a stored credential needs its secret again.
+  auto repoint = n.patch("/v1/pools/web/dns/providers/cf-main", {{"api_base", "https://evil.test/v4"}});
+  CHECK(repoint.status == 422);
+  CHECK(repoint.field() == "secret");
   // In use by an account: not deleted.
   REQUIRE(n.post("/v1/pools/web/accounts", {{"id", "carol"}, {"domain", "carol.test"},
                                             {"source", 1}, {"standby", 2},
@@ -340,9 +344,23 @@ TEST_CASE("Managed DNS API: accounts and providers are checked field by field, s
   CHECK(n.call("DELETE", "/v1/pools/web/dns/providers/cf-main").code() == "provider_in_use");
   REQUIRE(n.call("DELETE", "/v1/pools/web/accounts/gina").status == 204);
   CHECK(n.call("DELETE", "/v1/pools/web/dns/providers/cf-main").status == 200);
+  // A WHM key is one member's: not an account's (nor the pool's) credential.
+  REQUIRE(n.post("/v1/pools/web/dns/providers",
+                 {{"id", "whm-2"}, {"type", "whm"}, {"api_base", "https://n2.test:2087"},
+                  {"secret", "k"}, {"member", 2}}).status == 201);
+  auto by_key = n.post("/v1/pools/web/accounts", {{"id", "fay"}, {"domain", "fay.test"},
+                                                  {"source", 1}, {"standby", 2},
+                                                  {"dns_provider", "whm-2"}});
+  CHECK(by_key.status == 422);
+  CHECK(by_key.field() == "dns_provider");
   // Cut to an unhealthy member: refused unless forced.
   REQUIRE(n.post("/v1/pools/web/accounts", {{"id", "dave"}, {"domain", "dave.test"},
                                             {"source", 1}, {"standby", 2}}).status == 201);
+  // Nor does a PATCH point its records at a member that is not healthy.
+  auto moved = n.patch("/v1/pools/web/accounts/dave", {{"source", 2}, {"standby", 1}});
+  CHECK(moved.status == 409);
+  CHECK(moved.code() == "member_not_healthy");
+  CHECK(moved.field() == "source");
   auto cut = n.post("/v1/pools/web/accounts/dave/cut", {{"to", "standby"}});
   CHECK(cut.status == 409);
   CHECK(cut.code() == "member_not_healthy");
@@ -353,7 +371,7 @@ TEST_CASE("Managed DNS API: accounts and providers are checked field by field, s
   auto dave = n.get("/v1/pools/web/accounts/dave");
   REQUIRE(dave.status == 200);
   CHECK(dave.body["on"] == "source");
-  CHECK(n.get("/v1/pools/web/dns/providers").body["providers"].empty());
+  CHECK(n.get("/v1/pools/web/dns/providers").body["providers"].size() == 1);
   CHECK(n.log().find("s3cr3t") == std::string::npos);
   n.stop();
 }

@@ -235,3 +235,28 @@ TEST_CASE("pop with a priority ceiling takes only jobs that urgent", "[dns_queue
   CHECK_FALSE(q.pop(0, 0));
   CHECK(q.pop(0)->id == 1);
 }
+
+TEST_CASE("a change the store could not journal never blocks the journaled changes after it",
+          "[dns_queue][unit]") {
+  dns_queue q;
+  auto job = [](std::int64_t id) {
+    dns_job j;
+    j.id = id;
+    j.desired.name = "www.example.com";
+    return j;
+  };
+  // The store failed once: the executor acted under an id of its own.
+  CHECK(q.add(job(unjournaled_id_base + 1)).empty());
+  auto running = q.pop(0);
+  REQUIRE(running);
+  q.finish(*running);
+  // The store is back: later changes of the record run (journal ids are
+  // far below), none is taken for an older one.
+  CHECK(q.add(job(41)).empty());
+  auto next = q.pop(0);
+  REQUIRE(next);
+  CHECK(next->id == 41);
+  q.finish(*next);
+  // Journal order still decides between journaled ones.
+  CHECK(q.add(job(40)) == std::vector<std::int64_t>{40});
+}

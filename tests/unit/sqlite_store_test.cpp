@@ -719,3 +719,47 @@ TEST_CASE("API provider credentials round trip with their secret, pool and membe
   s->delete_pool("web");
   CHECK(s->load_dns_providers().empty());
 }
+
+TEST_CASE("a cut's side write never brings back an account removed meanwhile; unreadable rows are "
+          "left out and reported",
+          "[store][unit]") {
+  temp_db db;
+  auto s = open_sqlite_store(db.path());
+  s->put_pool(make_pool("web", {1, 2}));
+  protected_account a;
+  a.id = "alice";
+  a.domain = "alice.example.com";
+  a.source = 1;
+  a.standby = 2;
+  REQUIRE_FALSE(validate_account(a));
+  s->put_accounts("web", {a});
+  s->delete_account("web", "alice");
+  a.on = account_side::standby;
+  dns_change_record c;
+  c.pool = "web";
+  c.provider = "cf";
+  c.name = "alice.example.com";
+  c.type = "A";
+  c.content = "192.0.2.2";
+  auto ids = s->journal_account_cuts("web", {a}, {c});
+  CHECK(ids.size() == 1);
+  CHECK(s->load_accounts().empty());
+
+  s->put_accounts("web", {a});
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.path().c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw,
+                       "INSERT INTO accounts VALUES ('web','broken','{\"records\":7}');"
+                       "INSERT INTO dns_providers VALUES ('bad','web','{\"id\":\"bad\"}');",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  auto loaded = s->load_accounts();
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].second.id == "alice");
+  CHECK(s->load_dns_providers().empty());
+  auto skipped = s->take_skipped_rows();
+  REQUIRE(skipped.size() == 2);
+  CHECK_THAT(skipped[0], Catch::Contains("account web/broken"));
+  CHECK_THAT(skipped[1], Catch::Contains("DNS provider bad: type"));
+  CHECK(s->take_skipped_rows().empty());
+}
