@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. every test (unit, actor, end-to-end) through ctest;
-#   2. the unit and actor tests again under AddressSanitizer + UBSan;
+#   2. the unit, actor and Redis store tests again under AddressSanitizer + UBSan;
 #   3. a bounded libFuzzer run of the datagram decoder;
 #   4. the agent alone (-DBALCTL_AGENT_ONLY=ON), as a member host builds it.
 set -euo pipefail
@@ -15,11 +15,13 @@ summary=$(grep -E '^[0-9]+% tests passed' build/ctest.log | tail -1)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBALCTL_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$(nproc)" --target balctl_unit_tests balctl_actor_tests
+cmake --build build-asan -j"$(nproc)" --target balctl_unit_tests balctl_actor_tests \
+  balctl_store_tests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ./build-asan/balctl_unit_tests
 ./build-asan/balctl_actor_tests
+./build-asan/balctl_store_tests   # the Redis connection, against a real redis-server
 
 echo "== libFuzzer: datagram decoder"
 CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -1,0 +1,135 @@
+#pragma once
+
+// A real redis-server for tests: its own temp dir, no persistence, on a
+// loopback port chosen at run time (retried on another when a start fails),
+// optionally with a password (the default user's) and an ACL user. It can
+// be stopped and started again on the same port, as a Redis restart in the
+// middle of traffic is. SIGTERM in the destructor.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace balctl::test {
+
+struct redis_server_options {
+  std::string password;  // requirepass: the default user's
+  std::string acl_user;  // with acl_password: a user allowed everything
+  std::string acl_password;
+};
+
+class redis_server {
+public:
+  explicit redis_server(redis_server_options o = {}) : o_(std::move(o)) {
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      port_ = free_port();
+      if (start_on(port_)) {
+        return;
+      }
+    }
+    throw std::runtime_error("redis-server did not start: " + read_file(dir_.file("redis.out")));
+  }
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+
+  int port() const { return port_; }
+
+  /// Stops it (SIGTERM, waited for); start() brings it back on the port.
+  void stop() {
+    if (proc_) {
+      proc_->stop(5000);
+      proc_.reset();
+    }
+  }
+  void start() {
+    if (!proc_ && !start_on(port_)) {
+      throw std::runtime_error("redis-server did not restart on " + std::to_string(port_));
+    }
+  }
+  /// SIGSTOP / SIGCONT: a Redis that is there but does not answer.
+  void pause(bool on) {
+    if (proc_) {
+      ::kill(proc_->pid(), on ? SIGSTOP : SIGCONT);
+    }
+  }
+  ~redis_server() {
+    if (proc_) {
+      ::kill(proc_->pid(), SIGCONT);
+    }
+  }
+
+  /// redis-cli against it (as the default user), output trimmed.
+  std::string cli(const std::string& args) const {
+    std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_) +
+                      (o_.password.empty() ? "" : " --no-auth-warning -a '" + o_.password + "'") +
+                      " " + args + " 2>&1";
+    std::string out;
+    if (FILE* f = ::popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) {
+        out.append(buf, n);
+      }
+      ::pclose(f);
+    }
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) {
+      out.pop_back();
+    }
+    return out;
+  }
+
+private:
+  bool start_on(int port) {
+    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port),
+                                  "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                  "--dir", dir_.path().string(),
+                                  "--enable-debug-command", "local"};
+    if (!o_.password.empty()) {
+      argv.insert(argv.end(), {"--requirepass", o_.password});
+    }
+    if (!o_.acl_user.empty()) {
+      argv.insert(argv.end(), {"--user", o_.acl_user, "on", ">" + o_.acl_password, "~*", "&*",
+                               "+@all"});
+    }
+    proc_ = std::make_unique<process>(argv, dir_.file("redis.out"), dir_.file("redis.err"));
+    bool ready = proc_->started() && wait_until([&] {
+      return proc_->poll() != -1 ||
+             read_file(dir_.file("redis.out")).find("Ready to accept connections") !=
+               std::string::npos;
+    }, 10'000);
+    if (ready && proc_->poll() == -1) {
+      return true;
+    }
+    proc_.reset();
+    return false;
+  }
+  static int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int port = -1;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      socklen_t len = sizeof a;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+      port = ntohs(a.sin_port);
+    }
+    ::close(fd);
+    return port;
+  }
+
+  redis_server_options o_;
+  temp_dir dir_{"balctl-redis"};
+  int port_ = 0;
+  std::unique_ptr<process> proc_;
+};
+
+} // namespace balctl::test
