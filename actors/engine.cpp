@@ -15,6 +15,12 @@ void configure_actor_system(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::balctl>();
 }
 
+store_actor_options store_options(const engine_config& cfg) {
+  store_actor_options o;
+  o.max_owed = static_cast<std::size_t>(cfg.store_max_owed);
+  return o;
+}
+
 supervisor_deps make_supervisor_deps(const engine_config& cfg,
                                      const engine_parts& parts, caf::actor store,
                                      caf::actor dns, const clock* clk,
@@ -47,8 +53,8 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             std::vector<enrollment_record> enrollments) {
   engine_handles h;
   h.store = store_detached
-              ? sys.spawn<caf::detached>(store_actor, st, metrics)
-              : sys.spawn(store_actor, st, metrics);
+              ? sys.spawn<caf::detached>(store_actor, st, metrics, store_options(cfg))
+              : sys.spawn(store_actor, st, metrics, store_options(cfg));
   // One executor per provider credential (the config file's and those the
   // admin API added), all on one I/O loop, behind the router.
   h.dns_io = std::make_shared<dns::dns_io>();

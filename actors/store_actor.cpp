@@ -1,153 +1,529 @@
 #include "actors/store_actor.hpp"
 
+#include <deque>
+#include <functional>
+#include <map>
+#include <unordered_map>
+
 #include "engine/log.hpp"
 
 namespace balctl {
 
 namespace {
 
-// Runs one store call; a store_error is logged, counted and returned as a
-// CAF error instead of killing the actor.
-template <class F>
-auto guarded(engine_metrics* metrics, const char* op, F f)
-  -> caf::result<decltype(f())> {
-  // Any exception, not only the backend's: a store actor that dies takes
-  // every later write with it.
-  try {
-    return f();
-  } catch (const std::exception& e) {
-    metrics->store_errors.fetch_add(1);
-    log::error("store_failed", {{"operation", op}, {"error", e.what()}});
-    return caf::make_error(caf::sec::runtime_error, e.what());
+/// Provisional ids handed out while the store is unavailable, and the real
+/// ids they got when written. A provisional id continues the sequence the
+/// store was at, so it orders after every id handed out before; the store
+/// later gives the real ids from its own counter, which only grew. 0 = not
+/// written yet (or dropped).
+struct id_map {
+  std::int64_t last = 0; // the highest id seen or handed out
+  std::unordered_map<std::int64_t, std::int64_t> real;
+
+  std::int64_t provisional() {
+    ++last;
+    real[last] = 0;
+    return last;
+  }
+  void seen(std::int64_t id) { last = std::max(last, id); }
+  /// The id to write under; nullopt: a provisional id that has no row (its
+  /// write was dropped), so there is nothing to mark.
+  std::optional<std::int64_t> resolve(std::int64_t id) const {
+    auto it = real.find(id);
+    if (it == real.end()) {
+      return id;
+    }
+    if (it->second == 0) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+  void settled(std::int64_t id) { real.erase(id); }
+};
+
+struct owed_write {
+  const char* op;
+  std::function<void(store&)> apply;
+};
+
+struct activity_batch {
+  std::vector<activity_record> rs;
+  std::uint64_t keep = 0;
+};
+
+struct store_state {
+  std::shared_ptr<store> st;
+  engine_metrics* metrics = nullptr;
+  store_actor_options o;
+
+  bool degraded = false;
+  bool retry_armed = false;
+  std::string why; // the store's last refusal while degraded
+  std::deque<owed_write> owed;
+  std::deque<activity_batch> owed_activity;
+  std::size_t owed_activity_lines = 0;
+  std::unordered_map<member_id, member_state_record> owed_states; // newest only
+  std::map<std::string, member_id> owed_active;                   // newest only
+  std::uint64_t dropped = 0;
+
+  id_map decisions;
+  id_map dns;
+
+  std::size_t owed_count() const {
+    return owed.size() + owed_activity_lines + owed_states.size() + owed_active.size();
+  }
+  void publish() {
+    metrics->store_degraded.store(degraded ? 1 : 0, std::memory_order_relaxed);
+    metrics->store_owed.store(owed_count(), std::memory_order_relaxed);
+  }
+};
+
+constexpr std::int64_t health_tick = 1; // deadline_atom's argument; 0 = retry
+
+void failed(store_state& s, const char* op, const std::exception& e) {
+  s.metrics->store_errors.fetch_add(1);
+  log::error("store_failed", {{"operation", op}, {"error", e.what()}});
+}
+
+void enter_degraded(store_state& s, const char* op, const std::exception& e) {
+  s.metrics->store_errors.fetch_add(1);
+  s.why = e.what();
+  if (!s.degraded) {
+    s.degraded = true;
+    log::error("store_degraded", {{"operation", op},
+                                  {"error", e.what()},
+                                  {"max_owed", std::to_string(s.o.max_owed)}});
   }
 }
 
-template <class F>
-void guarded_void(engine_metrics* metrics, const char* op, F f) {
+void drop_one(store_state& s) {
+  if (!s.owed_activity.empty()) {
+    auto& b = s.owed_activity.front();
+    s.owed_activity_lines -= b.rs.size();
+    s.dropped += b.rs.size();
+    s.metrics->store_owed_dropped.fetch_add(b.rs.size());
+    s.owed_activity.pop_front();
+  } else if (!s.owed.empty()) {
+    log::error("store_owed_dropped", {{"operation", s.owed.front().op},
+                                      {"max_owed", std::to_string(s.o.max_owed)}});
+    s.owed.pop_front();
+    ++s.dropped;
+    s.metrics->store_owed_dropped.fetch_add(1);
+  }
+}
+
+void trim(store_state& s) {
+  while (s.owed.size() + s.owed_activity_lines > s.o.max_owed &&
+         (!s.owed.empty() || !s.owed_activity.empty())) {
+    drop_one(s);
+  }
+}
+
+// Writes what is owed, oldest first, while the store takes it. True when
+// nothing is owed any more.
+bool replay(store_state& s) {
+  if (!s.degraded) {
+    return true;
+  }
+  if (!s.st->available()) {
+    return false;
+  }
   try {
-    f();
+    while (!s.owed.empty()) {
+      auto& w = s.owed.front();
+      try {
+        w.apply(*s.st);
+      } catch (const store_unavailable&) {
+        throw;
+      } catch (const std::exception& e) {
+        failed(s, w.op, e); // refused for itself: no use trying it again
+      }
+      s.owed.pop_front();
+    }
+    if (!s.owed_active.empty()) {
+      for (auto it = s.owed_active.begin(); it != s.owed_active.end();) {
+        s.st->set_active_member(it->first, it->second);
+        it = s.owed_active.erase(it);
+      }
+    }
+    if (!s.owed_states.empty()) {
+      std::vector<member_state_record> rs;
+      rs.reserve(s.owed_states.size());
+      for (const auto& [id, r] : s.owed_states) {
+        rs.push_back(r);
+      }
+      s.st->save_member_states(rs);
+      s.owed_states.clear();
+    }
+    while (!s.owed_activity.empty()) {
+      auto& b = s.owed_activity.front();
+      s.st->append_activity(b.rs, b.keep);
+      s.owed_activity_lines -= b.rs.size();
+      s.owed_activity.pop_front();
+    }
+  } catch (const store_unavailable& e) {
+    s.metrics->store_errors.fetch_add(1);
+    s.why = e.what();
+    s.publish();
+    return false;
   } catch (const std::exception& e) {
-    metrics->store_errors.fetch_add(1);
-    log::error("store_failed", {{"operation", op}, {"error", e.what()}});
+    failed(s, "replay", e);
+  }
+  s.degraded = false;
+  log::info("store_recovered", {{"dropped", std::to_string(s.dropped)}});
+  s.dropped = 0;
+  s.publish();
+  return true;
+}
+
+void arm_retry(caf::event_based_actor* self, store_state& s) {
+  if (s.retry_armed) {
+    return;
+  }
+  s.retry_armed = true;
+  self->delayed_send(self, std::chrono::milliseconds(s.o.retry_ms), deadline_atom_v,
+                     std::int64_t{0});
+}
+
+// A write that may be owed: made now when nothing is owed before it, kept
+// in order otherwise (or when the store turns out unavailable).
+void owe(caf::event_based_actor* self, store_state& s, const char* op,
+         std::function<void(store&)> apply) {
+  if (s.degraded) {
+    replay(s);
+  }
+  if (!s.degraded) {
+    try {
+      apply(*s.st);
+      return;
+    } catch (const store_unavailable& e) {
+      enter_degraded(s, op, e);
+    } catch (const std::exception& e) {
+      failed(s, op, e);
+      return;
+    }
+  }
+  s.owed.push_back({op, std::move(apply)});
+  trim(s);
+  s.publish();
+  arm_retry(self, s);
+}
+
+// A call answering an operator: never owed. Whatever is owed goes first
+// (an API write must not overtake the engine's own).
+template <class F>
+auto now(store_state& s, const char* op, F f) -> caf::result<decltype(f())> {
+  try {
+    if (!replay(s)) {
+      throw store_unavailable("the store is unavailable (" + s.why +
+                              "); the engine's own writes are owed until it is back");
+    }
+    return f();
+  } catch (const std::exception& e) {
+    failed(s, op, e);
+    return caf::make_error(caf::sec::runtime_error, e.what());
   }
 }
 
 } // namespace
 
-caf::behavior store_actor(caf::event_based_actor* self,
-                          std::shared_ptr<store> st, engine_metrics* metrics) {
+caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> st,
+                          engine_metrics* metrics, store_actor_options o) {
   self->attach_functor([sys = &self->system()](const caf::error& reason) {
     if (reason && reason != caf::exit_reason::user_shutdown &&
         reason != caf::exit_reason::normal) {
       log::error("store_actor_stopped", {{"reason", sys->render(reason)}});
     }
   });
+  auto s = std::make_shared<store_state>();
+  s->st = std::move(st);
+  s->metrics = metrics;
+  s->o = o;
+  // Where the id sequences are: provisional ids continue them.
+  try {
+    for (const auto& d : s->st->decisions("", 1)) {
+      s->decisions.seen(d.id);
+    }
+    for (const auto& c : s->st->dns_changes("", 1)) {
+      s->dns.seen(c.id);
+    }
+  } catch (const std::exception& e) {
+    failed(*s, "open", e);
+  }
+  s->publish();
+  if (s->o.health_ms > 0) {
+    self->delayed_send(self, std::chrono::milliseconds(s->o.health_ms), deadline_atom_v,
+                       health_tick);
+  }
   return {
-    // An ordinary message, so every write queued before it is done first.
-    [=](caf::close_atom) { self->quit(); },
+    // An ordinary message, so every write queued before it is done first;
+    // what is still owed then is lost with the process (logged).
+    [=](caf::close_atom) {
+      if (!replay(*s)) {
+        log::error("store_owed_lost", {{"writes", std::to_string(s->owed_count())}});
+      }
+      self->quit();
+    },
+    [=](deadline_atom, std::int64_t what) {
+      if (what == health_tick) {
+        // A store that went away while nothing was written is degraded
+        // too: /readyz says so before the first write fails.
+        if (!s->degraded && !s->st->available()) {
+          s->degraded = true;
+          s->why = "not connected";
+          log::error("store_degraded", {{"operation", "health"}, {"error", s->why}});
+          s->publish();
+          arm_retry(self, *s);
+        }
+        self->delayed_send(self, std::chrono::milliseconds(s->o.health_ms), deadline_atom_v,
+                           health_tick);
+        return;
+      }
+      s->retry_armed = false;
+      if (!replay(*s)) {
+        arm_retry(self, *s);
+      }
+    },
     [=](record_atom, const pool_decision& d) -> caf::result<std::int64_t> {
-      return guarded(metrics, "record_decision",
-                     [&] { return st->record_decision(d); });
+      if (s->degraded) {
+        replay(*s);
+      }
+      if (!s->degraded) {
+        try {
+          auto id = s->st->record_decision(d);
+          s->decisions.seen(id);
+          return id;
+        } catch (const store_unavailable& e) {
+          enter_degraded(*s, "record_decision", e);
+        } catch (const std::exception& e) {
+          failed(*s, "record_decision", e);
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      }
+      auto id = s->decisions.provisional();
+      s->owed.push_back({"record_decision", [s, d, id](store& st) {
+                           auto real = st.record_decision(d);
+                           s->decisions.real[id] = real;
+                           s->decisions.seen(real);
+                         }});
+      trim(*s);
+      s->publish();
+      arm_retry(self, *s);
+      return id;
     },
     [=](mark_atom, std::int64_t id, const std::string& status) {
-      guarded_void(metrics, "mark_decision",
-                   [&] { st->mark_decision(id, status); });
+      owe(self, *s, "mark_decision", [s, id, status](store& st) {
+        if (auto real = s->decisions.resolve(id)) {
+          st.mark_decision(*real, status);
+        }
+        if (status != "pending") {
+          s->decisions.settled(id);
+        }
+      });
     },
     [=](save_atom, const std::vector<member_state_record>& rs) {
-      guarded_void(metrics, "save_member_states",
-                   [&] { st->save_member_states(rs); });
+      if (s->degraded) {
+        replay(*s);
+      }
+      if (!s->degraded) {
+        try {
+          s->st->save_member_states(rs);
+          return;
+        } catch (const store_unavailable& e) {
+          enter_degraded(*s, "save_member_states", e);
+        } catch (const std::exception& e) {
+          failed(*s, "save_member_states", e);
+          return;
+        }
+      }
+      for (const auto& r : rs) {
+        s->owed_states[r.id] = r; // a newer checkpoint supersedes
+      }
+      s->publish();
+      arm_retry(self, *s);
     },
     [=](active_atom, const std::string& pool, member_id m) {
-      guarded_void(metrics, "set_active_member",
-                   [&] { st->set_active_member(pool, m); });
+      if (s->degraded) {
+        replay(*s);
+      }
+      if (!s->degraded) {
+        try {
+          s->st->set_active_member(pool, m);
+          return;
+        } catch (const store_unavailable& e) {
+          enter_degraded(*s, "set_active_member", e);
+        } catch (const std::exception& e) {
+          failed(*s, "set_active_member", e);
+          return;
+        }
+      }
+      s->owed_active[pool] = m;
+      s->publish();
+      arm_retry(self, *s);
     },
     // -- the DNS journal ---------------------------------------------------
     [=](journal_dns_atom, const std::vector<dns_change_record>& cs)
       -> caf::result<std::vector<std::int64_t>> {
-      return guarded(metrics, "journal_dns_changes",
-                     [&] { return st->journal_dns_changes(cs); });
+      if (s->degraded) {
+        replay(*s);
+      }
+      if (!s->degraded) {
+        try {
+          auto ids = s->st->journal_dns_changes(cs);
+          for (auto id : ids) {
+            s->dns.seen(id);
+          }
+          return ids;
+        } catch (const store_unavailable& e) {
+          enter_degraded(*s, "journal_dns_changes", e);
+        } catch (const std::exception& e) {
+          failed(*s, "journal_dns_changes", e);
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      }
+      std::vector<std::int64_t> ids;
+      for (std::size_t i = 0; i < cs.size(); ++i) {
+        ids.push_back(s->dns.provisional());
+      }
+      s->owed.push_back({"journal_dns_changes", [s, cs, ids](store& st) {
+                           auto real = st.journal_dns_changes(cs);
+                           for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
+                             s->dns.real[ids[i]] = real[i];
+                             s->dns.seen(real[i]);
+                           }
+                         }});
+      trim(*s);
+      s->publish();
+      arm_retry(self, *s);
+      return ids;
     },
-    [=](mark_dns_atom, const std::vector<std::int64_t>& ids,
-        const std::string& status, const std::string& error) {
-      guarded_void(metrics, "mark_dns_changes",
-                   [&] { st->mark_dns_changes(ids, status, error); });
+    [=](mark_dns_atom, const std::vector<std::int64_t>& ids, const std::string& status,
+        const std::string& error) {
+      owe(self, *s, "mark_dns_changes", [s, ids, status, error](store& st) {
+        std::vector<std::int64_t> real;
+        for (auto id : ids) {
+          if (auto r = s->dns.resolve(id)) {
+            real.push_back(*r);
+          }
+        }
+        st.mark_dns_changes(real, status, error);
+        if (status != "pending") {
+          for (auto id : ids) {
+            s->dns.settled(id);
+          }
+        }
+      });
     },
     // -- protected accounts and API DNS providers --------------------------
+    // A cut is the engine's own (a failover moving accounts): owed, with
+    // provisional ids for its changes, like the journal.
     [=](cut_atom, const std::string& pool, const std::vector<protected_account>& as,
         const std::vector<dns_change_record>& cs) -> caf::result<std::vector<std::int64_t>> {
-      return guarded(metrics, "journal_account_cuts",
-                     [&] { return st->journal_account_cuts(pool, as, cs); });
+      if (s->degraded) {
+        replay(*s);
+      }
+      if (!s->degraded) {
+        try {
+          auto ids = s->st->journal_account_cuts(pool, as, cs);
+          for (auto id : ids) {
+            s->dns.seen(id);
+          }
+          return ids;
+        } catch (const store_unavailable& e) {
+          enter_degraded(*s, "journal_account_cuts", e);
+        } catch (const std::exception& e) {
+          failed(*s, "journal_account_cuts", e);
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      }
+      std::vector<std::int64_t> ids;
+      for (std::size_t i = 0; i < cs.size(); ++i) {
+        ids.push_back(s->dns.provisional());
+      }
+      s->owed.push_back({"journal_account_cuts", [s, pool, as, cs, ids](store& st) {
+                           auto real = st.journal_account_cuts(pool, as, cs);
+                           for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
+                             s->dns.real[ids[i]] = real[i];
+                             s->dns.seen(real[i]);
+                           }
+                         }});
+      trim(*s);
+      s->publish();
+      arm_retry(self, *s);
+      return ids;
     },
     [=](put_account_atom, const std::string& pool,
         const std::vector<protected_account>& as) -> caf::result<bool> {
-      return guarded(metrics, "put_accounts", [&] {
-        st->put_accounts(pool, as);
+      return now(*s, "put_accounts", [&] {
+        s->st->put_accounts(pool, as);
         return true;
       });
     },
     [=](delete_account_atom, const std::string& pool, const std::string& id)
       -> caf::result<bool> {
-      return guarded(metrics, "delete_account", [&] {
-        st->delete_account(pool, id);
+      return now(*s, "delete_account", [&] {
+        s->st->delete_account(pool, id);
         return true;
       });
     },
     [=](put_provider_atom, const std::vector<dns_provider_config>& ps) -> caf::result<bool> {
-      return guarded(metrics, "put_dns_providers", [&] {
-        st->put_dns_providers(ps);
+      return now(*s, "put_dns_providers", [&] {
+        s->st->put_dns_providers(ps);
         return true;
       });
     },
     [=](delete_provider_atom, const std::string& id) -> caf::result<bool> {
-      return guarded(metrics, "delete_dns_provider", [&] {
-        st->delete_dns_provider(id);
+      return now(*s, "delete_dns_provider", [&] {
+        s->st->delete_dns_provider(id);
         return true;
       });
     },
     // -- admin API ---------------------------------------------------------
     [=](create_pool_atom, const pool_config& p) -> caf::result<bool> {
-      return guarded(metrics, "put_pool", [&] {
-        st->put_pool(p);
+      return now(*s, "put_pool", [&] {
+        s->st->put_pool(p);
         return true;
       });
     },
-    // Requested (the caller answers its client when the disk has it).
+    // Requested (the caller answers its client when the store has it).
     [=](update_pool_atom, const pool_config& p) -> caf::result<bool> {
-      return guarded(metrics, "update_pool", [&] {
-        st->update_pool(p);
+      return now(*s, "update_pool", [&] {
+        s->st->update_pool(p);
         return true;
       });
     },
+    // Sent by the pool as it stops (the operator was answered already):
+    // owed, after the pool's own writes.
     [=](delete_pool_atom, const std::string& pool) {
-      guarded_void(metrics, "delete_pool", [&] { st->delete_pool(pool); });
+      owe(self, *s, "delete_pool", [pool](store& st) { st.delete_pool(pool); });
     },
     [=](add_member_atom, const std::string& pool,
         const member_config& m) -> caf::result<bool> {
-      return guarded(metrics, "put_member", [&] {
-        st->put_member(pool, m);
+      return now(*s, "put_member", [&] {
+        s->st->put_member(pool, m);
         return true;
       });
     },
     [=](remove_member_atom, member_id m) -> caf::result<bool> {
-      return guarded(metrics, "delete_member", [&] {
-        st->delete_member(m);
+      return now(*s, "delete_member", [&] {
+        s->st->delete_member(m);
         return true;
       });
     },
     [=](allocate_id_atom, member_id at_least) -> caf::result<member_id> {
-      return guarded(metrics, "allocate_member_id",
-                     [&] { return st->allocate_member_id(at_least); });
+      return now(*s, "allocate_member_id",
+                 [&] { return s->st->allocate_member_id(at_least); });
     },
     [=](put_enrollment_atom, const enrollment_record& e) -> caf::result<bool> {
-      return guarded(metrics, "put_enrollment", [&] {
-        st->put_enrollment(e);
+      return now(*s, "put_enrollment", [&] {
+        s->st->put_enrollment(e);
         return true;
       });
     },
     [=](complete_enrollment_atom, member_id m,
         const protocol::key& k) -> caf::result<bool> {
-      return guarded(metrics, "complete_enrollment", [&] {
-        st->complete_enrollment(m, k);
+      return now(*s, "complete_enrollment", [&] {
+        s->st->complete_enrollment(m, k);
         return true;
       });
     },
@@ -158,14 +534,30 @@ caf::behavior store_actor(caf::event_based_actor* self,
       for (const auto& l : lines) {
         rs.push_back(to_record(pool, l));
       }
-      guarded_void(metrics, "append_activity",
-                   [&] { st->append_activity(rs, keep); });
+      if (s->degraded) {
+        replay(*s);
+      }
+      if (!s->degraded) {
+        try {
+          s->st->append_activity(rs, keep);
+          return;
+        } catch (const store_unavailable& e) {
+          enter_degraded(*s, "append_activity", e);
+        } catch (const std::exception& e) {
+          failed(*s, "append_activity", e);
+          return;
+        }
+      }
+      s->owed_activity_lines += rs.size();
+      s->owed_activity.push_back({std::move(rs), keep});
+      trim(*s);
+      s->publish();
+      arm_retry(self, *s);
     },
     [=](activity_atom, const std::string& pool, std::int64_t before,
         std::uint64_t limit,
         member_id m) -> caf::result<std::vector<activity_record>> {
-      return guarded(metrics, "activity",
-                     [&] { return st->activity(pool, before, limit, m); });
+      return now(*s, "activity", [&] { return s->st->activity(pool, before, limit, m); });
     },
   };
 }

@@ -167,7 +167,7 @@ caf::expected<caf::actor> api_pool(self_ptr self, const std::string& name,
   return i->second;
 }
 
-caf::error store_unavailable(self_ptr self, const caf::error& e) {
+caf::error store_failed_error(self_ptr self, const caf::error& e) {
   return refuse("unavailable", "",
                 "the store failed: " + self->system().render(e));
 }
@@ -188,7 +188,7 @@ void open_enrollment(self_ptr self, member_info info, std::string pool,
         remember_enrollment(self, rec);
         rp.deliver(enrollment_ticket{info, pool, secret});
       },
-      [=](caf::error& e) mutable { rp.deliver(store_unavailable(self, e)); });
+      [=](caf::error& e) mutable { rp.deliver(store_failed_error(self, e)); });
 }
 
 } // namespace
@@ -317,7 +317,7 @@ caf::behavior supervisor_actor(self_ptr self,
           },
           [=](caf::error& e) mutable {
             self->state.creating.erase(pc.name);
-            rp.deliver(store_unavailable(self, e));
+            rp.deliver(store_failed_error(self, e));
           });
       return rp;
     },
@@ -375,7 +375,7 @@ caf::behavior supervisor_actor(self_ptr self,
                 },
                 [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
           },
-          [=](caf::error& e) mutable { rp.deliver(store_unavailable(self, e)); });
+          [=](caf::error& e) mutable { rp.deliver(store_failed_error(self, e)); });
       return rp;
     },
     [=](reenrol_atom, const std::string& name,
@@ -501,7 +501,7 @@ caf::behavior supervisor_actor(self_ptr self,
             }
             auto waiting = std::move(st.enrolling[hash].waiting);
             st.enrolling.erase(hash);
-            auto why = store_unavailable(self, err);
+            auto why = store_failed_error(self, err);
             for (auto& w : waiting) {
               w.deliver(why);
             }

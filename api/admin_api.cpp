@@ -429,10 +429,22 @@ void admin_api::route(http::request& req, http::responder& respond) {
       return;
     }
     // Ready means the engine answers now, not only that it once started.
-    engine_.ping([respond](outcome<bool> o) {
-      respond(o.ok() ? ok_json(200, {{"status", "ready"}})
-                     : ok_json(503, {{"status", "unavailable"},
-                                     {"reason", o.error.message}}));
+    // Degraded still serves (detection and decisions go on, the store's
+    // writes are owed): 200, with what is degraded.
+    const auto* m = metrics_.engine;
+    bool store_degraded = m != nullptr && m->store_degraded.load() != 0;
+    std::uint64_t owed = m != nullptr ? m->store_owed.load() : 0;
+    engine_.ping([respond, store_degraded, owed](outcome<bool> o) {
+      if (!o.ok()) {
+        respond(ok_json(503, {{"status", "unavailable"}, {"reason", o.error.message}}));
+      } else if (store_degraded) {
+        respond(ok_json(200, {{"status", "degraded"},
+                              {"degraded", {"store"}},
+                              {"reason", "the store is unavailable; " + std::to_string(owed) +
+                                           " writes owed, replayed when it is back"}}));
+      } else {
+        respond(ok_json(200, {{"status", "ready"}}));
+      }
     });
     return;
   }
@@ -1075,6 +1087,15 @@ std::string admin_api::metrics_text() const {
     out << "balctl_actor_restarts_total " << e->actor_restarts.load() << '\n';
     family("balctl_store_errors_total", "counter", "Failed store operations.");
     out << "balctl_store_errors_total " << e->store_errors.load() << '\n';
+    family("balctl_store_degraded", "gauge",
+           "1 while the store is unavailable and writes are owed to it.");
+    out << "balctl_store_degraded " << e->store_degraded.load() << '\n';
+    family("balctl_store_owed", "gauge",
+           "Writes kept for the store while it is unavailable (checkpoints: one a member).");
+    out << "balctl_store_owed " << e->store_owed.load() << '\n';
+    family("balctl_store_owed_dropped_total", "counter",
+           "Owed writes dropped beyond store_max_owed (oldest activity lines first).");
+    out << "balctl_store_owed_dropped_total " << e->store_owed_dropped.load() << '\n';
     family("balctl_dns_requests_total", "counter",
            "Requests sent to DNS providers, every credential together.");
     out << "balctl_dns_requests_total " << e->dns_requests.load() << '\n';

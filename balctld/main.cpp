@@ -17,6 +17,7 @@
 #include "actors/control_impl.hpp"
 #include "actors/engine.hpp"
 #include "actors/supervisor.hpp"
+#include "adapters/store/redis_store.hpp"
 #include "api/admin_api.hpp"
 #include "bench/derive_key.hpp"
 #include "config/config.hpp"
@@ -51,7 +52,7 @@ struct options {
 
 void usage() {
   std::fputs(
-    "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH]\n"
+    "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH|redis://...]\n"
     "               [--ready-file PATH] [--metrics-file PATH] [--check-config]\n"
     "               [--admin-listen HOST:PORT] [--admin-port-file PATH]\n"
     "               [--admin-token-file PATH]\n"
@@ -275,8 +276,16 @@ int main(int argc, char** argv) {
   if (!opt.listen.empty()) {
     cfg.udp_listen = opt.listen;
   }
-  if (!opt.store_path.empty()) {
+  if (opt.store_path.rfind("redis://", 0) == 0) {
+    std::string why;
+    if (!parse_redis_url(opt.store_path, &why)) {
+      std::fprintf(stderr, "--store: %s\n", why.c_str());
+      return 2;
+    }
+    cfg.store = opt.store_path;
+  } else if (!opt.store_path.empty()) {
     cfg.store_path = opt.store_path;
+    cfg.store.clear();
   }
   if (!opt.admin_listen.empty()) {
     cfg.admin.listen = opt.admin_listen;
@@ -323,13 +332,13 @@ int main(int argc, char** argv) {
   std::vector<dns_change_record> pending_dns;
   std::vector<enrollment_record> enrollments;
   try {
-    st = open_sqlite_store(cfg.store_path);
+    st = open_configured_store(cfg);
     pending = adopt_pending_decisions(*st);
     pending_dns = st->pending_dns_changes();
     parts = bootstrap(cfg, *st, clk.now_ms());
     enrollments = st->load_enrollments();
   } catch (const store_error& e) {
-    log::error("store_open_failed", {{"path", cfg.store_path}, {"error", e.what()}});
+    log::error("store_open_failed", {{"store", describe_store(cfg)}, {"error", e.what()}});
     return 1;
   } catch (const bootstrap_conflict& e) {
     std::fprintf(stderr, "config: %s\n", e.what());
@@ -469,7 +478,7 @@ int main(int argc, char** argv) {
       log::info("balctld_ready", {{"udp_port", std::to_string(listener.bound_port())},
                                   {"pools", std::to_string(parts.pools.size())},
                                   {"members", std::to_string(member_count)},
-                                  {"store", cfg.store_path}});
+                                  {"store", describe_store(cfg)}});
       if (!opt.ready_file.empty()) {
         std::ofstream(opt.ready_file) << listener.bound_port() << "\n";
       }

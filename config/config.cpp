@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "adapters/store/redis_store.hpp"
+
 #include <arpa/inet.h>
 
 #include <cerrno>
@@ -593,7 +595,8 @@ config_result parse_config(const std::string& json_text) {
   reader r(field_errors);
   auto& c = res.config;
   r.check_keys(j, "",
-               {"udp_listen", "store_path", "log_level", "max_clock_skew_s",
+               {"udp_listen", "store_path", "store", "store_password_file", "store_prefix",
+                "store_timeout_ms", "store_max_owed", "log_level", "max_clock_skew_s",
                 "restart_grace_s", "suspect_after_pct", "recovery_stable_s",
                 "flap_threshold", "flap_window_s", "flap_hold_s",
                 "fleet_silence_share", "fleet_silence_min_members",
@@ -607,6 +610,28 @@ config_result parse_config(const std::string& json_text) {
   if (r.string(j, "", "store_path", c.store_path) && c.store_path.empty()) {
     r.error("store_path", "must not be empty");
   }
+  // The URL may hold a password: errors name the part at fault, never echo it.
+  if (r.string(j, "", "store", c.store) && !c.store.empty()) {
+    std::string why;
+    if (!parse_redis_url(c.store, &why)) {
+      r.error("store", why);
+    }
+  }
+  if (r.string(j, "", "store_password_file", c.store_password_file)) {
+    if (c.store.empty()) {
+      r.error("store_password_file", "only with a redis:// store");
+    } else if (!std::ifstream(c.store_password_file)) {
+      r.error_value("store_password_file", j["store_password_file"],
+                    std::string("cannot read: ") + std::strerror(errno));
+    }
+  }
+  if (r.string(j, "", "store_prefix", c.store_prefix) &&
+      (c.store_prefix.empty() || c.store_prefix.size() > 64 ||
+       c.store_prefix.find_first_of(" \t\r\n") != std::string::npos)) {
+    r.error_value("store_prefix", j["store_prefix"], "must be 1..64 characters without spaces");
+  }
+  r.integer(j, "", "store_timeout_ms", c.store_timeout_ms, 100, 60000);
+  r.integer(j, "", "store_max_owed", c.store_max_owed, 1000, 10'000'000);
   if (r.string(j, "", "log_level", c.log_level) && c.log_level != "debug" &&
       c.log_level != "info" && c.log_level != "warn" && c.log_level != "error") {
     r.error_value("log_level", j["log_level"], "must be debug, info, warn or error");

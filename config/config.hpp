@@ -145,6 +145,13 @@ struct engine_config {
   std::string udp_listen = "127.0.0.1:7946"; // host:port ([v6]:port)
   heartbeat_tls_config heartbeat_tls;
   std::string store_path = "balctld.db";     // SQLite file; ":memory:" allowed
+  // "" = the SQLite file at store_path; "redis://[user[:password]@]host[:port][/db]"
+  // = Redis (adapters/store/redis_store). Never logged as written (password).
+  std::string store;
+  std::string store_password_file;           // Redis password from a file (first line)
+  std::string store_prefix = "balctl:";      // every Redis key starts with it
+  int store_timeout_ms = 2000;               // 100..60000: Redis connect and command timeout
+  int store_max_owed = 100'000;             // 1000..10,000,000: writes kept while the store is down
   std::string log_level = "info";            // debug|info|warn|error
   int max_clock_skew_s = 30;                 // 1..600: timestamp window ±
   int restart_grace_s = 0;                   // 0 = each pool's failover delay; else 1..3600

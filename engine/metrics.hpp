@@ -18,6 +18,10 @@ public:
   std::atomic<std::uint64_t> holds{0};
   std::atomic<std::uint64_t> actor_restarts{0};
   std::atomic<std::uint64_t> store_errors{0};
+  // The store unavailable (Redis down): 1 while writes are owed.
+  std::atomic<int> store_degraded{0};
+  std::atomic<std::uint64_t> store_owed{0};         // writes kept to replay
+  std::atomic<std::uint64_t> store_owed_dropped{0}; // beyond max_owed
   // Member deadlines the pools handled: re-armed in place for a healthy
   // member heard meanwhile, or woke the member actor to evaluate. In the
   // steady state only the first grows.

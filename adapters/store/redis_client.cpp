@@ -235,7 +235,9 @@ struct client::impl {
       step({"SELECT", std::to_string(o.db)});
     }
     if (handshake_left == 0) {
-      handshake_done();
+      // Ready means Redis answered, not only that the kernel took the
+      // connection (a stopped Redis's backlog does).
+      step({"PING"});
     }
   }
 

@@ -25,6 +25,13 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// The store cannot be reached now (Redis down, slow or refusing): the
+/// write was not made and may be made again later. SQLite never throws it.
+class store_unavailable : public store_error {
+public:
+  using store_error::store_error;
+};
+
 /// Runtime state of one member (not its configuration).
 struct member_state_record {
   member_id id = 0;
@@ -117,6 +124,10 @@ struct dns_change_record {
 class store {
 public:
   virtual ~store() = default;
+
+  /// Whether a call can be expected to reach the backend now (Redis:
+  /// connected). The store actor replays what it owes once it is.
+  virtual bool available() { return true; }
 
   // Pools and members (declared in config for now; the admin API issue adds
   // them at run time). put_pool replaces the pool and its member list.
@@ -215,5 +226,18 @@ public:
 
 /// Opens (and creates or migrates) the SQLite store at path.
 std::unique_ptr<store> open_sqlite_store(const std::string& path);
+
+} // namespace balctl
+
+namespace balctl {
+
+/// The store the config selects: SQLite at store_path, or Redis when
+/// "store" is a redis:// URL (store_password_file, store_prefix,
+/// store_timeout_ms). Throws store_error.
+std::unique_ptr<store> open_configured_store(const engine_config& cfg);
+
+/// Where that store is, for logs: the SQLite path or redis://host:port/db,
+/// never a user or password.
+std::string describe_store(const engine_config& cfg);
 
 } // namespace balctl

@@ -124,7 +124,7 @@ struct fixture {
     if (!stalled) {
       h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false);
     } else {
-      h.store = sys.spawn(store_actor, st, &metrics);
+      h.store = sys.spawn(store_actor, st, &metrics, store_actor_options{});
       h.dns = sys.spawn(stalled_dns, std::string("stalled"));
       auto deps = make_supervisor_deps(ecfg, parts, h.store, h.dns, &clk, &metrics);
       h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);

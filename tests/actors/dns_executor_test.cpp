@@ -146,7 +146,7 @@ struct fixture {
   explicit fixture(int limit = 0, std::int64_t window_ms = 1000, int in_flight = 8)
     : sys(testing_config(cfg)),
       sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
-    store_a = sys.spawn(store_actor, st, &metrics);
+    store_a = sys.spawn(store_actor, st, &metrics, store_actor_options{});
     dns_executor_deps d;
     d.provider_id = "scripted";
     d.provider = std::make_shared<scripted_provider>();
@@ -412,7 +412,7 @@ struct pool_fixture {
     dns.auto_answer = true;
     parts = bootstrap(ecfg, *st, clk.now_ms());
     in = std::make_unique<ingest>(*parts.reg, 30'000);
-    h.store = sys.spawn(store_actor, st, &metrics);
+    h.store = sys.spawn(store_actor, st, &metrics, store_actor_options{});
     dns_executor_deps d;
     d.provider_id = "scripted";
     d.provider = std::make_shared<scripted_provider>();

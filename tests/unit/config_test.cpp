@@ -1,3 +1,4 @@
+#include "adapters/store/store.hpp"
 #include "config/config.hpp"
 
 #include <catch2/catch.hpp>
@@ -86,6 +87,9 @@ TEST_CASE("absent keys get their defaults", "[config][unit]") {
     const auto& c = r.config;
     CHECK(c.udp_listen == "127.0.0.1:7946");
     CHECK(c.store_path == "balctld.db");
+    CHECK(c.store.empty()); // SQLite
+    CHECK(c.store_prefix == "balctl:");
+    CHECK(c.store_timeout_ms == 2000);
     CHECK(c.log_level == "info");
     CHECK(c.max_clock_skew_s == 30);
     CHECK(c.restart_grace_s == 0);
@@ -147,6 +151,21 @@ TEST_CASE("absent keys get their defaults", "[config][unit]") {
   }
 }
 
+TEST_CASE("a redis store is configured by URL; its password is never repeated in an error",
+          "[config][unit]") {
+  auto r = parse_config(cfg_top("\"store\":\"redis://balctl:pw@10.1.2.3:6380/2\","
+                                "\"store_prefix\":\"edge1:\",\"store_timeout_ms\":500"));
+  INFO(joined(r.errors));
+  REQUIRE(r.ok());
+  CHECK(r.config.store == "redis://balctl:pw@10.1.2.3:6380/2");
+  CHECK(describe_store(r.config) == "redis://10.1.2.3:6380/2");
+  CHECK(r.config.store_prefix == "edge1:");
+  CHECK(r.config.store_timeout_ms == 500);
+  auto bad = parse_config(cfg_top("\"store\":\"redis://balctl:hunter2@h:0/x\""));
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(joined(bad.errors), Catch::Contains("store:") && !Catch::Contains("hunter2"));
+}
+
 TEST_CASE("each invalid value is one error naming the key path and the reason",
           "[config][unit]") {
   auto [text, expected] = GENERATE(table<std::string, std::string>({
@@ -195,6 +214,16 @@ TEST_CASE("each invalid value is one error naming the key path and the reason",
     {cfg_top("\"udp_listen\":\"example.com:7946\""),
      "udp_listen = \"example.com:7946\": must be host:port"},
     {cfg_top("\"store_path\":\"\""), "store_path: must not be empty"},
+    {cfg_top("\"store\":\"redis://u:hunter2@h:70000\""),
+     "store: the port must be 1..65535 (got \"70000\")"},
+    {cfg_top("\"store\":\"mysql://db\""), "store: must start with redis://"},
+    {cfg_top("\"store\":\"rediss://h\""), "store: rediss:// (TLS) is not supported"},
+    {cfg_top("\"store_password_file\":\"/etc/hostname\""),
+     "store_password_file: only with a redis:// store"},
+    {cfg_top("\"store\":\"redis://h\",\"store_password_file\":\"/nonexistent/pw\""),
+     "store_password_file = \"/nonexistent/pw\": cannot read: No such file or directory"},
+    {cfg_top("\"store_timeout_ms\":50"), "store_timeout_ms = 50: must be between 100 and 60000"},
+    {cfg_top("\"store_prefix\":\"a b\""), "store_prefix = \"a b\": must be 1..64 characters"},
     {cfg_member("\"id\":1,\"hostname\":\"bad host\",\"key\":\"" + key1 + "\""),
      "pools[0].members[0].hostname = \"bad host\": must be a DNS name"},
     {cfg_member("\"id\":1,\"hostname\":\"a..b\",\"key\":\"" + key1 + "\""),

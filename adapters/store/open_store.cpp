@@ -1,0 +1,62 @@
+// The config's choice of store (engine_config::store): SQLite by default,
+// Redis for a redis:// URL.
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "adapters/store/redis_store.hpp"
+#include "adapters/store/store.hpp"
+
+namespace balctl {
+
+namespace {
+
+redis_store_options redis_options(const engine_config& cfg) {
+  std::string why;
+  auto o = parse_redis_url(cfg.store, &why);
+  if (!o) {
+    throw store_error("redis: store: " + why);
+  }
+  if (!cfg.store_password_file.empty()) {
+    std::ifstream in(cfg.store_password_file);
+    if (!in) {
+      throw store_error("redis: store_password_file: cannot read: " +
+                        std::string(std::strerror(errno)));
+    }
+    std::getline(in, o->client.password);
+    while (!o->client.password.empty() &&
+           (o->client.password.back() == '\r' || o->client.password.back() == ' ')) {
+      o->client.password.pop_back();
+    }
+  }
+  o->prefix = cfg.store_prefix;
+  o->client.connect_timeout_ms = cfg.store_timeout_ms;
+  o->client.command_timeout_ms = cfg.store_timeout_ms;
+  return *o;
+}
+
+} // namespace
+
+std::unique_ptr<store> open_configured_store(const engine_config& cfg) {
+  if (cfg.store.empty()) {
+    return open_sqlite_store(cfg.store_path);
+  }
+  return open_redis_store(redis_options(cfg));
+}
+
+std::string describe_store(const engine_config& cfg) {
+  if (cfg.store.empty()) {
+    return cfg.store_path;
+  }
+  auto o = parse_redis_url(cfg.store, nullptr);
+  if (!o) {
+    return "redis://(invalid)";
+  }
+  auto host = o->client.host.find(':') != std::string::npos ? "[" + o->client.host + "]"
+                                                            : o->client.host;
+  return "redis://" + host + ":" + std::to_string(o->client.port) + "/" +
+         std::to_string(o->client.db);
+}
+
+} // namespace balctl

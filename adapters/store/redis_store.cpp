@@ -1,0 +1,962 @@
+// The Redis store: the store interface (store.hpp) over redis::client. The
+// store actor calls it from its own (detached) thread; each call sends its
+// commands, pipelined, and waits for the answers within the client's
+// timeout. Several keys written together go in one MULTI/EXEC, as the
+// SQLite store uses one transaction. Every key starts with the prefix, so
+// several engines (or tests) can share one Redis database.
+//
+// Keys (P = prefix):
+//   P pools                  set of pool names
+//   P pool:{name}            the pool's row (JSON)
+//   P members:{pool}         sorted set: member ids by position
+//   P member:{id}            the member's row (JSON, with its pool)
+//   P states                 hash id -> member state (JSON)
+//   P active                 hash pool -> active member
+//   P enrollments            hash member -> enrollment (JSON)
+//   P next_member_id         the next id allocate_member_id hands out
+//   P activity:{pool}        list of events (JSON), newest first
+//   P activity_id            event ids
+//   P decisions              hash id -> decision (JSON); P decision_id
+//   P decisions:all|pending|{pool}   sorted sets of ids
+//   P dns                    hash id -> DNS change (JSON); P dns_id
+//   P dns:all|pending|{pool} sorted sets of ids
+//   P accounts:{pool}        hash id -> protected account (to_json_text)
+//   P providers              hash id -> credential (dns_provider_json)
+
+#include "adapters/store/redis_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "adapters/store/redis_client.hpp"
+#include "engine/secrets.hpp"
+
+namespace balctl {
+
+namespace {
+
+using json = nlohmann::json;
+using argv = std::vector<std::string>;
+
+std::string num(std::int64_t v) { return std::to_string(v); }
+
+json pool_json(const pool_config& p) {
+  return {{"name", p.name},
+          {"preset", to_string(p.preset)},
+          {"failover_delay_s", p.failover_delay_s},
+          {"failover_hostname", p.failover_hostname},
+          {"failback", to_string(p.failback)},
+          {"failback_stable_s", p.failback_stable_s},
+          {"mass_silence_share", p.mass_silence_share},
+          {"mass_silence_min_members", p.mass_silence_min_members},
+          {"mass_silence_window_s", p.mass_silence_window_s},
+          {"label", p.label},
+          {"from_api", p.from_api},
+          {"dns_provider", p.dns_provider},
+          {"dns_zone", p.dns_zone},
+          {"dns_ttl_s", p.dns_ttl_s},
+          {"dns_sync", p.dns_sync},
+          {"dns_only", p.dns_only}};
+}
+
+pool_config pool_from(const json& j) {
+  pool_config p;
+  p.name = j.value("name", "");
+  from_string(j.value("preset", "generic-linux"), p.preset);
+  p.failover_delay_s = j.value("failover_delay_s", 30);
+  p.failover_hostname = j.value("failover_hostname", "");
+  from_string(j.value("failback", "manual"), p.failback);
+  p.failback_stable_s = j.value("failback_stable_s", 300);
+  p.mass_silence_share = j.value("mass_silence_share", 0.5);
+  p.mass_silence_min_members = j.value("mass_silence_min_members", 3);
+  p.mass_silence_window_s = j.value("mass_silence_window_s", 0);
+  p.label = j.value("label", "");
+  p.from_api = j.value("from_api", false);
+  p.dns_provider = j.value("dns_provider", "");
+  p.dns_zone = j.value("dns_zone", "");
+  p.dns_ttl_s = j.value("dns_ttl_s", 60);
+  p.dns_sync = j.value("dns_sync", true);
+  p.dns_only = j.value("dns_only", false);
+  return p;
+}
+
+json member_json(const std::string& pool, const member_config& m) {
+  return {{"id", m.id},
+          {"pool", pool},
+          {"name", m.name},
+          {"hostname", m.hostname},
+          {"allowed_ips", m.allowed_ips},
+          {"key", protocol::key_to_hex(m.key)},
+          {"linux_family", m.linux_family},
+          {"enrolled", m.enrolled},
+          {"public_ipv4", m.public_ipv4},
+          {"public_ipv6", m.public_ipv6}};
+}
+
+member_config member_from(const json& j) {
+  member_config m;
+  m.id = j.value("id", member_id{0});
+  m.name = j.value("name", "");
+  m.hostname = j.value("hostname", "");
+  m.allowed_ips = j.value("allowed_ips", std::vector<std::string>{});
+  protocol::key_from_hex(j.value("key", ""), m.key);
+  m.linux_family = j.value("linux_family", "");
+  m.enrolled = j.value("enrolled", true);
+  m.public_ipv4 = j.value("public_ipv4", "");
+  m.public_ipv6 = j.value("public_ipv6", "");
+  return m;
+}
+
+json decision_json(std::int64_t id, const pool_decision& d, const std::string& status) {
+  return {{"id", id},           {"pool", d.pool},   {"kind", to_string(d.kind)},
+          {"from", d.from},     {"to", d.to},       {"reason", d.reason},
+          {"at_ms", d.at_ms},   {"status", status}};
+}
+
+decision_record decision_from(const json& j) {
+  decision_record r;
+  r.id = j.value("id", std::int64_t{0});
+  r.decision.pool = j.value("pool", "");
+  from_string(j.value("kind", "failover"), r.decision.kind);
+  r.decision.from = j.value("from", member_id{0});
+  r.decision.to = j.value("to", member_id{0});
+  r.decision.reason = j.value("reason", "");
+  r.decision.at_ms = j.value("at_ms", std::int64_t{0});
+  r.status = j.value("status", "pending");
+  return r;
+}
+
+json change_json(const dns_change_record& c) {
+  return {{"id", c.id},           {"decision", c.decision}, {"pool", c.pool},
+          {"provider", c.provider}, {"zone", c.zone},       {"name", c.name},
+          {"type", c.type},       {"content", c.content},   {"ttl_s", c.ttl_s},
+          {"proxied", c.proxied}, {"priority", c.priority}, {"status", c.status},
+          {"created_ms", c.created_ms}, {"error", c.error}};
+}
+
+dns_change_record change_from(const json& j) {
+  dns_change_record c;
+  c.id = j.value("id", std::int64_t{0});
+  c.decision = j.value("decision", std::int64_t{0});
+  c.pool = j.value("pool", "");
+  c.provider = j.value("provider", "");
+  c.zone = j.value("zone", "");
+  c.name = j.value("name", "");
+  c.type = j.value("type", "");
+  c.content = j.value("content", "");
+  c.ttl_s = j.value("ttl_s", 60);
+  c.proxied = j.value("proxied", -1);
+  c.priority = j.value("priority", 1);
+  c.status = j.value("status", "pending");
+  c.created_ms = j.value("created_ms", std::int64_t{0});
+  c.error = j.value("error", "");
+  return c;
+}
+
+json activity_json(const activity_record& r) {
+  return {{"id", r.id},         {"pool", r.pool},       {"at_ms", r.at_ms},
+          {"kind", r.kind},     {"member", r.member},   {"message", r.message},
+          {"from", r.from_state}, {"to", r.to_state}};
+}
+
+activity_record activity_from(const json& j) {
+  activity_record r;
+  r.id = j.value("id", std::int64_t{0});
+  r.pool = j.value("pool", "");
+  r.at_ms = j.value("at_ms", std::int64_t{0});
+  r.kind = j.value("kind", "");
+  r.member = j.value("member", member_id{0});
+  r.message = j.value("message", "");
+  r.from_state = j.value("from", "");
+  r.to_state = j.value("to", "");
+  return r;
+}
+
+// allocate_member_id: max(stored next, at_least), and the next one after.
+const char* const allocate_script = R"lua(
+local n = tonumber(redis.call('GET', KEYS[1]) or '1')
+local m = tonumber(ARGV[1])
+if m > n then n = m end
+redis.call('SET', KEYS[1], n + 1)
+return n
+)lua";
+
+// put_member: the next id stays above every member id stored.
+const char* const bump_script = R"lua(
+local n = tonumber(redis.call('GET', KEYS[1]) or '1')
+local m = tonumber(ARGV[1]) + 1
+if m > n then redis.call('SET', KEYS[1], m) end
+return 1
+)lua";
+
+// The states of members still stored (KEYS[1] the hash, ARGV[1] the
+// member keys' prefix, then id/state pairs); the number written.
+const char* const save_states_script = R"lua(
+local n = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
+)lua";
+
+class redis_store final : public store {
+public:
+  explicit redis_store(const redis_store_options& o) : o_(o), c_(o.client) {
+    if (auto e = c_.start(); !e.empty()) {
+      throw store_error("redis: " + e);
+    }
+    // Up within the connect timeout, or the start fails with the reason.
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(o.client.connect_timeout_ms + 500);
+    while (!c_.ready() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!c_.ready()) {
+      auto why = c_.last_error();
+      throw store_error("redis: " + o.client.host + ":" + std::to_string(o.client.port) + ": " +
+                        (why.empty() ? "not ready" : why));
+    }
+  }
+
+  // -- pools and members ---------------------------------------------------------
+
+  void put_pool(const pool_config& p) override {
+    auto old = ids(run({"ZRANGE", k("members:" + p.name), "0", "-1"}));
+    std::set<member_id> keep;
+    for (const auto& m : p.members) {
+      keep.insert(m.id);
+    }
+    std::vector<argv> tx{{"SADD", k("pools"), p.name},
+                         {"SET", k("pool:" + p.name), pool_json(p).dump()}};
+    std::vector<member_id> gone;
+    for (auto id : old) {
+      if (keep.count(id) == 0) {
+        gone.push_back(id);
+      }
+    }
+    drop_members(tx, p.name, gone);
+    // A few commands with many arguments: a pool of 100,000 members is
+    // three commands, not 300,000.
+    if (!p.members.empty()) {
+      argv zadd{"ZADD", k("members:" + p.name)};
+      argv mset{"MSET"};
+      member_id top = 0;
+      for (std::size_t i = 0; i < p.members.size(); ++i) {
+        const auto& m = p.members[i];
+        zadd.push_back(num(static_cast<std::int64_t>(i)));
+        zadd.push_back(std::to_string(m.id));
+        mset.push_back(k("member:" + std::to_string(m.id)));
+        mset.push_back(member_json(p.name, m).dump());
+        top = std::max(top, m.id);
+      }
+      tx.push_back(std::move(zadd));
+      tx.push_back(std::move(mset));
+      tx.push_back({"EVAL", bump_script, "1", k("next_member_id"), std::to_string(top)});
+    }
+    exec(tx, "put_pool");
+  }
+
+  void delete_pool(const std::string& name) override {
+    auto members = ids(run({"ZRANGE", k("members:" + name), "0", "-1"}));
+    std::vector<argv> tx;
+    drop_members(tx, name, members);
+    tx.push_back({"SREM", k("pools"), name});
+    tx.push_back({"DEL", k("pool:" + name), k("members:" + name), k("activity:" + name),
+                  k("accounts:" + name)});
+    tx.push_back({"HDEL", k("active"), name});
+    for (const auto& [id, body] : hash(k("providers"))) {
+      auto j = json::parse(body, nullptr, false);
+      if (j.is_object() && j.value("pool", "") == name) {
+        tx.push_back({"HDEL", k("providers"), id});
+      }
+    }
+    // What was pending for the pool must not be resumed at the next start.
+    for (const auto& d : decisions(name, SIZE_MAX)) {
+      if (d.status == "pending") {
+        auto j = decision_json(d.id, d.decision, "cancelled");
+        tx.push_back({"HSET", k("decisions"), num(d.id), j.dump()});
+        tx.push_back({"ZREM", k("decisions:pending"), num(d.id)});
+      }
+    }
+    for (auto c : dns_changes(name, SIZE_MAX)) {
+      if (c.status == "pending") {
+        c.status = "cancelled";
+        tx.push_back({"HSET", k("dns"), num(c.id), change_json(c).dump()});
+        tx.push_back({"ZREM", k("dns:pending"), num(c.id)});
+      }
+    }
+    exec(tx, "delete_pool");
+  }
+
+  std::vector<pool_config> load_pools(bool api_only) override {
+    std::vector<pool_config> out;
+    auto names = run({"SMEMBERS", k("pools")});
+    std::vector<std::string> sorted;
+    for (const auto& e : names.elements) {
+      sorted.push_back(e.str);
+    }
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& name : sorted) {
+      auto body = run({"GET", k("pool:" + name)});
+      if (body.k != redis::reply::kind::string) {
+        continue;
+      }
+      auto p = pool_from(json::parse(body.str, nullptr, false));
+      if (api_only && !p.from_api) {
+        continue;
+      }
+      auto member_ids = ids(run({"ZRANGE", k("members:" + name), "0", "-1"}));
+      for (std::size_t i = 0; i < member_ids.size(); i += chunk) {
+        argv mget{"MGET"};
+        for (std::size_t j = i; j < member_ids.size() && j < i + chunk; ++j) {
+          mget.push_back(k("member:" + std::to_string(member_ids[j])));
+        }
+        for (const auto& m : run(std::move(mget)).elements) {
+          if (m.k == redis::reply::kind::string) {
+            p.members.push_back(member_from(json::parse(m.str, nullptr, false)));
+          }
+        }
+      }
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  void update_pool(const pool_config& p) override {
+    if (run({"EXISTS", k("pool:" + p.name)}).integer == 0) {
+      return; // as SQLite's UPDATE of no row
+    }
+    run({"SET", k("pool:" + p.name), pool_json(p).dump()});
+  }
+
+  void put_member(const std::string& pool, const member_config& m) override {
+    auto key = k("members:" + pool);
+    auto at = run({"ZSCORE", key, std::to_string(m.id)});
+    std::string position;
+    if (at.k == redis::reply::kind::string) {
+      position = at.str;
+    } else {
+      auto last = run({"ZRANGE", key, "-1", "-1", "WITHSCORES"});
+      position = last.elements.size() == 2
+                   ? num(static_cast<std::int64_t>(std::stod(last.elements[1].str)) + 1)
+                   : "0";
+    }
+    exec({{"ZADD", key, position, std::to_string(m.id)},
+          {"SET", k("member:" + std::to_string(m.id)), member_json(pool, m).dump()},
+          {"EVAL", bump_script, "1", k("next_member_id"), std::to_string(m.id)}},
+         "put_member");
+  }
+
+  void delete_member(member_id m) override {
+    auto body = run({"GET", k("member:" + std::to_string(m))});
+    if (body.k != redis::reply::kind::string) {
+      return;
+    }
+    auto pool = json::parse(body.str, nullptr, false).value("pool", "");
+    std::vector<argv> tx;
+    drop_members(tx, pool, {m});
+    exec(tx, "delete_member");
+  }
+
+  member_id allocate_member_id(member_id at_least) override {
+    auto r = run({"EVAL", allocate_script, "1", k("next_member_id"), std::to_string(at_least)});
+    return static_cast<member_id>(r.integer);
+  }
+
+  // -- enrollments -----------------------------------------------------------------
+
+  void put_enrollment(const enrollment_record& e) override {
+    json j = {{"member", e.member},
+              {"secret_sha256", secrets::to_hex(e.secret_sha256)},
+              {"pool", e.pool},
+              {"created_ms", e.created_ms}};
+    run({"HSET", k("enrollments"), std::to_string(e.member), j.dump()});
+  }
+
+  void complete_enrollment(member_id m, const protocol::key& key) override {
+    auto body = run({"GET", k("member:" + std::to_string(m))});
+    if (body.k != redis::reply::kind::string) {
+      throw store_error("redis: complete_enrollment: member " + std::to_string(m) +
+                        " is not stored");
+    }
+    auto j = json::parse(body.str, nullptr, false);
+    j["key"] = protocol::key_to_hex(key);
+    j["enrolled"] = true;
+    exec({{"HDEL", k("enrollments"), std::to_string(m)},
+          {"SET", k("member:" + std::to_string(m)), j.dump()}},
+         "complete_enrollment");
+  }
+
+  std::vector<enrollment_record> load_enrollments() override {
+    std::vector<enrollment_record> out;
+    for (const auto& [id, body] : hash(k("enrollments"))) {
+      auto j = json::parse(body, nullptr, false);
+      if (!j.is_object()) {
+        continue;
+      }
+      enrollment_record e;
+      e.member = j.value("member", member_id{0});
+      protocol::key_from_hex(j.value("secret_sha256", ""), e.secret_sha256); // 32 bytes, as a key
+      e.pool = j.value("pool", "");
+      e.created_ms = j.value("created_ms", std::int64_t{0});
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  // -- activity ----------------------------------------------------------------------
+
+  void append_activity(const std::vector<activity_record>& rs,
+                       std::size_t keep_per_pool) override {
+    if (rs.empty()) {
+      return;
+    }
+    auto last = run({"INCRBY", k("activity_id"), num(static_cast<std::int64_t>(rs.size()))});
+    auto id = last.integer - static_cast<std::int64_t>(rs.size());
+    std::vector<argv> tx;
+    std::set<std::string> pools;
+    for (auto r : rs) {
+      r.id = ++id;
+      tx.push_back({"LPUSH", k("activity:" + r.pool), activity_json(r).dump()});
+      pools.insert(r.pool);
+    }
+    for (const auto& p : pools) {
+      tx.push_back({"LTRIM", k("activity:" + p), "0",
+                    num(static_cast<std::int64_t>(keep_per_pool) - 1)});
+    }
+    exec(tx, "append_activity");
+  }
+
+  std::vector<activity_record> activity(const std::string& pool, std::int64_t before_id,
+                                        std::size_t limit, member_id member) override {
+    std::vector<activity_record> out;
+    auto all = run({"LRANGE", k("activity:" + pool), "0", "-1"});
+    for (const auto& e : all.elements) {
+      if (out.size() >= limit) {
+        break;
+      }
+      auto r = activity_from(json::parse(e.str, nullptr, false));
+      if ((before_id == 0 || r.id < before_id) && (member == 0 || r.member == member)) {
+        out.push_back(std::move(r));
+      }
+    }
+    return out;
+  }
+
+  // -- member states, active members ----------------------------------------------------
+
+  void save_member_state(const member_state_record& r) override { save_member_states({r}); }
+
+  void save_member_states(const std::vector<member_state_record>& rs) override {
+    // In batches, each one script (atomic); a state for a member no
+    // longer stored is skipped, as SQLite's foreign key skips it.
+    std::vector<argv> batches;
+    for (std::size_t i = 0; i < rs.size(); i += chunk) {
+      argv hset{"EVAL", save_states_script, "1", k("states"), o_.prefix + "member:"};
+      for (std::size_t j = i; j < rs.size() && j < i + chunk; ++j) {
+        const auto& r = rs[j];
+        hset.push_back(std::to_string(r.id));
+        hset.push_back(json{{"state", to_string(r.state)},
+                            {"since", r.state_since_ms},
+                            {"seen", r.last_seen_ms},
+                            {"seq", r.last_seq}}
+                         .dump());
+      }
+      batches.push_back(std::move(hset));
+    }
+    send(std::move(batches));
+  }
+
+  std::vector<member_state_record> load_member_states() override {
+    // Written only for stored members and removed with them (the script
+    // above, drop_members), so every field is a member's.
+    std::vector<member_state_record> out;
+    for (const auto& [id, body] : hash(k("states"))) {
+      auto j = json::parse(body, nullptr, false);
+      member_state_record r;
+      r.id = static_cast<member_id>(std::stoull(id));
+      if (!from_string(j.value("state", "pending"), r.state)) {
+        r.state = member_state::pending;
+      }
+      r.state_since_ms = j.value("since", std::int64_t{0});
+      r.last_seen_ms = j.value("seen", std::int64_t{0});
+      r.last_seq = j.value("seq", std::uint64_t{0});
+      out.push_back(r);
+    }
+    return out;
+  }
+
+  void set_active_member(const std::string& pool, member_id m) override {
+    run({"HSET", k("active"), pool, std::to_string(m)});
+  }
+
+  std::optional<member_id> active_member(const std::string& pool) override {
+    auto r = run({"HGET", k("active"), pool});
+    if (r.k != redis::reply::kind::string) {
+      return std::nullopt;
+    }
+    return static_cast<member_id>(std::stoull(r.str));
+  }
+
+  // -- decisions ------------------------------------------------------------------------
+
+  std::int64_t record_decision(const pool_decision& d) override {
+    auto id = run({"INCR", k("decision_id")}).integer;
+    exec({{"HSET", k("decisions"), num(id), decision_json(id, d, "pending").dump()},
+          {"ZADD", k("decisions:all"), num(id), num(id)},
+          {"ZADD", k("decisions:" + d.pool), num(id), num(id)},
+          {"ZADD", k("decisions:pending"), num(id), num(id)}},
+         "record_decision");
+    return id;
+  }
+
+  void mark_decision(std::int64_t id, const std::string& status) override {
+    auto r = run({"HGET", k("decisions"), num(id)});
+    if (r.k != redis::reply::kind::string) {
+      return;
+    }
+    auto j = json::parse(r.str, nullptr, false);
+    j["status"] = status;
+    std::vector<argv> tx{{"HSET", k("decisions"), num(id), j.dump()}};
+    tx.push_back(status == "pending" ? argv{"ZADD", k("decisions:pending"), num(id), num(id)}
+                                     : argv{"ZREM", k("decisions:pending"), num(id)});
+    exec(tx, "mark_decision");
+  }
+
+  std::vector<decision_record> decisions(const std::string& pool, std::size_t limit) override {
+    auto key = k(pool.empty() ? "decisions:all" : "decisions:" + pool);
+    auto stop = limit == SIZE_MAX ? std::int64_t{-1} : static_cast<std::int64_t>(limit) - 1;
+    std::vector<decision_record> out;
+    if (limit == 0) {
+      return out;
+    }
+    for (const auto& body : hget_many(k("decisions"), run({"ZREVRANGE", key, "0", num(stop)}))) {
+      out.push_back(decision_from(json::parse(body, nullptr, false)));
+    }
+    return out;
+  }
+
+  std::vector<decision_record> pending_decisions() override {
+    std::vector<decision_record> out;
+    for (const auto& body :
+         hget_many(k("decisions"), run({"ZRANGE", k("decisions:pending"), "0", "-1"}))) {
+      out.push_back(decision_from(json::parse(body, nullptr, false)));
+    }
+    return out;
+  }
+
+  // -- the DNS journal ------------------------------------------------------------------
+
+  std::vector<std::int64_t> journal_dns_changes(const std::vector<dns_change_record>& cs) override {
+    std::vector<argv> tx;
+    auto ids = journal_into(tx, cs);
+    exec(tx, "journal_dns_changes");
+    return ids;
+  }
+
+  void mark_dns_changes(const std::vector<std::int64_t>& ids, const std::string& status,
+                        const std::string& error) override {
+    if (ids.empty()) {
+      return;
+    }
+    std::vector<argv> tx;
+    argv hmget{"HMGET", k("dns")};
+    for (auto id : ids) {
+      hmget.push_back(num(id));
+    }
+    for (const auto& r : run(std::move(hmget)).elements) {
+      if (r.k != redis::reply::kind::string) {
+        continue;
+      }
+      auto c = change_from(json::parse(r.str, nullptr, false));
+      auto id = c.id;
+      c.status = status;
+      c.error = error;
+      tx.push_back({"HSET", k("dns"), num(id), change_json(c).dump()});
+      tx.push_back(status == "pending" ? argv{"ZADD", k("dns:pending"), num(id), num(id)}
+                                       : argv{"ZREM", k("dns:pending"), num(id)});
+    }
+    exec(tx, "mark_dns_changes");
+  }
+
+  std::vector<dns_change_record> pending_dns_changes() override {
+    // A pending change older than another change of the same record, done
+    // or pending, is superseded: resuming it could move the record back.
+    std::map<std::string, std::int64_t> newest; // provider/name/type -> id
+    std::vector<dns_change_record> all;
+    for (const auto& [id, body] : hash(k("dns"))) {
+      auto c = change_from(json::parse(body, nullptr, false));
+      if (c.status == "pending" || c.status == "done") {
+        auto key = c.provider + "/" + c.name + "/" + c.type;
+        newest[key] = std::max(newest[key], c.id);
+      }
+      if (c.status == "pending") {
+        all.push_back(std::move(c));
+      }
+    }
+    std::sort(all.begin(), all.end(),
+              [](const dns_change_record& a, const dns_change_record& b) { return a.id < b.id; });
+    std::vector<std::int64_t> superseded;
+    std::vector<dns_change_record> out;
+    for (auto& c : all) {
+      if (newest[c.provider + "/" + c.name + "/" + c.type] > c.id) {
+        superseded.push_back(c.id);
+      } else {
+        out.push_back(std::move(c));
+      }
+    }
+    mark_dns_changes(superseded, "superseded", "");
+    return out;
+  }
+
+  std::vector<dns_change_record> dns_changes(const std::string& pool, std::size_t limit) override {
+    auto key = k(pool.empty() ? "dns:all" : "dns:" + pool);
+    std::vector<dns_change_record> out;
+    if (limit == 0) {
+      return out;
+    }
+    auto stop = limit == SIZE_MAX ? std::int64_t{-1} : static_cast<std::int64_t>(limit) - 1;
+    for (const auto& body : hget_many(k("dns"), run({"ZREVRANGE", key, "0", num(stop)}))) {
+      out.push_back(change_from(json::parse(body, nullptr, false)));
+    }
+    return out;
+  }
+
+  // -- protected accounts, API credentials -------------------------------------------------
+
+  void put_accounts(const std::string& pool, const std::vector<protected_account>& as) override {
+    if (as.empty()) {
+      return;
+    }
+    argv hset{"HSET", k("accounts:" + pool)};
+    for (const auto& a : as) {
+      hset.push_back(a.id);
+      hset.push_back(to_json_text(a));
+    }
+    run(std::move(hset));
+  }
+
+  std::vector<std::int64_t> journal_account_cuts(const std::string& pool,
+                                                 const std::vector<protected_account>& as,
+                                                 const std::vector<dns_change_record>& cs) override {
+    // The sides only of accounts still there (never bringing one back),
+    // with the changes, in one MULTI/EXEC.
+    std::vector<argv> tx;
+    std::vector<argv> exists;
+    for (const auto& a : as) {
+      exists.push_back({"HEXISTS", k("accounts:" + pool), a.id});
+    }
+    auto there = send(std::move(exists));
+    for (std::size_t i = 0; i < as.size(); ++i) {
+      if (there[i].integer == 1) {
+        tx.push_back({"HSET", k("accounts:" + pool), as[i].id, to_json_text(as[i])});
+      }
+    }
+    auto ids = journal_into(tx, cs);
+    exec(tx, "journal_account_cuts");
+    return ids;
+  }
+
+  void delete_account(const std::string& pool, const std::string& id) override {
+    run({"HDEL", k("accounts:" + pool), id});
+  }
+
+  std::vector<std::pair<std::string, protected_account>> load_accounts() override {
+    std::vector<std::pair<std::string, protected_account>> out;
+    auto names = run({"SMEMBERS", k("pools")});
+    std::vector<std::string> pools;
+    for (const auto& e : names.elements) {
+      pools.push_back(e.str);
+    }
+    std::sort(pools.begin(), pools.end());
+    for (const auto& pool : pools) {
+      for (const auto& [id, body] : hash(k("accounts:" + pool))) {
+        std::string error;
+        auto a = account_from_json_text(body, &error);
+        if (!a) {
+          skipped_.push_back("account " + pool + "/" + id + ": " + error);
+          continue;
+        }
+        out.emplace_back(pool, std::move(*a));
+      }
+    }
+    return out;
+  }
+
+  void put_dns_provider(const dns_provider_config& p) override { put_dns_providers({p}); }
+
+  void put_dns_providers(const std::vector<dns_provider_config>& ps) override {
+    if (ps.empty()) {
+      return;
+    }
+    argv hset{"HSET", k("providers")};
+    for (const auto& p : ps) {
+      hset.push_back(p.id);
+      hset.push_back(dns_provider_json(p));
+    }
+    run(std::move(hset));
+  }
+
+  void delete_dns_provider(const std::string& id) override {
+    run({"HDEL", k("providers"), id});
+  }
+
+  std::vector<dns_provider_config> load_dns_providers() override {
+    std::vector<dns_provider_config> out;
+    for (const auto& [id, body] : hash(k("providers"))) {
+      dns_provider_config p;
+      auto errors = read_dns_provider_json(body, p);
+      if (!errors.empty()) {
+        skipped_.push_back("DNS provider " + id + ": " + errors.front().field + ": " +
+                           errors.front().message);
+        continue;
+      }
+      out.push_back(std::move(p));
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+  }
+
+  std::vector<std::string> take_skipped_rows() override { return std::move(skipped_); }
+
+  bool available() override { return c_.ready(); }
+
+private:
+  /// Ids a command carries at most (batches of states, MGETs of members).
+  static constexpr std::size_t chunk = 1000;
+
+  std::string k(const std::string& key) const { return o_.prefix + key; }
+
+  // One command, waited for; a transport error or an error reply throws.
+  redis::reply run(argv a) {
+    auto r = send({std::move(a)});
+    return std::move(r.front());
+  }
+
+  std::vector<redis::reply> send(std::vector<argv> cmds) {
+    std::vector<std::promise<redis::result>> ps(cmds.size());
+    std::vector<std::future<redis::result>> fs;
+    for (auto& p : ps) {
+      fs.push_back(p.get_future());
+    }
+    for (std::size_t i = 0; i < cmds.size(); ++i) {
+      auto* p = &ps[i];
+      c_.command(std::move(cmds[i]), [p](redis::result r) { p->set_value(std::move(r)); });
+    }
+    std::vector<redis::reply> out;
+    for (auto& f : fs) {
+      auto r = f.get(); // the client answers every command, within its timeout
+      if (!r.transport_error.empty()) {
+        throw store_unavailable("redis: " + r.transport_error);
+      }
+      if (r.value.k == redis::reply::kind::error) {
+        throw store_error("redis: " + r.value.str);
+      }
+      out.push_back(std::move(r.value));
+    }
+    return out;
+  }
+
+  // Several writes as one: MULTI, the commands, EXEC.
+  void exec(std::vector<argv> cmds, const char* op) {
+    if (cmds.empty()) {
+      return;
+    }
+    std::vector<argv> all;
+    all.push_back({"MULTI"});
+    for (auto& c : cmds) {
+      all.push_back(std::move(c));
+    }
+    all.push_back({"EXEC"});
+    try {
+      auto rs = send(std::move(all));
+      const auto& done = rs.back();
+      if (done.k != redis::reply::kind::array) {
+        throw store_error("redis: " + std::string(op) + ": the transaction was not applied");
+      }
+      for (const auto& e : done.elements) {
+        if (e.k == redis::reply::kind::error) {
+          throw store_error("redis: " + std::string(op) + ": " + e.str);
+        }
+      }
+    } catch (const store_error&) {
+      // A MULTI left open on the connection would swallow later commands.
+      c_.command({"DISCARD"}, [](redis::result) {});
+      throw;
+    }
+  }
+
+  std::vector<std::pair<std::string, std::string>> hash(const std::string& key) {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto r = run({"HGETALL", key});
+    for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+      out.emplace_back(r.elements[i].str, r.elements[i + 1].str);
+    }
+    // Redis keeps no order: by field, as SQLite's primary keys.
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // The bodies of hash key's fields named by an array reply, in its order.
+  std::vector<std::string> hget_many(const std::string& key, const redis::reply& names) {
+    std::vector<std::string> out;
+    if (names.elements.empty()) {
+      return out;
+    }
+    argv hmget{"HMGET", key};
+    for (const auto& n : names.elements) {
+      hmget.push_back(n.str);
+    }
+    for (const auto& v : run(std::move(hmget)).elements) {
+      if (v.k == redis::reply::kind::string) {
+        out.push_back(v.str);
+      }
+    }
+    return out;
+  }
+
+  static std::vector<member_id> ids(const redis::reply& r) {
+    std::vector<member_id> out;
+    for (const auto& e : r.elements) {
+      out.push_back(static_cast<member_id>(std::stoull(e.str)));
+    }
+    return out;
+  }
+
+  void drop_members(std::vector<argv>& tx, const std::string& pool,
+                    const std::vector<member_id>& gone) {
+    if (gone.empty()) {
+      return;
+    }
+    argv zrem{"ZREM", k("members:" + pool)};
+    argv del{"DEL"};
+    argv hdel_states{"HDEL", k("states")};
+    argv hdel_enrollments{"HDEL", k("enrollments")};
+    for (auto id : gone) {
+      auto s = std::to_string(id);
+      zrem.push_back(s);
+      del.push_back(k("member:" + s));
+      hdel_states.push_back(s);
+      hdel_enrollments.push_back(s);
+    }
+    tx.push_back(std::move(zrem));
+    tx.push_back(std::move(del));
+    tx.push_back(std::move(hdel_states));
+    tx.push_back(std::move(hdel_enrollments));
+  }
+
+  std::vector<std::int64_t> journal_into(std::vector<argv>& tx,
+                                         const std::vector<dns_change_record>& cs) {
+    std::vector<std::int64_t> ids;
+    if (cs.empty()) {
+      return ids;
+    }
+    auto last = run({"INCRBY", k("dns_id"), num(static_cast<std::int64_t>(cs.size()))}).integer;
+    auto id = last - static_cast<std::int64_t>(cs.size());
+    for (auto c : cs) {
+      c.id = ++id;
+      c.status = "pending";
+      c.error.clear();
+      tx.push_back({"HSET", k("dns"), num(c.id), change_json(c).dump()});
+      tx.push_back({"ZADD", k("dns:all"), num(c.id), num(c.id)});
+      tx.push_back({"ZADD", k("dns:" + c.pool), num(c.id), num(c.id)});
+      tx.push_back({"ZADD", k("dns:pending"), num(c.id), num(c.id)});
+      ids.push_back(c.id);
+    }
+    return ids;
+  }
+
+  redis_store_options o_;
+  redis::client c_;
+  std::vector<std::string> skipped_;
+};
+
+} // namespace
+
+std::optional<redis_store_options> parse_redis_url(const std::string& url, std::string* error) {
+  auto say = [&](std::string e) -> std::optional<redis_store_options> {
+    if (error != nullptr) {
+      *error = std::move(e);
+    }
+    return std::nullopt;
+  };
+  const std::string scheme = "redis://";
+  if (url.rfind("rediss://", 0) == 0) {
+    return say("rediss:// (TLS) is not supported: Debian 12's hiredis 0.14 has no TLS; "
+               "reach Redis over a private network or a local TLS tunnel (stunnel, "
+               "spiped) and use redis://");
+  }
+  if (url.rfind(scheme, 0) != 0) {
+    return say("must start with redis://");
+  }
+  redis_store_options o;
+  auto rest = url.substr(scheme.size());
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    auto cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = cred.find(':');
+    o.client.user = cred.substr(0, colon);
+    if (colon != std::string::npos) {
+      o.client.password = cred.substr(colon + 1);
+    }
+    if (o.client.password.empty()) {
+      // redis://password@host is the old form: a password, default user.
+      o.client.password = o.client.user;
+      o.client.user.clear();
+    }
+  }
+  auto slash = rest.find('/');
+  auto hostport = rest.substr(0, slash);
+  if (slash != std::string::npos) {
+    auto db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      if (db.size() > 5 || db.find_first_not_of("0123456789") != std::string::npos) {
+        return say("the database after / must be a number (got \"" + db + "\")");
+      }
+      o.client.db = std::stoi(db);
+    }
+  }
+  auto colon = hostport.rfind(':');
+  if (!hostport.empty() && hostport.front() == '[') { // [::1]:6379
+    auto close = hostport.find(']');
+    if (close == std::string::npos) {
+      return say("an IPv6 address needs its closing ]");
+    }
+    colon = close + 1 < hostport.size() && hostport[close + 1] == ':' ? close + 1
+                                                                      : std::string::npos;
+    if (colon == std::string::npos && close + 1 != hostport.size()) {
+      return say("expected :port after the IPv6 address");
+    }
+    o.client.host = hostport.substr(1, close - 1);
+  } else {
+    o.client.host = hostport.substr(0, colon);
+  }
+  if (colon != std::string::npos) {
+    auto port = hostport.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return say("the port must be 1..65535 (got \"" + port + "\")");
+    }
+    o.client.port = std::stoi(port);
+  }
+  if (o.client.host.empty()) {
+    return say("a host is required");
+  }
+  return o;
+}
+
+std::unique_ptr<store> open_redis_store(const redis_store_options& o) {
+  return std::make_unique<redis_store>(o);
+}
+
+} // namespace balctl
