@@ -125,6 +125,22 @@ void end(self_ptr self, const dns_job& j, const std::string& status,
   }
 }
 
+// A batch none of whose changes will be made (its journal write was
+// fenced): every change answered failed with why.
+void fail_batch(self_ptr self, std::int64_t bid, const std::string& why) {
+  auto& st = self->state;
+  auto b = st.batches.find(bid);
+  if (b == st.batches.end()) {
+    return;
+  }
+  for (auto& r : b->second.results) {
+    r.status = "failed";
+    r.error = why;
+  }
+  b->second.rp.deliver(std::move(b->second.results));
+  st.batches.erase(b);
+}
+
 void supersede(self_ptr self, const std::vector<std::int64_t>& ids,
                const std::unordered_map<std::int64_t, dns_job>& known) {
   for (auto id : ids) {
@@ -470,6 +486,13 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
         take(self, bid, cs, dns_op::apply);
       };
       auto journal_failed = [=](caf::error& e) mutable {
+        if (is_fenced(e)) {
+          // The pool was taken over: its new owner carries the change out.
+          log::warn("dns_change_fenced", {{"provider", self->state.deps.provider_id},
+                                          {"changes", std::to_string(cs.size())}});
+          fail_batch(self, bid, "fenced: another node owns the pool now");
+          return;
+        }
         // Not durable; act anyway (an outage is worse than a change a
         // crash could lose), under ids no journal row has.
         log::error("dns_journal_failed", {{"provider", self->state.deps.provider_id},

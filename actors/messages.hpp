@@ -283,6 +283,17 @@ inline caf::error refuse(std::string code, std::string field,
                          std::move(field), std::move(message));
 }
 
+/// The store refused a write for a pool this node no longer owns (another
+/// node took its lease): store_fenced, carried as refuse("fenced", ...).
+/// Whoever asked must not act for the pool (no DNS change).
+inline bool is_fenced(const caf::error& e) {
+  const auto& ctx = e.context();
+  return e.category() == caf::atom("system") &&
+         static_cast<caf::sec>(e.code()) == caf::sec::runtime_error &&
+         ctx.match_elements<std::string, std::string, std::string>() &&
+         ctx.get_as<std::string>(0) == "fenced";
+}
+
 } // namespace balctl
 
 CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
@@ -355,6 +366,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, mark_atom, "mark")
   CAF_ADD_ATOM(balctl, balctl, save_atom, "save")
   CAF_ADD_ATOM(balctl, balctl, active_atom, "active")
+  CAF_ADD_ATOM(balctl, balctl, fence_atom, "fence")
   // dns executor
   CAF_ADD_ATOM(balctl, balctl, execute_atom, "execute")
   CAF_ADD_ATOM(balctl, balctl, submit_atom, "submit")

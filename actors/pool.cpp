@@ -233,6 +233,12 @@ void act_on(self_ptr self, pool_decision d) {
         execute(self, id, d);
       },
       [=](caf::error& err) {
+        if (is_fenced(err)) {
+          // Another node owns the pool now: it decides, this one must not
+          // touch DNS (it stops the pool when its lease renewal fails).
+          log::warn("decision_fenced", {{"pool", d.pool}, {"kind", to_string(d.kind)}});
+          return;
+        }
         // Refusing to move DNS because the disk failed would keep the
         // outage; act, and say loudly that the decision is not durable.
         log::error("decision_not_persisted",

@@ -168,6 +168,12 @@ void submit_cut(pool_self self, std::vector<protected_account> moved, changes cs
         send_changes(self, std::move(cs), what);
       },
       [=](caf::error& e) mutable {
+        if (is_fenced(e)) {
+          --self->state.in_flight;
+          log::warn("account_cut_fenced", {{"pool", self->state.rt->config.name},
+                                           {"accounts", std::to_string(n)}});
+          return;
+        }
         // Refusing to move DNS because the disk failed would keep the
         // outage: act, unjournaled (the executor journals what it can),
         // and say loudly that the cut is not durable.

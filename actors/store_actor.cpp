@@ -11,35 +11,41 @@ namespace balctl {
 
 namespace {
 
-/// Provisional ids handed out while the store is unavailable, and the real
-/// ids they got when written. A provisional id continues the sequence the
-/// store was at, so it orders after every id handed out before; the store
-/// later gives the real ids from its own counter, which only grew. 0 = not
-/// written yet (or dropped).
+/// Provisional ids handed out while the store is unavailable (negative, so
+/// never a real id), and the real ids they got when written (0 = not yet,
+/// or dropped). The engine treats a negative change id as unjournaled for
+/// newest-wins ordering (engine/dns_queue), which is what it is meanwhile.
 struct id_map {
-  std::int64_t last = 0; // the highest id seen or handed out
+  std::int64_t next = 0; // the last provisional id handed out
   std::unordered_map<std::int64_t, std::int64_t> real;
 
   std::int64_t provisional() {
-    ++last;
-    real[last] = 0;
-    return last;
+    --next;
+    real[next] = 0;
+    return next;
   }
-  void seen(std::int64_t id) { last = std::max(last, id); }
-  /// The id to write under; nullopt: a provisional id that has no row (its
-  /// write was dropped), so there is nothing to mark.
+  /// The id to write under; nullopt: a provisional id without a row (not
+  /// written, or its write dropped), so there is nothing to mark.
   std::optional<std::int64_t> resolve(std::int64_t id) const {
-    auto it = real.find(id);
-    if (it == real.end()) {
+    if (id >= 0) {
       return id;
     }
-    if (it->second == 0) {
+    auto it = real.find(id);
+    if (it == real.end() || it->second == 0) {
       return std::nullopt;
     }
     return it->second;
   }
-  void settled(std::int64_t id) { real.erase(id); }
+  void settled(std::int64_t id) {
+    if (id < 0) {
+      real.erase(id);
+    }
+  }
 };
+
+struct store_state;
+std::vector<dns_change_record> with_decisions(const store_state& s,
+                                              std::vector<dns_change_record> cs);
 
 struct owed_write {
   const char* op;
@@ -80,9 +86,27 @@ struct store_state {
 
 constexpr std::int64_t health_tick = 1; // deadline_atom's argument; 0 = retry
 
+// Journal entries written late carry their decision's real id.
+std::vector<dns_change_record> with_decisions(const store_state& s,
+                                              std::vector<dns_change_record> cs) {
+  for (auto& c : cs) {
+    if (c.decision < 0) {
+      c.decision = s.decisions.resolve(c.decision).value_or(0);
+    }
+  }
+  return cs;
+}
+
 void failed(store_state& s, const char* op, const std::exception& e) {
   s.metrics->store_errors.fetch_add(1);
   log::error("store_failed", {{"operation", op}, {"error", e.what()}});
+}
+
+// Another node owns the pool now: refused, never owed.
+caf::error fenced(store_state& s, const char* op, const store_fenced& e) {
+  s.metrics->store_fenced.fetch_add(1);
+  log::warn("store_fenced", {{"operation", op}, {"error", e.what()}});
+  return refuse("fenced", "", e.what());
 }
 
 void enter_degraded(store_state& s, const char* op, const std::exception& e) {
@@ -119,32 +143,44 @@ void trim(store_state& s) {
   }
 }
 
-// Writes what is owed, oldest first, while the store takes it. True when
-// nothing is owed any more.
-bool replay(store_state& s) {
+// Writes what is owed, oldest first, while the store takes it, at most
+// budget items a call (a long outage's backlog does not hold a failover's
+// write for long): the owed writes, then active members, checkpoints and
+// activity. An item the store refuses for itself is logged and dropped;
+// one it cannot take now stops the replay where it is.
+enum class replayed { all, more, unavailable };
+
+template <class F>
+void replay_item(store_state& s, const char* op, F f) {
+  try {
+    f();
+  } catch (const store_unavailable&) {
+    throw;
+  } catch (const std::exception& e) {
+    failed(s, op, e); // no use trying it again
+  }
+}
+
+replayed replay(store_state& s, std::size_t budget = 1000) {
   if (!s.degraded) {
-    return true;
+    return replayed::all;
   }
   if (!s.st->available()) {
-    return false;
+    return replayed::unavailable;
   }
   try {
-    while (!s.owed.empty()) {
+    for (; !s.owed.empty(); s.owed.pop_front()) {
+      if (budget-- == 0) {
+        s.publish();
+        return replayed::more;
+      }
       auto& w = s.owed.front();
-      try {
-        w.apply(*s.st);
-      } catch (const store_unavailable&) {
-        throw;
-      } catch (const std::exception& e) {
-        failed(s, w.op, e); // refused for itself: no use trying it again
-      }
-      s.owed.pop_front();
+      replay_item(s, w.op, [&] { w.apply(*s.st); });
     }
-    if (!s.owed_active.empty()) {
-      for (auto it = s.owed_active.begin(); it != s.owed_active.end();) {
-        s.st->set_active_member(it->first, it->second);
-        it = s.owed_active.erase(it);
-      }
+    for (auto it = s.owed_active.begin(); it != s.owed_active.end();
+         it = s.owed_active.erase(it)) {
+      replay_item(s, "set_active_member",
+                  [&] { s.st->set_active_member(it->first, it->second); });
     }
     if (!s.owed_states.empty()) {
       std::vector<member_state_record> rs;
@@ -152,28 +188,25 @@ bool replay(store_state& s) {
       for (const auto& [id, r] : s.owed_states) {
         rs.push_back(r);
       }
-      s.st->save_member_states(rs);
+      replay_item(s, "save_member_states", [&] { s.st->save_member_states(rs); });
       s.owed_states.clear();
     }
-    while (!s.owed_activity.empty()) {
+    for (; !s.owed_activity.empty(); s.owed_activity.pop_front()) {
       auto& b = s.owed_activity.front();
-      s.st->append_activity(b.rs, b.keep);
+      replay_item(s, "append_activity", [&] { s.st->append_activity(b.rs, b.keep); });
       s.owed_activity_lines -= b.rs.size();
-      s.owed_activity.pop_front();
     }
   } catch (const store_unavailable& e) {
     s.metrics->store_errors.fetch_add(1);
     s.why = e.what();
     s.publish();
-    return false;
-  } catch (const std::exception& e) {
-    failed(s, "replay", e);
+    return replayed::unavailable;
   }
   s.degraded = false;
   log::info("store_recovered", {{"dropped", std::to_string(s.dropped)}});
   s.dropped = 0;
   s.publish();
-  return true;
+  return replayed::all;
 }
 
 void arm_retry(caf::event_based_actor* self, store_state& s) {
@@ -214,7 +247,7 @@ void owe(caf::event_based_actor* self, store_state& s, const char* op,
 template <class F>
 auto now(store_state& s, const char* op, F f) -> caf::result<decltype(f())> {
   try {
-    if (!replay(s)) {
+    if (replay(s) != replayed::all) {
       throw store_unavailable("the store is unavailable (" + s.why +
                               "); the engine's own writes are owed until it is back");
     }
@@ -239,17 +272,6 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
   s->st = std::move(st);
   s->metrics = metrics;
   s->o = o;
-  // Where the id sequences are: provisional ids continue them.
-  try {
-    for (const auto& d : s->st->decisions("", 1)) {
-      s->decisions.seen(d.id);
-    }
-    for (const auto& c : s->st->dns_changes("", 1)) {
-      s->dns.seen(c.id);
-    }
-  } catch (const std::exception& e) {
-    failed(*s, "open", e);
-  }
   s->publish();
   if (s->o.health_ms > 0) {
     self->delayed_send(self, std::chrono::milliseconds(s->o.health_ms), deadline_atom_v,
@@ -259,7 +281,11 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
     // An ordinary message, so every write queued before it is done first;
     // what is still owed then is lost with the process (logged).
     [=](caf::close_atom) {
-      if (!replay(*s)) {
+      auto r = replay(*s);
+      while (r == replayed::more) {
+        r = replay(*s);
+      }
+      if (r != replayed::all) {
         log::error("store_owed_lost", {{"writes", std::to_string(s->owed_count())}});
       }
       self->quit();
@@ -280,8 +306,16 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
         return;
       }
       s->retry_armed = false;
-      if (!replay(*s)) {
-        arm_retry(self, *s);
+      switch (replay(*s)) {
+        case replayed::all:
+          break;
+        case replayed::more: // the rest right after what is queued now
+          s->retry_armed = true;
+          self->send(self, deadline_atom_v, std::int64_t{0});
+          break;
+        case replayed::unavailable:
+          arm_retry(self, *s);
+          break;
       }
     },
     [=](record_atom, const pool_decision& d) -> caf::result<std::int64_t> {
@@ -291,33 +325,36 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       if (!s->degraded) {
         try {
           auto id = s->st->record_decision(d);
-          s->decisions.seen(id);
-          return id;
+                    return id;
         } catch (const store_unavailable& e) {
           enter_degraded(*s, "record_decision", e);
+        } catch (const store_fenced& e) {
+          return fenced(*s, "record_decision", e);
         } catch (const std::exception& e) {
           failed(*s, "record_decision", e);
           return caf::make_error(caf::sec::runtime_error, e.what());
         }
       }
       auto id = s->decisions.provisional();
-      s->owed.push_back({"record_decision", [s, d, id](store& st) {
-                           auto real = st.record_decision(d);
-                           s->decisions.real[id] = real;
-                           s->decisions.seen(real);
+      // The state outlives its owed writes (they are in it): a plain pointer.
+      s->owed.push_back({"record_decision", [ss = s.get(), d, id](store& st) {
+                           ss->decisions.real[id] = st.record_decision(d);
                          }});
       trim(*s);
       s->publish();
       arm_retry(self, *s);
       return id;
     },
+    [=](fence_atom, const std::string& pool, std::int64_t token) {
+      s->st->fence(pool, token);
+    },
     [=](mark_atom, std::int64_t id, const std::string& status) {
-      owe(self, *s, "mark_decision", [s, id, status](store& st) {
-        if (auto real = s->decisions.resolve(id)) {
+      owe(self, *s, "mark_decision", [ss = s.get(), id, status](store& st) {
+        if (auto real = ss->decisions.resolve(id)) {
           st.mark_decision(*real, status);
         }
         if (status != "pending") {
-          s->decisions.settled(id);
+          ss->decisions.settled(id);
         }
       });
     },
@@ -370,12 +407,11 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       if (!s->degraded) {
         try {
           auto ids = s->st->journal_dns_changes(cs);
-          for (auto id : ids) {
-            s->dns.seen(id);
-          }
           return ids;
         } catch (const store_unavailable& e) {
           enter_degraded(*s, "journal_dns_changes", e);
+        } catch (const store_fenced& e) {
+          return fenced(*s, "journal_dns_changes", e);
         } catch (const std::exception& e) {
           failed(*s, "journal_dns_changes", e);
           return caf::make_error(caf::sec::runtime_error, e.what());
@@ -385,11 +421,10 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       for (std::size_t i = 0; i < cs.size(); ++i) {
         ids.push_back(s->dns.provisional());
       }
-      s->owed.push_back({"journal_dns_changes", [s, cs, ids](store& st) {
-                           auto real = st.journal_dns_changes(cs);
+      s->owed.push_back({"journal_dns_changes", [ss = s.get(), cs, ids](store& st) {
+                           auto real = st.journal_dns_changes(with_decisions(*ss, with_decisions(*ss, cs)));
                            for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
-                             s->dns.real[ids[i]] = real[i];
-                             s->dns.seen(real[i]);
+                             ss->dns.real[ids[i]] = real[i];
                            }
                          }});
       trim(*s);
@@ -399,17 +434,17 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
     },
     [=](mark_dns_atom, const std::vector<std::int64_t>& ids, const std::string& status,
         const std::string& error) {
-      owe(self, *s, "mark_dns_changes", [s, ids, status, error](store& st) {
+      owe(self, *s, "mark_dns_changes", [ss = s.get(), ids, status, error](store& st) {
         std::vector<std::int64_t> real;
         for (auto id : ids) {
-          if (auto r = s->dns.resolve(id)) {
+          if (auto r = ss->dns.resolve(id)) {
             real.push_back(*r);
           }
         }
         st.mark_dns_changes(real, status, error);
         if (status != "pending") {
           for (auto id : ids) {
-            s->dns.settled(id);
+            ss->dns.settled(id);
           }
         }
       });
@@ -425,12 +460,11 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       if (!s->degraded) {
         try {
           auto ids = s->st->journal_account_cuts(pool, as, cs);
-          for (auto id : ids) {
-            s->dns.seen(id);
-          }
           return ids;
         } catch (const store_unavailable& e) {
           enter_degraded(*s, "journal_account_cuts", e);
+        } catch (const store_fenced& e) {
+          return fenced(*s, "journal_account_cuts", e);
         } catch (const std::exception& e) {
           failed(*s, "journal_account_cuts", e);
           return caf::make_error(caf::sec::runtime_error, e.what());
@@ -440,11 +474,10 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       for (std::size_t i = 0; i < cs.size(); ++i) {
         ids.push_back(s->dns.provisional());
       }
-      s->owed.push_back({"journal_account_cuts", [s, pool, as, cs, ids](store& st) {
-                           auto real = st.journal_account_cuts(pool, as, cs);
+      s->owed.push_back({"journal_account_cuts", [ss = s.get(), pool, as, cs, ids](store& st) {
+                           auto real = st.journal_account_cuts(pool, as, with_decisions(*ss, cs));
                            for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
-                             s->dns.real[ids[i]] = real[i];
-                             s->dns.seen(real[i]);
+                             ss->dns.real[ids[i]] = real[i];
                            }
                          }});
       trim(*s);
@@ -495,6 +528,17 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
     // Sent by the pool as it stops (the operator was answered already):
     // owed, after the pool's own writes.
     [=](delete_pool_atom, const std::string& pool) {
+      // What is owed for the pool and replayed after the owed writes must
+      // not bring it back.
+      s->owed_active.erase(pool);
+      for (auto it = s->owed_activity.begin(); it != s->owed_activity.end();) {
+        if (!it->rs.empty() && it->rs.front().pool == pool) {
+          s->owed_activity_lines -= it->rs.size();
+          it = s->owed_activity.erase(it);
+        } else {
+          ++it;
+        }
+      }
       owe(self, *s, "delete_pool", [pool](store& st) { st.delete_pool(pool); });
     },
     [=](add_member_atom, const std::string& pool,

@@ -22,6 +22,7 @@ public:
   std::atomic<int> store_degraded{0};
   std::atomic<std::uint64_t> store_owed{0};         // writes kept to replay
   std::atomic<std::uint64_t> store_owed_dropped{0}; // beyond max_owed
+  std::atomic<std::uint64_t> store_fenced{0};       // writes refused: pool taken over
   // Member deadlines the pools handled: re-armed in place for a healthy
   // member heard meanwhile, or woke the member actor to evaluate. In the
   // steady state only the first grows.

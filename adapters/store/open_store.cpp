@@ -33,6 +33,8 @@ redis_store_options redis_options(const engine_config& cfg) {
   o->prefix = cfg.store_prefix;
   o->client.connect_timeout_ms = cfg.store_timeout_ms;
   o->client.command_timeout_ms = cfg.store_timeout_ms;
+  // Back within a second of Redis: the engine owes writes meanwhile.
+  o->client.reconnect_max_ms = 1000;
   return *o;
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <mutex>
 
 #include "engine/log.hpp"
@@ -234,11 +235,10 @@ struct client::impl {
     if (o.db != 0) {
       step({"SELECT", std::to_string(o.db)});
     }
-    if (handshake_left == 0) {
-      // Ready means Redis answered, not only that the kernel took the
-      // connection (a stopped Redis's backlog does).
-      step({"PING"});
-    }
+    // Ready means Redis answered a command, not only that the kernel took
+    // the connection (a stopped Redis's backlog does), nor that it took
+    // AUTH while still loading its data (PING answers LOADING then).
+    step({"PING"});
   }
 
   // -- hiredis callbacks --------------------------------------------------------
@@ -460,6 +460,25 @@ void client::command(std::vector<std::string> argv, done cb) {
 std::string client::last_error() const {
   std::lock_guard<std::mutex> g(impl_->mu);
   return impl_->last_error;
+}
+
+std::vector<result> run_sync(client& c, std::vector<std::vector<std::string>> cmds) {
+  std::vector<std::promise<result>> ps(cmds.size());
+  std::vector<std::future<result>> fs;
+  fs.reserve(cmds.size());
+  for (auto& p : ps) {
+    fs.push_back(p.get_future());
+  }
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    auto* p = &ps[i];
+    c.command(std::move(cmds[i]), [p](result r) { p->set_value(std::move(r)); });
+  }
+  std::vector<result> out;
+  out.reserve(fs.size());
+  for (auto& f : fs) {
+    out.push_back(f.get());
+  }
+  return out;
 }
 
 } // namespace balctl::redis

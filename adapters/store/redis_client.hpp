@@ -108,4 +108,8 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
+/// Sends cmds pipelined from the calling thread and waits for every answer
+/// (each comes within the client's timeout). Not from the loop thread.
+std::vector<result> run_sync(client& c, std::vector<std::vector<std::string>> cmds);
+
 } // namespace balctl::redis

@@ -10,6 +10,7 @@
 //   P pool:{name}            the pool's row (JSON)
 //   P members:{pool}         sorted set: member ids by position
 //   P member:{id}            the member's row (JSON, with its pool)
+//   P member_pool            hash id -> pool (a member moving between pools)
 //   P states                 hash id -> member state (JSON)
 //   P active                 hash pool -> active member
 //   P enrollments            hash member -> enrollment (JSON)
@@ -17,15 +18,16 @@
 //   P activity:{pool}        list of events (JSON), newest first
 //   P activity_id            event ids
 //   P decisions              hash id -> decision (JSON); P decision_id
-//   P decisions:all|pending|{pool}   sorted sets of ids
+//   P decisions:all|pending, P decisions:pool:{pool}   sorted sets of ids
 //   P dns                    hash id -> DNS change (JSON); P dns_id
-//   P dns:all|pending|{pool} sorted sets of ids
+//   P dns:all|pending, P dns:pool:{pool}               sorted sets of ids
 //   P accounts:{pool}        hash id -> protected account (to_json_text)
 //   P providers              hash id -> credential (dns_provider_json)
 
 #include "adapters/store/redis_store.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <future>
 #include <map>
@@ -46,6 +48,38 @@ using json = nlohmann::json;
 using argv = std::vector<std::string>;
 
 std::string num(std::int64_t v) { return std::to_string(v); }
+
+// A row as an object: anything else (a hand edit, a corrupt value) reads as
+// an empty one, so fields take their defaults instead of throwing.
+json parse_obj(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+// A field of a row, or def when it is missing or of another type: a row
+// edited by hand never throws out of the store.
+template <class T>
+T field(const json& j, const char* key, T def) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return def;
+  }
+  try {
+    return it->template get<T>();
+  } catch (const json::exception&) {
+    return def;
+  }
+}
+std::string field(const json& j, const char* key, const char* def) {
+  return field<std::string>(j, key, std::string(def));
+}
+
+// An id field or member name; 0 when it is not a number.
+std::uint64_t to_u64(const std::string& text) {
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() && end == text.data() + text.size() ? v : 0;
+}
 
 json pool_json(const pool_config& p) {
   return {{"name", p.name},
@@ -68,22 +102,22 @@ json pool_json(const pool_config& p) {
 
 pool_config pool_from(const json& j) {
   pool_config p;
-  p.name = j.value("name", "");
-  from_string(j.value("preset", "generic-linux"), p.preset);
-  p.failover_delay_s = j.value("failover_delay_s", 30);
-  p.failover_hostname = j.value("failover_hostname", "");
-  from_string(j.value("failback", "manual"), p.failback);
-  p.failback_stable_s = j.value("failback_stable_s", 300);
-  p.mass_silence_share = j.value("mass_silence_share", 0.5);
-  p.mass_silence_min_members = j.value("mass_silence_min_members", 3);
-  p.mass_silence_window_s = j.value("mass_silence_window_s", 0);
-  p.label = j.value("label", "");
-  p.from_api = j.value("from_api", false);
-  p.dns_provider = j.value("dns_provider", "");
-  p.dns_zone = j.value("dns_zone", "");
-  p.dns_ttl_s = j.value("dns_ttl_s", 60);
-  p.dns_sync = j.value("dns_sync", true);
-  p.dns_only = j.value("dns_only", false);
+  p.name = field(j, "name", "");
+  from_string(field(j, "preset", "generic-linux"), p.preset);
+  p.failover_delay_s = field(j, "failover_delay_s", 30);
+  p.failover_hostname = field(j, "failover_hostname", "");
+  from_string(field(j, "failback", "manual"), p.failback);
+  p.failback_stable_s = field(j, "failback_stable_s", 300);
+  p.mass_silence_share = field(j, "mass_silence_share", 0.5);
+  p.mass_silence_min_members = field(j, "mass_silence_min_members", 3);
+  p.mass_silence_window_s = field(j, "mass_silence_window_s", 0);
+  p.label = field(j, "label", "");
+  p.from_api = field(j, "from_api", false);
+  p.dns_provider = field(j, "dns_provider", "");
+  p.dns_zone = field(j, "dns_zone", "");
+  p.dns_ttl_s = field(j, "dns_ttl_s", 60);
+  p.dns_sync = field(j, "dns_sync", true);
+  p.dns_only = field(j, "dns_only", false);
   return p;
 }
 
@@ -102,15 +136,15 @@ json member_json(const std::string& pool, const member_config& m) {
 
 member_config member_from(const json& j) {
   member_config m;
-  m.id = j.value("id", member_id{0});
-  m.name = j.value("name", "");
-  m.hostname = j.value("hostname", "");
-  m.allowed_ips = j.value("allowed_ips", std::vector<std::string>{});
-  protocol::key_from_hex(j.value("key", ""), m.key);
-  m.linux_family = j.value("linux_family", "");
-  m.enrolled = j.value("enrolled", true);
-  m.public_ipv4 = j.value("public_ipv4", "");
-  m.public_ipv6 = j.value("public_ipv6", "");
+  m.id = field(j, "id", member_id{0});
+  m.name = field(j, "name", "");
+  m.hostname = field(j, "hostname", "");
+  m.allowed_ips = field(j, "allowed_ips", std::vector<std::string>{});
+  protocol::key_from_hex(field(j, "key", ""), m.key);
+  m.linux_family = field(j, "linux_family", "");
+  m.enrolled = field(j, "enrolled", true);
+  m.public_ipv4 = field(j, "public_ipv4", "");
+  m.public_ipv6 = field(j, "public_ipv6", "");
   return m;
 }
 
@@ -122,14 +156,14 @@ json decision_json(std::int64_t id, const pool_decision& d, const std::string& s
 
 decision_record decision_from(const json& j) {
   decision_record r;
-  r.id = j.value("id", std::int64_t{0});
-  r.decision.pool = j.value("pool", "");
-  from_string(j.value("kind", "failover"), r.decision.kind);
-  r.decision.from = j.value("from", member_id{0});
-  r.decision.to = j.value("to", member_id{0});
-  r.decision.reason = j.value("reason", "");
-  r.decision.at_ms = j.value("at_ms", std::int64_t{0});
-  r.status = j.value("status", "pending");
+  r.id = field(j, "id", std::int64_t{0});
+  r.decision.pool = field(j, "pool", "");
+  from_string(field(j, "kind", "failover"), r.decision.kind);
+  r.decision.from = field(j, "from", member_id{0});
+  r.decision.to = field(j, "to", member_id{0});
+  r.decision.reason = field(j, "reason", "");
+  r.decision.at_ms = field(j, "at_ms", std::int64_t{0});
+  r.status = field(j, "status", "pending");
   return r;
 }
 
@@ -143,20 +177,20 @@ json change_json(const dns_change_record& c) {
 
 dns_change_record change_from(const json& j) {
   dns_change_record c;
-  c.id = j.value("id", std::int64_t{0});
-  c.decision = j.value("decision", std::int64_t{0});
-  c.pool = j.value("pool", "");
-  c.provider = j.value("provider", "");
-  c.zone = j.value("zone", "");
-  c.name = j.value("name", "");
-  c.type = j.value("type", "");
-  c.content = j.value("content", "");
-  c.ttl_s = j.value("ttl_s", 60);
-  c.proxied = j.value("proxied", -1);
-  c.priority = j.value("priority", 1);
-  c.status = j.value("status", "pending");
-  c.created_ms = j.value("created_ms", std::int64_t{0});
-  c.error = j.value("error", "");
+  c.id = field(j, "id", std::int64_t{0});
+  c.decision = field(j, "decision", std::int64_t{0});
+  c.pool = field(j, "pool", "");
+  c.provider = field(j, "provider", "");
+  c.zone = field(j, "zone", "");
+  c.name = field(j, "name", "");
+  c.type = field(j, "type", "");
+  c.content = field(j, "content", "");
+  c.ttl_s = field(j, "ttl_s", 60);
+  c.proxied = field(j, "proxied", -1);
+  c.priority = field(j, "priority", 1);
+  c.status = field(j, "status", "pending");
+  c.created_ms = field(j, "created_ms", std::int64_t{0});
+  c.error = field(j, "error", "");
   return c;
 }
 
@@ -168,14 +202,14 @@ json activity_json(const activity_record& r) {
 
 activity_record activity_from(const json& j) {
   activity_record r;
-  r.id = j.value("id", std::int64_t{0});
-  r.pool = j.value("pool", "");
-  r.at_ms = j.value("at_ms", std::int64_t{0});
-  r.kind = j.value("kind", "");
-  r.member = j.value("member", member_id{0});
-  r.message = j.value("message", "");
-  r.from_state = j.value("from", "");
-  r.to_state = j.value("to", "");
+  r.id = field(j, "id", std::int64_t{0});
+  r.pool = field(j, "pool", "");
+  r.at_ms = field(j, "at_ms", std::int64_t{0});
+  r.kind = field(j, "kind", "");
+  r.member = field(j, "member", member_id{0});
+  r.message = field(j, "message", "");
+  r.from_state = field(j, "from", "");
+  r.to_state = field(j, "to", "");
   return r;
 }
 
@@ -207,6 +241,34 @@ for i = 2, #ARGV, 2 do
   end
 end
 return n
+)lua";
+
+// The writes in ARGV, made only while every fence holds: ARGV = now (0 =
+// Redis's clock), the number of fences, (lease key, token) per fence, then
+// each command as its argument count and its arguments.
+const char* const fenced_script = R"lua(
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local i = 3
+for f = 1, tonumber(ARGV[2]) do
+  local cur = redis.call('HMGET', ARGV[i], 'token', 'expires')
+  if cur[1] ~= ARGV[i + 1] or not cur[2] or tonumber(cur[2]) <= now then
+    return redis.error_reply('FENCED ' .. ARGV[i] .. ': token ' .. ARGV[i + 1] ..
+                             ' is not the live lease (current ' .. tostring(cur[1]) .. ')')
+  end
+  i = i + 2
+end
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local cmd = {}
+  for j = 1, n do cmd[j] = ARGV[i + j] end
+  redis.call(unpack(cmd))
+  i = i + n + 1
+end
+return 1
 )lua";
 
 class redis_store final : public store {
@@ -245,11 +307,13 @@ public:
       }
     }
     drop_members(tx, p.name, gone);
+    leave_other_pools(tx, p.name, p.members);
     // A few commands with many arguments: a pool of 100,000 members is
     // three commands, not 300,000.
     if (!p.members.empty()) {
       argv zadd{"ZADD", k("members:" + p.name)};
       argv mset{"MSET"};
+      argv where{"HSET", k("member_pool")};
       member_id top = 0;
       for (std::size_t i = 0; i < p.members.size(); ++i) {
         const auto& m = p.members[i];
@@ -257,10 +321,13 @@ public:
         zadd.push_back(std::to_string(m.id));
         mset.push_back(k("member:" + std::to_string(m.id)));
         mset.push_back(member_json(p.name, m).dump());
+        where.push_back(std::to_string(m.id));
+        where.push_back(p.name);
         top = std::max(top, m.id);
       }
       tx.push_back(std::move(zadd));
       tx.push_back(std::move(mset));
+      tx.push_back(std::move(where));
       tx.push_back({"EVAL", bump_script, "1", k("next_member_id"), std::to_string(top)});
     }
     exec(tx, "put_pool");
@@ -275,8 +342,8 @@ public:
                   k("accounts:" + name)});
     tx.push_back({"HDEL", k("active"), name});
     for (const auto& [id, body] : hash(k("providers"))) {
-      auto j = json::parse(body, nullptr, false);
-      if (j.is_object() && j.value("pool", "") == name) {
+      auto j = parse_obj(body);
+      if (j.is_object() && field(j, "pool", "") == name) {
         tx.push_back({"HDEL", k("providers"), id});
       }
     }
@@ -311,7 +378,7 @@ public:
       if (body.k != redis::reply::kind::string) {
         continue;
       }
-      auto p = pool_from(json::parse(body.str, nullptr, false));
+      auto p = pool_from(parse_obj(body.str));
       if (api_only && !p.from_api) {
         continue;
       }
@@ -323,7 +390,7 @@ public:
         }
         for (const auto& m : run(std::move(mget)).elements) {
           if (m.k == redis::reply::kind::string) {
-            p.members.push_back(member_from(json::parse(m.str, nullptr, false)));
+            p.members.push_back(member_from(parse_obj(m.str)));
           }
         }
       }
@@ -348,13 +415,16 @@ public:
     } else {
       auto last = run({"ZRANGE", key, "-1", "-1", "WITHSCORES"});
       position = last.elements.size() == 2
-                   ? num(static_cast<std::int64_t>(std::stod(last.elements[1].str)) + 1)
+                   ? num(static_cast<std::int64_t>(to_u64(last.elements[1].str)) + 1)
                    : "0";
     }
-    exec({{"ZADD", key, position, std::to_string(m.id)},
-          {"SET", k("member:" + std::to_string(m.id)), member_json(pool, m).dump()},
-          {"EVAL", bump_script, "1", k("next_member_id"), std::to_string(m.id)}},
-         "put_member");
+    std::vector<argv> tx;
+    leave_other_pools(tx, pool, {m});
+    tx.push_back({"ZADD", key, position, std::to_string(m.id)});
+    tx.push_back({"SET", k("member:" + std::to_string(m.id)), member_json(pool, m).dump()});
+    tx.push_back({"HSET", k("member_pool"), std::to_string(m.id), pool});
+    tx.push_back({"EVAL", bump_script, "1", k("next_member_id"), std::to_string(m.id)});
+    exec(tx, "put_member");
   }
 
   void delete_member(member_id m) override {
@@ -362,7 +432,7 @@ public:
     if (body.k != redis::reply::kind::string) {
       return;
     }
-    auto pool = json::parse(body.str, nullptr, false).value("pool", "");
+    auto pool = field(parse_obj(body.str), "pool", "");
     std::vector<argv> tx;
     drop_members(tx, pool, {m});
     exec(tx, "delete_member");
@@ -389,7 +459,7 @@ public:
       throw store_error("redis: complete_enrollment: member " + std::to_string(m) +
                         " is not stored");
     }
-    auto j = json::parse(body.str, nullptr, false);
+    auto j = parse_obj(body.str);
     j["key"] = protocol::key_to_hex(key);
     j["enrolled"] = true;
     exec({{"HDEL", k("enrollments"), std::to_string(m)},
@@ -400,15 +470,15 @@ public:
   std::vector<enrollment_record> load_enrollments() override {
     std::vector<enrollment_record> out;
     for (const auto& [id, body] : hash(k("enrollments"))) {
-      auto j = json::parse(body, nullptr, false);
+      auto j = parse_obj(body);
       if (!j.is_object()) {
         continue;
       }
       enrollment_record e;
-      e.member = j.value("member", member_id{0});
-      protocol::key_from_hex(j.value("secret_sha256", ""), e.secret_sha256); // 32 bytes, as a key
-      e.pool = j.value("pool", "");
-      e.created_ms = j.value("created_ms", std::int64_t{0});
+      e.member = field(j, "member", member_id{0});
+      protocol::key_from_hex(field(j, "secret_sha256", ""), e.secret_sha256); // 32 bytes, as a key
+      e.pool = field(j, "pool", "");
+      e.created_ms = field(j, "created_ms", std::int64_t{0});
       out.push_back(std::move(e));
     }
     return out;
@@ -445,7 +515,7 @@ public:
       if (out.size() >= limit) {
         break;
       }
-      auto r = activity_from(json::parse(e.str, nullptr, false));
+      auto r = activity_from(parse_obj(e.str));
       if ((before_id == 0 || r.id < before_id) && (member == 0 || r.member == member)) {
         out.push_back(std::move(r));
       }
@@ -482,15 +552,15 @@ public:
     // above, drop_members), so every field is a member's.
     std::vector<member_state_record> out;
     for (const auto& [id, body] : hash(k("states"))) {
-      auto j = json::parse(body, nullptr, false);
+      auto j = parse_obj(body);
       member_state_record r;
-      r.id = static_cast<member_id>(std::stoull(id));
-      if (!from_string(j.value("state", "pending"), r.state)) {
+      r.id = static_cast<member_id>(to_u64(id));
+      if (!from_string(field(j, "state", "pending"), r.state)) {
         r.state = member_state::pending;
       }
-      r.state_since_ms = j.value("since", std::int64_t{0});
-      r.last_seen_ms = j.value("seen", std::int64_t{0});
-      r.last_seq = j.value("seq", std::uint64_t{0});
+      r.state_since_ms = field(j, "since", std::int64_t{0});
+      r.last_seen_ms = field(j, "seen", std::int64_t{0});
+      r.last_seq = field(j, "seq", std::uint64_t{0});
       out.push_back(r);
     }
     return out;
@@ -505,7 +575,7 @@ public:
     if (r.k != redis::reply::kind::string) {
       return std::nullopt;
     }
-    return static_cast<member_id>(std::stoull(r.str));
+    return static_cast<member_id>(to_u64(r.str));
   }
 
   // -- decisions ------------------------------------------------------------------------
@@ -514,9 +584,9 @@ public:
     auto id = run({"INCR", k("decision_id")}).integer;
     exec({{"HSET", k("decisions"), num(id), decision_json(id, d, "pending").dump()},
           {"ZADD", k("decisions:all"), num(id), num(id)},
-          {"ZADD", k("decisions:" + d.pool), num(id), num(id)},
+          {"ZADD", k("decisions:pool:" + d.pool), num(id), num(id)},
           {"ZADD", k("decisions:pending"), num(id), num(id)}},
-         "record_decision");
+         "record_decision", {d.pool});
     return id;
   }
 
@@ -525,7 +595,7 @@ public:
     if (r.k != redis::reply::kind::string) {
       return;
     }
-    auto j = json::parse(r.str, nullptr, false);
+    auto j = parse_obj(r.str);
     j["status"] = status;
     std::vector<argv> tx{{"HSET", k("decisions"), num(id), j.dump()}};
     tx.push_back(status == "pending" ? argv{"ZADD", k("decisions:pending"), num(id), num(id)}
@@ -534,14 +604,14 @@ public:
   }
 
   std::vector<decision_record> decisions(const std::string& pool, std::size_t limit) override {
-    auto key = k(pool.empty() ? "decisions:all" : "decisions:" + pool);
+    auto key = k(pool.empty() ? "decisions:all" : "decisions:pool:" + pool);
     auto stop = limit == SIZE_MAX ? std::int64_t{-1} : static_cast<std::int64_t>(limit) - 1;
     std::vector<decision_record> out;
     if (limit == 0) {
       return out;
     }
     for (const auto& body : hget_many(k("decisions"), run({"ZREVRANGE", key, "0", num(stop)}))) {
-      out.push_back(decision_from(json::parse(body, nullptr, false)));
+      out.push_back(decision_from(parse_obj(body)));
     }
     return out;
   }
@@ -550,7 +620,7 @@ public:
     std::vector<decision_record> out;
     for (const auto& body :
          hget_many(k("decisions"), run({"ZRANGE", k("decisions:pending"), "0", "-1"}))) {
-      out.push_back(decision_from(json::parse(body, nullptr, false)));
+      out.push_back(decision_from(parse_obj(body)));
     }
     return out;
   }
@@ -560,7 +630,11 @@ public:
   std::vector<std::int64_t> journal_dns_changes(const std::vector<dns_change_record>& cs) override {
     std::vector<argv> tx;
     auto ids = journal_into(tx, cs);
-    exec(tx, "journal_dns_changes");
+    std::vector<std::string> pools;
+    for (const auto& c : cs) {
+      pools.push_back(c.pool);
+    }
+    exec(tx, "journal_dns_changes", pools);
     return ids;
   }
 
@@ -578,7 +652,7 @@ public:
       if (r.k != redis::reply::kind::string) {
         continue;
       }
-      auto c = change_from(json::parse(r.str, nullptr, false));
+      auto c = change_from(parse_obj(r.str));
       auto id = c.id;
       c.status = status;
       c.error = error;
@@ -595,7 +669,7 @@ public:
     std::map<std::string, std::int64_t> newest; // provider/name/type -> id
     std::vector<dns_change_record> all;
     for (const auto& [id, body] : hash(k("dns"))) {
-      auto c = change_from(json::parse(body, nullptr, false));
+      auto c = change_from(parse_obj(body));
       if (c.status == "pending" || c.status == "done") {
         auto key = c.provider + "/" + c.name + "/" + c.type;
         newest[key] = std::max(newest[key], c.id);
@@ -620,14 +694,14 @@ public:
   }
 
   std::vector<dns_change_record> dns_changes(const std::string& pool, std::size_t limit) override {
-    auto key = k(pool.empty() ? "dns:all" : "dns:" + pool);
+    auto key = k(pool.empty() ? "dns:all" : "dns:pool:" + pool);
     std::vector<dns_change_record> out;
     if (limit == 0) {
       return out;
     }
     auto stop = limit == SIZE_MAX ? std::int64_t{-1} : static_cast<std::int64_t>(limit) - 1;
     for (const auto& body : hget_many(k("dns"), run({"ZREVRANGE", key, "0", num(stop)}))) {
-      out.push_back(change_from(json::parse(body, nullptr, false)));
+      out.push_back(change_from(parse_obj(body)));
     }
     return out;
   }
@@ -663,7 +737,7 @@ public:
       }
     }
     auto ids = journal_into(tx, cs);
-    exec(tx, "journal_account_cuts");
+    exec(tx, "journal_account_cuts", {pool});
     return ids;
   }
 
@@ -731,6 +805,14 @@ public:
 
   bool available() override { return c_.ready(); }
 
+  void fence(const std::string& pool, std::int64_t token) override {
+    if (token == 0) {
+      fences_.erase(pool);
+    } else {
+      fences_[pool] = token;
+    }
+  }
+
 private:
   /// Ids a command carries at most (batches of states, MGETs of members).
   static constexpr std::size_t chunk = 1000;
@@ -744,22 +826,24 @@ private:
   }
 
   std::vector<redis::reply> send(std::vector<argv> cmds) {
-    std::vector<std::promise<redis::result>> ps(cmds.size());
-    std::vector<std::future<redis::result>> fs;
-    for (auto& p : ps) {
-      fs.push_back(p.get_future());
-    }
-    for (std::size_t i = 0; i < cmds.size(); ++i) {
-      auto* p = &ps[i];
-      c_.command(std::move(cmds[i]), [p](redis::result r) { p->set_value(std::move(r)); });
-    }
     std::vector<redis::reply> out;
-    for (auto& f : fs) {
-      auto r = f.get(); // the client answers every command, within its timeout
+    // The client answers every command, within its timeout.
+    for (auto& r : redis::run_sync(c_, std::move(cmds))) {
       if (!r.transport_error.empty()) {
         throw store_unavailable("redis: " + r.transport_error);
       }
       if (r.value.k == redis::reply::kind::error) {
+        if (r.value.str.rfind("FENCED", 0) == 0) {
+          throw store_fenced("redis: " + r.value.str);
+        }
+        // Redis there but not taking writes now (loading, a replica, out
+        // of memory, a failing save, a busy script): try again later.
+        for (const char* busy : {"LOADING", "READONLY", "OOM", "MISCONF", "BUSY", "MASTERDOWN",
+                                 "TRYAGAIN", "NOAUTH", "NOPERM", "CLUSTERDOWN"}) {
+          if (r.value.str.rfind(busy, 0) == 0) {
+            throw store_unavailable("redis: " + r.value.str);
+          }
+        }
         throw store_error("redis: " + r.value.str);
       }
       out.push_back(std::move(r.value));
@@ -767,9 +851,31 @@ private:
     return out;
   }
 
-  // Several writes as one: MULTI, the commands, EXEC.
-  void exec(std::vector<argv> cmds, const char* op) {
+  // Several writes as one: MULTI, the commands, EXEC; or, when a pool
+  // named is fenced (cluster), one script that checks its lease first.
+  void exec(std::vector<argv> cmds, const char* op, const std::vector<std::string>& pools = {}) {
     if (cmds.empty()) {
+      return;
+    }
+    std::map<std::string, std::int64_t> fenced;
+    for (const auto& p : pools) {
+      if (auto f = fences_.find(p); f != fences_.end()) {
+        fenced.emplace(p, f->second);
+      }
+    }
+    if (!fenced.empty()) {
+      argv script{"EVAL", fenced_script, "0", "0", num(static_cast<std::int64_t>(fenced.size()))};
+      for (const auto& [p, token] : fenced) {
+        script.push_back(k("lease:" + p));
+        script.push_back(num(token));
+      }
+      for (auto& c : cmds) {
+        script.push_back(num(static_cast<std::int64_t>(c.size())));
+        for (auto& a : c) {
+          script.push_back(std::move(a));
+        }
+      }
+      run(std::move(script));
       return;
     }
     std::vector<argv> all;
@@ -828,7 +934,7 @@ private:
   static std::vector<member_id> ids(const redis::reply& r) {
     std::vector<member_id> out;
     for (const auto& e : r.elements) {
-      out.push_back(static_cast<member_id>(std::stoull(e.str)));
+      out.push_back(static_cast<member_id>(to_u64(e.str)));
     }
     return out;
   }
@@ -842,17 +948,39 @@ private:
     argv del{"DEL"};
     argv hdel_states{"HDEL", k("states")};
     argv hdel_enrollments{"HDEL", k("enrollments")};
+    argv hdel_where{"HDEL", k("member_pool")};
     for (auto id : gone) {
       auto s = std::to_string(id);
       zrem.push_back(s);
       del.push_back(k("member:" + s));
       hdel_states.push_back(s);
       hdel_enrollments.push_back(s);
+      hdel_where.push_back(s);
     }
     tx.push_back(std::move(zrem));
     tx.push_back(std::move(del));
     tx.push_back(std::move(hdel_states));
     tx.push_back(std::move(hdel_enrollments));
+    tx.push_back(std::move(hdel_where));
+  }
+
+  // A member stored in another pool moves here (as SQLite's row does): out
+  // of that pool's list, keeping its state.
+  void leave_other_pools(std::vector<argv>& tx, const std::string& pool,
+                         const std::vector<member_config>& ms) {
+    for (std::size_t i = 0; i < ms.size(); i += chunk) {
+      argv hmget{"HMGET", k("member_pool")};
+      for (std::size_t j = i; j < ms.size() && j < i + chunk; ++j) {
+        hmget.push_back(std::to_string(ms[j].id));
+      }
+      auto where = run(std::move(hmget));
+      for (std::size_t j = 0; j < where.elements.size(); ++j) {
+        const auto& w = where.elements[j];
+        if (w.k == redis::reply::kind::string && w.str != pool) {
+          tx.push_back({"ZREM", k("members:" + w.str), std::to_string(ms[i + j].id)});
+        }
+      }
+    }
   }
 
   std::vector<std::int64_t> journal_into(std::vector<argv>& tx,
@@ -869,7 +997,7 @@ private:
       c.error.clear();
       tx.push_back({"HSET", k("dns"), num(c.id), change_json(c).dump()});
       tx.push_back({"ZADD", k("dns:all"), num(c.id), num(c.id)});
-      tx.push_back({"ZADD", k("dns:" + c.pool), num(c.id), num(c.id)});
+      tx.push_back({"ZADD", k("dns:pool:" + c.pool), num(c.id), num(c.id)});
       tx.push_back({"ZADD", k("dns:pending"), num(c.id), num(c.id)});
       ids.push_back(c.id);
     }
@@ -879,6 +1007,7 @@ private:
   redis_store_options o_;
   redis::client c_;
   std::vector<std::string> skipped_;
+  std::unordered_map<std::string, std::int64_t> fences_; // pool -> token
 };
 
 } // namespace

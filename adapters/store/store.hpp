@@ -32,6 +32,14 @@ public:
   using store_error::store_error;
 };
 
+/// Cluster: the pool's lease has a newer fencing token than the write
+/// carried, or has expired: another node owns (or may own) the pool, so
+/// this node must not act for it. Never owed, never retried.
+class store_fenced : public store_error {
+public:
+  using store_error::store_error;
+};
+
 /// Runtime state of one member (not its configuration).
 struct member_state_record {
   member_id id = 0;
@@ -128,6 +136,12 @@ public:
   /// Whether a call can be expected to reach the backend now (Redis:
   /// connected). The store actor replays what it owes once it is.
   virtual bool available() { return true; }
+
+  /// Cluster: from now on the pool's decisions, DNS journal entries and
+  /// account cuts are written only while its lease (redis_leases) still
+  /// has this token and has not expired; otherwise store_fenced. 0 = no
+  /// fence (one node). Only the Redis store has leases; SQLite ignores it.
+  virtual void fence(const std::string& /*pool*/, std::int64_t /*token*/) {}
 
   // Pools and members (declared in config for now; the admin API issue adds
   // them at run time). put_pool replaces the pool and its member list.

@@ -65,11 +65,8 @@ TEST_CASE("a bad redis URL says which part is wrong and never repeats the passwo
 
 TEST_CASE("opening a Redis store when Redis is not there fails within the connect timeout",
           "[store][redis]") {
-  int port = 0;
-  {
-    test::redis_server gone; // a port that was just free, now closed again
-    port = gone.port();
-  }
+  test::closed_port closed; // nothing answers there
+  int port = closed.port();
   redis_store_options o;
   o.client.port = port;
   o.client.password = "hunter2";

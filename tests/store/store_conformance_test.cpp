@@ -68,6 +68,11 @@ public:
     }
   }
 
+  /// Redis only: one raw command on a key under this store's prefix.
+  void write_raw(const std::string& cmd, const std::string& key, const std::string& value) {
+    shared_redis().cli(cmd + " " + prefix_ + key + " '" + value + "'");
+  }
+
 private:
   void sql(const std::string& statement) {
     sqlite3* raw = nullptr;
@@ -854,4 +859,63 @@ TEST_CASE("pool DNS settings and members' public addresses survive the store", "
   REQUIRE(ps[0].members.size() == 1);
   CHECK(ps[0].members[0].public_ipv4 == "198.51.100.7");
   CHECK(ps[0].members[0].public_ipv6 == "2001:db8::7");
+}
+
+TEST_CASE("pools named like the store's own lists stay apart from them", "[store]") {
+  backend be(BACKEND);
+  auto s = be.open();
+  for (const char* name : {"all", "pending", "web"}) {
+    s->put_pool(make_pool(name, {}));
+    s->record_decision(make_decision(name, decision_kind::failover, 1, 2, 100));
+    auto c = change("www.a.test", "192.0.2.1");
+    c.pool = name;
+    c.provider = name;
+    s->journal_dns_changes({c});
+  }
+  CHECK(s->decisions("all", 10).size() == 1);
+  CHECK(s->decisions("", 10).size() == 3);
+  CHECK(s->dns_changes("pending", 10).size() == 1);
+  s->delete_pool("pending");
+  // The other pools' pending decisions and changes are still pending.
+  CHECK(s->pending_decisions().size() == 2);
+  CHECK(s->pending_dns_changes().size() == 2);
+  CHECK(s->decisions("web", 10).front().status == "pending");
+}
+
+TEST_CASE("a member listed in another pool moves there with its state", "[store]") {
+  backend be(BACKEND);
+  auto s = be.open();
+  s->put_pool(make_pool("a", {4, 5}));
+  s->save_member_states({make_state(4), make_state(5, member_state::down)});
+  SECTION("the new pool first, then the old one without it") {
+    s->put_pool(make_pool("b", {5, 6}));
+    s->put_pool(make_pool("a", {4}));
+  }
+  SECTION("added to the new pool through the API") {
+    s->put_pool(make_pool("b", {6}));
+    s->put_member("b", make_member(5));
+  }
+  auto pools = s->load_pools();
+  REQUIRE(pools.size() == 2);
+  CHECK(member_ids(pools[0]) == std::vector<member_id>{4});
+  CHECK(member_ids(pools[1]).size() == 2);
+  auto states = states_by_id(*s);
+  REQUIRE(states.count(5) == 1);
+  CHECK(states.at(5).state == member_state::down);
+}
+
+TEST_CASE("a stored row of the wrong shape reads as defaults, it never throws", "[store]") {
+  backend be(BACKEND);
+  if (be.kind() != "redis") {
+    return; // SQLite's rows have column types
+  }
+  auto s = be.open();
+  s->put_pool(make_pool("web", {1}));
+  be.write_raw("SET", "pool:web", R"({"name":"web","failover_delay_s":"thirty","label":7})");
+  be.write_raw("SET", "member:1", "[1,2]");
+  std::vector<pool_config> pools;
+  REQUIRE_NOTHROW(pools = s->load_pools());
+  REQUIRE(pools.size() == 1);
+  CHECK(pools[0].name == "web");
+  CHECK(pools[0].failover_delay_s == pool_config{}.failover_delay_s);
 }

@@ -27,6 +27,37 @@ struct redis_server_options {
   std::string acl_password;
 };
 
+/// A loopback TCP port nothing answers on for as long as this lives: bound,
+/// never listening, so a connection is refused and no other test's server
+/// can take the port meanwhile.
+class closed_port {
+public:
+  closed_port() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("closed_port: cannot bind a loopback port");
+    }
+    port_ = ntohs(a.sin_port);
+  }
+  ~closed_port() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  closed_port(const closed_port&) = delete;
+  closed_port& operator=(const closed_port&) = delete;
+  int port() const { return port_; }
+
+private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 class redis_server {
 public:
   explicit redis_server(redis_server_options o = {}) : o_(std::move(o)) {
