@@ -261,6 +261,25 @@ void control_impl::ping(api::done<bool> cb) {
     supervisor_);
 }
 
+void control_impl::cluster_status(api::done<std::string> cb) {
+  if (!cluster_) {
+    api::control::cluster_status(std::move(cb));
+    return;
+  }
+  sys_.spawn(
+    [cb](caf::event_based_actor* self, caf::actor cluster) -> caf::behavior {
+      self->request(cluster, std::chrono::seconds(5), cluster_atom_v)
+        .then(
+          [=](std::string& j) {
+            cb(api::outcome<std::string>::success(std::move(j)));
+            self->quit();
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    cluster_);
+}
+
 api::state_counts control_impl::count_states() const {
   api::state_counts c;
   reg_->for_each([&](const member_slot& s) {

@@ -76,6 +76,9 @@ public:
   void ping(api::done<bool> cb) override;
 
   void set_ready(bool r) { ready_.store(r); }
+  /// Cluster: the node's cluster actor (before the API answers).
+  void set_cluster(caf::actor c) { cluster_ = std::move(c); }
+  void cluster_status(api::done<std::string> cb) override;
 
   /// A CAF error as the API's failure (refuse() context, timeouts).
   static api::failure to_failure(caf::actor_system& sys, const caf::error& e);
@@ -83,6 +86,7 @@ public:
 private:
   caf::actor_system& sys_;
   caf::actor supervisor_;
+  caf::actor cluster_;
   std::shared_ptr<registry> reg_;
   std::string agent_version_latest_; // older agents count as outdated
   std::atomic<bool> ready_{false};

@@ -38,6 +38,8 @@ supervisor_deps make_supervisor_deps(const engine_config& cfg,
   deps.fleet_silence.release_settle_ms =
     std::int64_t{cfg.silence_release_settle_s} * 1000;
   deps.checkpoint_interval_ms = std::int64_t{cfg.snapshot_interval_s} * 1000;
+  deps.cluster = !cfg.cluster.node_id.empty();
+  deps.takeover_grace_ms = std::int64_t{cfg.cluster.takeover_grace_s} * 1000;
   // The engine-wide settings, for pools created and settings changed at run
   // time; the pools themselves live in their runtimes.
   auto engine = std::make_shared<engine_config>(cfg);

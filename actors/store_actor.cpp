@@ -598,6 +598,30 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       s->publish();
       arm_retry(self, *s);
     },
+    // -- a pool taken over from another node (cluster) --------------------
+    [=](restore_atom, const std::vector<std::uint64_t>& ids)
+      -> caf::result<std::vector<member_state_record>> {
+      return now(*s, "load_member_states_of", [&] {
+        return s->st->load_member_states_of(std::vector<member_id>(ids.begin(), ids.end()));
+      });
+    },
+    [=](active_atom, const std::string& pool) -> caf::result<std::int64_t> {
+      return now(*s, "active_member", [&] {
+        return static_cast<std::int64_t>(s->st->active_member(pool).value_or(0));
+      });
+    },
+    [=](journal_dns_atom, const std::string& pool)
+      -> caf::result<std::vector<dns_change_record>> {
+      return now(*s, "pending_dns_changes", [&] {
+        std::vector<dns_change_record> out;
+        for (auto& c : s->st->pending_dns_changes()) {
+          if (c.pool == pool) {
+            out.push_back(std::move(c));
+          }
+        }
+        return out;
+      });
+    },
     [=](activity_atom, const std::string& pool, std::int64_t before,
         std::uint64_t limit,
         member_id m) -> caf::result<std::vector<activity_record>> {

@@ -191,6 +191,127 @@ void open_enrollment(self_ptr self, member_info info, std::string pool,
       [=](caf::error& e) mutable { rp.deliver(store_failed_error(self, e)); });
 }
 
+// Cluster: a pool this node now owns, restored from the store as a restart
+// restores it (states, active member, grace), then its pool actor, then
+// the DNS changes its previous owner journaled and did not finish.
+void take_over(self_ptr self, const std::string& name, std::int64_t token) {
+  auto& st = self->state;
+  auto rt_it = st.runtimes.find(name);
+  if (rt_it == st.runtimes.end() || st.restoring.count(name) != 0) {
+    return;
+  }
+  st.restoring.insert(name);
+  auto rt = rt_it->second;
+  std::vector<std::uint64_t> ids;
+  for (const auto& m : rt->members) {
+    ids.push_back(m->slot->id);
+  }
+  auto store = st.deps.store;
+  auto fail = [=](caf::error& e) {
+    self->state.restoring.erase(name);
+    self->state.owned.erase(name);
+    log::error("pool_takeover_failed", {{"pool", name}, {"error", self->system().render(e)}});
+  };
+  self->request(store, caf::infinite, restore_atom_v, ids)
+    .then(
+      [=](std::vector<member_state_record>& states) {
+        self->request(store, caf::infinite, active_atom_v, name)
+          .then(
+            [=](std::int64_t active) {
+              self->request(store, caf::infinite, journal_dns_atom_v, name)
+                .then(
+                  [=](std::vector<dns_change_record>& pending) {
+                    auto& st = self->state;
+                    st.restoring.erase(name);
+                    if (st.owned.count(name) == 0 || st.pools.count(name) != 0 ||
+                        rt->live_members.load() > 0) {
+                      return; // given up meanwhile, or still stopping
+                    }
+                    auto now = st.deps.clk->now_ms();
+                    auto grace = st.deps.takeover_grace_ms > 0
+                                   ? st.deps.takeover_grace_ms
+                                   : std::int64_t{rt->config.failover_delay_s} * 1000;
+                    std::unordered_map<member_id, member_state_record> by_id;
+                    for (const auto& r : states) {
+                      by_id[r.id] = r;
+                    }
+                    for (auto& m : rt->members) {
+                      auto& slot = *m->slot;
+                      auto state = member_state::pending;
+                      std::int64_t since = now;
+                      if (auto i = by_id.find(slot.id); i != by_id.end()) {
+                        state = i->second.state;
+                        since = i->second.state_since_ms;
+                        auto seq = slot.last_seq.load();
+                        slot.last_seq.store(std::max(seq, i->second.last_seq));
+                        // Heard now as far as the fsm knows: the grace
+                        // covers the time nobody was listening.
+                        auto seen = state != member_state::pending &&
+                                        state != member_state::down
+                                      ? now
+                                      : i->second.last_seen_ms;
+                        slot.last_seen_ms.store(std::max(slot.last_seen_ms.load(), seen));
+                      }
+                      m->fsm = member_fsm(rt->detection, state, since, now + grace);
+                      m->publish_state(now);
+                    }
+                    if (active != 0) {
+                      rt->active = static_cast<member_id>(active);
+                    }
+                    log::info("pool_taken_over",
+                              {{"pool", name},
+                               {"token", std::to_string(token)},
+                               {"restored_states", std::to_string(states.size())},
+                               {"active", std::to_string(rt->active)},
+                               {"grace_ms", std::to_string(grace)},
+                               {"dns_changes_resumed", std::to_string(pending.size())}});
+                    spawn_pool(self, rt);
+                    if (!pending.empty()) {
+                      // Journaled with their ids: newest-wins and
+                      // read-compare-write make them happen once.
+                      self->request(st.deps.dns, caf::infinite, submit_atom_v,
+                                    std::move(pending))
+                        .then([](std::vector<dns_change_record>&) {},
+                              [](caf::error&) {});
+                    }
+                  },
+                  fail);
+            },
+            fail);
+      },
+      fail);
+}
+
+// Cluster: what this node heard of pools it does not own, to their owners.
+void forward_heard(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.deps.clk->now_ms();
+  auto since = st.forwarded_until_ms;
+  st.forwarded_until_ms = now;
+  for (const auto& [name, rt] : st.runtimes) {
+    if (st.owned.count(name) != 0) {
+      continue;
+    }
+    auto owner = st.owner_of.find(name);
+    if (owner == st.owner_of.end() || !owner->second) {
+      continue;
+    }
+    std::vector<std::uint64_t> packed; // id, seen, seq
+    for (const auto& m : rt->members) {
+      const auto& slot = *m->slot;
+      auto seen = slot.last_seen_ms.load(std::memory_order_acquire);
+      if (seen > since) {
+        packed.push_back(slot.id);
+        packed.push_back(static_cast<std::uint64_t>(seen));
+        packed.push_back(slot.last_seq.load(std::memory_order_acquire));
+      }
+    }
+    if (!packed.empty()) {
+      self->send(owner->second, seen_atom_v, std::move(packed));
+    }
+  }
+}
+
 } // namespace
 
 std::vector<member_state_record> snapshot_member_states(const registry& reg) {
@@ -225,8 +346,9 @@ caf::behavior supervisor_actor(self_ptr self,
       st.pools.erase(p);
     }
     if (msg.reason == caf::exit_reason::normal ||
-        msg.reason == caf::exit_reason::user_shutdown) {
-      return;
+        msg.reason == caf::exit_reason::user_shutdown ||
+        (st.deps.cluster && st.owned.count(name) == 0)) {
+      return; // stopped, or handed to another node
     }
     st.deps.metrics->actor_restarts.fetch_add(1);
     log::error("actor_crashed", {{"kind", "pool"},
@@ -237,7 +359,14 @@ caf::behavior supervisor_actor(self_ptr self,
   });
   for (auto& rt : pools) {
     st.runtimes[rt->config.name] = rt;
-    spawn_pool(self, rt);
+    if (!st.deps.cluster) {
+      spawn_pool(self, rt);
+    }
+  }
+  if (st.deps.cluster) {
+    st.forwarded_until_ms = st.deps.clk->now_ms();
+    self->delayed_send(self, std::chrono::milliseconds(st.deps.forward_interval_ms),
+                       forward_atom_v);
   }
   for (const auto& e : st.deps.enrollments) {
     remember_enrollment(self, e);
@@ -278,9 +407,64 @@ caf::behavior supervisor_actor(self_ptr self,
       auto& st = self->state;
       auto i = st.pools.find(name);
       if (i == st.pools.end()) {
+        // Cluster: the owner's pool actor, through its node's supervisor.
+        if (st.deps.cluster && st.owned.count(name) == 0) {
+          if (auto o = st.owner_of.find(name); o != st.owner_of.end() && o->second) {
+            auto rp = self->make_response_promise<caf::actor>();
+            self->request(o->second, std::chrono::seconds(5), pool_atom_v, name)
+              .then([rp](caf::actor& a) mutable { rp.deliver(std::move(a)); },
+                    [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+            return rp;
+          }
+          if (st.runtimes.count(name) != 0) {
+            return refuse("unavailable", "", "pool '" + name +
+                                               "' is between owners (its lease is being taken "
+                                               "over); try again in a few seconds");
+          }
+        }
         return no_pool(name);
       }
       return i->second;
+    },
+    // -- cluster -----------------------------------------------------------
+    [=](own_atom, const std::string& name, std::int64_t token) {
+      auto& st = self->state;
+      st.owned[name] = token;
+      st.owner_of.erase(name);
+      take_over(self, name, token);
+    },
+    [=](disown_atom, const std::string& name) {
+      auto& st = self->state;
+      if (st.owned.erase(name) == 0) {
+        return;
+      }
+      log::warn("pool_given_up", {{"pool", name}});
+      if (auto p = st.pools.find(name); p != st.pools.end()) {
+        self->send_exit(p->second, caf::exit_reason::user_shutdown);
+        st.pools.erase(p);
+      }
+      auto& known = st.population[name];
+      st.fleet->set_population(st.fleet->population() - known);
+      known = 0;
+    },
+    [=](owners_atom, const std::string& name, caf::actor owner) {
+      auto& st = self->state;
+      if (st.owned.count(name) == 0) {
+        st.owner_of[name] = std::move(owner);
+      }
+    },
+    [=](seen_atom, const std::vector<std::uint64_t>& packed) {
+      auto& st = self->state;
+      for (std::size_t i = 0; i + 2 < packed.size(); i += 3) {
+        st.deps.reg->heard_elsewhere(packed[i], static_cast<std::int64_t>(packed[i + 1]),
+                                     packed[i + 2]);
+      }
+    },
+    [=](forward_atom) {
+      forward_heard(self);
+      self->delayed_send(self,
+                         std::chrono::milliseconds(self->state.deps.forward_interval_ms),
+                         forward_atom_v);
     },
     // -- admin API ---------------------------------------------------------
     [=](pools_atom) -> std::vector<caf::actor> {
@@ -511,8 +695,24 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](checkpoint_atom) {
       auto& st = self->state;
-      self->send(st.deps.store, save_atom_v,
-                 snapshot_member_states(*st.deps.reg));
+      if (!st.deps.cluster) {
+        self->send(st.deps.store, save_atom_v, snapshot_member_states(*st.deps.reg));
+      } else {
+        // Only the pools this node owns: the others' owners write theirs.
+        std::vector<member_state_record> rs;
+        for (const auto& [name, token] : st.owned) {
+          auto rt = st.runtimes.find(name);
+          if (rt == st.runtimes.end() || st.pools.count(name) == 0) {
+            continue;
+          }
+          for (const auto& m : rt->second->members) {
+            const auto& s = *m->slot;
+            rs.push_back(member_state_record{s.id, s.state.load(), s.state_since_ms.load(),
+                                             s.last_seen_ms.load(), s.last_seq.load()});
+          }
+        }
+        self->send(st.deps.store, save_atom_v, std::move(rs));
+      }
       self->delayed_send(self,
                          std::chrono::milliseconds(st.deps.checkpoint_interval_ms),
                          checkpoint_atom_v);

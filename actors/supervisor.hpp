@@ -29,6 +29,12 @@ struct supervisor_deps {
   std::int64_t checkpoint_interval_ms = 30'000; // 0 = no checkpoints
   std::shared_ptr<const engine_config> engine;  // without pools
   std::vector<enrollment_record> enrollments;   // open at start-up
+  // Cluster (several nodes, one Redis): no pool runs here until the
+  // cluster actor hands it over (own_atom) with its lease; what this node
+  // hears of other nodes' pools is forwarded to their owners.
+  bool cluster = false;
+  std::int64_t forward_interval_ms = 250;
+  std::int64_t takeover_grace_ms = 0; // 0 = each pool's failover delay
 };
 
 struct recent_grant {
@@ -63,6 +69,12 @@ struct supervisor_state {
   std::unordered_map<member_id, std::string> grant_of; // member → its grant's hash
   std::size_t grants_sweep_at = 64;
   std::unordered_map<std::string, enrolling_now> enrolling; // by secret hash
+  // Cluster: the pools this node owns (their leases' tokens), those being
+  // restored, and the owners' supervisors of the others.
+  std::unordered_map<std::string, std::int64_t> owned;
+  std::unordered_set<std::string> restoring;
+  std::unordered_map<std::string, caf::actor> owner_of;
+  std::int64_t forwarded_until_ms = 0; // heartbeats after it not yet forwarded
   static inline const char* name = "supervisor";
 };
 

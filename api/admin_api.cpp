@@ -328,6 +328,7 @@ int status_of(const std::string& code) {
     {"dns_provider_failed", 502},
     {"unavailable", 503},
     {"too_many_connections", 503},
+    {"not_clustered", 404},
   };
   for (const auto& [c, s] : table) {
     if (code == c) {
@@ -493,6 +494,15 @@ void admin_api::route(http::request& req, http::responder& respond) {
   }
   if (seg.empty() || seg[0] != "v1") {
     respond(error("not_found", "", "no route " + req.path));
+    return;
+  }
+  if (seg.size() == 2 && seg[1] == "cluster") {
+    if (allow({"GET"})) {
+      engine_.cluster_status(answer<std::string>(respond, [](const std::string& j) {
+        auto body = json::parse(j, nullptr, false);
+        return ok_json(200, body.is_discarded() ? json::object() : body);
+      }));
+    }
     return;
   }
   if (seg.size() == 2 && seg[1] == "status") {

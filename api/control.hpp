@@ -131,6 +131,12 @@ public:
   /// The engine answers: its supervisor (and so its pools) is alive and
   /// not stuck. /readyz asks this on every probe.
   virtual void ping(done<bool> cb) = 0;
+  /// Cluster: nodes, pools per node and leases, as JSON text; a failure
+  /// "not_clustered" on a node without a cluster.
+  virtual void cluster_status(done<std::string> cb) {
+    cb(outcome<std::string>::fail(
+      {"not_clustered", "", "this balctld runs alone (no \"cluster\" in its config)"}));
+  }
 };
 
 } // namespace balctl::api

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/cluster.hpp"
 #include "actors/control_impl.hpp"
 #include "actors/engine.hpp"
 #include "actors/supervisor.hpp"
@@ -333,8 +334,12 @@ int main(int argc, char** argv) {
   std::vector<enrollment_record> enrollments;
   try {
     st = open_configured_store(cfg);
-    pending = adopt_pending_decisions(*st);
-    pending_dns = st->pending_dns_changes();
+    // One node finishes what its last run left; in a cluster each pool's
+    // owner does, when it takes the pool (actors/supervisor take_over).
+    if (cfg.cluster.node_id.empty()) {
+      pending = adopt_pending_decisions(*st);
+      pending_dns = st->pending_dns_changes();
+    }
     parts = bootstrap(cfg, *st, clk.now_ms());
     enrollments = st->load_enrollments();
   } catch (const store_error& e) {
@@ -346,6 +351,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::size_t member_count = parts.reg->size();
+  std::vector<std::string> pool_names;
+  for (const auto& rt : parts.pools) {
+    pool_names.push_back(rt->config.name);
+  }
+  const bool clustered = !cfg.cluster.node_id.empty();
   // Each member's facts now live in its slot and runtime; the parsed config
   // would hold a second copy of every member for the life of the process.
   cfg.pools.clear();
@@ -357,6 +367,9 @@ int main(int argc, char** argv) {
   {
     caf::actor_system_config sys_cfg;
     configure_actor_system(sys_cfg);
+    if (clustered) {
+      load_cluster_modules(sys_cfg);
+    }
     caf::actor_system sys{sys_cfg};
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
                                 std::move(enrollments));
@@ -387,6 +400,7 @@ int main(int argc, char** argv) {
       cfg.udp_listen,
       [&](const std::uint8_t* data, std::size_t len, const sockaddr* src,
           std::uint8_t* reply) { return on_frame("udp", data, len, src, reply); });
+    caf::actor cluster; // the cluster actor, when clustered
     auto err = listener.start();
     // The TLS stream listener, for networks that drop UDP: same frames,
     // same ingest.
@@ -473,7 +487,16 @@ int main(int argc, char** argv) {
       exit_code = 1;
     } else if (admin_failed) {
       exit_code = 1;
+    } else if (clustered &&
+               !(cluster = start_cluster(sys, cfg, handles, pool_names,
+                                         admin_http ? with_port(cfg.admin.listen,
+                                                                admin_http->bound_port())
+                                                    : std::string(),
+                                         &err))) {
+      log::error("cluster_start_failed", {{"error", err}});
+      exit_code = 1;
     } else {
+      control.set_cluster(cluster);
       control.set_ready(true);
       log::info("balctld_ready", {{"udp_port", std::to_string(listener.bound_port())},
                                   {"pools", std::to_string(parts.pools.size())},
@@ -487,6 +510,7 @@ int main(int argc, char** argv) {
       log::info("balctld_stopping", {{"signal", std::to_string(sig)}});
     }
     control.set_ready(false);
+    stop_cluster(sys, cluster); // the other nodes take this one's pools now
     if (admin_http) {
       admin_http->stop();
     }
@@ -502,8 +526,12 @@ int main(int argc, char** argv) {
   }
   // Final checkpoint, after every actor stopped: the next start restores
   // exactly this.
+  // (In a cluster the owners checkpoint their pools: this node's slots of
+  // other nodes' pools are not the truth.)
   try {
-    st->save_member_states(snapshot_member_states(*parts.reg));
+    if (!clustered) {
+      st->save_member_states(snapshot_member_states(*parts.reg));
+    }
   } catch (const store_error& e) {
     log::error("checkpoint_failed", {{"error", e.what()}});
     exit_code = 1;

@@ -155,6 +155,8 @@ const std::vector<command_spec>& command_specs() {
     {"status", {"POOL"}, 0, {"--tiles-limit", "--tiles-offset"},
      "status [POOL] [--tiles-limit N] [--tiles-offset N]",
      "fleet overview; with POOL the pool's KPIs, member tiles and visible tabs"},
+    {"cluster status", {}, 0, {}, "cluster status",
+     "nodes of the cluster, pools per node, and each pool's lease (owner, age, expiry)"},
     {"pool create", {"NAME"}, 1, {"--preset", "--id"},
      "pool create NAME [--preset generic-linux|haproxy] [--id ID]",
      "create a pool"},
@@ -251,7 +253,7 @@ const command_spec* find_command(const std::string& name) {
 
 bool is_group(const std::string& word) {
   return word == "pool" || word == "member" || word == "account" || word == "dns" ||
-         word == "provider";
+         word == "provider" || word == "cluster";
 }
 
 /// A command's usage after "usage: balctl ", continuation lines indented
@@ -557,6 +559,9 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
            std::nullopt};
       inv.output = output_kind::pool_overview;
     }
+  } else if (cmd == "cluster status") {
+    r = {"GET", "/v1/cluster", std::nullopt};
+    inv.output = output_kind::cluster_status;
   } else if (cmd == "pool create") {
     json body = {{"name", non_empty("NAME", args[0])}};
     if (const auto* v = last(given, "--preset")) {

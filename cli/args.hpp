@@ -69,6 +69,7 @@ enum class output_kind {
   provider_added,   // POST /v1/pools/{id}/dns/providers
   provider_updated, // PATCH /v1/pools/{id}/dns/providers/{provider_id}
   provider_removed, // DELETE /v1/pools/{id}/dns/providers/{provider_id}
+  cluster_status,   // GET /v1/cluster
 };
 
 /// Where a DNS provider's secret comes from ("provider add", "provider

@@ -300,6 +300,32 @@ std::string fleet_status(const json& s) {
                         {"by state", by_state}});
 }
 
+std::string cluster_status(const json& c) {
+  std::string out = render_fields({{"this node", text(c, "node")},
+                                   {"pools", text(c, "pools")},
+                                   {"lease ttl", text(c, "lease_ttl_ms") + " ms"}});
+  const json& nodes = at(c, "nodes");
+  text_table n{{"NODE", "POOLS", "ADMIN", "FORWARD", "EXPIRES IN"}, {}, {false, true}};
+  if (nodes.is_array()) {
+    for (const auto& x : nodes) {
+      n.rows.push_back({text(x, "id"), text(x, "pools"), text(x, "admin"), text(x, "forward"),
+                        text(x, "expires_in_ms") + " ms"});
+    }
+  }
+  out += "\n" + render_table(n);
+  const json& leases = at(c, "leases");
+  text_table l{{"POOL", "OWNER", "TOKEN", "LEASE AGE", "EXPIRES IN", "LIVE"}, {}, {false, false, true}};
+  if (leases.is_array()) {
+    for (const auto& x : leases) {
+      l.rows.push_back({text(x, "pool"), text(x, "node"), text(x, "token"),
+                        text(x, "age_ms") + " ms", text(x, "expires_in_ms") + " ms",
+                        text(x, "live")});
+    }
+  }
+  out += "\n" + render_table(l);
+  return out;
+}
+
 std::string pool_overview(const json& o, std::int64_t now_ms) {
   const json& pool = at(o, "pool");
   const json& k = at(o, "kpis");
@@ -766,6 +792,8 @@ std::string render_success(const invocation& inv, const json& body, std::int64_t
   switch (inv.output) {
   case output_kind::fleet_status:
     return fleet_status(body);
+  case output_kind::cluster_status:
+    return cluster_status(body);
   case output_kind::pool_overview:
     return pool_overview(body, now_ms);
   case output_kind::pool_list:

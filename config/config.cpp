@@ -543,6 +543,30 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   }
 }
 
+void read_cluster(reader& r, const json& j, cluster_config& c) {
+  const std::string p = "cluster.";
+  if (!j.is_object()) {
+    r.error("cluster", "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"node_id", "listen", "advertise", "lease_ttl_ms", "takeover_grace_s"});
+  if (!r.string(j, p, "node_id", c.node_id)) {
+    r.error(p + "node_id", "required");
+  } else if (c.node_id.empty() || c.node_id.size() > 64 ||
+             c.node_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789._-") != std::string::npos) {
+    r.error_value(p + "node_id", j["node_id"], "must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
+  }
+  if (r.string(j, p, "listen", c.listen) && !valid_listen(c.listen)) {
+    r.error_value(p + "listen", j["listen"], "must be host:port or [v6]:port");
+  }
+  if (r.string(j, p, "advertise", c.advertise) && !valid_listen(c.advertise)) {
+    r.error_value(p + "advertise", j["advertise"], "must be host:port or [v6]:port");
+  }
+  r.integer(j, p, "lease_ttl_ms", c.lease_ttl_ms, 1000, 120000);
+  r.integer(j, p, "takeover_grace_s", c.takeover_grace_s, 0, 3600);
+}
+
 void read_heartbeat_tls(reader& r, const json& j, heartbeat_tls_config& t) {
   const std::string p = "heartbeat_tls.";
   if (!j.is_object()) {
@@ -601,7 +625,7 @@ config_result parse_config(const std::string& json_text) {
                 "flap_threshold", "flap_window_s", "flap_hold_s",
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
-                "snapshot_interval_s", "admin", "heartbeat_tls",
+                "snapshot_interval_s", "admin", "heartbeat_tls", "cluster",
                 "dns_providers", "pools"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
@@ -662,6 +686,12 @@ config_result parse_config(const std::string& json_text) {
   }
   if (auto a = j.find("admin"); a != j.end()) {
     read_admin(r, *a, c.admin);
+  }
+  if (auto cl = j.find("cluster"); cl != j.end()) {
+    read_cluster(r, *cl, c.cluster);
+    if (c.store.empty()) {
+      r.error("cluster", "needs a redis:// store (\"store\"): the nodes share their state there");
+    }
   }
   if (auto d = j.find("dns_providers"); d != j.end()) {
     if (!d->is_array()) {

@@ -141,9 +141,19 @@ struct heartbeat_tls_config {
   int idle_timeout_s = 120;       // 5..3600: no frame this long closes the connection
 };
 
+// Several balctld nodes sharing one Redis (docs/design/redis-and-cluster.md).
+struct cluster_config {
+  std::string node_id;          // "" = one node, no cluster
+  std::string listen;           // host:port: CAF middleman, forwarding between nodes
+  std::string advertise;        // host:port the other nodes use; "" = listen
+  int lease_ttl_ms = 10'000;    // 1000..120000: a dead node's pools move after this
+  int takeover_grace_s = 0;     // 0 = each pool's failover delay; else 1..3600
+};
+
 struct engine_config {
   std::string udp_listen = "127.0.0.1:7946"; // host:port ([v6]:port)
   heartbeat_tls_config heartbeat_tls;
+  cluster_config cluster;
   std::string store_path = "balctld.db";     // SQLite file; ":memory:" allowed
   // "" = the SQLite file at store_path; "redis://[user[:password]@]host[:port][/db]"
   // = Redis (adapters/store/redis_store). Never logged as written (password).

@@ -249,4 +249,28 @@ accept_result ingest::accept(const std::uint8_t* data, std::size_t len,
                                  *slot, hdr.seq, now_ms)};
 }
 
+bool registry::heard_elsewhere(member_id m, std::int64_t seen_ms, std::uint64_t seq) const {
+  auto slot = find(m);
+  if (!slot) {
+    return false;
+  }
+  auto last = slot->last_seq.load(std::memory_order_acquire);
+  while (seq > last &&
+         !slot->last_seq.compare_exchange_weak(last, seq, std::memory_order_acq_rel)) {
+  }
+  auto seen = slot->last_seen_ms.load(std::memory_order_acquire);
+  while (seen_ms > seen &&
+         !slot->last_seen_ms.compare_exchange_weak(seen, seen_ms, std::memory_order_acq_rel)) {
+  }
+  if (slot->state.load(std::memory_order_acquire) != member_state::healthy &&
+      !slot->heard_pending.exchange(true, std::memory_order_acq_rel)) {
+    if (auto n = slot->notifier()) {
+      n->heard(slot->id);
+    } else {
+      slot->heard_pending.store(false, std::memory_order_release);
+    }
+  }
+  return true;
+}
+
 } // namespace balctl

@@ -131,6 +131,11 @@ public:
   }
   /// Snapshot of all slots (for periodic state checkpoints).
   std::vector<std::shared_ptr<member_slot>> all() const;
+  /// Cluster: another node accepted a heartbeat of m at seen_ms with seq
+  /// (it forwards what it heard for pools it does not own). Applied as
+  /// ingest applies its own: newer only, the pool told when the member was
+  /// not healthy. False when m is not here.
+  bool heard_elsewhere(member_id m, std::int64_t seen_ms, std::uint64_t seq) const;
 
 private:
   mutable std::shared_mutex mu_;

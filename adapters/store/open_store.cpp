@@ -10,9 +10,7 @@
 
 namespace balctl {
 
-namespace {
-
-redis_store_options redis_options(const engine_config& cfg) {
+redis_store_options redis_options_for(const engine_config& cfg) {
   std::string why;
   auto o = parse_redis_url(cfg.store, &why);
   if (!o) {
@@ -38,13 +36,11 @@ redis_store_options redis_options(const engine_config& cfg) {
   return *o;
 }
 
-} // namespace
-
 std::unique_ptr<store> open_configured_store(const engine_config& cfg) {
   if (cfg.store.empty()) {
     return open_sqlite_store(cfg.store_path);
   }
-  return open_redis_store(redis_options(cfg));
+  return open_redis_store(redis_options_for(cfg));
 }
 
 std::string describe_store(const engine_config& cfg) {

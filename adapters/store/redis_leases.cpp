@@ -153,10 +153,11 @@ void lease_table::start() {
 
 bool lease_table::available() const { return impl_->c.ready(); }
 
-void lease_table::register_node(const std::string& node, const std::string& info,
-                                 std::int64_t ttl_ms, std::int64_t now_ms) {
-  impl_->run({"EVAL", register_script, "1", impl_->k("nodes"), std::to_string(now_ms), node, info,
-              std::to_string(ttl_ms)});
+std::int64_t lease_table::register_node(const std::string& node, const std::string& info,
+                                         std::int64_t ttl_ms, std::int64_t now_ms) {
+  return impl_->run({"EVAL", register_script, "1", impl_->k("nodes"), std::to_string(now_ms), node, info,
+              std::to_string(ttl_ms)})
+    .integer;
 }
 
 void lease_table::unregister_node(const std::string& node) {

@@ -61,8 +61,8 @@ public:
 
   // now_ms = 0: Redis's clock. Tests pass theirs.
 
-  /// Registers or renews this node until now + ttl.
-  void register_node(const std::string& node, const std::string& info, std::int64_t ttl_ms,
+  /// Registers or renews this node until now + ttl; the now it used.
+  std::int64_t register_node(const std::string& node, const std::string& info, std::int64_t ttl_ms,
                      std::int64_t now_ms = 0);
   /// Removes it (a clean stop).
   void unregister_node(const std::string& node);

@@ -81,6 +81,18 @@ std::uint64_t to_u64(const std::string& text) {
   return ec == std::errc() && end == text.data() + text.size() ? v : 0;
 }
 
+member_state_record state_from(member_id id, const json& j) {
+  member_state_record r;
+  r.id = id;
+  if (!from_string(field(j, "state", "pending"), r.state)) {
+    r.state = member_state::pending;
+  }
+  r.state_since_ms = field(j, "since", std::int64_t{0});
+  r.last_seen_ms = field(j, "seen", std::int64_t{0});
+  r.last_seq = field(j, "seq", std::uint64_t{0});
+  return r;
+}
+
 json pool_json(const pool_config& p) {
   return {{"name", p.name},
           {"preset", to_string(p.preset)},
@@ -552,16 +564,25 @@ public:
     // above, drop_members), so every field is a member's.
     std::vector<member_state_record> out;
     for (const auto& [id, body] : hash(k("states"))) {
-      auto j = parse_obj(body);
-      member_state_record r;
-      r.id = static_cast<member_id>(to_u64(id));
-      if (!from_string(field(j, "state", "pending"), r.state)) {
-        r.state = member_state::pending;
+      out.push_back(state_from(static_cast<member_id>(to_u64(id)), parse_obj(body)));
+    }
+    return out;
+  }
+
+  std::vector<member_state_record> load_member_states_of(
+    const std::vector<member_id>& ids) override {
+    std::vector<member_state_record> out;
+    for (std::size_t i = 0; i < ids.size(); i += chunk) {
+      argv hmget{"HMGET", k("states")};
+      for (std::size_t j = i; j < ids.size() && j < i + chunk; ++j) {
+        hmget.push_back(std::to_string(ids[j]));
       }
-      r.state_since_ms = field(j, "since", std::int64_t{0});
-      r.last_seen_ms = field(j, "seen", std::int64_t{0});
-      r.last_seq = field(j, "seq", std::uint64_t{0});
-      out.push_back(r);
+      auto r = run(std::move(hmget));
+      for (std::size_t j = 0; j < r.elements.size(); ++j) {
+        if (r.elements[j].k == redis::reply::kind::string) {
+          out.push_back(state_from(ids[i + j], parse_obj(r.elements[j].str)));
+        }
+      }
     }
     return out;
   }

@@ -29,4 +29,8 @@ std::optional<redis_store_options> parse_redis_url(const std::string& url, std::
 /// reason: a Redis that is down at start is a clear error.
 std::unique_ptr<store> open_redis_store(const redis_store_options& o);
 
+/// The config's Redis (store, store_password_file, store_prefix,
+/// store_timeout_ms); throws store_error naming the key at fault.
+redis_store_options redis_options_for(const engine_config& cfg);
+
 } // namespace balctl

@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "config/config.hpp"
@@ -181,6 +182,18 @@ public:
   virtual void save_member_state(const member_state_record& r) = 0;
   virtual void save_member_states(const std::vector<member_state_record>& rs) = 0;
   virtual std::vector<member_state_record> load_member_states() = 0;
+  /// The states of these members only (a pool taken over from another node).
+  virtual std::vector<member_state_record> load_member_states_of(
+    const std::vector<member_id>& ids) {
+    std::unordered_set<member_id> want(ids.begin(), ids.end());
+    std::vector<member_state_record> out;
+    for (auto& r : load_member_states()) {
+      if (want.count(r.id) != 0) {
+        out.push_back(r);
+      }
+    }
+    return out;
+  }
 
   // The active member of each pool.
   virtual void set_active_member(const std::string& pool, member_id m) = 0;

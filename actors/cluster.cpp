@@ -1,0 +1,334 @@
+#include "actors/cluster.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+
+#include <caf/io/middleman.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/engine.hpp"
+#include "adapters/store/redis_store.hpp"
+#include "engine/log.hpp"
+
+namespace balctl {
+
+namespace {
+
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+struct held_lease {
+  std::int64_t token = 0;
+  steady::time_point renewed; // when Redis last confirmed it (local clock)
+};
+
+struct remote_node {
+  std::string forward;
+  caf::actor supervisor;
+};
+
+struct cluster_state {
+  cluster_deps d;
+  std::map<std::string, held_lease> held;
+  std::map<std::string, remote_node> remotes;  // by node id
+  std::map<std::string, std::string> told;     // pool -> owner node told to the supervisor
+  std::string status = "{}";                   // the last tick's view, as JSON
+  bool redis_ok = true;
+};
+
+std::size_t rank(const std::string& node, const std::string& pool) {
+  return std::hash<std::string>{}(node + "\n" + pool);
+}
+
+void give_up(caf::event_based_actor* self, cluster_state& s, const std::string& pool,
+             const char* why) {
+  auto h = s.held.find(pool);
+  if (h == s.held.end()) {
+    return;
+  }
+  log::warn("lease_given_up", {{"pool", pool}, {"token", std::to_string(h->second.token)},
+                               {"reason", why}});
+  self->send(s.d.supervisor, disown_atom_v, pool);
+  s.held.erase(h);
+}
+
+// The owner's supervisor of another node, connected once and kept.
+caf::actor remote_supervisor(caf::event_based_actor* self, cluster_state& s,
+                             const std::string& node, const std::string& info) {
+  auto j = json::parse(info, nullptr, false);
+  auto forward = j.is_object() ? j.value("forward", "") : std::string();
+  auto& r = s.remotes[node];
+  if (r.forward == forward && r.supervisor) {
+    return r.supervisor;
+  }
+  r.forward = forward;
+  r.supervisor = nullptr;
+  auto colon = forward.rfind(':');
+  if (forward.empty() || colon == std::string::npos) {
+    return nullptr;
+  }
+  auto host = forward.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') {
+    host = host.substr(1, host.size() - 2);
+  }
+  auto port = static_cast<std::uint16_t>(std::atoi(forward.c_str() + colon + 1));
+  auto a = self->system().middleman().remote_actor(host, port);
+  if (!a) {
+    log::warn("cluster_node_unreachable", {{"node", node},
+                                           {"forward", forward},
+                                           {"error", self->system().render(a.error())}});
+    return nullptr;
+  }
+  log::info("cluster_node_connected", {{"node", node}, {"forward", forward}});
+  r.supervisor = *a;
+  return r.supervisor;
+}
+
+void tick(caf::event_based_actor* self, cluster_state& s) {
+  auto& d = s.d;
+  auto ttl = d.ttl_ms;
+  // A lease not confirmed for this long may be another node's by now:
+  // stop acting for it before that can be (a margin for clock drift).
+  auto deadline = std::chrono::milliseconds(ttl - std::max<std::int64_t>(ttl / 5, 200));
+  try {
+    json info = {{"forward", d.forward}, {"admin", d.admin}};
+    auto now = d.leases->register_node(d.node, info.dump(), ttl);
+    for (auto it = s.held.begin(); it != s.held.end();) {
+      auto pool = it->first;
+      ++it;
+      if (d.leases->renew(pool, d.node, s.held[pool].token, ttl)) {
+        s.held[pool].renewed = steady::now();
+      } else {
+        give_up(self, s, pool, "its lease was taken or expired");
+      }
+    }
+    auto nodes = d.leases->live_nodes();
+    auto leases = d.leases->leases();
+    std::set<std::string> live;
+    for (const auto& n : nodes) {
+      live.insert(n.id);
+    }
+    std::map<std::string, lease_record> lease_of;
+    for (const auto& l : leases) {
+      lease_of[l.pool] = l;
+    }
+    auto n = std::max<std::size_t>(1, live.size());
+    auto share = (d.pools.size() + n - 1) / n;
+
+    // Beyond the share (a node joined): give up the pools it prefers least.
+    if (s.held.size() > share) {
+      std::vector<std::string> mine;
+      for (const auto& [pool, h] : s.held) {
+        mine.push_back(pool);
+      }
+      std::sort(mine.begin(), mine.end(), [&](const auto& a, const auto& b) {
+        return rank(d.node, a) < rank(d.node, b);
+      });
+      for (std::size_t i = 0; s.held.size() > share && i < mine.size(); ++i) {
+        auto token = s.held[mine[i]].token;
+        give_up(self, s, mine[i], "fair share: another node takes it");
+        d.leases->release(mine[i], d.node, token);
+      }
+    }
+    // Below it: free or expired pools, the ones this node ranks first.
+    if (s.held.size() < share) {
+      std::vector<std::string> free;
+      for (const auto& pool : d.pools) {
+        auto l = lease_of.find(pool);
+        if (s.held.count(pool) == 0 && (l == lease_of.end() || l->second.expires_ms <= now)) {
+          free.push_back(pool);
+        }
+      }
+      std::sort(free.begin(), free.end(), [&](const auto& a, const auto& b) {
+        return rank(d.node, a) > rank(d.node, b);
+      });
+      for (const auto& pool : free) {
+        if (s.held.size() >= share) {
+          break;
+        }
+        auto got = d.leases->acquire(pool, d.node, ttl);
+        if (got.token > 0) {
+          s.held[pool] = held_lease{got.token, steady::now()};
+          lease_of[pool] = lease_record{pool, d.node, got.token, got.now_ms, got.expires_ms};
+          log::info("lease_taken", {{"pool", pool}, {"token", std::to_string(got.token)}});
+          // The store first: the pool's first write already carries it.
+          self->send(d.store, fence_atom_v, pool, got.token);
+          self->send(d.supervisor, own_atom_v, pool, got.token);
+        }
+      }
+    }
+    // Who owns the others: their supervisors, for forwarding.
+    std::map<std::string, std::string> info_of;
+    for (const auto& nd : nodes) {
+      info_of[nd.id] = nd.info;
+    }
+    for (const auto& pool : d.pools) {
+      if (s.held.count(pool) != 0) {
+        s.told.erase(pool);
+        continue;
+      }
+      auto l = lease_of.find(pool);
+      if (l == lease_of.end() || l->second.expires_ms <= now || live.count(l->second.node) == 0) {
+        if (s.told.erase(pool) != 0) {
+          self->send(d.supervisor, owners_atom_v, pool, caf::actor{}); // between owners
+        }
+        continue;
+      }
+      const auto& owner = l->second.node;
+      if (owner == d.node) {
+        continue; // released a moment ago, still in Redis's answer
+      }
+      auto t = s.told.find(pool);
+      if (t != s.told.end() && t->second == owner && s.remotes[owner].supervisor) {
+        continue;
+      }
+      if (auto sup = remote_supervisor(self, s, owner, info_of[owner])) {
+        self->send(d.supervisor, owners_atom_v, pool, sup);
+        s.told[pool] = owner;
+      }
+    }
+    // The view `balctl cluster status` shows.
+    json js = {{"node", d.node}, {"lease_ttl_ms", ttl}, {"pools", d.pools.size()}};
+    json jn = json::array();
+    for (const auto& nd : nodes) {
+      std::size_t count = 0;
+      for (const auto& l : leases) {
+        count += l.node == nd.id && l.expires_ms > now ? 1 : 0;
+      }
+      auto ij = json::parse(nd.info, nullptr, false);
+      jn.push_back({{"id", nd.id},
+                    {"admin", ij.is_object() ? ij.value("admin", "") : ""},
+                    {"forward", ij.is_object() ? ij.value("forward", "") : ""},
+                    {"expires_in_ms", nd.expires_ms - now},
+                    {"pools", count}});
+    }
+    js["nodes"] = jn;
+    json jl = json::array();
+    for (const auto& l : leases) {
+      jl.push_back({{"pool", l.pool},
+                    {"node", l.node},
+                    {"token", l.token},
+                    {"age_ms", now - l.since_ms},
+                    {"expires_in_ms", l.expires_ms - now},
+                    {"live", l.expires_ms > now}});
+    }
+    js["leases"] = jl;
+    s.status = js.dump();
+    if (!s.redis_ok) {
+      log::info("cluster_redis_back", {});
+    }
+    s.redis_ok = true;
+  } catch (const std::exception& e) {
+    if (s.redis_ok) {
+      log::error("cluster_redis_failed", {{"error", e.what()}});
+    }
+    s.redis_ok = false;
+    // Without Redis no lease can be confirmed: hold on only while it
+    // cannot have expired.
+    for (auto it = s.held.begin(); it != s.held.end();) {
+      auto pool = it->first;
+      auto renewed = it->second.renewed;
+      ++it;
+      if (steady::now() - renewed >= deadline) {
+        give_up(self, s, pool, "Redis unreachable: its lease cannot be renewed");
+      }
+    }
+  }
+}
+
+} // namespace
+
+caf::behavior cluster_actor(caf::event_based_actor* self, cluster_deps d) {
+  auto s = std::make_shared<cluster_state>();
+  s->d = std::move(d);
+  auto every = std::chrono::milliseconds(std::max<std::int64_t>(100, s->d.ttl_ms / 3));
+  self->send(self, deadline_atom_v, std::int64_t{0});
+  return {
+    [=](deadline_atom, std::int64_t) {
+      tick(self, *s);
+      self->delayed_send(self, every, deadline_atom_v, std::int64_t{0});
+    },
+    [=](cluster_atom) -> std::string { return s->status; },
+    // A clean stop: the pools go to the other nodes at once.
+    [=](caf::close_atom) {
+      for (const auto& [pool, h] : s->held) {
+        try {
+          s->d.leases->release(pool, s->d.node, h.token);
+        } catch (const std::exception&) {
+          break; // they expire on their own
+        }
+      }
+      try {
+        s->d.leases->unregister_node(s->d.node);
+      } catch (const std::exception&) {
+      }
+      s->held.clear();
+      self->quit();
+    },
+  };
+}
+
+void load_cluster_modules(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+}
+
+caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
+                         const engine_handles& h, std::vector<std::string> pools,
+                         const std::string& admin, std::string* error) {
+  const auto& c = cfg.cluster;
+  cluster_deps d;
+  d.supervisor = h.supervisor;
+  d.store = h.store;
+  d.node = c.node_id;
+  d.admin = admin;
+  d.ttl_ms = c.lease_ttl_ms;
+  d.pools = std::move(pools);
+  try {
+    auto o = redis_options_for(cfg);
+    d.leases = std::make_shared<lease_table>(o.client, o.prefix);
+    d.leases->start();
+  } catch (const std::exception& e) {
+    *error = std::string("cluster: ") + e.what();
+    return nullptr;
+  }
+  if (!c.listen.empty()) {
+    auto colon = c.listen.rfind(':');
+    auto host = c.listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') {
+      host = host.substr(1, host.size() - 2);
+    }
+    auto port = static_cast<std::uint16_t>(std::atoi(c.listen.c_str() + colon + 1));
+    auto bound = sys.middleman().publish(h.supervisor, port, host.c_str(), true);
+    if (!bound) {
+      *error = "cluster.listen " + c.listen + ": " + sys.render(bound.error());
+      return nullptr;
+    }
+    auto advertise = c.advertise.empty() ? c.listen : c.advertise;
+    auto acolon = advertise.rfind(':');
+    // Port 0 in the address: the one the middleman bound.
+    if (advertise.substr(acolon + 1) == "0") {
+      advertise = advertise.substr(0, acolon + 1) + std::to_string(*bound);
+    }
+    d.forward = advertise;
+    log::info("cluster_listening", {{"listen", c.listen}, {"port", std::to_string(*bound)},
+                                    {"forward", d.forward}});
+  }
+  log::info("cluster_joining", {{"node", d.node},
+                                {"pools", std::to_string(d.pools.size())},
+                                {"lease_ttl_ms", std::to_string(d.ttl_ms)}});
+  return sys.spawn<caf::detached>(cluster_actor, std::move(d));
+}
+
+void stop_cluster(caf::actor_system& sys, const caf::actor& cluster) {
+  if (!cluster) {
+    return;
+  }
+  caf::scoped_actor self{sys};
+  self->request(cluster, std::chrono::seconds(3), caf::close_atom_v)
+    .receive([] {}, [](caf::error&) {});
+}
+
+} // namespace balctl
