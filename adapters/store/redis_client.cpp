@@ -388,7 +388,7 @@ std::string client::start() {
     return std::string("redis: uv_async_init: ") + uv_strerror(rc);
   }
   m.wake.data = &m;
-  auto close = [&m](std::initializer_list<uv_handle_t*> hs) {
+  auto close = [](std::initializer_list<uv_handle_t*> hs) {
     for (auto* h : hs) {
       uv_close(h, nullptr);
     }

@@ -226,21 +226,35 @@ activity_record activity_from(const json& j) {
 }
 
 // allocate_member_id: max(stored next, at_least), and the next one after.
-const char* const allocate_script = R"lua(
-local n = tonumber(redis.call('GET', KEYS[1]) or '1')
-local m = tonumber(ARGV[1])
-if m > n then n = m end
-redis.call('SET', KEYS[1], n + 1)
+// Member ids are 64-bit: Lua's numbers (doubles) are exact only to 2^53, so
+// the counter is compared and incremented as a decimal string.
+#define BALCTL_LUA_DECIMAL                                                     \
+  "local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end\n" \
+  "local function inc(s)\n"                                                     \
+  "  local tail = ''\n"                                                         \
+  "  for i = #s, 1, -1 do\n"                                                    \
+  "    local d = string.byte(s, i) - 48\n"                                      \
+  "    if d < 9 then return string.sub(s, 1, i - 1) .. string.char(d + 49) .. tail end\n" \
+  "    tail = '0' .. tail\n"                                                    \
+  "  end\n"                                                                     \
+  "  return '1' .. tail\n"                                                      \
+  "end\n"
+
+const char* const allocate_script = BALCTL_LUA_DECIMAL R"lua(
+local n = redis.call('GET', KEYS[1]) or '1'
+if gt(ARGV[1], n) then n = ARGV[1] end
+redis.call('SET', KEYS[1], inc(n))
 return n
 )lua";
 
 // put_member: the next id stays above every member id stored.
-const char* const bump_script = R"lua(
-local n = tonumber(redis.call('GET', KEYS[1]) or '1')
-local m = tonumber(ARGV[1]) + 1
-if m > n then redis.call('SET', KEYS[1], m) end
+const char* const bump_script = BALCTL_LUA_DECIMAL R"lua(
+local m = inc(ARGV[1])
+if gt(m, redis.call('GET', KEYS[1]) or '1') then redis.call('SET', KEYS[1], m) end
 return 1
 )lua";
+
+#undef BALCTL_LUA_DECIMAL
 
 // The states of members still stored (KEYS[1] the hash, ARGV[1] the
 // member keys' prefix, then id/state pairs); the number written.
@@ -452,7 +466,7 @@ public:
 
   member_id allocate_member_id(member_id at_least) override {
     auto r = run({"EVAL", allocate_script, "1", k("next_member_id"), std::to_string(at_least)});
-    return static_cast<member_id>(r.integer);
+    return static_cast<member_id>(to_u64(r.str));
   }
 
   // -- enrollments -----------------------------------------------------------------

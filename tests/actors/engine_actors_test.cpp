@@ -320,7 +320,7 @@ TEST_CASE("healthy members heartbeating are re-armed by their pool without "
   CHECK(f.metrics.member_wakes.load() > wakes);
 }
 
-TEST_CASE("a down member has no timer; its first heartbeat wakes it through "
+TEST_CASE("a down member has no timer, its first heartbeat wakes it through "
           "the pool",
           "[actors][timers]") {
   fixture f({make_pool("a", {1, 2, 3})});

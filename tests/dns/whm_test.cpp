@@ -256,7 +256,7 @@ TEST_CASE("whm a refused token is an auth failure that names no token", "[whm][d
   CHECK(env.whm.records("example.com", "www.example.com", "A").empty());
 }
 
-TEST_CASE("whm a 429 pauses with the server's Retry-After; a 503 is transient", "[whm][dns]") {
+TEST_CASE("whm a 429 pauses with the server's Retry-After, a 503 is transient", "[whm][dns]") {
   std::atomic<std::int64_t> now{1'000'000};
   test::whm_standin::options o;
   o.clock_ms = [&now] { return now.load(); };

@@ -233,7 +233,7 @@ TEST_CASE("pool requests with a bad field are refused with the field and why",
   CHECK(p.body["settings"]["failback"] == "manual");
 }
 
-TEST_CASE("adding a server returns its secret and install command once; members are listed, read and removed",
+TEST_CASE("adding a server returns its secret and install command once, members are listed, read and removed",
           "[admin][e2e]") {
   node n;
   n.start();

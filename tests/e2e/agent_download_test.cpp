@@ -106,7 +106,7 @@ TEST_CASE("an empty agent file is served as an empty 200, not a 404", "[agent][e
   CHECK(n.log().find("agent_file_unreadable") == std::string::npos);
 }
 
-TEST_CASE("the 11th rapid binary download is 429 with Retry-After; the script is still "
+TEST_CASE("the 11th rapid binary download is 429 with Retry-After, the script is still "
           "served",
           "[agent][e2e]") {
   dist_node d;

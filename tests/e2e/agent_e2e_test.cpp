@@ -439,7 +439,7 @@ TEST_CASE("without agent_dist_dir the agent files are not served", "[agent][e2e]
   CHECK(r.raw.find("agent_dist_dir") != std::string::npos);
 }
 
-TEST_CASE("steady-state heartbeats are bare 48-byte frames; the status body goes when a "
+TEST_CASE("steady-state heartbeats are bare 48-byte frames, the status body goes when a "
           "stack appears",
           "[agent][e2e]") {
   namespace fs = std::filesystem;

@@ -85,8 +85,8 @@ std::size_t count_of(const std::string& text, const std::string& what) {
 
 } // namespace
 
-TEST_CASE("three nodes share the pools; a killed node's pools move within the lease time without "
-          "a failover; a paused node gives its pools up when it wakes",
+TEST_CASE("three nodes share the pools, a killed node's pools move within the lease time without "
+          "a failover, a paused node gives its pools up when it wakes",
           "[e2e][cluster][redis]") {
   redis_server redis;
   node a, b, c;

@@ -129,7 +129,7 @@ bool activity_has(node& n, const std::string& kind, const std::string& needle) {
 
 } // namespace
 
-TEST_CASE("a down source cuts its accounts at Cloudflare and WHM; Account Cut DNS fails back",
+TEST_CASE("a down source cuts its accounts at Cloudflare and WHM, Account Cut DNS fails back",
           "[e2e][dns][accounts]") {
   auto cf = start_cloudflare();
   seed_a(*cf, "alice.example.test", "192.0.2.1", /*proxied=*/true);

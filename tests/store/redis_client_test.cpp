@@ -166,7 +166,7 @@ TEST_CASE("redis: a command past its timeout drops the connection, and it comes 
   CHECK(run(c, {"PING"}).value.str == "PONG");
 }
 
-TEST_CASE("redis: a password or an ACL user authenticates; a wrong one is refused by reason, "
+TEST_CASE("redis: a password or an ACL user authenticates, a wrong one is refused by reason, "
           "never shown",
           "[redis][store]") {
   redis_server_options so;

@@ -114,7 +114,7 @@ TEST_CASE("a pool has one owner: another node takes it only after the lease expi
   }
 }
 
-TEST_CASE("nodes register with an expiry; the expired ones leave the list", "[store][redis][cluster]") {
+TEST_CASE("nodes register with an expiry, the expired ones leave the list", "[store][redis][cluster]") {
   test::redis_server s;
   auto t = table(s);
   t->register_node("node-a", R"({"admin":"127.0.0.1:1"})", ttl, 1000);

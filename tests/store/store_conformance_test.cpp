@@ -732,7 +732,7 @@ TEST_CASE("API provider credentials round trip with their secret, pool and membe
   CHECK(s->load_dns_providers().empty());
 }
 
-TEST_CASE("a cut's side write never brings back an account removed meanwhile; unreadable rows are "
+TEST_CASE("a cut's side write never brings back an account removed meanwhile, unreadable rows are "
           "left out and reported",
           "[store]") {
   backend be(BACKEND);
@@ -918,4 +918,15 @@ TEST_CASE("a stored row of the wrong shape reads as defaults, it never throws", 
   REQUIRE(pools.size() == 1);
   CHECK(pools[0].name == "web");
   CHECK(pools[0].failover_delay_s == pool_config{}.failover_delay_s);
+}
+
+TEST_CASE("member ids above 2^53 are allocated exactly, never twice", "[store]") {
+  backend be(BACKEND);
+  auto s = be.open();
+  const member_id big = (member_id{1} << 60) + 1; // not exact as a double
+  s->put_pool(make_pool("big", {big}));
+  CHECK(s->allocate_member_id(1) == big + 1);
+  CHECK(s->allocate_member_id(1) == big + 2);
+  CHECK(s->allocate_member_id(big + 10) == big + 10);
+  CHECK(s->allocate_member_id(1) == big + 11);
 }

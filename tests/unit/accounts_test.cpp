@@ -369,7 +369,7 @@ TEST_CASE("an account added while its source is down is cut when evaluated alone
   CHECK(book.evaluate_one("nobody", pool, t0 + 2000).cuts.empty());
 }
 
-TEST_CASE("an account's API body: only what an operator sets; a GET sent back reads as a PATCH",
+TEST_CASE("an account's API body: only what an operator sets, a GET sent back reads as a PATCH",
           "[accounts][unit]") {
   protected_account a;
   REQUIRE_FALSE(read_account_json(

@@ -55,7 +55,7 @@ std::string header(const http::response& r, const std::string& name) {
 
 } // namespace
 
-TEST_CASE("a bearer token maps to its role; anything else to none", "[api][unit]") {
+TEST_CASE("a bearer token maps to its role, anything else to none", "[api][unit]") {
   token_auth auth({token("ops", true, "ops-secret-0123456789"),
                    token("view", false, "view-secret-0123456789")});
   std::string who;
@@ -234,7 +234,7 @@ TEST_CASE("agent files are served from memory, re-read only when they change",
 }
 
 TEST_CASE("binary downloads beyond the burst get 429 with Retry-After until a token "
-          "refills; the script is not limited",
+          "refills, the script is not limited",
           "[api][unit]") {
   temp_dir dir;
   manual_clock clk;

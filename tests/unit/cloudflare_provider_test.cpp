@@ -45,7 +45,7 @@ json zone_hit() { return json::array({{{"id", "Z1"}, {"name", "example.com"}}});
 
 } // namespace
 
-TEST_CASE("cloudflare: zone by suffix, cached; in place writes nothing", "[cloudflare][unit]") {
+TEST_CASE("cloudflare: zone by suffix, cached, in place writes nothing", "[cloudflare][unit]") {
   auto p = make();
   auto op = p->apply(www());
   auto s = op->start();
@@ -72,7 +72,7 @@ TEST_CASE("cloudflare: zone by suffix, cached; in place writes nothing", "[cloud
   CHECK(s.live->content == "192.0.2.10");
 }
 
-TEST_CASE("cloudflare: differs -> PATCH; missing -> POST; duplicates deleted", "[cloudflare][unit]") {
+TEST_CASE("cloudflare: differs -> PATCH, missing -> POST, duplicates deleted", "[cloudflare][unit]") {
   auto p = make();
   auto d = www("192.0.2.20");
   d.zone = "example.com";

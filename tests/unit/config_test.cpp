@@ -151,7 +151,7 @@ TEST_CASE("absent keys get their defaults", "[config][unit]") {
   }
 }
 
-TEST_CASE("a redis store is configured by URL; its password is never repeated in an error",
+TEST_CASE("a redis store is configured by URL, its password is never repeated in an error",
           "[config][unit]") {
   auto r = parse_config(cfg_top("\"store\":\"redis://balctl:pw@10.1.2.3:6380/2\","
                                 "\"store_prefix\":\"edge1:\",\"store_timeout_ms\":500"));

@@ -43,7 +43,7 @@ TEST_CASE("a change older than one already taken for its record never runs", "[d
   CHECK(q.pop(0));
 }
 
-TEST_CASE("one change of a record runs at a time; the next waits for it", "[dns_queue][unit]") {
+TEST_CASE("one change of a record runs at a time, the next waits for it", "[dns_queue][unit]") {
   dns_queue q;
   q.add(job(1, "www.example.com", "a"));
   auto first = q.pop(0);
@@ -73,7 +73,7 @@ TEST_CASE("pool failover records run before account records, then by age", "[dns
   CHECK(order == std::vector<std::int64_t>{3, 1, 2, 4});
 }
 
-TEST_CASE("a retried change waits until its not_before; a newer one replaces it", "[dns_queue][unit]") {
+TEST_CASE("a retried change waits until its not_before, a newer one replaces it", "[dns_queue][unit]") {
   dns_queue q;
   q.add(job(1, "www.example.com", "a"));
   auto j = q.pop(0);

@@ -128,7 +128,7 @@ TEST_CASE("a loop thread is not started without a successful init()", "[loop_thr
   CHECK(lt.startable());
 }
 
-TEST_CASE("stop() from the loop thread wakes the loop; the next stop() elsewhere joins it",
+TEST_CASE("stop() from the loop thread wakes the loop, the next stop() elsewhere joins it",
           "[loop_thread][unit]") {
   // A callback on the loop thread cannot join its own thread: before, the
   // join threw, the thread was never joined and the process ended in
