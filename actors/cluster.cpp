@@ -244,7 +244,10 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
 caf::behavior cluster_actor(caf::event_based_actor* self, cluster_deps d) {
   auto s = std::make_shared<cluster_state>();
   s->d = std::move(d);
-  auto every = std::chrono::milliseconds(std::max<std::int64_t>(100, s->d.ttl_ms / 3));
+  // At least every second: a dead node's pools are taken within a second
+  // of their leases' expiry (TTL + 1 s at most), not a third of the TTL.
+  auto every = std::chrono::milliseconds(
+    std::clamp<std::int64_t>(s->d.ttl_ms / 3, 100, 1000));
   self->send(self, deadline_atom_v, std::int64_t{0});
   return {
     [=](deadline_atom, std::int64_t) {

@@ -1,7 +1,7 @@
 #pragma once
 
 // Cluster actor: this node's part in a cluster of balctld nodes sharing one
-// Redis (docs/design/redis-and-cluster.md). Every lease_ttl/3 it renews
+// Redis (docs/design/redis-and-cluster.md). Every lease_ttl/3 (at most 1 s) it renews
 // its node registration and the leases of the pools it owns, takes free or
 // expired pools up to its fair share (pools / live nodes, rendezvous-hashed
 // so nodes prefer different pools), gives up pools beyond it when nodes
