@@ -297,6 +297,17 @@ end
 return 1
 )lua";
 
+// HSET of ARGV's field/value pairs into KEYS[1], only while every other key
+// exists (the pool or member the rows belong to), as SQLite's foreign keys.
+const char* const hset_if_script = R"lua(
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    return redis.error_reply('NOREF ' .. KEYS[i] .. ' is not stored')
+  end
+end
+return redis.call('HSET', KEYS[1], unpack(ARGV))
+)lua";
+
 class redis_store final : public store {
 public:
   explicit redis_store(const redis_store_options& o) : o_(o), c_(o.client) {
@@ -476,7 +487,8 @@ public:
               {"secret_sha256", secrets::to_hex(e.secret_sha256)},
               {"pool", e.pool},
               {"created_ms", e.created_ms}};
-    run({"HSET", k("enrollments"), std::to_string(e.member), j.dump()});
+    hset_if(k("enrollments"), {k("member:" + std::to_string(e.member))},
+            {std::to_string(e.member), j.dump()});
   }
 
   void complete_enrollment(member_id m, const protocol::key& key) override {
@@ -602,7 +614,7 @@ public:
   }
 
   void set_active_member(const std::string& pool, member_id m) override {
-    run({"HSET", k("active"), pool, std::to_string(m)});
+    hset_if(k("active"), {k("pool:" + pool)}, {pool, std::to_string(m)});
   }
 
   std::optional<member_id> active_member(const std::string& pool) override {
@@ -747,12 +759,12 @@ public:
     if (as.empty()) {
       return;
     }
-    argv hset{"HSET", k("accounts:" + pool)};
+    argv fields;
     for (const auto& a : as) {
-      hset.push_back(a.id);
-      hset.push_back(to_json_text(a));
+      fields.push_back(a.id);
+      fields.push_back(to_json_text(a));
     }
-    run(std::move(hset));
+    hset_if(k("accounts:" + pool), {k("pool:" + pool)}, std::move(fields));
   }
 
   std::vector<std::int64_t> journal_account_cuts(const std::string& pool,
@@ -808,12 +820,14 @@ public:
     if (ps.empty()) {
       return;
     }
-    argv hset{"HSET", k("providers")};
+    argv fields;
+    std::set<std::string> pools;
     for (const auto& p : ps) {
-      hset.push_back(p.id);
-      hset.push_back(dns_provider_json(p));
+      fields.push_back(p.id);
+      fields.push_back(dns_provider_json(p));
+      pools.insert(k("pool:" + p.pool));
     }
-    run(std::move(hset));
+    hset_if(k("providers"), argv(pools.begin(), pools.end()), std::move(fields));
   }
 
   void delete_dns_provider(const std::string& id) override {
@@ -935,6 +949,14 @@ private:
       c_.command({"DISCARD"}, [](redis::result) {});
       throw;
     }
+  }
+
+  void hset_if(const std::string& key, const argv& must_exist, argv fields) {
+    argv a{"EVAL", hset_if_script, num(static_cast<std::int64_t>(1 + must_exist.size())), key};
+    a.insert(a.end(), must_exist.begin(), must_exist.end());
+    a.insert(a.end(), std::make_move_iterator(fields.begin()),
+             std::make_move_iterator(fields.end()));
+    run(std::move(a));
   }
 
   std::vector<std::pair<std::string, std::string>> hash(const std::string& key) {

@@ -930,3 +930,31 @@ TEST_CASE("member ids above 2^53 are allocated exactly, never twice", "[store]")
   CHECK(s->allocate_member_id(big + 10) == big + 10);
   CHECK(s->allocate_member_id(1) == big + 11);
 }
+
+TEST_CASE("rows for a pool or member that is not stored are refused", "[store]") {
+  backend be(BACKEND);
+  auto s = be.open();
+  s->put_pool(make_pool("web", {1}));
+  CHECK_THROWS_AS(s->set_active_member("nope", 1), store_error);
+  protected_account a;
+  a.id = "alice";
+  a.domain = "alice.example.com";
+  a.source = 1;
+  a.standby = 1;
+  CHECK_THROWS_AS(s->put_accounts("nope", {a}), store_error);
+  enrollment_record e;
+  e.member = 404;
+  e.pool = "web";
+  CHECK_THROWS_AS(s->put_enrollment(e), store_error);
+  dns_provider_config p;
+  REQUIRE(read_dns_provider_json(R"({"id":"cf","type":"cloudflare","secret":"t"})", p).empty());
+  p.pool = "nope";
+  CHECK_THROWS_AS(s->put_dns_provider(p), store_error);
+  // Nothing of it was written; the stored pool's rows still go in.
+  CHECK_FALSE(s->active_member("nope"));
+  CHECK(s->load_accounts().empty());
+  CHECK(s->load_enrollments().empty());
+  CHECK(s->load_dns_providers().empty());
+  s->set_active_member("web", 1);
+  CHECK(s->active_member("web") == std::optional<member_id>(1));
+}
