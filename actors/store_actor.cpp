@@ -218,28 +218,81 @@ void arm_retry(caf::event_based_actor* self, store_state& s) {
                      std::int64_t{0});
 }
 
-// A write that may be owed: made now when nothing is owed before it, kept
-// in order otherwise (or when the store turns out unavailable).
-void owe(caf::event_based_actor* self, store_state& s, const char* op,
-         std::function<void(store&)> apply) {
+// A write the engine may owe, tried now when nothing is owed before it:
+// done, to be owed (the store is unavailable), or refused (*err says why).
+enum class attempt { done, owe, refused };
+
+template <class F>
+attempt attempt_now(store_state& s, const char* op, F f, caf::error* err = nullptr) {
   if (s.degraded) {
     replay(s);
   }
-  if (!s.degraded) {
-    try {
-      apply(*s.st);
-      return;
-    } catch (const store_unavailable& e) {
-      enter_degraded(s, op, e);
-    } catch (const std::exception& e) {
-      failed(s, op, e);
-      return;
+  if (s.degraded) {
+    return attempt::owe;
+  }
+  try {
+    f();
+    return attempt::done;
+  } catch (const store_unavailable& e) {
+    enter_degraded(s, op, e);
+    return attempt::owe;
+  } catch (const store_fenced& e) {
+    auto why = fenced(s, op, e);
+    if (err != nullptr) {
+      *err = std::move(why);
+    }
+  } catch (const std::exception& e) {
+    failed(s, op, e);
+    if (err != nullptr) {
+      *err = caf::make_error(caf::sec::runtime_error, e.what());
     }
   }
+  return attempt::refused;
+}
+
+// Keeps apply for the replay, in order.
+void push_owed(caf::event_based_actor* self, store_state& s, const char* op,
+               std::function<void(store&)> apply) {
   s.owed.push_back({op, std::move(apply)});
   trim(s);
   s.publish();
   arm_retry(self, s);
+}
+
+// Made now, or kept in order when the store is unavailable.
+void owe(caf::event_based_actor* self, store_state& s, const char* op,
+         std::function<void(store&)> apply) {
+  if (attempt_now(s, op, [&] { apply(*s.st); }) == attempt::owe) {
+    push_owed(self, s, op, std::move(apply));
+  }
+}
+
+// Journal entries (or an account cut) the engine acts on at once: their
+// ids now, real or provisional (mapped when the owed write is made).
+template <class Write>
+caf::result<std::vector<std::int64_t>> journal(caf::event_based_actor* self, store_state& s,
+                                               const char* op, std::size_t n, Write write) {
+  std::vector<std::int64_t> ids;
+  caf::error err;
+  switch (attempt_now(s, op, [&] { ids = write(*s.st, s); }, &err)) {
+    case attempt::done:
+      return ids;
+    case attempt::refused:
+      return err;
+    case attempt::owe:
+      break;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    ids.push_back(s.dns.provisional());
+  }
+  // The state outlives its owed writes (they are in it): a plain pointer.
+  push_owed(self, s, op, [ss = &s, ids, write](store& st) {
+    auto real = write(st, *ss);
+    for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
+      ss->dns.real[ids[i]] = real[i];
+    }
+  });
+  return ids;
 }
 
 // A call answering an operator: never owed. Whatever is owed goes first
@@ -319,30 +372,21 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       }
     },
     [=](record_atom, const pool_decision& d) -> caf::result<std::int64_t> {
-      if (s->degraded) {
-        replay(*s);
+      std::int64_t id = 0;
+      caf::error err;
+      switch (attempt_now(*s, "record_decision", [&] { id = s->st->record_decision(d); },
+                          &err)) {
+        case attempt::done:
+          return id;
+        case attempt::refused:
+          return err;
+        case attempt::owe:
+          break;
       }
-      if (!s->degraded) {
-        try {
-          auto id = s->st->record_decision(d);
-                    return id;
-        } catch (const store_unavailable& e) {
-          enter_degraded(*s, "record_decision", e);
-        } catch (const store_fenced& e) {
-          return fenced(*s, "record_decision", e);
-        } catch (const std::exception& e) {
-          failed(*s, "record_decision", e);
-          return caf::make_error(caf::sec::runtime_error, e.what());
-        }
-      }
-      auto id = s->decisions.provisional();
-      // The state outlives its owed writes (they are in it): a plain pointer.
-      s->owed.push_back({"record_decision", [ss = s.get(), d, id](store& st) {
-                           ss->decisions.real[id] = st.record_decision(d);
-                         }});
-      trim(*s);
-      s->publish();
-      arm_retry(self, *s);
+      id = s->decisions.provisional();
+      push_owed(self, *s, "record_decision", [ss = s.get(), d, id](store& st) {
+        ss->decisions.real[id] = st.record_decision(d);
+      });
       return id;
     },
     [=](fence_atom, const std::string& pool, std::int64_t token) {
@@ -359,19 +403,9 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       });
     },
     [=](save_atom, const std::vector<member_state_record>& rs) {
-      if (s->degraded) {
-        replay(*s);
-      }
-      if (!s->degraded) {
-        try {
-          s->st->save_member_states(rs);
-          return;
-        } catch (const store_unavailable& e) {
-          enter_degraded(*s, "save_member_states", e);
-        } catch (const std::exception& e) {
-          failed(*s, "save_member_states", e);
-          return;
-        }
+      if (attempt_now(*s, "save_member_states", [&] { s->st->save_member_states(rs); }) !=
+          attempt::owe) {
+        return;
       }
       for (const auto& r : rs) {
         s->owed_states[r.id] = r; // a newer checkpoint supersedes
@@ -380,19 +414,9 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       arm_retry(self, *s);
     },
     [=](active_atom, const std::string& pool, member_id m) {
-      if (s->degraded) {
-        replay(*s);
-      }
-      if (!s->degraded) {
-        try {
-          s->st->set_active_member(pool, m);
-          return;
-        } catch (const store_unavailable& e) {
-          enter_degraded(*s, "set_active_member", e);
-        } catch (const std::exception& e) {
-          failed(*s, "set_active_member", e);
-          return;
-        }
+      if (attempt_now(*s, "set_active_member", [&] { s->st->set_active_member(pool, m); }) !=
+          attempt::owe) {
+        return;
       }
       s->owed_active[pool] = m;
       s->publish();
@@ -401,36 +425,10 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
     // -- the DNS journal ---------------------------------------------------
     [=](journal_dns_atom, const std::vector<dns_change_record>& cs)
       -> caf::result<std::vector<std::int64_t>> {
-      if (s->degraded) {
-        replay(*s);
-      }
-      if (!s->degraded) {
-        try {
-          auto ids = s->st->journal_dns_changes(cs);
-          return ids;
-        } catch (const store_unavailable& e) {
-          enter_degraded(*s, "journal_dns_changes", e);
-        } catch (const store_fenced& e) {
-          return fenced(*s, "journal_dns_changes", e);
-        } catch (const std::exception& e) {
-          failed(*s, "journal_dns_changes", e);
-          return caf::make_error(caf::sec::runtime_error, e.what());
-        }
-      }
-      std::vector<std::int64_t> ids;
-      for (std::size_t i = 0; i < cs.size(); ++i) {
-        ids.push_back(s->dns.provisional());
-      }
-      s->owed.push_back({"journal_dns_changes", [ss = s.get(), cs, ids](store& st) {
-                           auto real = st.journal_dns_changes(with_decisions(*ss, with_decisions(*ss, cs)));
-                           for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
-                             ss->dns.real[ids[i]] = real[i];
-                           }
-                         }});
-      trim(*s);
-      s->publish();
-      arm_retry(self, *s);
-      return ids;
+      return journal(self, *s, "journal_dns_changes", cs.size(),
+                     [cs](store& st, const store_state& ss) {
+                       return st.journal_dns_changes(with_decisions(ss, cs));
+                     });
     },
     [=](mark_dns_atom, const std::vector<std::int64_t>& ids, const std::string& status,
         const std::string& error) {
@@ -454,36 +452,10 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
     // provisional ids for its changes, like the journal.
     [=](cut_atom, const std::string& pool, const std::vector<protected_account>& as,
         const std::vector<dns_change_record>& cs) -> caf::result<std::vector<std::int64_t>> {
-      if (s->degraded) {
-        replay(*s);
-      }
-      if (!s->degraded) {
-        try {
-          auto ids = s->st->journal_account_cuts(pool, as, cs);
-          return ids;
-        } catch (const store_unavailable& e) {
-          enter_degraded(*s, "journal_account_cuts", e);
-        } catch (const store_fenced& e) {
-          return fenced(*s, "journal_account_cuts", e);
-        } catch (const std::exception& e) {
-          failed(*s, "journal_account_cuts", e);
-          return caf::make_error(caf::sec::runtime_error, e.what());
-        }
-      }
-      std::vector<std::int64_t> ids;
-      for (std::size_t i = 0; i < cs.size(); ++i) {
-        ids.push_back(s->dns.provisional());
-      }
-      s->owed.push_back({"journal_account_cuts", [ss = s.get(), pool, as, cs, ids](store& st) {
-                           auto real = st.journal_account_cuts(pool, as, with_decisions(*ss, cs));
-                           for (std::size_t i = 0; i < real.size() && i < ids.size(); ++i) {
-                             ss->dns.real[ids[i]] = real[i];
-                           }
-                         }});
-      trim(*s);
-      s->publish();
-      arm_retry(self, *s);
-      return ids;
+      return journal(self, *s, "journal_account_cuts", cs.size(),
+                     [pool, as, cs](store& st, const store_state& ss) {
+                       return st.journal_account_cuts(pool, as, with_decisions(ss, cs));
+                     });
     },
     [=](put_account_atom, const std::string& pool,
         const std::vector<protected_account>& as) -> caf::result<bool> {
@@ -578,19 +550,9 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
       for (const auto& l : lines) {
         rs.push_back(to_record(pool, l));
       }
-      if (s->degraded) {
-        replay(*s);
-      }
-      if (!s->degraded) {
-        try {
-          s->st->append_activity(rs, keep);
-          return;
-        } catch (const store_unavailable& e) {
-          enter_degraded(*s, "append_activity", e);
-        } catch (const std::exception& e) {
-          failed(*s, "append_activity", e);
-          return;
-        }
+      if (attempt_now(*s, "append_activity", [&] { s->st->append_activity(rs, keep); }) !=
+          attempt::owe) {
+        return;
       }
       s->owed_activity_lines += rs.size();
       s->owed_activity.push_back({std::move(rs), keep});

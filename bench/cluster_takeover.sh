@@ -17,11 +17,8 @@ members="${3:-100000}"
 ttl_ms="${4:-10000}"
 source "$(dirname "$0")/lib.sh"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-  > "$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.1; done
+start_redis
+port=$redis_port
 
 python3 - "$tmp" "$pools" "$members" "$port" "$ttl_ms" <<'PY'
 import json, sys

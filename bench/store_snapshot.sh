@@ -7,10 +7,7 @@ set -euo pipefail
 build="${1:-build}"
 members="${2:-1000000}"
 source "$(dirname "$0")/lib.sh"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-  > "$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.1; done
+start_redis
+port=$redis_port
 "$build/balctl-store-snapshot" --redis-port "$port" --members "$members" --dir "$tmp"
 echo "redis used_memory: $(redis-cli -p "$port" info memory | grep '^used_memory_human' | cut -d: -f2 | tr -d '\r')"
