@@ -93,6 +93,16 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
   // A lease not confirmed for this long may be another node's by now:
   // stop acting for it before that can be (a margin for clock drift).
   auto deadline = std::chrono::milliseconds(ttl - std::max<std::int64_t>(ttl / 5, 200));
+  // The pools' side of the same rule: what Redis confirms in this round
+  // holds until then, counted from before asking (engine clock).
+  auto confirmed_until = d.clk->now_ms() + deadline.count();
+  std::vector<std::string> confirmed;
+  auto tell_confirmed = [&] {
+    if (!confirmed.empty()) {
+      self->send(d.supervisor, lease_atom_v, confirmed,
+                 std::vector<std::int64_t>(confirmed.size(), confirmed_until));
+    }
+  };
   try {
     json info = {{"forward", d.forward}, {"admin", d.admin}};
     auto now = d.leases->register_node(d.node, info.dump(), ttl);
@@ -101,6 +111,7 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
       ++it;
       if (d.leases->renew(pool, d.node, s.held[pool].token, ttl)) {
         s.held[pool].renewed = steady::now();
+        confirmed.push_back(pool);
       } else {
         give_up(self, s, pool, "its lease was taken or expired");
       }
@@ -157,6 +168,7 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
           // The store first: the pool's first write already carries it.
           self->send(d.store, fence_atom_v, pool, got.token);
           self->send(d.supervisor, own_atom_v, pool, got.token);
+          confirmed.push_back(pool);
         }
       }
     }
@@ -217,11 +229,13 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
     }
     js["leases"] = jl;
     s.status = js.dump();
+    tell_confirmed();
     if (!s.redis_ok) {
       log::info("cluster_redis_back", {});
     }
     s.redis_ok = true;
   } catch (const std::exception& e) {
+    tell_confirmed(); // renewed before Redis failed
     if (s.redis_ok) {
       log::error("cluster_redis_failed", {{"error", e.what()}});
     }
@@ -279,8 +293,9 @@ void load_cluster_modules(caf::actor_system_config& cfg) {
 }
 
 caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
-                         const engine_handles& h, std::vector<std::string> pools,
-                         const std::string& admin, std::string* error) {
+                         const engine_handles& h, const clock* clk,
+                         std::vector<std::string> pools, const std::string& admin,
+                         std::string* error) {
   const auto& c = cfg.cluster;
   cluster_deps d;
   d.supervisor = h.supervisor;
@@ -288,6 +303,7 @@ caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
   d.node = c.node_id;
   d.admin = admin;
   d.ttl_ms = c.lease_ttl_ms;
+  d.clk = clk;
   d.pools = std::move(pools);
   try {
     auto o = redis_options_for(cfg);

@@ -19,6 +19,7 @@
 
 #include "actors/messages.hpp"
 #include "adapters/store/redis_leases.hpp"
+#include "engine/clock.hpp"
 #include "engine/metrics.hpp"
 
 namespace balctl {
@@ -31,6 +32,7 @@ struct cluster_deps {
   std::string forward;   // host:port other nodes reach its supervisor at ("" = none)
   std::string admin;     // its admin API address, for `balctl cluster status`
   std::int64_t ttl_ms = 10'000;
+  const clock* clk = nullptr; // the engine's: the pools compare lease_atom's times with it
   std::vector<std::string> pools; // every pool the cluster serves
 };
 
@@ -45,7 +47,8 @@ void load_cluster_modules(caf::actor_system_config& cfg);
 /// forwarding) and spawns the cluster actor. Null and *error when it
 /// cannot (Redis, the listen address).
 caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
-                         const engine_handles& h, std::vector<std::string> pools,
+                         const engine_handles& h, const clock* clk,
+                         std::vector<std::string> pools,
                          const std::string& admin, std::string* error);
 
 /// Gives this node's pools up (the others take them at once) and stops

@@ -370,6 +370,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   // cluster
   CAF_ADD_ATOM(balctl, balctl, own_atom, "own")
   CAF_ADD_ATOM(balctl, balctl, disown_atom, "disown")
+  CAF_ADD_ATOM(balctl, balctl, lease_atom, "lease")
   CAF_ADD_ATOM(balctl, balctl, restore_atom, "restore")
   CAF_ADD_ATOM(balctl, balctl, owners_atom, "owners")
   CAF_ADD_ATOM(balctl, balctl, seen_atom, "seen")

@@ -29,6 +29,9 @@ bool is_silent(member_state s) {
 
 constexpr std::size_t activity_batch = 512;
 constexpr auto activity_flush_delay = std::chrono::milliseconds(200);
+// How often a pool whose lease is not confirmed looks again (a renewal
+// comes at least every second).
+constexpr std::int64_t lease_recheck_ms = 100;
 
 void flush_activity(self_ptr self) {
   auto& st = self->state;
@@ -816,6 +819,24 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       }
       st.armed_ms = 0;
       auto now = st.deps.clk->now_ms();
+      if (now > st.rt->lease_until_ms.load(std::memory_order_acquire)) {
+        // Cluster: the lease is not confirmed (this node was paused, or
+        // cannot reach Redis) and may be another node's by now. Nothing is
+        // evaluated, so nothing decided, until a renewal confirms it or
+        // the pool is given up; looked at again shortly.
+        if (!st.lease_unconfirmed) {
+          st.lease_unconfirmed = true;
+          log::warn("pool_lease_unconfirmed", {{"pool", st.rt->config.name}});
+        }
+        st.armed_ms = now + lease_recheck_ms;
+        self->delayed_send(self, std::chrono::milliseconds(lease_recheck_ms), deadline_atom_v,
+                           st.armed_ms);
+        return;
+      }
+      if (st.lease_unconfirmed) {
+        st.lease_unconfirmed = false;
+        log::info("pool_lease_confirmed", {{"pool", st.rt->config.name}});
+      }
       wake_due_members(self, now);
       auto policy_next = st.policy->next_deadline_ms();
       act_on_all(self, policy_next && *policy_next <= now ? st.policy->on_tick(now)

@@ -51,6 +51,7 @@ struct pool_actor_state {
   std::vector<deadline_queue::position> due; // scratch for pop_due
   std::size_t cpanel_members = 0;
   std::int64_t armed_ms = 0; // the pool's one CAF timer, 0 = none
+  bool lease_unconfirmed = false; // cluster: waiting for a renewal (logged once)
   std::shared_ptr<actor_notifier> notifier; // shared by the pool's slots
   // Activity log lines not yet handed to the store: sent in batches, so a
   // fleet starting up costs one store message per few hundred transitions.

@@ -433,6 +433,16 @@ caf::behavior supervisor_actor(self_ptr self,
       st.owner_of.erase(name);
       take_over(self, name, token);
     },
+    // The leases the cluster actor confirmed: until when each holds.
+    [=](lease_atom, const std::vector<std::string>& names,
+        const std::vector<std::int64_t>& until_ms) {
+      auto& st = self->state;
+      for (std::size_t i = 0; i < names.size() && i < until_ms.size(); ++i) {
+        if (auto rt = st.runtimes.find(names[i]); rt != st.runtimes.end()) {
+          rt->second->lease_until_ms.store(until_ms[i], std::memory_order_release);
+        }
+      }
+    },
     [=](disown_atom, const std::string& name) {
       auto& st = self->state;
       if (st.owned.erase(name) == 0) {
@@ -698,11 +708,15 @@ caf::behavior supervisor_actor(self_ptr self,
       if (!st.deps.cluster) {
         self->send(st.deps.store, save_atom_v, snapshot_member_states(*st.deps.reg));
       } else {
-        // Only the pools this node owns: the others' owners write theirs.
+        // Only the pools this node owns, while their leases are known to
+        // hold: the others' owners write theirs (a node waking from a
+        // pause must not write its stale view over the new owner's).
         std::vector<member_state_record> rs;
+        auto now = st.deps.clk->now_ms();
         for (const auto& [name, token] : st.owned) {
           auto rt = st.runtimes.find(name);
-          if (rt == st.runtimes.end() || st.pools.count(name) == 0) {
+          if (rt == st.runtimes.end() || st.pools.count(name) == 0 ||
+              rt->second->lease_until_ms.load(std::memory_order_acquire) < now) {
             continue;
           }
           for (const auto& m : rt->second->members) {

@@ -488,7 +488,7 @@ int main(int argc, char** argv) {
     } else if (admin_failed) {
       exit_code = 1;
     } else if (clustered &&
-               !(cluster = start_cluster(sys, cfg, handles, pool_names,
+               !(cluster = start_cluster(sys, cfg, handles, &clk, pool_names,
                                          admin_http ? with_port(cfg.admin.listen,
                                                                 admin_http->bound_port())
                                                     : std::string(),

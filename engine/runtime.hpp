@@ -6,6 +6,7 @@
 // Each object is written only by the actor that currently owns it.
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -89,6 +90,12 @@ struct pool_runtime {
   // The node's count of member actors (engine_metrics::live_members), kept
   // with this one: shutdown waits on it, pools created at run time included.
   std::atomic<int>* node_live_members = nullptr;
+  // Cluster: until when (engine clock, ms) this node's lease on the pool is
+  // known to hold, as its last renewal confirmed. Past it the lease may be
+  // another node's (this node was paused, or cannot reach Redis): the pool
+  // evaluates no member until a renewal moves it on, or the pool is given
+  // up. Not clustered: never.
+  std::atomic<std::int64_t> lease_until_ms{INT64_MAX};
   // Read the detection parameters through these: the pool actor replaces
   // them when an operator changes the settings while member actors read.
   std::shared_ptr<const detection_params> load_detection() const {

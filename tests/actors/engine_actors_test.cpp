@@ -377,3 +377,31 @@ TEST_CASE("a transition a crashed member actor never reported is caught up "
   CHECK(ex[0].kind == decision_kind::failover);
   CHECK(ex[0].to == 2);
 }
+
+TEST_CASE("a pool whose cluster lease is not confirmed decides nothing until a renewal "
+          "confirms it",
+          "[actors][pool][cluster]") {
+  fixture f({make_pool("a", {1, 2, 3})});
+  f.run_for(3000, {1, 2, 3});
+  REQUIRE(f.state_of(1) == member_state::healthy);
+  // The lease holds for one more second, then no renewal comes (the node
+  // was paused, or Redis is out of reach).
+  auto lease = [&](std::int64_t until) {
+    caf::anon_send(f.h.supervisor, lease_atom_v, std::vector<std::string>{"a"},
+                   std::vector<std::int64_t>{until});
+    f.sched.run();
+  };
+  lease(f.clk.now_ms() + 1000);
+  f.run_for(15'000, {2, 3});
+  CHECK(f.state_of(1) == member_state::healthy); // never evaluated
+  CHECK(f.executed().empty());
+  CHECK(f.st->decisions("a", 10).empty());
+  // Renewed: the silent member is evaluated at once and fails over, once.
+  lease(f.clk.now_ms() + 1000);
+  f.tick(100); // the pool looks again every 100 ms
+  CHECK(f.state_of(1) == member_state::down);
+  auto ex = f.executed();
+  REQUIRE(ex.size() == 1);
+  CHECK(ex[0].from == 1);
+  CHECK(ex[0].to == 2);
+}

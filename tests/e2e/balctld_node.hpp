@@ -112,7 +112,12 @@ struct node {
                                "--admin-port-file", dir.file("admin-port")},
       dir.file("balctld.out"), dir.file("balctld.log"));
     REQUIRE(daemon->started());
-    REQUIRE(wait_until([&] { return !read_file(dir.file("ready")).empty(); }, 10'000));
+    // An engine that exits (a config error) is not waited for.
+    bool ready = wait_until([&] {
+      return !read_file(dir.file("ready")).empty() || daemon->poll() != -1;
+    }, 10'000) && !read_file(dir.file("ready")).empty();
+    INFO("balctld did not become ready; its log:\n" << log());
+    REQUIRE(ready);
     udp_port = std::stoi(read_file(dir.file("ready")));
     admin_port = std::stoi(read_file(dir.file("admin-port")));
   }

@@ -3,6 +3,9 @@
 // are forwarded to its owner (CAF middleman), a node killed with SIGKILL has
 // its pools taken over within the lease time without a false failover, and
 // a paused node (SIGSTOP) that wakes after its leases moved gives them up.
+// With a real DNS server (Knot, RFC 2136): a pool whose owner dies during a
+// member outage, or in the middle of its DNS cut-over, fails over exactly
+// once, by the new owner; a paused old owner cannot cut DNS when it wakes.
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +14,7 @@
 #include <set>
 
 #include "tests/e2e/balctld_node.hpp"
+#include "tests/support/knot_server.hpp"
 #include "tests/support/redis_server.hpp"
 
 using namespace balctl;
@@ -81,6 +85,120 @@ std::size_t count_of(const std::string& text, const std::string& what) {
     ++n;
   }
   return n;
+}
+
+// Three nodes, one pool "web" with a failover record at a real Knot. The
+// members beat to a node that does not own the pool (entry), so its
+// heartbeats reach whichever node owns it through forwarding.
+struct dns_cluster {
+  static constexpr int failover_delay_s = 10; // the least allowed
+  knot_server ns;
+  redis_server redis;
+  node nodes[3];
+  long serial_before = 0;
+  std::string first_owner;
+  std::unique_ptr<process> m1, m2;
+
+  dns_cluster() {
+    serial_before = ns.serial();
+    json members = json::array();
+    for (int id : {1, 2}) {
+      members.push_back({{"id", id},
+                         {"hostname", "node" + std::to_string(id) + ".example.test"},
+                         {"key", key_hex(id)},
+                         {"allowed_ips", {"127.0.0.1"}},
+                         {"public_ipv4", "192.0.2." + std::to_string(id)}});
+    }
+    const char* ids[] = {"node-a", "node-b", "node-c"};
+    for (int i = 0; i < 3; ++i) {
+      configure(nodes[i], redis, ids[i]);
+      nodes[i].config_extra["dns_providers"] = {{{"id", "ns1"},
+                                                 {"type", "rfc2136"},
+                                                 {"server", ns.server()},
+                                                 {"tsig_name", ns.key_name()},
+                                                 {"secret", ns.secret()},
+                                                 {"timeout_ms", 1000}}};
+      nodes[i].config_extra["pools"] = {{{"name", "web"},
+                                         {"failover_delay_s", failover_delay_s},
+                                         {"failover_hostname", "www.example.test"},
+                                         {"dns_provider", "ns1"},
+                                         {"dns_ttl_s", 30},
+                                         {"members", members}}};
+      nodes[i].start();
+    }
+    REQUIRE(wait_until([&] { return owners(nodes[0])["node-a"].size() +
+                                      owners(nodes[0])["node-b"].size() +
+                                      owners(nodes[0])["node-c"].size() == 1; }, 15'000));
+    for (const auto& [n, ps] : owners(nodes[0])) {
+      if (ps.count("web") != 0) {
+        first_owner = n;
+      }
+    }
+    REQUIRE(!first_owner.empty());
+    // m1 is the primary, so the active member.
+    m1 = entry().beat(1, "node1.example.test", key_hex(1), 120, "m1");
+    m2 = entry().beat(2, "node2.example.test", key_hex(2), 120, "m2");
+    REQUIRE(wait_until([&] { return states() == "healthy,healthy"; }, 15'000));
+  }
+
+  node& by_id(const std::string& id) { return nodes[id == "node-a" ? 0 : id == "node-b" ? 1 : 2]; }
+  node& owner() { return by_id(first_owner); }
+  /// The first node that is not the pool's first owner.
+  node& entry() { return by_id(first_owner == "node-a" ? "node-b" : "node-a"); }
+  /// The node that is neither.
+  node& third() {
+    for (auto& n : nodes) {
+      if (&n != &owner() && &n != &entry()) {
+        return n;
+      }
+    }
+    return nodes[2];
+  }
+
+  /// m1's and m2's states as the owner reports them, through entry.
+  std::string states() {
+    auto r = entry().get("/v1/pools/web/members");
+    if (r.status != 200) {
+      return "";
+    }
+    std::map<int, std::string> by;
+    for (const auto& m : r.body["members"]) {
+      by[m.value("id", 0)] = m.value("state", "");
+    }
+    return by[1] + "," + by[2];
+  }
+
+  std::string pool_owner() {
+    for (const auto& [n, ps] : owners(entry())) {
+      if (ps.count("web") != 0) {
+        return n;
+      }
+    }
+    return "";
+  }
+
+  std::vector<std::string> record() { return ns.dig("www.example.test", "A"); }
+
+  /// The pool's activity lines (in the shared store) of a kind, for a
+  /// member (0: any), whose message holds text.
+  std::size_t activity(const std::string& kind, int member, const std::string& text) {
+    auto r = entry().get("/v1/pools/web/activity?limit=200");
+    std::size_t n = 0;
+    if (r.status == 200 && r.body.contains("events")) {
+      for (const auto& e : r.body["events"]) {
+        n += e.value("kind", "") == kind &&
+                 (member == 0 || (e["member"].is_number() && e["member"] == member)) &&
+                 e.value("message", "").find(text) != std::string::npos
+               ? 1
+               : 0;
+      }
+    }
+    return n;
+  }
+};
+
+std::size_t failovers_in(node& n) {
+  return count_of(n.log(), "event=pool_decision pool=web kind=failover");
 }
 
 } // namespace
@@ -168,4 +286,107 @@ TEST_CASE("three nodes share the pools, a killed node's pools move within the le
   loadgen.stop();
   a.stop();
   c.stop();
+}
+
+TEST_CASE("the owner killed during a member outage: the new owner fails the pool over once, "
+          "nobody is declared down by the takeover",
+          "[e2e][cluster][redis][dns]") {
+  dns_cluster cl;
+  // The outage: m1 goes silent; the owner sees it suspect, then dies.
+  cl.m1->stop();
+  REQUIRE(wait_until([&] { return cl.states() == "suspect,healthy"; }, 10'000));
+  ::kill(cl.owner().daemon->pid(), SIGKILL);
+  cl.owner().daemon->wait_exit(5000);
+  REQUIRE(wait_until([&] {
+    auto o = cl.pool_owner();
+    return !o.empty() && o != cl.first_owner;
+  }, 10'000));
+  auto next = cl.pool_owner();
+  CAPTURE(cl.first_owner, next);
+  // The grace (the failover delay) after the takeover, then m1 is down.
+  REQUIRE(wait_until([&] { return cl.record() == std::vector<std::string>{"192.0.2.2"}; },
+                     30'000));
+  CHECK(cl.ns.serial() == cl.serial_before + 1);
+  CHECK(failovers_in(cl.owner()) == 0);
+  CHECK(failovers_in(cl.by_id(next)) == 1);
+  CHECK(cl.by_id(next).log().find("event=pool_decision pool=web kind=failover from=1 to=2") !=
+        std::string::npos);
+  // m2 was never declared down, and nobody else failed the pool over.
+  CHECK(cl.states() == "down,healthy");
+  REQUIRE(wait_until([&] { return cl.activity("decision", 0, "failover:") == 1; }, 5000));
+  CHECK(cl.activity("state_change", 2, "-> down") == 0);
+  CHECK(failovers_in(cl.entry()) + failovers_in(cl.third()) == 1);
+  cl.m2->stop();
+  cl.entry().stop();
+  cl.third().stop();
+}
+
+TEST_CASE("the owner killed in the middle of its DNS cut-over: the new owner finishes it once",
+          "[e2e][cluster][redis][dns]") {
+  dns_cluster cl;
+  // The DNS server stops answering: the owner decides, journals the
+  // change, and its update is in flight when it dies.
+  cl.ns.pause(true);
+  cl.m1->stop();
+  REQUIRE(wait_until([&] { return failovers_in(cl.owner()) == 1; }, 20'000));
+  REQUIRE(wait_until([&] { return cl.owner().metric("balctl_dns_requests_total") >= 1; }, 5000));
+  ::kill(cl.owner().daemon->pid(), SIGKILL);
+  cl.owner().daemon->wait_exit(5000);
+  cl.ns.pause(false);
+  CHECK(cl.record() == std::vector<std::string>{"192.0.2.10"});
+  REQUIRE(wait_until([&] {
+    auto o = cl.pool_owner();
+    return !o.empty() && o != cl.first_owner;
+  }, 10'000));
+  auto& next = cl.by_id(cl.pool_owner());
+  REQUIRE(wait_until([&] { return cl.record() == std::vector<std::string>{"192.0.2.2"}; },
+                     20'000));
+  CHECK(next.log().find("dns_changes_resumed=1") != std::string::npos);
+  // The new owner took the decision over: it decides nothing itself.
+  REQUIRE(wait_until([&] { return cl.states() == "down,healthy"; }, 20'000));
+  CHECK(failovers_in(next) == 0);
+  CHECK(failovers_in(cl.entry()) + failovers_in(cl.third()) == 0);
+  CHECK(cl.ns.serial() == cl.serial_before + 1);
+  CHECK(cl.entry().get("/v1/pools/web").body["active_member"] == 2);
+  cl.m2->stop();
+  cl.entry().stop();
+  cl.third().stop();
+}
+
+TEST_CASE("an owner paused during a member outage wakes after the takeover and cannot cut DNS",
+          "[e2e][cluster][redis][dns]") {
+  dns_cluster cl;
+  cl.m1->stop();
+  REQUIRE(wait_until([&] { return cl.states() == "suspect,healthy"; }, 10'000));
+  ::kill(cl.owner().daemon->pid(), SIGSTOP);
+  REQUIRE(wait_until([&] {
+    auto o = cl.pool_owner();
+    return !o.empty() && o != cl.first_owner;
+  }, 10'000));
+  auto& next = cl.by_id(cl.pool_owner());
+  REQUIRE(wait_until([&] { return cl.record() == std::vector<std::string>{"192.0.2.2"}; },
+                     30'000));
+  auto serial_after = cl.ns.serial();
+  CHECK(serial_after == cl.serial_before + 1);
+  // Woken long past m1's failover delay, and past its lease: it evaluates
+  // nothing until a renewal confirms the lease, which none will.
+  ::kill(cl.owner().daemon->pid(), SIGCONT);
+  REQUIRE(wait_until([&] {
+    return cl.owner().log().find("event=lease_given_up pool=web") != std::string::npos;
+  }, 10'000));
+  // Its DNS requests, had it sent any, would have reached Knot by now.
+  wait_until([&] { return cl.owner().metric("balctl_dns_requests_total") > 0; }, 3000);
+  auto old_log = cl.owner().log();
+  CAPTURE(old_log);
+  CHECK(cl.owner().metric("balctl_dns_requests_total") == 0);
+  CHECK(old_log.find("result=written") == std::string::npos);
+  CHECK(failovers_in(cl.owner()) == 0);
+  CHECK(old_log.find("event=member_state pool=web member=2 from=healthy to=down") ==
+        std::string::npos);
+  CHECK(cl.ns.serial() == serial_after);
+  CHECK(failovers_in(next) == 1);
+  cl.m2->stop();
+  for (auto& n : cl.nodes) {
+    n.stop();
+  }
 }

@@ -11,20 +11,6 @@ using namespace balctl::test;
 
 namespace {
 
-// The SOA serial: Knot raises it with every update it applies, so it
-// counts the writes the engine made.
-long serial(const knot_server& ns) {
-  auto soa = ns.dig("example.test", "SOA");
-  if (soa.empty()) {
-    return -1;
-  }
-  std::istringstream in(soa[0]);
-  std::string mname, rname;
-  long s = -1;
-  in >> mname >> rname >> s;
-  return s;
-}
-
 void configure(node& n, const knot_server& ns) {
   n.config_extra["dns_providers"] = {{{"id", "ns1"},
                                       {"type", "rfc2136"},
@@ -54,7 +40,7 @@ TEST_CASE("a silent active member moves the failover record at a real DNS server
           "[e2e][dns]") {
   knot_server ns;
   REQUIRE(ns.dig("www.example.test", "A") == std::vector<std::string>{"192.0.2.10"});
-  auto serial_before = serial(ns);
+  auto serial_before = ns.serial();
   node n;
   configure(n, ns);
   n.start();
@@ -65,7 +51,7 @@ TEST_CASE("a silent active member moves the failover record at a real DNS server
   REQUIRE(wait_until([&] {
     return ns.dig("www.example.test", "A") == std::vector<std::string>{"192.0.2.2"};
   }, 30'000));
-  CHECK(serial(ns) == serial_before + 1);
+  CHECK(ns.serial() == serial_before + 1);
   REQUIRE(wait_until([&] { return n.log().find("result=written") != std::string::npos; }, 5000));
   auto log = n.log();
   CHECK(log.find("event=pool_decision pool=web kind=failover from=1 to=2") != std::string::npos);
@@ -80,7 +66,7 @@ TEST_CASE("a silent active member moves the failover record at a real DNS server
   n.start();
   REQUIRE(wait_until([&] { return n.log().find("result=\"in place\"") != std::string::npos; },
                      10'000));
-  CHECK(serial(ns) == serial_before + 1);
+  CHECK(ns.serial() == serial_before + 1);
   CHECK(ns.dig("www.example.test", "A") == std::vector<std::string>{"192.0.2.2"});
   n.stop();
 }
@@ -111,7 +97,7 @@ TEST_CASE("a DNS server refusing the key is retried and alerted while nothing el
 TEST_CASE("an engine killed in the middle of a cut-over finishes it after restart exactly once",
           "[e2e][dns]") {
   knot_server ns;
-  auto serial_before = serial(ns);
+  auto serial_before = ns.serial();
   node n;
   configure(n, ns);
   n.start();
@@ -141,7 +127,7 @@ TEST_CASE("an engine killed in the middle of a cut-over finishes it after restar
              n.metric("balctl_dns_changes_total{result=\"in_place\"}") +
              n.metric("balctl_dns_changes_total{result=\"superseded\"}") >= 2;
   }, 10'000));
-  CHECK(serial(ns) == serial_before + 1);
+  CHECK(ns.serial() == serial_before + 1);
   CHECK(n.metric("balctl_dns_changes_total{result=\"written\"}") == 1);
   n.stop();
 }

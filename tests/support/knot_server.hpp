@@ -20,6 +20,7 @@
 #include <array>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -76,6 +77,20 @@ public:
   std::string key_name() const { return "balctl-key"; }
   const std::string& secret() const { return secret_; }
   std::string log() const { return read_file(dir_.file("knotd.err")); }
+
+  /// The zone's SOA serial (-1 when it does not answer): Knot raises it
+  /// with every update it applies, so it counts the writes made.
+  long serial() const {
+    auto soa = dig(zone, "SOA");
+    if (soa.empty()) {
+      return -1;
+    }
+    std::istringstream in(soa[0]);
+    std::string mname, rname;
+    long s = -1;
+    in >> mname >> rname >> s;
+    return s;
+  }
 
   /// kdig +short NAME TYPE against this server: one line per value ("" on
   /// no answer), host names with their trailing dot as kdig prints them.
