@@ -37,6 +37,8 @@ struct cluster_state {
   std::map<std::string, std::string> told;     // pool -> owner node told to the supervisor
   std::string status = "{}";                   // the last tick's view, as JSON
   bool redis_ok = true;
+  std::int64_t catalog_seen = -1; // the store's catalog version last loaded
+  bool catalog_asked = false;     // a reload is under way
 };
 
 std::size_t rank(const std::string& node, const std::string& pool) {
@@ -106,9 +108,33 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
   try {
     json info = {{"forward", d.forward}, {"admin", d.admin}};
     auto now = d.leases->register_node(d.node, info.dump(), ttl);
+    // Pools or members changed through another node (or this one): the
+    // supervisor reloads them and answers with every pool it knows.
+    if (auto v = d.leases->catalog_version(); v != s.catalog_seen && !s.catalog_asked) {
+      s.catalog_asked = true;
+      auto* sp = &s;
+      self->request(d.supervisor, caf::infinite, catalog_atom_v)
+        .then(
+          [sp, v](std::vector<std::string>& names) {
+            sp->catalog_asked = false;
+            sp->catalog_seen = v;
+            sp->d.pools = std::move(names);
+          },
+          [sp, self](caf::error& e) {
+            sp->catalog_asked = false;
+            log::warn("cluster_catalog_failed", {{"error", self->system().render(e)}});
+          });
+    }
+    std::set<std::string> serving(d.pools.begin(), d.pools.end());
     for (auto it = s.held.begin(); it != s.held.end();) {
       auto pool = it->first;
       ++it;
+      if (serving.count(pool) == 0) { // deleted
+        auto token = s.held[pool].token;
+        give_up(self, s, pool, "the pool was deleted");
+        d.leases->release(pool, d.node, token);
+        continue;
+      }
       if (d.leases->renew(pool, d.node, s.held[pool].token, ttl)) {
         s.held[pool].renewed = steady::now();
         confirmed.push_back(pool);

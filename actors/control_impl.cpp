@@ -249,9 +249,9 @@ void control_impl::ping(api::done<bool> cb) {
   sys_.spawn(
     [cb](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
       // Short: a probe that waits 10 s is a probe that timed out.
-      self->request(sup, std::chrono::seconds(2), pools_atom_v)
+      self->request(sup, std::chrono::seconds(2), caf::get_atom_v)
         .then(
-          [=](std::vector<caf::actor>&) {
+          [=](bool) {
             cb(api::outcome<bool>::success(true));
             self->quit();
           },

@@ -567,6 +567,10 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
         return s->st->load_member_states_of(std::vector<member_id>(ids.begin(), ids.end()));
       });
     },
+    // Cluster: every pool with its members, as stored (the catalog).
+    [=](catalog_atom) -> caf::result<std::vector<pool_config>> {
+      return now(*s, "load_pools", [&] { return s->st->load_pools(false); });
+    },
     [=](active_atom, const std::string& pool) -> caf::result<std::int64_t> {
       return now(*s, "active_member", [&] {
         return static_cast<std::int64_t>(s->st->active_member(pool).value_or(0));

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <unordered_set>
 
 #include "actors/pool.hpp"
 #include "engine/bootstrap.hpp"
@@ -312,6 +314,136 @@ void forward_heard(self_ptr self) {
   }
 }
 
+// Cluster: whether a member's slot still says what the store does (its
+// key aside, which is swapped in place).
+bool same_member(const member_slot& s, const member_config& mc) {
+  if (s.hostname != mc.hostname || s.allowed_ips.size() != mc.allowed_ips.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < mc.allowed_ips.size(); ++i) {
+    if (s.allowed_ips[i].to_string() != mc.allowed_ips[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Cluster: the pools, members and member keys other nodes created, changed
+// or removed since this node loaded them (the store's catalog moved). The
+// pools this node owns are its own to change (their API calls come here);
+// the others' runtimes serve forwarding (member ids, keys, allowed IPs) and
+// a later takeover (settings), so they follow the store. Slots are removed
+// before any is added: a member that moved between pools keeps its id.
+void reconcile_catalog(self_ptr self, std::vector<pool_config>& stored) {
+  auto& st = self->state;
+  auto& reg = *st.deps.reg;
+  auto now = st.deps.clk->now_ms();
+  std::unordered_set<std::string> seen;
+  std::vector<member_id> gone;
+  std::vector<std::shared_ptr<member_slot>> added;
+  for (auto& pc : stored) {
+    seen.insert(pc.name);
+    if (st.owned.count(pc.name) != 0 || st.restoring.count(pc.name) != 0 ||
+        st.creating.count(pc.name) != 0) {
+      continue;
+    }
+    std::shared_ptr<pool_runtime> old;
+    if (auto it = st.runtimes.find(pc.name); it != st.runtimes.end()) {
+      old = it->second;
+    }
+    auto rt = make_pool_runtime(*st.deps.engine, pc);
+    std::unordered_map<member_id, std::shared_ptr<member_runtime>> kept;
+    if (old) {
+      rt->accounts = old->accounts;
+      rt->providers = old->providers;
+      rt->active = old->active;
+      rt->dns_orphaned_by = old->dns_orphaned_by;
+      for (auto& m : old->members) {
+        kept[m->slot->id] = m;
+      }
+    }
+    std::size_t changed = 0;
+    for (const auto& mc : pc.members) {
+      if (!mc.public_ipv4.empty()) {
+        rt->public_ipv4[mc.id] = mc.public_ipv4;
+      }
+      if (!mc.public_ipv6.empty()) {
+        rt->public_ipv6[mc.id] = mc.public_ipv6;
+      }
+      auto k = kept.find(mc.id);
+      if (k != kept.end() && same_member(*k->second->slot, mc)) {
+        if (k->second->slot->key() != mc.key) {
+          k->second->slot->set_key(mc.key);
+          ++changed;
+        }
+        rt->members.push_back(std::move(k->second));
+        kept.erase(k);
+        continue;
+      }
+      auto m = make_member(mc, member_fsm(rt->detection, member_state::pending, now, now));
+      m.rt->publish_state(now);
+      added.push_back(m.slot);
+      rt->members.push_back(std::move(m.rt));
+      ++changed;
+    }
+    for (const auto& [id, m] : kept) {
+      gone.push_back(id);
+      ++changed;
+    }
+    if (!old) {
+      log::info("pool_learned", {{"pool", pc.name},
+                                 {"members", std::to_string(rt->members.size())}});
+    } else if (changed != 0) {
+      log::info("pool_reloaded", {{"pool", pc.name}, {"members_changed", std::to_string(changed)}});
+    }
+    st.runtimes[pc.name] = std::move(rt);
+  }
+  for (auto it = st.runtimes.begin(); it != st.runtimes.end();) {
+    const auto& [name, rt] = *it;
+    if (seen.count(name) != 0 || !rt->config.from_api || st.owned.count(name) != 0 ||
+        st.creating.count(name) != 0) {
+      ++it;
+      continue;
+    }
+    log::info("pool_forgotten", {{"pool", name}, {"reason", "deleted on another node"}});
+    for (const auto& m : rt->members) {
+      gone.push_back(m->slot->id);
+    }
+    st.owner_of.erase(name);
+    st.population.erase(name);
+    it = st.runtimes.erase(it);
+  }
+  for (auto id : gone) {
+    reg.remove(id);
+  }
+  for (auto& s : added) {
+    reg.add(std::move(s));
+  }
+}
+
+// Cluster: a pool-level call for a pool another node owns goes to that
+// node's supervisor, which answers it; nothing when this node answers it
+// itself (it owns the pool, or there is no such pool here).
+template <class T, class... Ts>
+std::optional<caf::result<T>> to_owner(self_ptr self, const std::string& name, Ts... xs) {
+  auto& st = self->state;
+  if (!st.deps.cluster || st.owned.count(name) != 0 || st.runtimes.count(name) == 0) {
+    return std::nullopt;
+  }
+  auto o = st.owner_of.find(name);
+  if (o == st.owner_of.end() || !o->second) {
+    return caf::result<T>(refuse("unavailable", "",
+                                 "pool '" + name +
+                                   "' is between owners (its lease is being taken over); "
+                                   "try again in a few seconds"));
+  }
+  auto rp = self->make_response_promise<T>();
+  self->request(o->second, std::chrono::seconds(10), std::move(xs)...)
+    .then([rp](T& x) mutable { rp.deliver(std::move(x)); },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return caf::result<T>(rp);
+}
+
 } // namespace
 
 std::vector<member_state_record> snapshot_member_states(const registry& reg) {
@@ -433,6 +565,24 @@ caf::behavior supervisor_actor(self_ptr self,
       st.owner_of.erase(name);
       take_over(self, name, token);
     },
+    // The cluster actor saw the store's catalog move: reload it; the
+    // answer is every pool this node now knows, for the leases.
+    [=](catalog_atom) -> caf::result<std::vector<std::string>> {
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      self->request(self->state.deps.store, caf::infinite, catalog_atom_v)
+        .then(
+          [=](std::vector<pool_config>& stored) mutable {
+            reconcile_catalog(self, stored);
+            std::vector<std::string> names;
+            for (const auto& [name, rt] : self->state.runtimes) {
+              names.push_back(name);
+            }
+            std::sort(names.begin(), names.end());
+            rp.deliver(std::move(names));
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
     // The leases the cluster actor confirmed: until when each holds.
     [=](lease_atom, const std::vector<std::string>& names,
         const std::vector<std::int64_t>& until_ms) {
@@ -477,12 +627,53 @@ caf::behavior supervisor_actor(self_ptr self,
                          forward_atom_v);
     },
     // -- admin API ---------------------------------------------------------
-    [=](pools_atom) -> std::vector<caf::actor> {
+    // Liveness (/healthz, /readyz): answered here, never waits on a peer.
+    [=](caf::get_atom) -> bool { return true; },
+    [=](pools_atom) -> caf::result<std::vector<caf::actor>> {
+      auto& st = self->state;
       std::vector<caf::actor> out;
-      for (const auto& p : self->state.pools) {
+      for (const auto& p : st.pools) {
         out.push_back(p.second);
       }
-      return out;
+      if (!st.deps.cluster) {
+        return out;
+      }
+      // Cluster: the other nodes' pools too, through their owners (a pool
+      // between owners, or whose owner does not answer, is left out).
+      std::vector<std::pair<std::string, caf::actor>> remote;
+      for (const auto& [name, rt] : st.runtimes) {
+        if (st.owned.count(name) == 0) {
+          if (auto o = st.owner_of.find(name); o != st.owner_of.end() && o->second) {
+            remote.emplace_back(name, o->second);
+          }
+        }
+      }
+      if (remote.empty()) {
+        return out;
+      }
+      struct gather {
+        std::vector<caf::actor> pools;
+        std::size_t left = 0;
+      };
+      auto g = std::make_shared<gather>();
+      g->pools = std::move(out);
+      g->left = remote.size();
+      auto rp = self->make_response_promise<std::vector<caf::actor>>();
+      auto one_done = [g, rp]() mutable {
+        if (--g->left == 0) {
+          rp.deliver(std::move(g->pools));
+        }
+      };
+      for (const auto& [name, owner] : remote) {
+        self->request(owner, std::chrono::seconds(2), pool_atom_v, name)
+          .then(
+            [g, one_done](caf::actor& a) mutable {
+              g->pools.push_back(std::move(a));
+              one_done();
+            },
+            [one_done](caf::error&) mutable { one_done(); });
+      }
+      return rp;
     },
     [=](create_pool_atom, pool_config pc) -> caf::result<pool_summary> {
       auto& st = self->state;
@@ -501,6 +692,22 @@ caf::behavior supervisor_actor(self_ptr self,
             st.creating.erase(pc.name);
             auto rt = make_pool_runtime(*st.deps.engine, pc);
             st.runtimes[pc.name] = rt;
+            if (st.deps.cluster) {
+              // Run by the node that takes its lease (any node, once the
+              // cluster actors see the store's catalog move).
+              log::info("pool_created", {{"pool", pc.name},
+                                         {"preset", to_string(pc.preset)},
+                                         {"owner", "the node that takes its lease"}});
+              pool_summary s;
+              s.id = pc.name;
+              s.name = pc.label.empty() ? pc.name : pc.label;
+              s.preset = to_string(pc.preset);
+              s.from_api = true;
+              s.failover_delay_s = pc.failover_delay_s;
+              s.failover_hostname = pc.failover_hostname;
+              rp.deliver(std::move(s));
+              return;
+            }
             spawn_pool(self, rt);
             log::info("pool_created", {{"pool", pc.name},
                                        {"preset", to_string(pc.preset)}});
@@ -517,6 +724,9 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](delete_pool_atom, const std::string& name,
         bool force) -> caf::result<bool> {
+      if (auto r = to_owner<bool>(self, name, delete_pool_atom_v, name, force)) {
+        return std::move(*r);
+      }
       auto found = api_pool(self, name, "; remove it there and restart balctld");
       if (!found) {
         return std::move(found.error());
@@ -552,6 +762,9 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](add_member_atom, const std::string& name,
         const new_member& nm) -> caf::result<enrollment_ticket> {
+      if (auto r = to_owner<enrollment_ticket>(self, name, add_member_atom_v, name, nm)) {
+        return std::move(*r);
+      }
       auto& st = self->state;
       auto i = st.pools.find(name);
       if (i == st.pools.end()) {
@@ -574,6 +787,9 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](reenrol_atom, const std::string& name,
         member_id m) -> caf::result<enrollment_ticket> {
+      if (auto r = to_owner<enrollment_ticket>(self, name, reenrol_atom_v, name, m)) {
+        return std::move(*r);
+      }
       auto found = api_pool(self, name, ", which holds its members' keys");
       if (!found) {
         return std::move(found.error());
@@ -589,6 +805,9 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](remove_member_atom, const std::string& name, member_id m,
         bool force) -> caf::result<bool> {
+      if (auto r = to_owner<bool>(self, name, remove_member_atom_v, name, m, force)) {
+        return std::move(*r);
+      }
       auto& st = self->state;
       auto i = st.pools.find(name);
       if (i == st.pools.end()) {

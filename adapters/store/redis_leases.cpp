@@ -245,4 +245,8 @@ std::int64_t lease_table::token(const std::string& pool) {
   return to_int(impl_->run({"GET", impl_->k("fence:" + pool)}));
 }
 
+std::int64_t lease_table::catalog_version() {
+  return to_int(impl_->run({"GET", impl_->k("catalog")}));
+}
+
 } // namespace balctl

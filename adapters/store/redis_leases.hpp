@@ -83,6 +83,9 @@ public:
   std::vector<lease_record> leases();
   /// The pool's current token (0 = never taken).
   std::int64_t token(const std::string& pool);
+  /// A counter the Redis store moves with every change of pools, members
+  /// or member keys (0 = none yet): a node that sees it move reloads them.
+  std::int64_t catalog_version();
 
 private:
   struct impl;

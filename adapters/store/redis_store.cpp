@@ -367,6 +367,7 @@ public:
       tx.push_back(std::move(where));
       tx.push_back({"EVAL", bump_script, "1", k("next_member_id"), std::to_string(top)});
     }
+    tx.push_back(catalog_changed());
     exec(tx, "put_pool");
   }
 
@@ -399,6 +400,7 @@ public:
         tx.push_back({"ZREM", k("dns:pending"), num(c.id)});
       }
     }
+    tx.push_back(catalog_changed());
     exec(tx, "delete_pool");
   }
 
@@ -440,7 +442,7 @@ public:
     if (run({"EXISTS", k("pool:" + p.name)}).integer == 0) {
       return; // as SQLite's UPDATE of no row
     }
-    run({"SET", k("pool:" + p.name), pool_json(p).dump()});
+    exec({{"SET", k("pool:" + p.name), pool_json(p).dump()}, catalog_changed()}, "update_pool");
   }
 
   void put_member(const std::string& pool, const member_config& m) override {
@@ -461,6 +463,7 @@ public:
     tx.push_back({"SET", k("member:" + std::to_string(m.id)), member_json(pool, m).dump()});
     tx.push_back({"HSET", k("member_pool"), std::to_string(m.id), pool});
     tx.push_back({"EVAL", bump_script, "1", k("next_member_id"), std::to_string(m.id)});
+    tx.push_back(catalog_changed());
     exec(tx, "put_member");
   }
 
@@ -472,6 +475,7 @@ public:
     auto pool = field(parse_obj(body.str), "pool", "");
     std::vector<argv> tx;
     drop_members(tx, pool, {m});
+    tx.push_back(catalog_changed());
     exec(tx, "delete_member");
   }
 
@@ -501,7 +505,8 @@ public:
     j["key"] = protocol::key_to_hex(key);
     j["enrolled"] = true;
     exec({{"HDEL", k("enrollments"), std::to_string(m)},
-          {"SET", k("member:" + std::to_string(m)), j.dump()}},
+          {"SET", k("member:" + std::to_string(m)), j.dump()},
+          catalog_changed()},
          "complete_enrollment");
   }
 
@@ -950,6 +955,11 @@ private:
       throw;
     }
   }
+
+  // Pools, members and their keys changed: the other nodes of a cluster
+  // reload them when they see the counter move (lease_table::
+  // catalog_version).
+  argv catalog_changed() { return {"INCR", k("catalog")}; }
 
   void hset_if(const std::string& key, const argv& must_exist, argv fields) {
     argv a{"EVAL", hset_if_script, num(static_cast<std::int64_t>(1 + must_exist.size())), key};

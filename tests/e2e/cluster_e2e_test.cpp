@@ -390,3 +390,83 @@ TEST_CASE("an owner paused during a member outage wakes after the takeover and c
     n.stop();
   }
 }
+
+TEST_CASE("a pool created at run time through one node is leased, listed and served through "
+          "every node",
+          "[e2e][cluster][redis]") {
+  redis_server redis;
+  node nodes[3];
+  const char* ids[] = {"node-a", "node-b", "node-c"};
+  for (int i = 0; i < 3; ++i) {
+    configure(nodes[i], redis, ids[i]);
+    nodes[i].start();
+  }
+  auto& a = nodes[0];
+  auto pool = a.make_pool("Runtime Fleet");
+  // Leased by one node, whichever.
+  std::string owner;
+  REQUIRE(wait_until([&] {
+    for (const auto& [n, ps] : owners(a)) {
+      if (ps.count(pool) != 0) {
+        owner = n;
+      }
+    }
+    return !owner.empty();
+  }, 10'000));
+  auto at = [&](const std::string& id) -> node& {
+    return nodes[id == "node-a" ? 0 : id == "node-b" ? 1 : 2];
+  };
+  node* others[2];
+  for (int i = 0, j = 0; i < 3; ++i) {
+    if (ids[i] != owner) {
+      others[j++] = &nodes[i];
+    }
+  }
+  // Listed by every node, the owner's summary.
+  for (auto& n : nodes) {
+    REQUIRE(wait_until([&] {
+      auto r = n.get("/v1/pools");
+      return r.status == 200 && r.raw.find("Runtime Fleet") != std::string::npos &&
+             r.body["pools"].size() == pools + 1;
+    }, 10'000));
+  }
+  // A member added through a node that does not own the pool (the call
+  // goes to the owner), enrolled at the owner, heartbeating to the other
+  // node that does not own it (its key reached that node through Redis).
+  auto added = others[0]->add_member(pool, "rt1.e2e.test");
+  auto id = added["member"]["id"].get<member_id>();
+  auto secret = added["enrollment"]["secret"].get<std::string>();
+  auto g = at(owner).post("/v1/enroll", {{"hostname", "rt1.e2e.test"}, {"secret", secret}}, "");
+  REQUIRE(g.status == 200);
+  auto key = g.body["key"].get<std::string>();
+  auto beats = others[1]->beat(id, "rt1.e2e.test", key, 30, "rt1");
+  REQUIRE(wait_until([&] {
+    auto r = others[0]->get("/v1/pools/" + pool + "/members");
+    return r.status == 200 && r.body["members"].size() == 1 &&
+           r.body["members"][0].value("state", "") == "healthy";
+  }, 15'000));
+  CHECK(others[1]->log().find("event=pool_reloaded pool=" + pool) != std::string::npos);
+  beats->stop();
+
+  // Deleted through a node that does not own it: gone everywhere, and its
+  // lease with it.
+  auto del = others[1]->call("DELETE", "/v1/pools/" + pool + "?force=true");
+  CHECK(del.status / 100 == 2);
+  REQUIRE(wait_until([&] {
+    for (auto& n : nodes) {
+      if (n.get("/v1/pools/" + pool).status != 404) {
+        return false;
+      }
+    }
+    for (const auto& [n, ps] : owners(a)) {
+      if (ps.count(pool) != 0) {
+        return false;
+      }
+    }
+    return true;
+  }, 10'000));
+  CHECK(at(owner).log().find("reason=\"the pool was deleted\"") != std::string::npos);
+  for (auto& n : nodes) {
+    n.stop();
+  }
+}
