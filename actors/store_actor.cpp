@@ -567,6 +567,10 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
         return s->st->load_member_states_of(std::vector<member_id>(ids.begin(), ids.end()));
       });
     },
+    // Cluster: the open enrollments, whichever node opened them.
+    [=](enrollments_atom) -> caf::result<std::vector<enrollment_record>> {
+      return now(*s, "load_enrollments", [&] { return s->st->load_enrollments(); });
+    },
     // Cluster: every pool with its members, as stored (the catalog).
     [=](catalog_atom) -> caf::result<std::vector<pool_config>> {
       return now(*s, "load_pools", [&] { return s->st->load_pools(false); });

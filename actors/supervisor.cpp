@@ -444,6 +444,50 @@ std::optional<caf::result<T>> to_owner(self_ptr self, const std::string& name, T
   return caf::result<T>(rp);
 }
 
+// Cluster: an enrollment this node does not hold. Found in the store, it
+// is taken up here when this node owns its pool, else handed to the owner
+// (once: a forwarded one is not sent on again).
+caf::result<enrollment_grant> enroll_elsewhere(self_ptr self, const std::string& hash,
+                                               const std::string& hostname,
+                                               const std::string& secret,
+                                               const std::string& source, bool forwarded) {
+  auto rp = self->make_response_promise<enrollment_grant>();
+  auto invalid = [] {
+    return refuse("enrollment_invalid", "secret", "unknown or already used enrollment secret");
+  };
+  self->request(self->state.deps.store, caf::infinite, enrollments_atom_v)
+    .then(
+      [=](std::vector<enrollment_record>& all) mutable {
+        auto& st = self->state;
+        auto e = std::find_if(all.begin(), all.end(), [&](const enrollment_record& r) {
+          return secrets::to_hex(r.secret_sha256) == hash;
+        });
+        if (e == all.end()) {
+          rp.deliver(invalid());
+          return;
+        }
+        auto deliver = [rp](enrollment_grant& g) mutable { rp.deliver(std::move(g)); };
+        auto fail = [rp](caf::error& err) mutable { rp.deliver(std::move(err)); };
+        if (st.owned.count(e->pool) != 0) {
+          remember_enrollment(self, *e);
+          self->request(caf::actor_cast<caf::actor>(self), caf::infinite, enroll_atom_v, hostname, secret, source, true)
+            .then(deliver, fail);
+          return;
+        }
+        auto o = st.owner_of.find(e->pool);
+        if (forwarded || o == st.owner_of.end() || !o->second) {
+          rp.deliver(refuse("unavailable", "", "the pool of this enrollment is between owners; "
+                                               "try again in a few seconds"));
+          return;
+        }
+        self->request(o->second, std::chrono::seconds(10), enroll_atom_v, hostname, secret,
+                      source, true)
+          .then(deliver, fail);
+      },
+      [=](caf::error& err) mutable { rp.deliver(store_failed_error(self, err)); });
+  return rp;
+}
+
 } // namespace
 
 std::vector<member_state_record> snapshot_member_states(const registry& reg) {
@@ -827,6 +871,15 @@ caf::behavior supervisor_actor(self_ptr self,
     },
     [=](enroll_atom, const std::string& hostname, const std::string& secret,
         const std::string& source) -> caf::result<enrollment_grant> {
+      auto rp = self->make_response_promise<enrollment_grant>();
+      self->request(caf::actor_cast<caf::actor>(self), caf::infinite, enroll_atom_v, hostname, secret, source, false)
+        .then([rp](enrollment_grant& g) mutable { rp.deliver(std::move(g)); },
+              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    // forwarded: from another node of the cluster (not sent on again).
+    [=](enroll_atom, const std::string& hostname, const std::string& secret,
+        const std::string& source, bool forwarded) -> caf::result<enrollment_grant> {
       auto& st = self->state;
       auto hash = secrets::to_hex(secrets::sha256(secret));
       auto now = st.deps.clk->now_ms();
@@ -844,6 +897,11 @@ caf::behavior supervisor_actor(self_ptr self,
         auto g = st.recent_grants.find(hash);
         if (g == st.recent_grants.end() || g->second.until_ms <= now ||
             g->second.source != source) {
+          if (st.deps.cluster) {
+            // Opened on another node, or before this node took the pool
+            // over: the store has it, and says whose pool it is.
+            return enroll_elsewhere(self, hash, hostname, secret, source, forwarded);
+          }
           return refuse("enrollment_invalid", "secret",
                         "unknown or already used enrollment secret");
         }

@@ -431,14 +431,16 @@ TEST_CASE("a pool created at run time through one node is leased, listed and ser
     }, 10'000));
   }
   // A member added through a node that does not own the pool (the call
-  // goes to the owner), enrolled at the owner, heartbeating to the other
-  // node that does not own it (its key reached that node through Redis).
+  // goes to the owner), enrolled through the other one (the enrollment is
+  // found in Redis and handed to the owner), heartbeating to that node
+  // (its key reached it through Redis).
   auto added = others[0]->add_member(pool, "rt1.e2e.test");
   auto id = added["member"]["id"].get<member_id>();
   auto secret = added["enrollment"]["secret"].get<std::string>();
-  auto g = at(owner).post("/v1/enroll", {{"hostname", "rt1.e2e.test"}, {"secret", secret}}, "");
+  auto g = others[1]->post("/v1/enroll", {{"hostname", "rt1.e2e.test"}, {"secret", secret}}, "");
   REQUIRE(g.status == 200);
   auto key = g.body["key"].get<std::string>();
+  CHECK(at(owner).log().find("event=member_enrolled pool=" + pool) != std::string::npos);
   auto beats = others[1]->beat(id, "rt1.e2e.test", key, 30, "rt1");
   REQUIRE(wait_until([&] {
     auto r = others[0]->get("/v1/pools/" + pool + "/members");
