@@ -633,12 +633,15 @@ public:
   // -- decisions ------------------------------------------------------------------------
 
   std::int64_t record_decision(const pool_decision& d) override {
-    auto id = run({"INCR", k("decision_id")}).integer;
-    exec({{"HSET", k("decisions"), num(id), decision_json(id, d, "pending").dump()},
-          {"ZADD", k("decisions:all"), num(id), num(id)},
-          {"ZADD", k("decisions:pool:" + d.pool), num(id), num(id)},
-          {"ZADD", k("decisions:pending"), num(id), num(id)}},
-         "record_decision", {d.pool});
+    auto what = "decision\n" + decision_json(0, d, "pending").dump();
+    auto ids = ids_for(what, 1, "decision_id");
+    auto id = ids.front();
+    exec_once(what, ids,
+              {{"HSET", k("decisions"), num(id), decision_json(id, d, "pending").dump()},
+               {"ZADD", k("decisions:all"), num(id), num(id)},
+               {"ZADD", k("decisions:pool:" + d.pool), num(id), num(id)},
+               {"ZADD", k("decisions:pending"), num(id), num(id)}},
+              "record_decision", {d.pool});
     return id;
   }
 
@@ -681,12 +684,13 @@ public:
 
   std::vector<std::int64_t> journal_dns_changes(const std::vector<dns_change_record>& cs) override {
     std::vector<argv> tx;
-    auto ids = journal_into(tx, cs);
+    auto what = "dns\n" + journal_key(cs);
+    auto ids = journal_into(tx, cs, what);
     std::vector<std::string> pools;
     for (const auto& c : cs) {
       pools.push_back(c.pool);
     }
-    exec(tx, "journal_dns_changes", pools);
+    exec_once(what, ids, std::move(tx), "journal_dns_changes", pools);
     return ids;
   }
 
@@ -788,8 +792,13 @@ public:
         tx.push_back({"HSET", k("accounts:" + pool), as[i].id, to_json_text(as[i])});
       }
     }
-    auto ids = journal_into(tx, cs);
-    exec(tx, "journal_account_cuts", {pool});
+    std::string what = "cuts\n" + pool + "\n";
+    for (const auto& a : as) {
+      what += to_json_text(a) + "\n";
+    }
+    what += journal_key(cs);
+    auto ids = journal_into(tx, cs, what);
+    exec_once(what, ids, std::move(tx), "journal_account_cuts", {pool});
     return ids;
   }
 
@@ -910,6 +919,9 @@ private:
   void exec(std::vector<argv> cmds, const char* op, const std::vector<std::string>& pools = {}) {
     if (cmds.empty()) {
       return;
+    }
+    if (o_.before_write) {
+      o_.before_write(op);
     }
     std::map<std::string, std::int64_t> fenced;
     for (const auto& p : pools) {
@@ -1050,23 +1062,68 @@ private:
     }
   }
 
-  std::vector<std::int64_t> journal_into(std::vector<argv>& tx,
-                                         const std::vector<dns_change_record>& cs) {
+  // What identifies a batch of journal entries but their ids.
+  static std::string journal_key(const std::vector<dns_change_record>& cs) {
+    std::string out;
+    for (auto c : cs) {
+      c.id = 0;
+      c.status = "pending";
+      c.error.clear();
+      out += change_json(c).dump() + "\n";
+    }
+    return out;
+  }
+
+  // The ids a new row (or rows) takes: the ones a failed attempt at the
+  // same write took, else new ones from the counter.
+  std::vector<std::int64_t> ids_for(const std::string& what, std::size_t n, const char* counter) {
+    if (auto r = retry_ids_.find(what); r != retry_ids_.end() && r->second.size() == n) {
+      return r->second;
+    }
     std::vector<std::int64_t> ids;
-    if (cs.empty()) {
+    if (n == 0) {
       return ids;
     }
-    auto last = run({"INCRBY", k("dns_id"), num(static_cast<std::int64_t>(cs.size()))}).integer;
-    auto id = last - static_cast<std::int64_t>(cs.size());
+    auto last = run({"INCRBY", k(counter), num(static_cast<std::int64_t>(n))}).integer;
+    for (auto id = last - static_cast<std::int64_t>(n); id < last;) {
+      ids.push_back(++id);
+    }
+    return ids;
+  }
+
+  // A write of rows under ids of their own, made once however often it is
+  // tried: Redis may have applied a transaction whose answer never came
+  // (a timeout, a lost connection). The ids it took are kept until the
+  // same write is tried again, which writes the same rows under the same
+  // ids (HSET and ZADD of the same values change nothing) instead of
+  // adding copies under new ones.
+  void exec_once(const std::string& what, const std::vector<std::int64_t>& ids,
+                 std::vector<argv> cmds, const char* op, const std::vector<std::string>& pools) {
+    try {
+      exec(std::move(cmds), op, pools);
+    } catch (const store_unavailable&) {
+      if (retry_ids_.size() >= max_retry_ids) {
+        retry_ids_.clear(); // an outage this long: the owed writes were dropped too
+      }
+      retry_ids_[what] = ids;
+      throw;
+    }
+    retry_ids_.erase(what);
+  }
+
+  std::vector<std::int64_t> journal_into(std::vector<argv>& tx,
+                                         const std::vector<dns_change_record>& cs,
+                                         const std::string& what) {
+    auto ids = ids_for(what, cs.size(), "dns_id");
+    std::size_t i = 0;
     for (auto c : cs) {
-      c.id = ++id;
+      c.id = ids[i++];
       c.status = "pending";
       c.error.clear();
       tx.push_back({"HSET", k("dns"), num(c.id), change_json(c).dump()});
       tx.push_back({"ZADD", k("dns:all"), num(c.id), num(c.id)});
       tx.push_back({"ZADD", k("dns:pool:" + c.pool), num(c.id), num(c.id)});
       tx.push_back({"ZADD", k("dns:pending"), num(c.id), num(c.id)});
-      ids.push_back(c.id);
     }
     return ids;
   }
@@ -1075,6 +1132,10 @@ private:
   redis::client c_;
   std::vector<std::string> skipped_;
   std::unordered_map<std::string, std::int64_t> fences_; // pool -> token
+  // exec_once: the ids of writes whose answer never came, by what they
+  // wrote; bounded (as the store actor's owed writes are).
+  static constexpr std::size_t max_retry_ids = 100'000;
+  std::unordered_map<std::string, std::vector<std::int64_t>> retry_ids_;
 };
 
 } // namespace

@@ -6,6 +6,7 @@
 // redis_store.cpp for the keys; docs/design/redis-and-cluster.md for what
 // is still to come (write-behind while Redis is down, the cluster).
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,9 @@ struct redis_store_options {
   redis::client_options client;
   /// Every key starts with it: engines (or tests) sharing a database.
   std::string prefix = "balctl:";
+  /// Tests only: runs just before a write transaction (MULTI/EXEC or a
+  /// fenced script) is sent, with the operation's name.
+  std::function<void(const char* op)> before_write;
 };
 
 /// redis://[user[:password]@]host[:port][/db]; nullopt and *error (naming

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <future>
+#include <memory>
+
 #include "adapters/store/redis_store.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -100,4 +103,94 @@ TEST_CASE("two stores with their own prefixes share a database without seeing ea
   CHECK_FALSE(sb->active_member("web"));
   CHECK(server.cli("EXISTS balctl:a:pool:web") == "1");
   CHECK(server.cli("EXISTS balctl:b:pool:web") == "0");
+}
+
+namespace {
+
+// Stalls the Redis server (one script spinning for stall_ms) and returns
+// once it is stalled: a PING from a third connection no longer answers.
+void stall_redis(redis::client& blocker, redis::client& prober, int stall_ms) {
+  const std::string spin = R"lua(
+local s = redis.call('TIME')
+while true do
+  local t = redis.call('TIME')
+  if (t[1] - s[1]) * 1000000 + (t[2] - s[2]) > tonumber(ARGV[1]) * 1000 then return 1 end
+end
+)lua";
+  blocker.command({"EVAL", spin, "0", std::to_string(stall_ms)}, [](redis::result) {});
+  for (int i = 0; i < 100; ++i) {
+    auto answered = std::make_shared<std::promise<void>>();
+    auto f = answered->get_future();
+    prober.command({"PING"}, [answered](redis::result) { answered->set_value(); });
+    if (f.wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout) {
+      return; // the script runs: Redis answers nobody until it ends
+    }
+  }
+  FAIL("Redis never stalled");
+}
+
+} // namespace
+
+TEST_CASE("a decision or journal write whose answer never came is written once when tried again",
+          "[store][redis]") {
+  test::redis_server r;
+  redis_store_options o;
+  o.client.port = r.port();
+  o.client.command_timeout_ms = 200;
+  o.client.reconnect_min_ms = 10;
+  o.client.reconnect_max_ms = 50;
+  o.prefix = "once:";
+  auto slow = o.client;
+  slow.command_timeout_ms = 5000;
+  redis::client blocker(slow), prober(slow);
+  REQUIRE(blocker.start().empty());
+  REQUIRE(prober.start().empty());
+  REQUIRE(test::wait_until([&] { return blocker.ready() && prober.ready(); }, 5000));
+  const char* stall_on = nullptr; // the operation whose transaction is held up
+  o.before_write = [&](const char* op) {
+    if (stall_on != nullptr && std::string(op) == stall_on) {
+      stall_on = nullptr;
+      // Sent after the script: Redis applies it when the script ends,
+      // long after this store gave up waiting for the answer.
+      stall_redis(blocker, prober, 800);
+    }
+  };
+  auto st = open_redis_store(o);
+  pool_config p;
+  p.name = "web";
+  st->put_pool(p);
+
+  pool_decision d{decision_kind::failover, "web", 1, 2, "active member 1 is down", 1000};
+  stall_on = "record_decision";
+  CHECK_THROWS_AS(st->record_decision(d), store_unavailable);
+  REQUIRE(test::wait_until([&] { return st->available(); }, 5000));
+  // The owed write, made again (as the store actor replays it).
+  auto id = st->record_decision(d);
+  auto ds = st->decisions("web", 10);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].id == id);
+  CHECK(st->pending_decisions().size() == 1);
+
+  dns_change_record c;
+  c.decision = id;
+  c.pool = "web";
+  c.provider = "cf";
+  c.zone = "example.test";
+  c.name = "www.example.test";
+  c.type = "A";
+  c.content = "192.0.2.2";
+  stall_on = "journal_dns_changes";
+  CHECK_THROWS_AS(st->journal_dns_changes({c}), store_unavailable);
+  REQUIRE(test::wait_until([&] { return st->available(); }, 5000));
+  auto ids = st->journal_dns_changes({c});
+  REQUIRE(ids.size() == 1);
+  auto cs = st->dns_changes("web", 10);
+  REQUIRE(cs.size() == 1);
+  CHECK(cs[0].id == ids[0]);
+  CHECK(st->pending_dns_changes().size() == 1);
+
+  // A new decision after them takes a new id.
+  auto next = st->record_decision({decision_kind::failover, "web", 2, 1, "back", 2000});
+  CHECK(next > id);
+  CHECK(st->decisions("web", 10).size() == 2);
 }
