@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 #include <set>
+#include <tuple>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -151,6 +153,15 @@ caf::result<changes> scatter_answer(self_ptr self, Atom atom, changes cs) {
   auto rp = self->make_response_promise<changes>();
   scatter(self, atom, std::move(cs), [rp](changes rs) mutable { rp.deliver(std::move(rs)); });
   return rp;
+}
+
+bool same_provider(const dns_provider_config& a, const dns_provider_config& b) {
+  auto fields = [](const dns_provider_config& c) {
+    return std::tie(c.id, c.kind, c.api_base, c.server, c.user, c.server_id, c.tsig_name,
+                    c.tsig_algorithm, c.secret, c.ca_file, c.global, c.rate_limit_requests,
+                    c.rate_limit_window_s, c.max_in_flight, c.timeout_ms, c.pool, c.member);
+  };
+  return fields(a) == fields(b);
 }
 
 void remember_pools(self_ptr self, const changes& cs) {
@@ -396,6 +407,43 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
                               "DNS provider not deleted: " + self->system().render(e)));
           });
       return rp;
+    },
+    // Cluster: the API's credentials as the store holds them (other nodes
+    // add, change and delete them): executors started, given their new
+    // settings or stopped to match. The config file's are not the store's.
+    [=](catalog_atom, const std::vector<dns_provider_config>& stored) {
+      auto& st = self->state;
+      std::unordered_set<std::string> seen;
+      for (const auto& c : stored) {
+        seen.insert(c.id);
+        auto i = st.providers.find(c.id);
+        if (i != st.providers.end() && i->second.pool.empty()) {
+          continue; // the config file's id wins (bootstrap says so)
+        }
+        if (i != st.providers.end() && same_provider(i->second, c)) {
+          continue;
+        }
+        st.providers[c.id] = c;
+        if (auto e = st.executors.find(c.id); e != st.executors.end()) {
+          self->send(e->second, settings_atom_v, c);
+        } else {
+          spawn_executor(self, c);
+        }
+        log::info("dns_provider_reloaded", {{"pool", c.pool}, {"id", c.id}});
+      }
+      for (auto i = st.providers.begin(); i != st.providers.end();) {
+        if (i->second.pool.empty() || seen.count(i->first) != 0) {
+          ++i;
+          continue;
+        }
+        if (auto e = st.executors.find(i->first); e != st.executors.end()) {
+          self->send_exit(e->second, caf::exit_reason::user_shutdown);
+          st.executors.erase(e);
+        }
+        fail_parts(self, i->first, "DNS provider '" + i->first + "' was deleted");
+        log::info("dns_provider_deleted", {{"pool", i->second.pool}, {"id", i->first}});
+        i = st.providers.erase(i);
+      }
     },
     // A pool deleted: its credentials go (the store's rows went with the
     // pool), their executors stop.

@@ -238,6 +238,22 @@ typename Inspector::result_type inspect(Inspector& f, dns_catalogue& x) {
            x.on_standby, x.refreshed_ms, x.reads_pending);
 }
 
+/// Cluster: what the store holds of pools and members, protected accounts
+/// and API DNS credentials (secrets included: a message between actors of
+/// one node, never sent to another).
+struct catalog_snapshot {
+  std::vector<pool_config> pools;
+  std::vector<dns_provider_config> providers;
+  std::vector<std::string> account_pools; // the pool of accounts[i]
+  std::vector<protected_account> accounts;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, catalog_snapshot& x) {
+  return f(caf::meta::type_name("catalog_snapshot"), x.pools, x.providers, x.account_pools,
+           x.accounts);
+}
+
 // Without the secret: what inspect sees is what CAF prints (tracing,
 // unexpected messages). Actors of one node pass the struct by value, secret
 // and all; carrying credentials between nodes needs a deliberate format.
@@ -310,6 +326,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (balctl::member_config))
   CAF_ADD_TYPE_ID(balctl, (balctl::pool_config))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_config>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::catalog_snapshot))
   CAF_ADD_TYPE_ID(balctl, (balctl::pool_summary))
   CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::pool_summary>))
   CAF_ADD_TYPE_ID(balctl, (balctl::member_info))

@@ -571,9 +571,19 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
     [=](enrollments_atom) -> caf::result<std::vector<enrollment_record>> {
       return now(*s, "load_enrollments", [&] { return s->st->load_enrollments(); });
     },
-    // Cluster: every pool with its members, as stored (the catalog).
-    [=](catalog_atom) -> caf::result<std::vector<pool_config>> {
-      return now(*s, "load_pools", [&] { return s->st->load_pools(false); });
+    // Cluster: every pool with its members, accounts and API DNS
+    // credentials, as stored (the catalog).
+    [=](catalog_atom) -> caf::result<catalog_snapshot> {
+      return now(*s, "load_catalog", [&] {
+        catalog_snapshot c;
+        c.pools = s->st->load_pools(false);
+        c.providers = s->st->load_dns_providers();
+        for (auto& [pool, a] : s->st->load_accounts()) {
+          c.account_pools.push_back(pool);
+          c.accounts.push_back(std::move(a));
+        }
+        return c;
+      });
     },
     [=](active_atom, const std::string& pool) -> caf::result<std::int64_t> {
       return now(*s, "active_member", [&] {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "actors/dns_router.hpp"
 #include "actors/pool.hpp"
 #include "engine/bootstrap.hpp"
 #include "engine/log.hpp"
@@ -334,7 +335,8 @@ bool same_member(const member_slot& s, const member_config& mc) {
 // the others' runtimes serve forwarding (member ids, keys, allowed IPs) and
 // a later takeover (settings), so they follow the store. Slots are removed
 // before any is added: a member that moved between pools keeps its id.
-void reconcile_catalog(self_ptr self, std::vector<pool_config>& stored) {
+void reconcile_catalog(self_ptr self, catalog_snapshot& cat) {
+  auto& stored = cat.pools;
   auto& st = self->state;
   auto& reg = *st.deps.reg;
   auto now = st.deps.clk->now_ms();
@@ -353,9 +355,17 @@ void reconcile_catalog(self_ptr self, std::vector<pool_config>& stored) {
     }
     auto rt = make_pool_runtime(*st.deps.engine, pc);
     std::unordered_map<member_id, std::shared_ptr<member_runtime>> kept;
+    for (std::size_t i = 0; i < cat.accounts.size(); ++i) {
+      if (cat.account_pools[i] == pc.name) {
+        rt->accounts.put(cat.accounts[i]);
+      }
+    }
+    for (const auto& p : cat.providers) {
+      if (p.pool == pc.name) {
+        rt->providers.push_back(without_secret(p));
+      }
+    }
     if (old) {
-      rt->accounts = old->accounts;
-      rt->providers = old->providers;
       rt->active = old->active;
       rt->dns_orphaned_by = old->dns_orphaned_by;
       for (auto& m : old->members) {
@@ -615,8 +625,11 @@ caf::behavior supervisor_actor(self_ptr self,
       auto rp = self->make_response_promise<std::vector<std::string>>();
       self->request(self->state.deps.store, caf::infinite, catalog_atom_v)
         .then(
-          [=](std::vector<pool_config>& stored) mutable {
-            reconcile_catalog(self, stored);
+          [=](catalog_snapshot& cat) mutable {
+            // The API's DNS credentials first: a pool taken over later
+            // finds its executors.
+            self->send(self->state.deps.dns, catalog_atom_v, cat.providers);
+            reconcile_catalog(self, cat);
             std::vector<std::string> names;
             for (const auto& [name, rt] : self->state.runtimes) {
               names.push_back(name);

@@ -774,6 +774,7 @@ public:
       fields.push_back(to_json_text(a));
     }
     hset_if(k("accounts:" + pool), {k("pool:" + pool)}, std::move(fields));
+    run(catalog_changed());
   }
 
   std::vector<std::int64_t> journal_account_cuts(const std::string& pool,
@@ -798,12 +799,13 @@ public:
     }
     what += journal_key(cs);
     auto ids = journal_into(tx, cs, what);
+    tx.push_back(catalog_changed());
     exec_once(what, ids, std::move(tx), "journal_account_cuts", {pool});
     return ids;
   }
 
   void delete_account(const std::string& pool, const std::string& id) override {
-    run({"HDEL", k("accounts:" + pool), id});
+    exec({{"HDEL", k("accounts:" + pool), id}, catalog_changed()}, "delete_account");
   }
 
   std::vector<std::pair<std::string, protected_account>> load_accounts() override {
@@ -842,10 +844,11 @@ public:
       pools.insert(k("pool:" + p.pool));
     }
     hset_if(k("providers"), argv(pools.begin(), pools.end()), std::move(fields));
+    run(catalog_changed());
   }
 
   void delete_dns_provider(const std::string& id) override {
-    run({"HDEL", k("providers"), id});
+    exec({{"HDEL", k("providers"), id}, catalog_changed()}, "delete_dns_provider");
   }
 
   std::vector<dns_provider_config> load_dns_providers() override {

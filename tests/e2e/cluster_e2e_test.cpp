@@ -450,6 +450,25 @@ TEST_CASE("a pool created at run time through one node is leased, listed and ser
   CHECK(others[1]->log().find("event=pool_reloaded pool=" + pool) != std::string::npos);
   beats->stop();
 
+  // A DNS credential added through a node that does not own the pool: the
+  // other nodes' routers load it from Redis (a takeover finds its
+  // executor), and no node logs its secret.
+  const std::string secret_token = "tok-secret-runtime-pool";
+  auto prov = others[0]->post("/v1/pools/" + pool + "/dns/providers",
+                              {{"id", "cf-rt"},
+                               {"type", "cloudflare"},
+                               {"api_base", "http://127.0.0.1:9"},
+                               {"secret", secret_token},
+                               {"timeout_ms", 2000}});
+  INFO(prov.raw);
+  REQUIRE(prov.status == 201);
+  for (auto* n : others) {
+    REQUIRE(wait_until([&] {
+      return n->log().find("event=dns_provider_reloaded pool=" + pool + " id=cf-rt") !=
+             std::string::npos;
+    }, 10'000));
+  }
+
   // Deleted through a node that does not own it: gone everywhere, and its
   // lease with it.
   auto del = others[1]->call("DELETE", "/v1/pools/" + pool + "?force=true");
@@ -468,6 +487,13 @@ TEST_CASE("a pool created at run time through one node is leased, listed and ser
     return true;
   }, 10'000));
   CHECK(at(owner).log().find("reason=\"the pool was deleted\"") != std::string::npos);
+  REQUIRE(wait_until([&] {
+    return others[0]->log().find("event=dns_provider_deleted pool=" + pool + " id=cf-rt") !=
+           std::string::npos;
+  }, 10'000));
+  for (auto& n : nodes) {
+    CHECK(n.log().find(secret_token) == std::string::npos);
+  }
   for (auto& n : nodes) {
     n.stop();
   }
