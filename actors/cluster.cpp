@@ -57,6 +57,37 @@ void give_up(caf::event_based_actor* self, cluster_state& s, const std::string& 
   s.held.erase(h);
 }
 
+// Fair share: the pool goes to another node with its latest state. The
+// supervisor stops it and stores its final checkpoint; then the lease is
+// released with a handoff marker, so the next owner restores that state
+// with a short grace instead of the failover delay. Should any of it fail,
+// the lease runs out as a dead node's would.
+void hand_off(caf::event_based_actor* self, cluster_state& s, const std::string& pool) {
+  auto h = s.held.find(pool);
+  if (h == s.held.end()) {
+    return;
+  }
+  auto token = h->second.token;
+  log::info("lease_handed_off", {{"pool", pool}, {"token", std::to_string(token)},
+                                 {"reason", "fair share: another node takes it"}});
+  s.held.erase(h);
+  auto leases = s.d.leases;
+  auto node = s.d.node;
+  auto marker_ms = s.d.ttl_ms;
+  self->request(s.d.supervisor, std::chrono::seconds(10), handoff_atom_v, pool)
+    .then(
+      [=](bool) {
+        try {
+          leases->release(pool, node, token, marker_ms);
+        } catch (const std::exception& e) {
+          log::warn("lease_release_failed", {{"pool", pool}, {"error", e.what()}});
+        }
+      },
+      [=](caf::error& e) {
+        log::warn("lease_handoff_failed", {{"pool", pool}, {"error", self->system().render(e)}});
+      });
+}
+
 // The owner's supervisor of another node, connected once and kept.
 caf::actor remote_supervisor(caf::event_based_actor* self, cluster_state& s,
                              const std::string& node, const std::string& info) {
@@ -165,9 +196,7 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
         return rank(d.node, a) < rank(d.node, b);
       });
       for (std::size_t i = 0; s.held.size() > share && i < mine.size(); ++i) {
-        auto token = s.held[mine[i]].token;
-        give_up(self, s, mine[i], "fair share: another node takes it");
-        d.leases->release(mine[i], d.node, token);
+        hand_off(self, s, mine[i]);
       }
     }
     // Below it: free or expired pools, the ones this node ranks first.
@@ -193,7 +222,7 @@ void tick(caf::event_based_actor* self, cluster_state& s) {
           log::info("lease_taken", {{"pool", pool}, {"token", std::to_string(got.token)}});
           // The store first: the pool's first write already carries it.
           self->send(d.store, fence_atom_v, pool, got.token);
-          self->send(d.supervisor, own_atom_v, pool, got.token);
+          self->send(d.supervisor, own_atom_v, pool, got.token, got.handed_off);
           confirmed.push_back(pool);
         }
       }

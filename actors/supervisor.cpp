@@ -15,6 +15,10 @@ namespace balctl {
 
 namespace {
 
+// After a handoff: the time forwarding takes to follow the new owner (a
+// lease round, then a forwarding round), with margin.
+constexpr std::int64_t handoff_grace_ms = 3000;
+
 using self_ptr = caf::stateful_actor<supervisor_state>*;
 
 void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
@@ -197,7 +201,7 @@ void open_enrollment(self_ptr self, member_info info, std::string pool,
 // Cluster: a pool this node now owns, restored from the store as a restart
 // restores it (states, active member, grace), then its pool actor, then
 // the DNS changes its previous owner journaled and did not finish.
-void take_over(self_ptr self, const std::string& name, std::int64_t token) {
+void take_over(self_ptr self, const std::string& name, std::int64_t token, bool handed_off) {
   auto& st = self->state;
   auto rt_it = st.runtimes.find(name);
   if (rt_it == st.runtimes.end() || st.restoring.count(name) != 0) {
@@ -234,6 +238,12 @@ void take_over(self_ptr self, const std::string& name, std::int64_t token) {
                     auto grace = st.deps.takeover_grace_ms > 0
                                    ? st.deps.takeover_grace_ms
                                    : std::int64_t{rt->config.failover_delay_s} * 1000;
+                    // Handed over with its final checkpoint: the states
+                    // and last heartbeats are current, and the grace only
+                    // covers the moment forwarding takes to follow.
+                    if (handed_off) {
+                      grace = std::min(grace, handoff_grace_ms);
+                    }
                     std::unordered_map<member_id, member_state_record> by_id;
                     for (const auto& r : states) {
                       by_id[r.id] = r;
@@ -248,9 +258,10 @@ void take_over(self_ptr self, const std::string& name, std::int64_t token) {
                         auto seq = slot.last_seq.load();
                         slot.last_seq.store(std::max(seq, i->second.last_seq));
                         // Heard now as far as the fsm knows: the grace
-                        // covers the time nobody was listening.
+                        // covers the time nobody was listening (after a
+                        // handoff: when the old owner last heard it).
                         auto seen = state != member_state::pending &&
-                                        state != member_state::down
+                                        state != member_state::down && !handed_off
                                       ? now
                                       : i->second.last_seen_ms;
                         slot.last_seen_ms.store(std::max(slot.last_seen_ms.load(), seen));
@@ -267,6 +278,7 @@ void take_over(self_ptr self, const std::string& name, std::int64_t token) {
                                {"restored_states", std::to_string(states.size())},
                                {"active", std::to_string(rt->active)},
                                {"grace_ms", std::to_string(grace)},
+                               {"handed_off", handed_off ? "yes" : "no"},
                                {"dns_changes_resumed", std::to_string(pending.size())}});
                     spawn_pool(self, rt);
                     if (!pending.empty()) {
@@ -289,16 +301,19 @@ void take_over(self_ptr self, const std::string& name, std::int64_t token) {
 void forward_heard(self_ptr self) {
   auto& st = self->state;
   auto now = st.deps.clk->now_ms();
-  auto since = st.forwarded_until_ms;
-  st.forwarded_until_ms = now;
   for (const auto& [name, rt] : st.runtimes) {
     if (st.owned.count(name) != 0) {
+      st.forwarded_until.erase(name);
       continue;
     }
     auto owner = st.owner_of.find(name);
     if (owner == st.owner_of.end() || !owner->second) {
+      // Between owners: what is heard meanwhile goes to the next one.
       continue;
     }
+    auto& until = st.forwarded_until[name];
+    auto since = until != 0 ? until : st.forwarded_until_ms;
+    until = now;
     std::vector<std::uint64_t> packed; // id, seen, seq
     for (const auto& m : rt->members) {
       const auto& slot = *m->slot;
@@ -613,11 +628,44 @@ caf::behavior supervisor_actor(self_ptr self,
       return i->second;
     },
     // -- cluster -----------------------------------------------------------
-    [=](own_atom, const std::string& name, std::int64_t token) {
+    [=](own_atom, const std::string& name, std::int64_t token, bool handed_off) {
       auto& st = self->state;
       st.owned[name] = token;
       st.owner_of.erase(name);
-      take_over(self, name, token);
+      take_over(self, name, token, handed_off);
+    },
+    // Fair share: stops the pool and stores its final checkpoint; answered
+    // once the store has taken it (its mailbox is in order), so the lease
+    // is released only then.
+    [=](handoff_atom, const std::string& name) -> caf::result<bool> {
+      auto& st = self->state;
+      if (st.owned.erase(name) == 0) {
+        return false;
+      }
+      log::info("pool_handed_off", {{"pool", name}});
+      if (auto p = st.pools.find(name); p != st.pools.end()) {
+        self->send_exit(p->second, caf::exit_reason::user_shutdown);
+        st.pools.erase(p);
+      }
+      auto& known = st.population[name];
+      st.fleet->set_population(st.fleet->population() - known);
+      known = 0;
+      auto rt = st.runtimes.find(name);
+      if (rt == st.runtimes.end()) {
+        return false;
+      }
+      std::vector<member_state_record> rs;
+      for (const auto& m : rt->second->members) {
+        const auto& s = *m->slot;
+        rs.push_back(member_state_record{s.id, s.state.load(), s.state_since_ms.load(),
+                                         s.last_seen_ms.load(), s.last_seq.load()});
+      }
+      self->send(st.deps.store, save_atom_v, std::move(rs));
+      auto rp = self->make_response_promise<bool>();
+      self->request(st.deps.store, caf::infinite, active_atom_v, name)
+        .then([rp](std::int64_t) mutable { rp.deliver(true); },
+              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
     },
     // The cluster actor saw the store's catalog move: reload it; the
     // answer is every pool this node now knows, for the leases.

@@ -74,7 +74,10 @@ struct supervisor_state {
   std::unordered_map<std::string, std::int64_t> owned;
   std::unordered_set<std::string> restoring;
   std::unordered_map<std::string, caf::actor> owner_of;
-  std::int64_t forwarded_until_ms = 0; // heartbeats after it not yet forwarded
+  std::int64_t forwarded_until_ms = 0; // start: nothing before it to forward
+  // Per pool another node owns: heard after it, not yet forwarded (kept
+  // while the pool is between owners, so its next owner hears all of it).
+  std::unordered_map<std::string, std::int64_t> forwarded_until;
   static inline const char* name = "supervisor";
 };
 

@@ -30,8 +30,14 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
   engine_parts parts;
   parts.reg = std::make_shared<registry>();
   std::unordered_map<member_id, member_state_record> saved;
-  for (auto& r : st.load_member_states()) {
-    saved[r.id] = r;
+  // A cluster node restores a pool's states when it takes the pool's lease
+  // (the supervisor's take_over), from the owner's latest checkpoint: the
+  // states read here would be older, and would stamp every member as
+  // heard at this node's start.
+  if (cfg.cluster.node_id.empty()) {
+    for (auto& r : st.load_member_states()) {
+      saved[r.id] = r;
+    }
   }
   // The config file owns its pools; the store owns the ones the admin API
   // created. Read the stored ones first: a config pool replaces a stored

@@ -27,22 +27,25 @@ using argv = std::vector<std::string>;
   "if now == 0 then local t = redis.call('TIME') "                        \
   "now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
 
-// KEYS: lease, fence, leases-set. ARGV: now, node, ttl, pool.
+// KEYS: lease, fence, leases-set, handoff. ARGV: now, node, ttl, pool. The
+// fifth answer: 1 when the last owner handed the pool over (released it
+// after its final checkpoint) rather than letting its lease run out.
 const char* const acquire_script = BALCTL_LUA_NOW R"lua(
 local node, ttl = ARGV[2], tonumber(ARGV[3])
 local cur = redis.call('HMGET', KEYS[1], 'node', 'token', 'expires')
 local live = cur[1] and tonumber(cur[3]) > now
 if live and cur[1] ~= node then
-  return {0, cur[1], tonumber(cur[3]), now}
+  return {0, cur[1], tonumber(cur[3]), now, 0}
 end
 if live then
   redis.call('HSET', KEYS[1], 'expires', now + ttl)
-  return {tonumber(cur[2]), node, now + ttl, now}
+  return {tonumber(cur[2]), node, now + ttl, now, 0}
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'node', node, 'token', token, 'since', now, 'expires', now + ttl)
 redis.call('SADD', KEYS[3], ARGV[4])
-return {token, node, now + ttl, now}
+local handed = redis.call('DEL', KEYS[4])
+return {token, node, now + ttl, now, handed}
 )lua";
 
 // KEYS: lease. ARGV: now, node, token, ttl.
@@ -55,11 +58,15 @@ redis.call('HSET', KEYS[1], 'expires', now + tonumber(ARGV[4]))
 return 1
 )lua";
 
-// KEYS: lease. ARGV: node, token.
+// KEYS: lease, handoff. ARGV: node, token, handoff marker's life in ms (0 =
+// none: a plain release).
 const char* const release_script = R"lua(
 local cur = redis.call('HMGET', KEYS[1], 'node', 'token')
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   redis.call('DEL', KEYS[1])
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  end
   return 1
 end
 return 0
@@ -183,15 +190,16 @@ std::vector<node_record> lease_table::live_nodes(std::int64_t now_ms) {
 
 lease_answer lease_table::acquire(const std::string& pool, const std::string& node,
                                   std::int64_t ttl_ms, std::int64_t now_ms) {
-  auto r = impl_->run({"EVAL", acquire_script, "3", impl_->k("lease:" + pool),
-                       impl_->k("fence:" + pool), impl_->k("leases"), std::to_string(now_ms), node,
-                       std::to_string(ttl_ms), pool});
+  auto r = impl_->run({"EVAL", acquire_script, "4", impl_->k("lease:" + pool),
+                       impl_->k("fence:" + pool), impl_->k("leases"), impl_->k("handoff:" + pool),
+                       std::to_string(now_ms), node, std::to_string(ttl_ms), pool});
   lease_answer a;
-  if (r.elements.size() == 4) {
+  if (r.elements.size() == 5) {
     a.token = to_int(r.elements[0]);
     a.holder = r.elements[1].str;
     a.expires_ms = to_int(r.elements[2]);
     a.now_ms = to_int(r.elements[3]);
+    a.handed_off = to_int(r.elements[4]) == 1;
   }
   return a;
 }
@@ -204,9 +212,11 @@ bool lease_table::renew(const std::string& pool, const std::string& node, std::i
   return r.integer == 1;
 }
 
-void lease_table::release(const std::string& pool, const std::string& node, std::int64_t token) {
-  impl_->run({"EVAL", release_script, "1", impl_->k("lease:" + pool), node,
-              std::to_string(token)});
+void lease_table::release(const std::string& pool, const std::string& node, std::int64_t token,
+                          std::int64_t handoff_ms) {
+  impl_->run({"EVAL", release_script, "2", impl_->k("lease:" + pool),
+              impl_->k("handoff:" + pool), node, std::to_string(token),
+              std::to_string(handoff_ms)});
 }
 
 std::vector<lease_record> lease_table::leases() {

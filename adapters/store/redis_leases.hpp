@@ -44,6 +44,9 @@ struct lease_answer {
   std::string holder;
   std::int64_t expires_ms = 0;
   std::int64_t now_ms = 0; // Redis's clock (or the caller's) when it answered
+  /// A new token, and the last owner handed the pool over (release with
+  /// handoff_ms) within handoff_ms: its final checkpoint is in the store.
+  bool handed_off = false;
 };
 
 class lease_table {
@@ -77,8 +80,11 @@ public:
   /// expired; false means it was lost (stop acting for the pool).
   bool renew(const std::string& pool, const std::string& node, std::int64_t token,
              std::int64_t ttl_ms, std::int64_t now_ms = 0);
-  /// Gives the pool up (another node may take it at once).
-  void release(const std::string& pool, const std::string& node, std::int64_t token);
+  /// Gives the pool up (another node may take it at once). handoff_ms > 0:
+  /// the pool's final checkpoint is stored; the next node to take it within
+  /// that time hears so (lease_answer::handed_off).
+  void release(const std::string& pool, const std::string& node, std::int64_t token,
+               std::int64_t handoff_ms = 0);
   /// Every pool's lease, expired or not, by pool.
   std::vector<lease_record> leases();
   /// The pool's current token (0 = never taken).

@@ -498,3 +498,71 @@ TEST_CASE("a pool created at run time through one node is leased, listed and ser
     n.stop();
   }
 }
+
+TEST_CASE("a node joining takes its share by handoff: detection goes on from the old owner's "
+          "last heartbeats, not from a new grace",
+          "[e2e][cluster][redis]") {
+  constexpr int delay_s = 20;
+  redis_server redis;
+  node a, b;
+  configure(a, redis, "node-a");
+  configure(b, redis, "node-b");
+  for (auto* n : {&a, &b}) {
+    for (auto& p : n->config_extra["pools"]) {
+      p["failover_delay_s"] = delay_s;
+    }
+  }
+  a.start();
+  // Primaries (the active members) and standbys beat to node a, apart.
+  json primaries = json::array(), standbys = json::array();
+  for (const auto& p : pool_list()) {
+    primaries.push_back({{"name", p["name"]}, {"members", {p["members"][0]}}});
+    standbys.push_back({{"name", p["name"]}, {"members", {p["members"][1]}}});
+  }
+  std::ofstream(a.dir.file("primaries.json")) << json{{"pools", primaries}}.dump();
+  std::ofstream(a.dir.file("standbys.json")) << json{{"pools", standbys}}.dump();
+  auto loadgen = [&](const std::string& which, int duration_s) {
+    auto p = std::make_unique<process>(
+      std::vector<std::string>{LOADGEN_PATH, "--target", "127.0.0.1:" + std::to_string(a.udp_port),
+                               "--config", a.dir.file(which + ".json"), "--interval-ms", "200",
+                               "--duration-s", std::to_string(duration_s)},
+      a.dir.file(which + ".out"), a.dir.file(which + ".log"));
+    REQUIRE(p->started());
+    return p;
+  };
+  auto standby_beats = loadgen("standbys", 90);
+  auto primary_beats = loadgen("primaries", 90);
+  REQUIRE(wait_until([&] { return owners(a)["node-a"].size() == pools; }, 10'000));
+  REQUIRE(wait_until([&] { return healthy_members(a) == 2 * pools; }, 15'000));
+
+  // Every primary goes silent; half-way through the failover delay node b
+  // joins and takes its share.
+  primary_beats->stop();
+  auto silent = std::chrono::steady_clock::now();
+  wait_until([] { return false; }, delay_s * 1000 / 2);
+  b.start();
+  REQUIRE(wait_until([&] {
+    auto o = owners(a);
+    return o["node-a"].size() == pools / 2 && o["node-b"].size() == pools / 2;
+  }, 10'000));
+  CHECK(count_of(b.log(), "handed_off=yes") == pools / 2);
+  CHECK(count_of(a.log(), "event=pool_handed_off") == pools / 2);
+
+  // Every pool fails over about delay_s after the silence began: b's too,
+  // not delay_s after it took them (that would be 1.5 x delay_s).
+  REQUIRE(wait_until([&] {
+    return count_of(a.log() + b.log(), "event=pool_decision pool=p") == pools;
+  }, (delay_s + 15) * 1000));
+  auto took_s = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - silent)
+                  .count() /
+                1000.0;
+  CAPTURE(took_s);
+  CHECK(took_s < delay_s * 1.25);
+  CHECK(count_of(b.log(), "event=pool_decision pool=p") == pools / 2);
+  // The standbys were never declared down (the handoff kept them heard).
+  CHECK(count_of(a.log() + b.log(), "to=down") == pools);
+  standby_beats->stop();
+  a.stop();
+  b.stop();
+}

@@ -107,7 +107,21 @@ TEST_CASE("a pool has one owner: another node takes it only after the lease expi
   SECTION("a release frees the pool at once; the next owner gets a new token") {
     b->release("web", "node-b", 2);
     CHECK(b->leases().empty());
-    CHECK(a->acquire("web", "node-a", ttl, t0 + 6000 + ttl + 20).token == 3);
+    auto next = a->acquire("web", "node-a", ttl, t0 + 6000 + ttl + 20);
+    CHECK(next.token == 3);
+    CHECK_FALSE(next.handed_off);
+  }
+  SECTION("a handoff is heard by the next owner only, once") {
+    CHECK_FALSE(taken.handed_off); // an expired lease is no handoff
+    a->release("web", "node-a", 1, 5000); // not its lease: no marker
+    CHECK(a->acquire("web", "node-a", ttl, t0 + 6000 + ttl + 20).token == 0);
+    b->release("web", "node-b", 2, 5000);
+    auto next = a->acquire("web", "node-a", ttl, t0 + 6000 + ttl + 30);
+    CHECK(next.token == 3);
+    CHECK(next.handed_off);
+    CHECK_FALSE(a->acquire("web", "node-a", ttl, t0 + 6000 + ttl + 40).handed_off); // a renewal
+    a->release("web", "node-a", 3);
+    CHECK_FALSE(b->acquire("web", "node-b", ttl, t0 + 6000 + ttl + 50).handed_off);
   }
   SECTION("an expired lease of one's own is taken again with a new token") {
     CHECK(b->acquire("web", "node-b", ttl, t0 + 6000 + 3 * ttl).token == 3);
