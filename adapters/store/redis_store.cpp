@@ -552,15 +552,23 @@ public:
 
   std::vector<activity_record> activity(const std::string& pool, std::int64_t before_id,
                                         std::size_t limit, member_id member) override {
+    // Newest first, a page at a time until the limit is met (the list is
+    // trimmed to keep_per_pool, but a page is usually all it takes).
     std::vector<activity_record> out;
-    auto all = run({"LRANGE", k("activity:" + pool), "0", "-1"});
-    for (const auto& e : all.elements) {
-      if (out.size() >= limit) {
-        break;
+    auto page = static_cast<std::int64_t>(std::clamp<std::size_t>(limit * 2, 64, 4096));
+    for (std::int64_t at = 0; out.size() < limit; at += page) {
+      auto some = run({"LRANGE", k("activity:" + pool), num(at), num(at + page - 1)});
+      for (const auto& e : some.elements) {
+        if (out.size() >= limit) {
+          break;
+        }
+        auto r = activity_from(parse_obj(e.str));
+        if ((before_id == 0 || r.id < before_id) && (member == 0 || r.member == member)) {
+          out.push_back(std::move(r));
+        }
       }
-      auto r = activity_from(parse_obj(e.str));
-      if ((before_id == 0 || r.id < before_id) && (member == 0 || r.member == member)) {
-        out.push_back(std::move(r));
+      if (static_cast<std::int64_t>(some.elements.size()) < page) {
+        break;
       }
     }
     return out;
@@ -722,16 +730,32 @@ public:
   std::vector<dns_change_record> pending_dns_changes() override {
     // A pending change older than another change of the same record, done
     // or pending, is superseded: resuming it could move the record back.
+    // Only changes from the oldest pending one on can supersede one: the
+    // journal's tail, not all of it.
+    auto oldest = run({"ZRANGE", k("dns:pending"), "0", "0"});
+    if (oldest.elements.empty()) {
+      return {};
+    }
     std::map<std::string, std::int64_t> newest; // provider/name/type -> id
     std::vector<dns_change_record> all;
-    for (const auto& [id, body] : hash(k("dns"))) {
-      auto c = change_from(parse_obj(body));
-      if (c.status == "pending" || c.status == "done") {
-        auto key = c.provider + "/" + c.name + "/" + c.type;
-        newest[key] = std::max(newest[key], c.id);
+    auto tail = run({"ZRANGEBYSCORE", k("dns:all"), oldest.elements[0].str, "+inf"});
+    for (std::size_t i = 0; i < tail.elements.size(); i += chunk) {
+      argv hmget{"HMGET", k("dns")};
+      for (std::size_t j = i; j < tail.elements.size() && j < i + chunk; ++j) {
+        hmget.push_back(tail.elements[j].str);
       }
-      if (c.status == "pending") {
-        all.push_back(std::move(c));
+      for (const auto& body : run(std::move(hmget)).elements) {
+        if (body.k != redis::reply::kind::string) {
+          continue;
+        }
+        auto c = change_from(parse_obj(body.str));
+        if (c.status == "pending" || c.status == "done") {
+          auto key = c.provider + "/" + c.name + "/" + c.type;
+          newest[key] = std::max(newest[key], c.id);
+        }
+        if (c.status == "pending") {
+          all.push_back(std::move(c));
+        }
       }
     }
     std::sort(all.begin(), all.end(),

@@ -649,6 +649,27 @@ TEST_CASE("the activity log pages newest first, filters by member and keeps the 
   st->delete_pool("even");
   CHECK(st->activity("even", 0, 100).empty());
   CHECK(st->activity("odd", 0, 100).size() == 10);
+
+  // A member whose lines are far apart, and a page before one of them:
+  // the reads go past the first page of the log, and stop at the limit.
+  std::vector<activity_record> many;
+  for (int i = 1; i <= 500; ++i) {
+    activity_record r;
+    r.pool = "busy";
+    r.at_ms = i;
+    r.kind = "state_change";
+    r.member = i % 100 == 0 ? 7 : 1;
+    many.push_back(r);
+  }
+  st->append_activity(many, 1000);
+  auto sparse = st->activity("busy", 0, 4, 7);
+  REQUIRE(sparse.size() == 4);
+  CHECK(sparse.front().at_ms == 500);
+  CHECK(sparse.back().at_ms == 200);
+  auto older = st->activity("busy", sparse[1].id, 10, 7);
+  REQUIRE(older.size() == 3);
+  CHECK(older.front().at_ms == 300);
+  CHECK(st->activity("busy", 0, 1000).size() == 500);
 }
 
 TEST_CASE("protected accounts round trip with their side, a batch in one call, and go with their pool",
