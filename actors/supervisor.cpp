@@ -330,6 +330,33 @@ void forward_heard(self_ptr self) {
   }
 }
 
+// Cluster: this node no longer owns the pool (given up or handed off): its
+// actor stops, its members leave the fleet guard's count. False when it
+// did not own it.
+bool stop_owned(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  if (st.owned.erase(name) == 0) {
+    return false;
+  }
+  if (auto p = st.pools.find(name); p != st.pools.end()) {
+    self->send_exit(p->second, caf::exit_reason::user_shutdown);
+    st.pools.erase(p);
+  }
+  auto& known = st.population[name];
+  st.fleet->set_population(st.fleet->population() - known);
+  known = 0;
+  return true;
+}
+
+// A checkpoint of a pool's members, appended to rs.
+void add_states(const pool_runtime& rt, std::vector<member_state_record>& rs) {
+  for (const auto& m : rt.members) {
+    const auto& s = *m->slot;
+    rs.push_back(member_state_record{s.id, s.state.load(), s.state_since_ms.load(),
+                                     s.last_seen_ms.load(), s.last_seq.load()});
+  }
+}
+
 // Cluster: whether a member's slot still says what the store does (its
 // key aside, which is swapped in place).
 bool same_member(const member_slot& s, const member_config& mc) {
@@ -639,27 +666,16 @@ caf::behavior supervisor_actor(self_ptr self,
     // is released only then.
     [=](handoff_atom, const std::string& name) -> caf::result<bool> {
       auto& st = self->state;
-      if (st.owned.erase(name) == 0) {
+      if (!stop_owned(self, name)) {
         return false;
       }
       log::info("pool_handed_off", {{"pool", name}});
-      if (auto p = st.pools.find(name); p != st.pools.end()) {
-        self->send_exit(p->second, caf::exit_reason::user_shutdown);
-        st.pools.erase(p);
-      }
-      auto& known = st.population[name];
-      st.fleet->set_population(st.fleet->population() - known);
-      known = 0;
       auto rt = st.runtimes.find(name);
       if (rt == st.runtimes.end()) {
         return false;
       }
       std::vector<member_state_record> rs;
-      for (const auto& m : rt->second->members) {
-        const auto& s = *m->slot;
-        rs.push_back(member_state_record{s.id, s.state.load(), s.state_since_ms.load(),
-                                         s.last_seen_ms.load(), s.last_seq.load()});
-      }
+      add_states(*rt->second, rs);
       self->send(st.deps.store, save_atom_v, std::move(rs));
       auto rp = self->make_response_promise<bool>();
       self->request(st.deps.store, caf::infinite, active_atom_v, name)
@@ -699,18 +715,9 @@ caf::behavior supervisor_actor(self_ptr self,
       }
     },
     [=](disown_atom, const std::string& name) {
-      auto& st = self->state;
-      if (st.owned.erase(name) == 0) {
-        return;
+      if (stop_owned(self, name)) {
+        log::warn("pool_given_up", {{"pool", name}});
       }
-      log::warn("pool_given_up", {{"pool", name}});
-      if (auto p = st.pools.find(name); p != st.pools.end()) {
-        self->send_exit(p->second, caf::exit_reason::user_shutdown);
-        st.pools.erase(p);
-      }
-      auto& known = st.population[name];
-      st.fleet->set_population(st.fleet->population() - known);
-      known = 0;
     },
     [=](owners_atom, const std::string& name, caf::actor owner) {
       auto& st = self->state;
@@ -1057,11 +1064,7 @@ caf::behavior supervisor_actor(self_ptr self,
               rt->second->lease_until_ms.load(std::memory_order_acquire) < now) {
             continue;
           }
-          for (const auto& m : rt->second->members) {
-            const auto& s = *m->slot;
-            rs.push_back(member_state_record{s.id, s.state.load(), s.state_since_ms.load(),
-                                             s.last_seen_ms.load(), s.last_seq.load()});
-          }
+          add_states(*rt->second, rs);
         }
         self->send(st.deps.store, save_atom_v, std::move(rs));
       }

@@ -179,6 +179,14 @@ struct dns_cluster {
 
   std::vector<std::string> record() { return ns.dig("www.example.test", "A"); }
 
+  /// Until another node than the first owner holds the pool's lease.
+  void wait_for_new_owner() {
+    REQUIRE(wait_until([&] {
+      auto o = pool_owner();
+      return !o.empty() && o != first_owner;
+    }, 10'000));
+  }
+
   /// The pool's activity lines (in the shared store) of a kind, for a
   /// member (0: any), whose message holds text.
   std::size_t activity(const std::string& kind, int member, const std::string& text) {
@@ -297,10 +305,7 @@ TEST_CASE("the owner killed during a member outage: the new owner fails the pool
   REQUIRE(wait_until([&] { return cl.states() == "suspect,healthy"; }, 10'000));
   ::kill(cl.owner().daemon->pid(), SIGKILL);
   cl.owner().daemon->wait_exit(5000);
-  REQUIRE(wait_until([&] {
-    auto o = cl.pool_owner();
-    return !o.empty() && o != cl.first_owner;
-  }, 10'000));
+  cl.wait_for_new_owner();
   auto next = cl.pool_owner();
   CAPTURE(cl.first_owner, next);
   // The grace (the failover delay) after the takeover, then m1 is down.
@@ -334,10 +339,7 @@ TEST_CASE("the owner killed in the middle of its DNS cut-over: the new owner fin
   cl.owner().daemon->wait_exit(5000);
   cl.ns.pause(false);
   CHECK(cl.record() == std::vector<std::string>{"192.0.2.10"});
-  REQUIRE(wait_until([&] {
-    auto o = cl.pool_owner();
-    return !o.empty() && o != cl.first_owner;
-  }, 10'000));
+  cl.wait_for_new_owner();
   auto& next = cl.by_id(cl.pool_owner());
   REQUIRE(wait_until([&] { return cl.record() == std::vector<std::string>{"192.0.2.2"}; },
                      20'000));
@@ -359,10 +361,7 @@ TEST_CASE("an owner paused during a member outage wakes after the takeover and c
   cl.m1->stop();
   REQUIRE(wait_until([&] { return cl.states() == "suspect,healthy"; }, 10'000));
   ::kill(cl.owner().daemon->pid(), SIGSTOP);
-  REQUIRE(wait_until([&] {
-    auto o = cl.pool_owner();
-    return !o.empty() && o != cl.first_owner;
-  }, 10'000));
+  cl.wait_for_new_owner();
   auto& next = cl.by_id(cl.pool_owner());
   REQUIRE(wait_until([&] { return cl.record() == std::vector<std::string>{"192.0.2.2"}; },
                      30'000));
