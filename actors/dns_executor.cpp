@@ -71,9 +71,9 @@ void arm(self_ptr self) {
 // A job has ended: journal (changes), answer, and the next change of its
 // record. live: a read's record; listed: a list's records.
 void end(self_ptr self, const dns_job& j, const std::string& status,
-         const std::string& error, const dns::step* s = nullptr) {
+         const std::string& error, const dns::step* s = nullptr, bool journal = true) {
   auto& st = self->state;
-  if (j.op == dns_op::apply) {
+  if (j.op == dns_op::apply && journal) {
     self->send(st.deps.store, mark_dns_atom_v, std::vector<std::int64_t>{j.id}, status, error);
     auto& m = *st.deps.metrics;
     if (status == "done") {
@@ -300,6 +300,17 @@ void handle(self_ptr self, std::int64_t id, dns::step s) {
 void start_job(self_ptr self, dns_job j) {
   auto& st = self->state;
   auto id = j.id;
+  if (j.op == dns_op::apply && st.given_up.count(j.pool) != 0) {
+    // Cluster: another node owns the pool now and resumes this change
+    // from the journal, which stays pending; retrying it here could
+    // undo a later change of the new owner's.
+    st.queue.finish(j);
+    log::info("dns_change_left_to_owner", {{"change", std::to_string(id)},
+                                           {"pool", j.pool},
+                                           {"provider", st.deps.provider_id}});
+    end(self, j, "failed", "another node owns pool '" + j.pool + "' now", nullptr, false);
+    return;
+  }
   std::unique_ptr<dns::operation> op;
   switch (j.op) {
     case dns_op::apply: op = st.deps.provider->apply(j.desired); break;
@@ -523,6 +534,10 @@ caf::behavior dns_executor(caf::stateful_actor<dns_executor_state>* self,
       }
       return rp;
     },
+    // Cluster: this node gave the pool up (or took it again): its changes
+    // not yet started are left to the owner.
+    [=](disown_atom, const std::string& pool) { self->state.given_up.insert(pool); },
+    [=](own_atom, const std::string& pool) { self->state.given_up.erase(pool); },
     [=](dns_http_atom, std::int64_t id, std::uint64_t token, dns::http_response& resp) {
       auto& st = self->state;
       auto it = st.runs.find(id);

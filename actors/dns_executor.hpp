@@ -39,6 +39,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "actors/messages.hpp"
 #include "adapters/dns/dns_io.hpp"
@@ -93,6 +94,7 @@ struct dns_executor_state {
   std::int64_t armed_ms = 0;
   std::int64_t started_ms = 0;
   std::mt19937_64 rng{std::random_device{}()};
+  std::unordered_set<std::string> given_up; // cluster: pools another node owns now
   static inline const char* name = "dns_executor";
 };
 

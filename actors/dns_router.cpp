@@ -23,6 +23,9 @@ void spawn_executor(self_ptr self, const dns_provider_config& c) {
   auto exec = self->spawn(dns_executor, executor_deps(c, st.deps.executor_base));
   self->monitor(exec);
   st.executors[c.id] = exec;
+  for (const auto& pool : st.given_up) {
+    self->send(exec, disown_atom_v, pool);
+  }
   log::info("dns_provider", {{"id", c.id},
                              {"type", to_string(c.kind)},
                              {"pool", c.pool.empty() ? "(config file)" : c.pool},
@@ -407,6 +410,19 @@ caf::behavior dns_router(caf::stateful_actor<dns_router_state>* self,
                               "DNS provider not deleted: " + self->system().render(e)));
           });
       return rp;
+    },
+    // Cluster: a pool given up, or owned (again): every executor hears it.
+    [=](disown_atom, const std::string& pool) {
+      self->state.given_up.insert(pool);
+      for (const auto& [id, e] : self->state.executors) {
+        self->send(e, disown_atom_v, pool);
+      }
+    },
+    [=](own_atom, const std::string& pool) {
+      self->state.given_up.erase(pool);
+      for (const auto& [id, e] : self->state.executors) {
+        self->send(e, own_atom_v, pool);
+      }
     },
     // Cluster: the API's credentials as the store holds them (other nodes
     // add, change and delete them): executors started, given their new

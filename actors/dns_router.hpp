@@ -33,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -62,6 +63,7 @@ struct dns_router_state {
   std::unordered_map<std::string, caf::actor> executors; // by provider id
   std::unordered_map<std::string, caf::actor> pools;     // by pool, last sender
   std::vector<pool_decision> executed; // decisions seen (tests, logs)
+  std::set<std::string> given_up;      // cluster: pools another node owns now
   std::size_t closing = 0;             // executors still to go at shutdown
   static inline const char* name = "dns_router";
 };

@@ -338,6 +338,7 @@ bool stop_owned(self_ptr self, const std::string& name) {
   if (st.owned.erase(name) == 0) {
     return false;
   }
+  self->send(st.deps.dns, disown_atom_v, name);
   if (auto p = st.pools.find(name); p != st.pools.end()) {
     self->send_exit(p->second, caf::exit_reason::user_shutdown);
     st.pools.erase(p);
@@ -659,6 +660,7 @@ caf::behavior supervisor_actor(self_ptr self,
       auto& st = self->state;
       st.owned[name] = token;
       st.owner_of.erase(name);
+      self->send(st.deps.dns, own_atom_v, name);
       take_over(self, name, token, handed_off);
     },
     // Fair share: stops the pool and stores its final checkpoint; answered

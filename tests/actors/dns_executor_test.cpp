@@ -525,3 +525,31 @@ TEST_CASE("a down source cuts its protected account: side and change written tog
   f.run_for(30'000, {1, 2});
   CHECK(f.dns.live["shop.web.test"] == "192.0.2.2");
 }
+
+TEST_CASE("a change of a pool given up to another node is not retried here: the new owner resumes "
+          "it from the journal",
+          "[dns_executor][actors][cluster]") {
+  fixture f;
+  f.submit_from_submitter({change("www.example.test", "192.0.2.2")});
+  REQUIRE(f.dns.sent.size() == 1);
+  f.dns.answer(500); // transient: retried after a back-off
+  f.sched.run();
+  REQUIRE(f.results.empty());
+  auto id = f.st->dns_changes("web", 10).at(0).id;
+  caf::anon_send(f.exec, disown_atom_v, std::string("web"));
+  f.sched.run();
+  f.clk.advance(60'000);
+  f.sched.trigger_timeouts();
+  f.sched.run();
+  CHECK(f.dns.sent.empty()); // never sent again
+  REQUIRE(f.results.size() == 1);
+  CHECK(f.results[0].status == "failed");
+  CHECK(f.results[0].error.find("another node owns pool 'web'") != std::string::npos);
+  CHECK(f.journal_status(id) == "pending"); // the new owner's to resume
+
+  // Owned again (the lease came back): its changes go out as before.
+  caf::anon_send(f.exec, own_atom_v, std::string("web"));
+  f.sched.run();
+  f.submit_from_submitter({change("www.example.test", "192.0.2.3")});
+  CHECK(f.dns.sent.size() == 1);
+}
