@@ -7,9 +7,13 @@
 #include <set>
 
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/engine.hpp"
+#include "actors/openssl_error_queue.hpp"
 #include "adapters/store/redis_store.hpp"
 #include "engine/log.hpp"
 
@@ -108,14 +112,22 @@ caf::actor remote_supervisor(caf::event_based_actor* self, cluster_state& s,
     host = host.substr(1, host.size() - 2);
   }
   auto port = static_cast<std::uint16_t>(std::atoi(forward.c_str() + colon + 1));
-  auto a = self->system().middleman().remote_actor(host, port);
+  auto& sys = self->system();
+  // TLS when the OpenSSL module is loaded (cluster.tls_*): the peer must
+  // show a certificate from our CA and accept ours, or the handshake fails
+  // (CAF reports disconnect_during_handshake, whichever side refused).
+  const bool tls = sys.has_openssl_manager();
+  auto a = tls ? caf::openssl::remote_actor(sys, host, port)
+               : sys.middleman().remote_actor(host, port);
   if (!a) {
     log::warn("cluster_node_unreachable", {{"node", node},
                                            {"forward", forward},
-                                           {"error", self->system().render(a.error())}});
+                                           {"tls", tls ? "on" : "off"},
+                                           {"error", sys.render(a.error())}});
     return nullptr;
   }
-  log::info("cluster_node_connected", {{"node", node}, {"forward", forward}});
+  log::info("cluster_node_connected", {{"node", node}, {"forward", forward},
+                                       {"tls", tls ? "on" : "off"}});
   r.supervisor = *a;
   return r.supervisor;
 }
@@ -343,8 +355,21 @@ caf::behavior cluster_actor(caf::event_based_actor* self, cluster_deps d) {
   };
 }
 
-void load_cluster_modules(caf::actor_system_config& cfg) {
-  cfg.load<caf::io::middleman>();
+void load_cluster_modules(caf::actor_system_config& sys_cfg, const cluster_config& c) {
+  sys_cfg.load<caf::io::middleman>(); // first: the OpenSSL module needs it
+  if (!c.tls()) {
+    return;
+  }
+  // CAF 0.17 reads these actor_system_config fields (the "openssl.*"
+  // options) when it makes each connection's context: any of them set turns
+  // on SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT on both sides, and
+  // only the CA file is trusted (not the system's store). It checks no host
+  // name: any certificate that chains to the CA is a cluster node. No
+  // passphrase: the key is unencrypted (config checks it loads without).
+  sys_cfg.load<caf::openssl::manager>();
+  sys_cfg.openssl_certificate = c.tls_cert_file;
+  sys_cfg.openssl_key = c.tls_key_file;
+  sys_cfg.openssl_cafile = c.tls_ca_file;
 }
 
 caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
@@ -352,6 +377,23 @@ caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
                          std::vector<std::string> pools, const std::string& admin,
                          std::string* error) {
   const auto& c = cfg.cluster;
+  // The link is TLS exactly when the OpenSSL module is loaded; a node that
+  // was asked for TLS must never fall back to plain TCP.
+  const bool tls = sys.has_openssl_manager();
+  if (tls != c.tls()) {
+    *error = std::string("cluster: tls_cert_file is ") + (c.tls() ? "set" : "not set") +
+             " but CAF's OpenSSL module is " + (tls ? "loaded" : "not loaded") +
+             " (load_cluster_modules)";
+    return nullptr;
+  }
+  // Without it one failed TLS connection ends the healthy ones
+  // (actors/openssl_error_queue.hpp).
+  if (tls && !openssl_error_queue_guard_active()) {
+    *error = "cluster: tls_cert_file is set but SSL_read is not balctld's own "
+             "(actors/openssl_error_queue): CAF's TLS links would not survive a failed "
+             "connection";
+    return nullptr;
+  }
   cluster_deps d;
   d.supervisor = h.supervisor;
   d.store = h.store;
@@ -375,9 +417,12 @@ caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
       host = host.substr(1, host.size() - 2);
     }
     auto port = static_cast<std::uint16_t>(std::atoi(c.listen.c_str() + colon + 1));
-    auto bound = sys.middleman().publish(h.supervisor, port, host.c_str(), true);
+    // The OpenSSL module is loaded exactly when cluster.tls_* is set.
+    auto bound = tls ? caf::openssl::publish(h.supervisor, port, host.c_str(), true)
+                     : sys.middleman().publish(h.supervisor, port, host.c_str(), true);
     if (!bound) {
-      *error = "cluster.listen " + c.listen + ": " + sys.render(bound.error());
+      *error = "cluster.listen " + c.listen + (tls ? " (tls)" : "") + ": " +
+               sys.render(bound.error());
       return nullptr;
     }
     auto advertise = c.advertise.empty() ? c.listen : c.advertise;
@@ -388,11 +433,12 @@ caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
     }
     d.forward = advertise;
     log::info("cluster_listening", {{"listen", c.listen}, {"port", std::to_string(*bound)},
-                                    {"forward", d.forward}});
+                                    {"forward", d.forward}, {"tls", tls ? "on" : "off"}});
   }
   log::info("cluster_joining", {{"node", d.node},
                                 {"pools", std::to_string(d.pools.size())},
-                                {"lease_ttl_ms", std::to_string(d.ttl_ms)}});
+                                {"lease_ttl_ms", std::to_string(d.ttl_ms)},
+                                {"tls", tls ? "on" : "off"}});
   return sys.spawn<caf::detached>(cluster_actor, std::move(d));
 }
 

@@ -19,6 +19,7 @@
 
 #include "actors/messages.hpp"
 #include "adapters/store/redis_leases.hpp"
+#include "config/config.hpp"
 #include "engine/clock.hpp"
 #include "engine/metrics.hpp"
 
@@ -40,12 +41,17 @@ caf::behavior cluster_actor(caf::event_based_actor* self, cluster_deps d);
 
 struct engine_handles;
 
-/// CAF's middleman, which carries messages between nodes.
-void load_cluster_modules(caf::actor_system_config& cfg);
+/// CAF's middleman, which carries messages between nodes; with
+/// cluster.tls_* (c.tls()) also CAF's OpenSSL module, set to show this
+/// node's certificate and to require from every peer, in both directions,
+/// a certificate that chains to the CA file. Before the actor system is
+/// built; the files were checked when the config was read.
+void load_cluster_modules(caf::actor_system_config& sys_cfg, const cluster_config& c);
 
-/// Publishes the supervisor on cluster.listen (TCP, for the other nodes'
-/// forwarding) and spawns the cluster actor. Null and *error when it
-/// cannot (Redis, the listen address).
+/// Publishes the supervisor on cluster.listen (TCP, or TLS when the OpenSSL
+/// module is loaded, for the other nodes' forwarding) and spawns the
+/// cluster actor. Null and *error when it cannot (Redis, the listen
+/// address).
 caf::actor start_cluster(caf::actor_system& sys, const engine_config& cfg,
                          const engine_handles& h, const clock* clk,
                          std::vector<std::string> pools,

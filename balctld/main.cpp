@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
     caf::actor_system_config sys_cfg;
     configure_actor_system(sys_cfg);
     if (clustered) {
-      load_cluster_modules(sys_cfg);
+      load_cluster_modules(sys_cfg, cfg.cluster);
     }
     caf::actor_system sys{sys_cfg};
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,

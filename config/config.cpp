@@ -1,12 +1,14 @@
 #include "config/config.hpp"
 
 #include "adapters/store/redis_store.hpp"
+#include "transport/tls_session.hpp"
 
 #include <arpa/inet.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -543,13 +545,81 @@ void read_admin(reader& r, const json& j, admin_config& a) {
   }
 }
 
+// "" when path names a non-empty regular file this process can open, else
+// why not.
+std::string unreadable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return "cannot read: is a directory";
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return std::string("cannot read: ") + std::strerror(errno);
+  }
+  if (in.peek() == std::ifstream::traits_type::eof()) {
+    return "cannot read: the file is empty";
+  }
+  return {};
+}
+
+// cluster.tls_*: mutual TLS needs a certificate, its key and the CA that
+// vouches for the peers, so one or two of them is a mistake, not "TLS off".
+// The files are loaded here, as the middleman will: CAF's OpenSSL module
+// reads them only at the first connection, on its own thread, where a bad
+// file is an uncaught exception and a connection that hangs.
+void read_cluster_tls(reader& r, const json& j, cluster_config& c) {
+  const std::string p = "cluster.";
+  std::pair<const char*, std::string*> keys[] = {{"tls_cert_file", &c.tls_cert_file},
+                                                 {"tls_key_file", &c.tls_key_file},
+                                                 {"tls_ca_file", &c.tls_ca_file}};
+  int set = 0;
+  for (auto [key, out] : keys) {
+    if (r.string(j, p, key, *out) && out->empty()) {
+      r.error(p + key, "must not be empty (leave the tls_* keys out for a plain link)");
+    }
+    set += out->empty() ? 0 : 1;
+  }
+  if (set == 0) {
+    return;
+  }
+  if (set < 3) {
+    for (auto [key, out] : keys) {
+      if (out->empty() && j.find(key) == j.end()) {
+        r.error(p + key, "required with the other cluster.tls_* keys: mutual TLS needs "
+                         "tls_cert_file, tls_key_file and tls_ca_file together");
+      }
+    }
+    c.tls_cert_file.clear(); // tls() stays false on an invalid config
+    return;
+  }
+  bool readable = true;
+  for (auto [key, out] : keys) {
+    if (auto why = unreadable(*out); !why.empty()) {
+      r.error_value(p + key, j[key], why);
+      readable = false;
+    }
+  }
+  if (!readable) {
+    return;
+  }
+  std::string reason;
+  auto bad = tls::check_identity(c.tls_cert_file, c.tls_key_file, c.tls_ca_file, &reason);
+  const char* key = bad == tls::identity_file::certificate ? "tls_cert_file"
+                    : bad == tls::identity_file::key       ? "tls_key_file"
+                                                           : "tls_ca_file";
+  if (bad != tls::identity_file::none) {
+    r.error_value(p + key, j[key], reason);
+  }
+}
+
 void read_cluster(reader& r, const json& j, cluster_config& c) {
   const std::string p = "cluster.";
   if (!j.is_object()) {
     r.error("cluster", "must be an object");
     return;
   }
-  r.check_keys(j, p, {"node_id", "listen", "advertise", "lease_ttl_ms", "takeover_grace_s"});
+  r.check_keys(j, p, {"node_id", "listen", "advertise", "lease_ttl_ms", "takeover_grace_s",
+                      "tls_cert_file", "tls_key_file", "tls_ca_file"});
   if (!r.string(j, p, "node_id", c.node_id)) {
     r.error(p + "node_id", "required");
   } else if (c.node_id.empty() || c.node_id.size() > 64 ||
@@ -565,6 +635,7 @@ void read_cluster(reader& r, const json& j, cluster_config& c) {
   }
   r.integer(j, p, "lease_ttl_ms", c.lease_ttl_ms, 1000, 120000);
   r.integer(j, p, "takeover_grace_s", c.takeover_grace_s, 0, 3600);
+  read_cluster_tls(r, j, c);
 }
 
 void read_heartbeat_tls(reader& r, const json& j, heartbeat_tls_config& t) {

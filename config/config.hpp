@@ -148,6 +148,13 @@ struct cluster_config {
   std::string advertise;        // host:port the other nodes use; "" = listen
   int lease_ttl_ms = 10'000;    // 1000..120000: a dead node's pools move after this
   int takeover_grace_s = 0;     // 0 = each pool's failover delay; else 1..3600
+  // Mutual TLS on the middleman link: all three or none. Each node shows
+  // its certificate (PEM chain, unencrypted key) and accepts only peers
+  // whose certificate chains to the CA file; checked when the config is read.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  bool tls() const { return !tls_cert_file.empty(); }
 };
 
 struct engine_config {

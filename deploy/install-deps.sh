@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libcaf-dev libuv1-dev nlohmann-json3-dev libssl-dev libsqlite3-dev catch2
+                             # (libcaf-dev depends on libcaf-openssl0.17: cluster.tls_*)
   libhttp-parser-dev libcurl4-openssl-dev   # admin HTTP endpoint, balctl CLI
   wrk                        # admin API benchmark
   openssl                    # test certificates for the admin API over TLS

@@ -63,6 +63,35 @@ BIO* trim_bio(SSL* ssl, BIO* b, bool read_side) {
 }
 
 void ctx_free::operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+
+identity_file check_identity(const std::string& cert_file, const std::string& key_file,
+                             const std::string& ca_file, std::string* reason) {
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, ctx_free> ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) {
+    *reason = "SSL_CTX_new: " + openssl_error();
+    return identity_file::certificate;
+  }
+  // An encrypted key fails here instead of prompting on a terminal.
+  SSL_CTX_set_default_passwd_cb(ctx.get(), [](char*, int, int, void*) { return 0; });
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1) {
+    *reason = "not a PEM certificate (chain): " + openssl_error();
+    return identity_file::certificate;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    *reason = "not an unencrypted PEM private key for the certificate: " + openssl_error();
+    return identity_file::key;
+  }
+  if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    *reason = "does not match the certificate " + cert_file + ": " + openssl_error();
+    return identity_file::key;
+  }
+  if (SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1) {
+    *reason = "not a PEM CA certificate file: " + openssl_error();
+    return identity_file::ca;
+  }
+  return identity_file::none;
+}
 void ssl_free::operator()(SSL* p) const { SSL_free(p); }
 
 std::string context::load_server(const std::string& cert_file,

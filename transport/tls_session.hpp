@@ -26,6 +26,19 @@ struct ssl_free {
   void operator()(SSL* p) const;
 };
 
+/// The file of a TLS identity that could not be used.
+enum class identity_file { none, certificate, key, ca };
+
+/// Loads a mutual TLS identity as an endpoint that verifies its peers
+/// would (the cluster link's, which CAF's OpenSSL module loads only at its
+/// first connection): the PEM certificate chain, its key, which must match
+/// it and must not be encrypted (no one is there to type a passphrase), and
+/// the PEM CA file that peers' certificates must chain to, which must hold
+/// at least one certificate. Returns the first file at fault, with
+/// OpenSSL's reason in *reason, or identity_file::none.
+identity_file check_identity(const std::string& cert_file, const std::string& key_file,
+                             const std::string& ca_file, std::string* reason);
+
 /// An SSL_CTX, TLS 1.2 or newer.
 class context {
 public:

@@ -6,6 +6,9 @@
 // With a real DNS server (Knot, RFC 2136): a pool whose owner dies during a
 // member outage, or in the middle of its DNS cut-over, fails over exactly
 // once, by the new owner; a paused old owner cannot cut DNS when it wakes.
+// Over mutual TLS (cluster.tls_*): forwarding works between nodes whose
+// certificates one CA signed, and a node with a certificate from another CA
+// can neither reach the others nor be reached.
 
 #include <catch2/catch.hpp>
 
@@ -16,6 +19,7 @@
 #include "tests/e2e/balctld_node.hpp"
 #include "tests/support/knot_server.hpp"
 #include "tests/support/redis_server.hpp"
+#include "tests/support/test_certs.hpp"
 
 using namespace balctl;
 using namespace balctl::test;
@@ -50,6 +54,37 @@ void configure(node& n, const redis_server& r, const std::string& id) {
                     {"pools", pool_list()}};
 }
 
+/// The cluster link over mutual TLS: the node shows cert/key and trusts ca.
+void configure_tls(node& n, const std::string& cert, const std::string& key,
+                   const std::string& ca) {
+  n.config_extra["cluster"]["tls_cert_file"] = cert;
+  n.config_extra["cluster"]["tls_key_file"] = key;
+  n.config_extra["cluster"]["tls_ca_file"] = ca;
+}
+
+/// The cluster's CA with a certificate for each of nodes, and another CA
+/// (files rogue-*) the cluster does not trust, with one certificate.
+struct cluster_pki {
+  temp_dir dir;
+  test_pki ca = make_test_pki(dir.file(""));
+  test_pki rogue = make_test_pki(dir.file(""), "rogue-");
+  std::string rogue_cert = dir.file("rogue-node.pem");
+  std::string rogue_key = dir.file("rogue-node.key");
+
+  cluster_pki() {
+    REQUIRE(ca.error.empty());
+    REQUIRE(rogue.error.empty());
+    REQUIRE(make_node_cert(rogue, rogue_cert, rogue_key));
+  }
+  /// Configures n with a certificate of its own from the cluster's CA.
+  void trusted(node& n, const std::string& id) {
+    auto cert = dir.file(id + ".pem");
+    auto key = dir.file(id + ".key");
+    REQUIRE(make_node_cert(ca, cert, key));
+    configure_tls(n, cert, key, ca.ca_cert);
+  }
+};
+
 /// Live leases by owner, as a node's /v1/cluster shows them.
 std::map<std::string, std::set<std::string>> owners(node& n) {
   std::map<std::string, std::set<std::string>> out;
@@ -77,6 +112,33 @@ std::size_t healthy_members(node& n) {
     }
   }
   return count;
+}
+
+/// Healthy members of the given pools, as n's API shows them.
+std::size_t healthy_in(node& n, const std::set<std::string>& pool_names) {
+  std::size_t count = 0;
+  for (const auto& p : pool_names) {
+    auto r = n.get("/v1/pools/" + p + "/members");
+    if (r.status != 200) {
+      continue;
+    }
+    for (const auto& m : r.body["members"]) {
+      count += m.value("state", "") == "healthy" ? 1 : 0;
+    }
+  }
+  return count;
+}
+
+/// balctl-loadgen beating every member of pool_list() to n, until stopped.
+std::unique_ptr<process> beat_all(node& n) {
+  std::ofstream(n.dir.file("beats.json")) << json{{"pools", pool_list()}}.dump();
+  auto p = std::make_unique<process>(
+    std::vector<std::string>{LOADGEN_PATH, "--target", "127.0.0.1:" + std::to_string(n.udp_port),
+                             "--config", n.dir.file("beats.json"), "--interval-ms", "200",
+                             "--duration-s", "60"},
+    n.dir.file("loadgen.out"), n.dir.file("loadgen.log"));
+  REQUIRE(p->started());
+  return p;
 }
 
 std::size_t count_of(const std::string& text, const std::string& what) {
@@ -564,4 +626,111 @@ TEST_CASE("a node joining takes its share by handoff: detection goes on from the
   standby_beats->stop();
   a.stop();
   b.stop();
+}
+
+TEST_CASE("cluster nodes linked by mutual TLS forward heartbeats and API calls to the pools "
+          "the other node owns",
+          "[e2e][cluster][redis][tls]") {
+  redis_server redis;
+  cluster_pki pki;
+  node a, b;
+  configure(a, redis, "node-a");
+  configure(b, redis, "node-b");
+  pki.trusted(a, "node-a");
+  pki.trusted(b, "node-b");
+  a.start();
+  b.start();
+  for (auto* n : {&a, &b}) {
+    CHECK(n->log().find("event=cluster_listening") != std::string::npos);
+    CHECK(n->log().find("tls=on") != std::string::npos);
+    // The file names may be logged, never what is in them.
+    CHECK(n->log().find("PRIVATE KEY") == std::string::npos);
+  }
+  REQUIRE(wait_until([&] {
+    auto o = owners(a);
+    return o["node-a"].size() == pools / 2 && o["node-b"].size() == pools / 2;
+  }, 10'000));
+
+  // Every member beats to node a only: node b's pools hear them through
+  // forwarding over TLS, and node b's API shows them all healthy (a's
+  // pools through forwarded API calls).
+  auto loadgen = beat_all(a);
+  REQUIRE(wait_until([&] { return healthy_members(b) == 2 * pools; }, 10'000));
+  CHECK(healthy_in(b, owners(b)["node-b"]) == pools);
+  auto connected = [](node& n, const std::string& peer) {
+    auto log = n.log();
+    auto at = log.find("event=cluster_node_connected node=" + peer);
+    return at != std::string::npos && log.find("tls=on", at) != std::string::npos;
+  };
+  CHECK(connected(a, "node-b"));
+  CHECK(connected(b, "node-a"));
+  CHECK(a.log().find("event=cluster_node_unreachable") == std::string::npos);
+  loadgen->stop();
+  a.stop();
+  b.stop();
+}
+
+TEST_CASE("a cluster node whose certificate another CA signed cannot forward nor be forwarded "
+          "to, and its refused connections leave the other nodes' link working",
+          "[e2e][cluster][redis][tls]") {
+  redis_server redis;
+  cluster_pki pki;
+  node a, b, r;
+  configure(a, redis, "node-a");
+  configure(b, redis, "node-b");
+  configure(r, redis, "node-r");
+  pki.trusted(a, "node-a");
+  pki.trusted(b, "node-b");
+  // It trusts the cluster's CA, so it accepts the others' certificates:
+  // their refusing its certificate is what stops it.
+  configure_tls(r, pki.rogue_cert, pki.rogue_key, pki.ca.ca_cert);
+  a.start();
+  b.start();
+  r.start();
+  // It still gets its share: the leases are in Redis, not on this link.
+  REQUIRE(wait_until([&] {
+    auto o = owners(a);
+    return o["node-a"].size() == pools / 3 && o["node-b"].size() == pools / 3 &&
+           o["node-r"].size() == pools / 3;
+  }, 10'000));
+  auto o = owners(a);
+  std::set<std::string> others = o["node-a"];
+  others.insert(o["node-b"].begin(), o["node-b"].end());
+
+  // Every member beats to node r only: its own pools hear them, the
+  // others' do not, since neither a nor b accepts its connection.
+  auto loadgen = beat_all(r);
+  REQUIRE(wait_until([&] { return healthy_in(r, o["node-r"]) == 2 * pools / 3; }, 10'000));
+  auto refused = [&](node& from, const std::string& to) {
+    auto log = from.log();
+    auto at = log.find("event=cluster_node_unreachable node=" + to);
+    return at != std::string::npos && log.find("tls=on", at) != std::string::npos &&
+           log.find("disconnect_during_handshake", at) != std::string::npos;
+  };
+  REQUIRE(wait_until([&] { return refused(r, "node-a") && refused(r, "node-b"); }, 5000));
+  // Nor can they reach it: they do not trust the other CA.
+  REQUIRE(wait_until([&] { return refused(a, "node-r") && refused(b, "node-r"); }, 5000));
+  // A few more of its rounds (one per lease_ttl / 3) with heartbeats
+  // flowing: still nothing reached the others' pools.
+  auto rounds = count_of(r.log(), "event=cluster_node_unreachable node=node-a");
+  wait_until([&] {
+    return count_of(r.log(), "event=cluster_node_unreachable node=node-a") >= rounds + 2;
+  }, 5000);
+  CHECK(healthy_in(a, others) == 0);
+  CHECK(r.log().find("event=cluster_node_connected") == std::string::npos);
+  CHECK(a.log().find("event=cluster_node_connected node=node-r") == std::string::npos);
+
+  // Meanwhile a and b, whose listeners refused r again and again, still
+  // forward to each other: the members now also beat to b, and a's pools
+  // hear them through b.
+  process to_b({LOADGEN_PATH, "--target", "127.0.0.1:" + std::to_string(b.udp_port), "--config",
+                r.dir.file("beats.json"), "--interval-ms", "200", "--duration-s", "60"},
+               b.dir.file("loadgen.out"), b.dir.file("loadgen.log"));
+  REQUIRE(to_b.started());
+  REQUIRE(wait_until([&] { return healthy_in(a, others) == 2 * 2 * pools / 3; }, 10'000));
+  to_b.stop();
+  loadgen->stop();
+  a.stop();
+  b.stop();
+  r.stop();
 }

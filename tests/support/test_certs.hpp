@@ -8,6 +8,11 @@
 //   auto pki = balctl::test::make_test_pki(dir.file(""));   // writes into dir
 //   REQUIRE(pki.error.empty());
 //   server: pki.server_cert, pki.server_key   client trusts: pki.ca_cert
+//
+// For mutual TLS (the cluster link), make_node_cert signs certificates good
+// for both ends of a connection (serverAuth and clientAuth); a second
+// make_test_pki with a prefix is a CA that the first one's holders do not
+// trust.
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -69,9 +74,11 @@ inline bool set_cn(X509_NAME* name, const char* cn) {
 }
 
 /// A certificate for key, named cn, issued by issuer (signed with
-/// issuer_key); issuer == nullptr makes it self-signed. san may be empty.
+/// issuer_key); issuer == nullptr makes it self-signed. san may be empty;
+/// eku is a leaf's extendedKeyUsage.
 inline x509_ptr make_cert(EVP_PKEY* key, const char* cn, bool ca, const std::string& san,
-                          X509* issuer, EVP_PKEY* issuer_key) {
+                          X509* issuer, EVP_PKEY* issuer_key,
+                          const char* eku = "serverAuth") {
   x509_ptr cert(X509_new());
   if (!cert) {
     return nullptr;
@@ -103,7 +110,7 @@ inline x509_ptr make_cert(EVP_PKEY* key, const char* cn, bool ca, const std::str
   } else {
     ok = ok && add_ext(cert.get(), iss, NID_basic_constraints, "critical,CA:FALSE") &&
          add_ext(cert.get(), iss, NID_key_usage, "critical,digitalSignature") &&
-         add_ext(cert.get(), iss, NID_ext_key_usage, "serverAuth");
+         add_ext(cert.get(), iss, NID_ext_key_usage, eku);
   }
   if (ok && !san.empty()) {
     ok = add_ext(cert.get(), iss, NID_subject_alt_name, san.c_str());
@@ -141,12 +148,15 @@ inline bool make_self_signed(const std::string& cert_path, const std::string& ke
 }
 
 /// Writes ca.pem/ca.key, server.pem/server.key and self_signed.pem/.key into
-/// dir (which must exist). Check .error.
-inline test_pki make_test_pki(const std::string& dir) {
+/// dir (which must exist). Check .error. A prefix goes before every file
+/// name and into the CA's name ("balctl test CA other-"): another CA, whose
+/// certificates the first one's holders do not trust.
+inline test_pki make_test_pki(const std::string& dir, const std::string& prefix = "") {
   std::string base = dir;
   if (!base.empty() && base.back() != '/') {
     base += '/';
   }
+  base += prefix;
   test_pki out;
   out.ca_cert = base + "ca.pem";
   out.ca_key = base + "ca.key";
@@ -161,7 +171,8 @@ inline test_pki make_test_pki(const std::string& dir) {
     out.error = "test pki: EVP_EC_gen(P-256) failed";
     return out;
   }
-  auto ca = detail::make_cert(ca_key.get(), "balctl test CA", true, "", nullptr, nullptr);
+  auto ca_name = "balctl test CA" + (prefix.empty() ? "" : " " + prefix);
+  auto ca = detail::make_cert(ca_key.get(), ca_name.c_str(), true, "", nullptr, nullptr);
   if (!ca) {
     out.error = "test pki: could not make the CA certificate";
     return out;
@@ -181,6 +192,28 @@ inline test_pki make_test_pki(const std::string& dir) {
     out.error = "test pki: could not make or write " + out.self_signed_cert;
   }
   return out;
+}
+
+/// A certificate for both ends of a mutual TLS connection (extendedKeyUsage
+/// serverAuth and clientAuth; OpenSSL refuses a serverAuth-only certificate
+/// from a client), named like the server's, signed by the CA of pki. False
+/// when anything failed.
+inline bool make_node_cert(const test_pki& pki, const std::string& cert_path,
+                           const std::string& key_path) {
+  std::unique_ptr<FILE, detail::file_close> cf(std::fopen(pki.ca_cert.c_str(), "r"));
+  std::unique_ptr<FILE, detail::file_close> kf(std::fopen(pki.ca_key.c_str(), "r"));
+  if (!cf || !kf) {
+    return false;
+  }
+  detail::x509_ptr ca(PEM_read_X509(cf.get(), nullptr, nullptr, nullptr));
+  detail::pkey_ptr ca_key(PEM_read_PrivateKey(kf.get(), nullptr, nullptr, nullptr));
+  detail::pkey_ptr key(EVP_EC_gen("P-256"));
+  if (!ca || !ca_key || !key) {
+    return false;
+  }
+  auto cert = detail::make_cert(key.get(), "localhost", false, test_server_san, ca.get(),
+                                ca_key.get(), "serverAuth,clientAuth");
+  return cert && detail::write_pem(cert_path, cert.get(), key_path, key.get());
 }
 
 } // namespace balctl::test

@@ -4,7 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
+#include <map>
+#include <memory>
 #include <string>
+
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_certs.hpp"
 
 using namespace balctl;
 
@@ -533,4 +539,145 @@ TEST_CASE("run-time pool settings are read with the config file's rules",
   CHECK(errors[0].message == "unknown key");
   CHECK(read_pool_settings("[1]", pc).size() == 1);
   CHECK(read_pool_settings("{", pc).size() == 1);
+}
+
+namespace {
+
+/// A cluster config (with the redis store it needs) and extra cluster keys.
+std::string cfg_cluster(const std::string& extra) {
+  return cfg_top("\"store\":\"redis://h\",\"cluster\":{\"node_id\":\"a\"" +
+                 (extra.empty() ? "" : "," + extra) + "}");
+}
+
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+
+/// The three cluster.tls_* keys.
+std::string tls_keys(const std::string& cert, const std::string& key, const std::string& ca) {
+  return "\"tls_cert_file\":" + in_quotes(cert) + ",\"tls_key_file\":" + in_quotes(key) +
+         ",\"tls_ca_file\":" + in_quotes(ca);
+}
+
+// A CA and a node certificate it signed, in a directory of their own.
+struct cluster_pki {
+  test::temp_dir dir;
+  test::test_pki pki = test::make_test_pki(dir.file(""));
+  std::string cert = dir.file("node.pem");
+  std::string key = dir.file("node.key");
+  cluster_pki() {
+    REQUIRE(pki.error.empty());
+    REQUIRE(test::make_node_cert(pki, cert, key));
+  }
+};
+
+} // namespace
+
+TEST_CASE("the cluster link is plain without tls keys and TLS with all three",
+          "[config][unit][cluster]") {
+  auto plain = parse_config(cfg_cluster(""));
+  INFO(joined(plain.errors));
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain.config.cluster.tls());
+  CHECK(plain.config.cluster.tls_ca_file.empty());
+
+  cluster_pki f;
+  auto r = parse_config(cfg_cluster(tls_keys(f.cert, f.key, f.pki.ca_cert)));
+  INFO(joined(r.errors));
+  REQUIRE(r.ok());
+  CHECK(r.config.cluster.tls());
+  CHECK(r.config.cluster.tls_cert_file == f.cert);
+  CHECK(r.config.cluster.tls_key_file == f.key);
+  CHECK(r.config.cluster.tls_ca_file == f.pki.ca_cert);
+}
+
+TEST_CASE("some but not all of the cluster tls keys name each missing key",
+          "[config][unit][cluster]") {
+  // Names, not paths: each generated case runs with a new directory.
+  auto [present, missing] = GENERATE(table<std::vector<std::string>, std::vector<std::string>>({
+    {{"tls_cert_file"}, {"tls_key_file", "tls_ca_file"}},
+    {{"tls_key_file"}, {"tls_cert_file", "tls_ca_file"}},
+    {{"tls_ca_file"}, {"tls_cert_file", "tls_key_file"}},
+    {{"tls_cert_file", "tls_key_file"}, {"tls_ca_file"}},
+    {{"tls_cert_file", "tls_ca_file"}, {"tls_key_file"}},
+    {{"tls_key_file", "tls_ca_file"}, {"tls_cert_file"}},
+  }));
+  cluster_pki f;
+  std::map<std::string, std::string> file = {
+    {"tls_cert_file", f.cert}, {"tls_key_file", f.key}, {"tls_ca_file", f.pki.ca_cert}};
+  std::string extra;
+  for (const auto& k : present) {
+    extra += (extra.empty() ? "" : ",") + in_quotes(k) + ":" + in_quotes(file[k]);
+  }
+  CAPTURE(extra);
+  auto r = parse_config(cfg_cluster(extra));
+  INFO(joined(r.errors));
+  REQUIRE(r.errors.size() == missing.size());
+  for (std::size_t i = 0; i < missing.size(); ++i) {
+    CHECK_THAT(r.errors[i], Catch::StartsWith("cluster." + missing[i] + ": required with "
+                                              "the other cluster.tls_* keys"));
+  }
+  CHECK_FALSE(r.config.cluster.tls());
+}
+
+TEST_CASE("a cluster tls file that cannot be read or loaded is one error naming its key",
+          "[config][unit][cluster]") {
+  // Files by name (each generated case runs with a new directory): the
+  // node's certificate, key and CA, and the ways they go wrong.
+  auto [cert, key, ca, expected_key, expected] =
+    GENERATE(table<std::string, std::string, std::string, std::string, std::string>({
+      {"missing", "key", "ca", "tls_cert_file", "cannot read: No such file or directory"},
+      {"cert", "missing", "ca", "tls_key_file", "cannot read: No such file or directory"},
+      {"cert", "key", "missing", "tls_ca_file", "cannot read: No such file or directory"},
+      {"cert", "key", "dir", "tls_ca_file", "cannot read: is a directory"},
+      {"cert", "empty", "ca", "tls_key_file", "cannot read: the file is empty"},
+      {"key", "key", "ca", "tls_cert_file", "not a PEM certificate"},
+      {"cert", "cert", "ca", "tls_key_file", "not an unencrypted PEM private key"},
+      {"cert", "other_key", "ca", "tls_key_file", "not an unencrypted PEM private key"},
+      {"cert", "encrypted", "ca", "tls_key_file", "not an unencrypted PEM private key"},
+      {"cert", "key", "key", "tls_ca_file", "not a PEM CA certificate file"},
+    }));
+  cluster_pki f;
+  std::map<std::string, std::string> file = {
+    {"cert", f.cert},          {"key", f.key},
+    {"ca", f.pki.ca_cert},     {"missing", f.dir.file("missing.pem")},
+    {"dir", f.dir.file("")},   {"empty", f.dir.file("empty.pem")},
+    {"other_key", f.pki.server_key}, {"encrypted", f.dir.file("encrypted.key")}};
+  std::ofstream(file["empty"]).close();
+  // The node's key, encrypted: nobody is there to type the passphrase.
+  {
+    std::unique_ptr<FILE, test::detail::file_close> in(std::fopen(f.key.c_str(), "r"));
+    REQUIRE(in);
+    test::detail::pkey_ptr k(PEM_read_PrivateKey(in.get(), nullptr, nullptr, nullptr));
+    std::unique_ptr<FILE, test::detail::file_close> out(
+      std::fopen(file["encrypted"].c_str(), "w"));
+    REQUIRE((k && out));
+    char pass[] = "passphrase";
+    REQUIRE(PEM_write_PrivateKey(out.get(), k.get(), EVP_aes_128_cbc(), nullptr, 0, nullptr,
+                                 pass) == 1);
+  }
+  CAPTURE(cert, key, ca);
+  auto r = parse_config(cfg_cluster(tls_keys(file[cert], file[key], file[ca])));
+  INFO(joined(r.errors));
+  REQUIRE(r.errors.size() == 1);
+  auto at_fault = expected_key == "tls_cert_file"  ? cert
+                  : expected_key == "tls_key_file" ? key
+                                                   : ca;
+  CHECK_THAT(r.errors[0], Catch::StartsWith("cluster." + expected_key + " = " +
+                                            in_quotes(file[at_fault]) + ": " + expected));
+  // A file's name, never its content.
+  CHECK_THAT(r.errors[0], !Catch::Contains("PRIVATE KEY"));
+}
+
+TEST_CASE("an empty or non-string cluster tls key is an error naming it",
+          "[config][unit][cluster]") {
+  cluster_pki f;
+  auto r = parse_config(cfg_cluster("\"tls_cert_file\":\"\",\"tls_key_file\":" + in_quotes(f.key) +
+                                    ",\"tls_ca_file\":" + in_quotes(f.pki.ca_cert)));
+  INFO(joined(r.errors));
+  REQUIRE(r.errors.size() == 1);
+  CHECK_THAT(r.errors[0], Catch::StartsWith("cluster.tls_cert_file: must not be empty"));
+  auto n = parse_config(cfg_cluster("\"tls_ca_file\":7," + std::string("\"tls_cert_file\":") +
+                                    in_quotes(f.cert) + ",\"tls_key_file\":" + in_quotes(f.key)));
+  INFO(joined(n.errors));
+  REQUIRE(n.errors.size() == 1);
+  CHECK_THAT(n.errors[0], Catch::StartsWith("cluster.tls_ca_file: must be a string"));
 }
