@@ -53,7 +53,7 @@ struct options {
 
 void usage() {
   std::fputs(
-    "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH|redis://...]\n"
+    "usage: balctld --config FILE [--listen HOST:PORT] [--store PATH|redis://...|rediss://...]\n"
     "               [--ready-file PATH] [--metrics-file PATH] [--check-config]\n"
     "               [--admin-listen HOST:PORT] [--admin-port-file PATH]\n"
     "               [--admin-token-file PATH]\n"
@@ -277,7 +277,9 @@ int main(int argc, char** argv) {
   if (!opt.listen.empty()) {
     cfg.udp_listen = opt.listen;
   }
-  if (opt.store_path.rfind("redis://", 0) == 0) {
+  if (opt.store_path.rfind("redis://", 0) == 0 || opt.store_path.rfind("rediss://", 0) == 0) {
+    // rediss:// takes the config's store_tls_* files when it has them (else
+    // the system trust store, no client certificate).
     std::string why;
     if (!parse_redis_url(opt.store_path, &why)) {
       std::fprintf(stderr, "--store: %s\n", why.c_str());

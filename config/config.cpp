@@ -690,7 +690,8 @@ config_result parse_config(const std::string& json_text) {
   reader r(field_errors);
   auto& c = res.config;
   r.check_keys(j, "",
-               {"udp_listen", "store_path", "store", "store_password_file", "store_prefix",
+               {"udp_listen", "store_path", "store", "store_password_file", "store_tls_ca_file",
+                "store_tls_cert_file", "store_tls_key_file", "store_prefix",
                 "store_timeout_ms", "store_max_owed", "log_level", "max_clock_skew_s",
                 "restart_grace_s", "suspect_after_pct", "recovery_stable_s",
                 "flap_threshold", "flap_window_s", "flap_hold_s",
@@ -719,6 +720,27 @@ config_result parse_config(const std::string& json_text) {
       r.error_value("store_password_file", j["store_password_file"],
                     std::string("cannot read: ") + std::strerror(errno));
     }
+  }
+  // TLS files for a rediss:// store: read now, so a wrong path is a config
+  // error naming the key rather than a connection that never comes up.
+  const bool store_tls = c.store.rfind("rediss://", 0) == 0;
+  for (auto [key, field] : {std::pair{"store_tls_ca_file", &c.store_tls_ca_file},
+                            std::pair{"store_tls_cert_file", &c.store_tls_cert_file},
+                            std::pair{"store_tls_key_file", &c.store_tls_key_file}}) {
+    if (!r.string(j, "", key, *field) || field->empty()) {
+      continue; // "" = not set
+    }
+    if (!store_tls) {
+      r.error(key, "only with a rediss:// store");
+    } else if (!std::ifstream(*field)) {
+      r.error_value(key, j[key], std::string("cannot read: ") + std::strerror(errno));
+    }
+  }
+  if (store_tls && c.store_tls_cert_file.empty() != c.store_tls_key_file.empty()) {
+    // A client certificate is useless without its key, and the reverse.
+    bool no_cert = c.store_tls_cert_file.empty();
+    r.error(no_cert ? "store_tls_cert_file" : "store_tls_key_file",
+            no_cert ? "required with store_tls_key_file" : "required with store_tls_cert_file");
   }
   if (r.string(j, "", "store_prefix", c.store_prefix) &&
       (c.store_prefix.empty() || c.store_prefix.size() > 64 ||

@@ -163,9 +163,16 @@ struct engine_config {
   cluster_config cluster;
   std::string store_path = "balctld.db";     // SQLite file; ":memory:" allowed
   // "" = the SQLite file at store_path; "redis://[user[:password]@]host[:port][/db]"
-  // = Redis (adapters/store/redis_store). Never logged as written (password).
+  // = Redis (adapters/store/redis_store), "rediss://..." = Redis over TLS.
+  // Never logged as written (password).
   std::string store;
   std::string store_password_file;           // Redis password from a file (first line)
+  // rediss:// only (PEM files): the CA the server's certificate must chain to
+  // ("" = the system trust store), and a client certificate with its key
+  // (both or neither) for a Redis that requires one (tls-auth-clients).
+  std::string store_tls_ca_file;
+  std::string store_tls_cert_file;
+  std::string store_tls_key_file;
   std::string store_prefix = "balctl:";      // every Redis key starts with it
   int store_timeout_ms = 2000;               // 100..60000: Redis connect and command timeout
   int store_max_owed = 100'000;             // 1000..10,000,000: writes kept while the store is down

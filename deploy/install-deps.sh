@@ -16,8 +16,8 @@ packages=(
   pdns-server pdns-backend-sqlite3  # DNS tests: a real PowerDNS Authoritative
   knot knot-dnsutils         # DNS tests: a real RFC 2136 server; kdig
   sqlite3                    # DNS tests: creates PowerDNS's zone database
-  libhiredis-dev             # the Redis store's connection (hiredis async on libuv)
-  redis-server               # store tests: a real Redis on loopback
+  libhiredis-dev             # the Redis store's protocol (hiredis's reader and formatter)
+  redis-server               # store tests: a real Redis on loopback (plain and TLS)
 )
 
 missing=()

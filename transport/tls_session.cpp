@@ -124,8 +124,13 @@ std::string context::load_server(const std::string& cert_file,
   return {};
 }
 
-std::string context::load_client(const std::string& ca_file) {
+std::string context::load_client(const std::string& ca_file, const std::string& cert_file,
+                                 const std::string& key_file) {
   ERR_clear_error();
+  if (cert_file.empty() != key_file.empty()) {
+    return cert_file.empty() ? "tls: private key " + key_file + " given without its certificate"
+                             : "tls: certificate " + cert_file + " given without its private key";
+  }
   ctx_.reset(SSL_CTX_new(TLS_client_method()));
   server_ = false;
   if (!ctx_) {
@@ -142,6 +147,18 @@ std::string context::load_client(const std::string& ca_file) {
     }
   } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
     return "tls: the system trust store: " + openssl_error();
+  }
+  if (!cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+      return "tls: certificate " + cert_file + ": " + openssl_error();
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return "tls: private key " + key_file + ": " + openssl_error();
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      return "tls: private key " + key_file + " does not match certificate " + cert_file + ": " +
+             openssl_error();
+    }
   }
   return {};
 }

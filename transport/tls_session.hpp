@@ -2,8 +2,9 @@
 
 // TLS over memory BIOs: the session never touches a socket. The owner feeds
 // it the bytes its libuv stream read (feed), and sends whatever it produces
-// (take_output). Used by the engine's heartbeat TLS listener and by the
-// agent's TLS transport; neither blocks, both stay on one loop thread.
+// (take_output). Used by the engine's heartbeat TLS listener, the agent's
+// TLS transport and the Redis client (rediss://); none blocks, each stays on
+// one loop thread.
 
 #include <memory>
 #include <string>
@@ -47,8 +48,12 @@ public:
   std::string load_server(const std::string& cert_file,
                           const std::string& key_file);
   /// Client side with peer verification on: ca_file (PEM) when given, else
-  /// the system's default trust store. Returns "" or an error.
-  std::string load_client(const std::string& ca_file);
+  /// the system's default trust store. With cert_file and key_file (PEM,
+  /// both or neither) the client presents that certificate when the server
+  /// asks for one (Redis's tls-auth-clients). Returns "" or an error naming
+  /// the file and OpenSSL's reason.
+  std::string load_client(const std::string& ca_file, const std::string& cert_file = "",
+                          const std::string& key_file = "");
   SSL_CTX* get() const { return ctx_.get(); }
   bool server() const { return server_; }
 

@@ -1,5 +1,5 @@
 // The config's choice of store (engine_config::store): SQLite by default,
-// Redis for a redis:// URL.
+// Redis for a redis:// URL, Redis over TLS for rediss://.
 
 #include <cerrno>
 #include <cstring>
@@ -28,6 +28,11 @@ redis_store_options redis_options_for(const engine_config& cfg) {
       o->client.password.pop_back();
     }
   }
+  // rediss:// only (the config refuses them otherwise); the files are read
+  // when the client starts, which names the one it cannot use.
+  o->client.tls_ca_file = cfg.store_tls_ca_file;
+  o->client.tls_cert_file = cfg.store_tls_cert_file;
+  o->client.tls_key_file = cfg.store_tls_key_file;
   o->prefix = cfg.store_prefix;
   o->client.connect_timeout_ms = cfg.store_timeout_ms;
   o->client.command_timeout_ms = cfg.store_timeout_ms;
@@ -53,8 +58,8 @@ std::string describe_store(const engine_config& cfg) {
   }
   auto host = o->client.host.find(':') != std::string::npos ? "[" + o->client.host + "]"
                                                             : o->client.host;
-  return "redis://" + host + ":" + std::to_string(o->client.port) + "/" +
-         std::to_string(o->client.db);
+  return std::string(o->client.tls ? "rediss://" : "redis://") + host + ":" +
+         std::to_string(o->client.port) + "/" + std::to_string(o->client.db);
 }
 
 } // namespace balctl

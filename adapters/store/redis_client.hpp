@@ -1,17 +1,21 @@
 #pragma once
 
-// A Redis connection on hiredis's asynchronous API, driven by a libuv loop
-// on its own thread (transport/loop_thread): what the Redis store and the
-// cluster's leases are built on (issue 6). Commands come from any thread;
-// each answer comes back once, on the loop thread.
+// A Redis connection on a libuv loop of its own thread
+// (transport/loop_thread): what the Redis store and the cluster's leases
+// are built on (issue 6). Commands come from any thread; each answer comes
+// back once, on the loop thread. The client owns its TCP socket (libuv);
+// hiredis only encodes commands (redisFormatCommandArgv) and parses replies
+// (redisReader), so TLS (rediss://) fits between the two:
+// transport/tls_session over memory BIOs, as the heartbeat listener's.
 //
-//   down ──connect──> connecting ──TCP up──> handshake (AUTH, SELECT)
-//    ^  (back-off)        │ fails/timeout        │ refused/fails
-//    │                    v                      v
-//    └────────────────── down <──────────────────┘
-//                         ^                      │ OK
-//    lost, or a command ──┘                      v
-//    past its timeout                          ready ── commands flow
+//   down ──connect──> connecting ─────────────────> handshake (AUTH, SELECT, PING)
+//    ^  (back-off)    resolve; TCP to each             │ refused/fails
+//    │                address; TLS handshake           │
+//    │                    │ fails/timeout              v
+//    └────────────────── down <────────────────────────┘
+//                         ^                            │ OK
+//    lost, or a command ──┘                            v
+//    past its timeout                                ready ── commands flow
 //
 // - Fail fast: a command while the connection is not ready is answered at
 //   once with transport_error "not connected" (what Redis owes is the
@@ -19,11 +23,19 @@
 //   no answer within command_timeout_ms drops the connection (its replies
 //   could no longer be matched to commands) and every command in flight is
 //   answered with the reason; the client reconnects with back-off.
+// - connect_timeout_ms bounds one attempt up to the Redis handshake: name
+//   resolution, TCP (every address of the host) and the TLS handshake.
 // - Replies are Redis's own: an error reply is a reply (kind error), not a
-//   transport error.
+//   transport error. Replies come in command order: the oldest command in
+//   flight owns the next reply.
 // - Credentials: AUTH password, or AUTH user password (ACL), then SELECT
 //   db, before any command; never logged.
-// - No TLS: Debian 12's hiredis is 0.14, which has none (it came in 1.0).
+// - TLS (tls = true): the server's certificate must chain to tls_ca_file
+//   (else the system trust store) and match tls_server_name (else host; an
+//   IP address literal matches the certificate's IP SANs). A client
+//   certificate (tls_cert_file + tls_key_file) is presented when the server
+//   asks for one (tls-auth-clients). A refused certificate is a connect
+//   failure like any other: last_error says why, the client retries.
 
 #include <atomic>
 #include <cstdint>
@@ -62,6 +74,13 @@ struct client_options {
   std::int64_t reconnect_min_ms = 100;
   std::int64_t reconnect_max_ms = 5'000;
   std::size_t max_in_flight = 100'000; // beyond: answered "queue full"
+  /// TLS (rediss://). The files are PEM; read by start(), whose error names
+  /// the file at fault.
+  bool tls = false;
+  std::string tls_ca_file;     // "" = the system trust store
+  std::string tls_cert_file;   // client certificate, with tls_key_file (both or neither)
+  std::string tls_key_file;
+  std::string tls_server_name; // checked against the certificate; "" = host
 };
 
 struct client_counters {
@@ -83,7 +102,8 @@ public:
   client& operator=(const client&) = delete;
 
   /// Starts the loop thread and the first connection attempt. "" or
-  /// "<call>: <reason>" (a Redis that is down is not a start failure).
+  /// "<call>: <reason>" (a Redis that is down is not a start failure; TLS
+  /// files that cannot be loaded are).
   std::string start();
   /// Thread-safe, idempotent: commands queued or in flight are answered
   /// "stopped" before it returns.

@@ -144,7 +144,7 @@ lease_table::~lease_table() { impl_->c.stop(); }
 
 void lease_table::start() {
   if (auto e = impl_->c.start(); !e.empty()) {
-    throw store_error("redis: " + e);
+    throw store_error(e); // "redis: ..." already (a TLS file, the loop)
   }
   auto until = std::chrono::steady_clock::now() +
                std::chrono::milliseconds(impl_->o.connect_timeout_ms + 500);

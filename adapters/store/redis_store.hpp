@@ -1,10 +1,10 @@
 #pragma once
 
 // The Redis store: the same store interface as the SQLite default
-// (store.hpp), on a Redis connection (redis_client: hiredis async on a
-// libuv loop). Selected by the config's "store": "redis://...". See
-// redis_store.cpp for the keys; docs/design/redis-and-cluster.md for what
-// is still to come (write-behind while Redis is down, the cluster).
+// (store.hpp), on a Redis connection (redis_client: its own libuv socket,
+// hiredis's protocol, TLS for rediss://). Selected by the config's
+// "store": "redis://..." or "rediss://...". See redis_store.cpp for the
+// keys; docs/design/redis-and-cluster.md for the design.
 
 #include <functional>
 #include <memory>
@@ -25,7 +25,8 @@ struct redis_store_options {
   std::function<void(const char* op)> before_write;
 };
 
-/// redis://[user[:password]@]host[:port][/db]; nullopt and *error (naming
+/// redis://[user[:password]@]host[:port][/db], or rediss://... for TLS
+/// (client.tls set; default port 6379 as well); nullopt and *error (naming
 /// the part at fault, never the password) when it is not one.
 std::optional<redis_store_options> parse_redis_url(const std::string& url, std::string* error);
 
@@ -34,7 +35,8 @@ std::optional<redis_store_options> parse_redis_url(const std::string& url, std::
 std::unique_ptr<store> open_redis_store(const redis_store_options& o);
 
 /// The config's Redis (store, store_password_file, store_prefix,
-/// store_timeout_ms); throws store_error naming the key at fault.
+/// store_timeout_ms, store_tls_*); throws store_error naming the key at
+/// fault.
 redis_store_options redis_options_for(const engine_config& cfg);
 
 } // namespace balctl

@@ -1,12 +1,14 @@
-// balctld on the Redis store (config "store": "redis://..."), against a real
-// redis-server on a loopback port: what the admin API creates survives a
-// restart of the engine, and a Redis that is not there at start is a clear
-// error.
+// balctld on the Redis store (config "store": "redis://..." or
+// "rediss://..."), against a real redis-server on a loopback port: what the
+// admin API creates survives a restart of the engine, a Redis that is not
+// there (or not trusted) at start is a clear error, and TLS with a client
+// certificate works end to end.
 
 #include <catch2/catch.hpp>
 
 #include "tests/e2e/balctld_node.hpp"
 #include "tests/support/redis_server.hpp"
+#include "tests/support/test_certs.hpp"
 
 using namespace balctl;
 using namespace balctl::test;
@@ -114,4 +116,53 @@ TEST_CASE("balctld with its Redis stopped keeps detecting and failing over, says
   CHECK_THAT(n.log(), Catch::Contains("event=store_recovered"));
   beat2->stop();
   n.stop();
+}
+
+TEST_CASE("balctld keeps its data in Redis over TLS (rediss://) with the config's CA and client "
+          "certificate",
+          "[e2e][redis][tls]") {
+  temp_dir certs("balctl-e2e-redis-tls");
+  auto pki = make_test_pki(certs.file(""));
+  REQUIRE(pki.error.empty());
+  // Redis's default: a client certificate is required.
+  redis_server redis(tls_server_options(pki, true));
+  node n;
+  n.config_extra = {{"store", "rediss://localhost:" + std::to_string(redis.port()) + "/0"},
+                    {"store_tls_ca_file", pki.ca_cert},
+                    {"store_tls_cert_file", pki.client_cert},
+                    {"store_tls_key_file", pki.client_key},
+                    {"store_prefix", "e2e:"}};
+  n.start();
+  auto pool = n.make_pool("Web Farm");
+  CHECK_THAT(n.log(), Catch::Contains("store=rediss://localhost:" + std::to_string(redis.port())));
+  CHECK_THAT(n.log(), Catch::Contains("event=redis_connected") && Catch::Contains("tls=yes"));
+  CHECK(redis.cli("EXISTS e2e:pool:" + pool) == "1");
+  n.stop();
+}
+
+TEST_CASE("balctld exits 1 when its Redis's certificate is not trusted, saying so",
+          "[e2e][redis][tls]") {
+  temp_dir certs("balctl-e2e-redis-tls");
+  auto pki = make_test_pki(certs.file(""));
+  REQUIRE(pki.error.empty());
+  auto so = tls_server_options(pki);
+  so.tls_cert_file = pki.self_signed_cert;
+  so.tls_key_file = pki.self_signed_key;
+  redis_server redis(so);
+  node n;
+  n.config_extra = {{"store", "rediss://balctl:hunter2@127.0.0.1:" +
+                                std::to_string(redis.port()) + "/0"},
+                    {"store_tls_ca_file", pki.ca_cert},
+                    {"store_timeout_ms", 500}};
+  n.write_config();
+  process p({BALCTLD_PATH, "--config", n.dir.file("balctld.json")}, n.dir.file("balctld.out"),
+            n.dir.file("balctld.log"));
+  REQUIRE(p.started());
+  CHECK(p.wait_exit(10'000) == 1);
+  auto log = n.log();
+  CAPTURE(log);
+  CHECK_THAT(log, Catch::Contains("event=store_open_failed"));
+  CHECK_THAT(log, Catch::Contains("store=rediss://127.0.0.1:" + std::to_string(redis.port())));
+  CHECK_THAT(log, Catch::Contains("certificate verify failed: self-signed certificate"));
+  CHECK_THAT(log, !Catch::Contains("hunter2"));
 }

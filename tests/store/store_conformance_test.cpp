@@ -1,6 +1,8 @@
 // The store's behaviour, the same for every backend: each case runs against
-// the SQLite default (a temp file) and the Redis store (a real redis-server
-// on a loopback port, one per test process, a fresh key prefix per case).
+// the SQLite default (a temp file), the Redis store (a real redis-server
+// on a loopback port, one per test process, a fresh key prefix per case)
+// and the Redis store over TLS (rediss://: a second, TLS-only redis-server
+// requiring a client certificate).
 // What only one backend has (SQLite's file mode and migrations, the Redis
 // URL and connection) is tested next to it: tests/unit/sqlite_store_test,
 // tests/store/redis_store_test.
@@ -19,16 +21,30 @@
 #include "adapters/store/store.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_certs.hpp"
 
 using namespace balctl;
 
 namespace {
 
-#define BACKEND GENERATE(as<std::string>{}, "sqlite", "redis")
+#define BACKEND GENERATE(as<std::string>{}, "sqlite", "redis", "redis-tls")
 
 /// One redis-server for the whole test process.
 test::redis_server& shared_redis() {
   static test::redis_server server;
+  return server;
+}
+
+/// Its certificates, for the whole test process.
+const test::test_pki& shared_pki() {
+  static test::temp_dir dir("store-conformance-pki");
+  static test::test_pki pki = test::make_test_pki(dir.file(""));
+  return pki;
+}
+
+/// One TLS-only redis-server for the whole test process.
+test::redis_server& shared_tls_redis() {
+  static test::redis_server server(test::tls_server_options(shared_pki(), true));
   return server;
 }
 
@@ -46,8 +62,17 @@ public:
       return open_sqlite_store(dir_.file("s.db"));
     }
     redis_store_options o;
-    o.client.port = shared_redis().port();
     o.prefix = prefix_;
+    if (kind_ == "redis-tls") {
+      REQUIRE(shared_pki().error.empty());
+      o.client.port = shared_tls_redis().port();
+      o.client.tls = true;
+      o.client.tls_ca_file = shared_pki().ca_cert;
+      o.client.tls_cert_file = shared_pki().client_cert;
+      o.client.tls_key_file = shared_pki().client_key;
+    } else {
+      o.client.port = shared_redis().port();
+    }
     return open_redis_store(o);
   }
   const std::string& kind() const { return kind_; }
@@ -70,7 +95,7 @@ public:
 
   /// Redis only: one raw command on a key under this store's prefix.
   void write_raw(const std::string& cmd, const std::string& key, const std::string& value) {
-    shared_redis().cli(cmd + " " + prefix_ + key + " '" + value + "'");
+    server().cli(cmd + " " + prefix_ + key + " '" + value + "'");
   }
 
 private:
@@ -81,7 +106,8 @@ private:
     sqlite3_close(raw);
     REQUIRE(rc == SQLITE_OK);
   }
-  void redis(const std::string& args) { REQUIRE(shared_redis().cli(args) == "1"); }
+  void redis(const std::string& args) { REQUIRE(server().cli(args) == "1"); }
+  test::redis_server& server() { return kind_ == "redis-tls" ? shared_tls_redis() : shared_redis(); }
 
   std::string kind_;
   test::temp_dir dir_;

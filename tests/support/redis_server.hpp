@@ -2,9 +2,11 @@
 
 // A real redis-server for tests: its own temp dir, no persistence, on a
 // loopback port chosen at run time (retried on another when a start fails),
-// optionally with a password (the default user's) and an ACL user. It can
-// be stopped and started again on the same port, as a Redis restart in the
-// middle of traffic is. SIGTERM in the destructor.
+// on 127.0.0.1 and ::1 (when the host has IPv6), optionally with a password
+// (the default user's), an ACL user, or TLS only (no plain TCP port; the
+// certificates from tests/support/test_certs.hpp). It can be stopped and
+// started again on the same port, as a Redis restart in the middle of
+// traffic is. SIGTERM in the destructor.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +20,7 @@
 
 #include "tests/e2e/process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_certs.hpp"
 
 namespace balctl::test {
 
@@ -25,7 +28,30 @@ struct redis_server_options {
   std::string password;  // requirepass: the default user's
   std::string acl_user;  // with acl_password: a user allowed everything
   std::string acl_password;
+  /// TLS instead of plain TCP when tls_cert_file is set (--port 0
+  /// --tls-port P): the certificate and key the server presents, the CA it
+  /// checks client certificates against, and whether it requires one
+  /// (tls-auth-clients yes). cli() presents the client certificate.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  bool tls_auth_clients = false;
+  std::string tls_client_cert_file; // for cli()
+  std::string tls_client_key_file;
 };
+
+/// A TLS-only server presenting pki's CA-signed server certificate;
+/// requiring a client certificate (the pki's) when auth_clients.
+inline redis_server_options tls_server_options(const test_pki& pki, bool auth_clients = false) {
+  redis_server_options o;
+  o.tls_cert_file = pki.server_cert;
+  o.tls_key_file = pki.server_key;
+  o.tls_ca_file = pki.ca_cert;
+  o.tls_auth_clients = auth_clients;
+  o.tls_client_cert_file = pki.client_cert;
+  o.tls_client_key_file = pki.client_key;
+  return o;
+}
 
 /// A loopback TCP port nothing answers on for as long as this lives: bound,
 /// never listening, so a connection is refused and no other test's server
@@ -73,6 +99,7 @@ public:
   redis_server& operator=(const redis_server&) = delete;
 
   int port() const { return port_; }
+  bool tls() const { return !o_.tls_cert_file.empty(); }
 
   /// Stops it (SIGTERM, waited for); start() brings it back on the port.
   void stop() {
@@ -101,8 +128,15 @@ public:
   /// redis-cli against it (as the default user), output trimmed.
   std::string cli(const std::string& args) const {
     std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_) +
-                      (o_.password.empty() ? "" : " --no-auth-warning -a '" + o_.password + "'") +
-                      " " + args + " 2>&1";
+                      (o_.password.empty() ? "" : " --no-auth-warning -a '" + o_.password + "'");
+    if (tls()) {
+      // The tool's own connection: what is tested is the client's check.
+      cmd += " --tls --insecure";
+      if (!o_.tls_client_cert_file.empty()) {
+        cmd += " --cert '" + o_.tls_client_cert_file + "' --key '" + o_.tls_client_key_file + "'";
+      }
+    }
+    cmd += " " + args + " 2>&1";
     std::string out;
     if (FILE* f = ::popen(cmd.c_str(), "r")) {
       char buf[4096];
@@ -119,10 +153,19 @@ public:
 
 private:
   bool start_on(int port) {
-    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port),
-                                  "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    // "-::1": Redis 7 skips an address with "-" that the host does not have.
+    std::vector<std::string> argv{"/usr/bin/redis-server", "--bind", "127.0.0.1", "-::1",
+                                  "--save", "", "--appendonly", "no",
                                   "--dir", dir_.path().string(),
                                   "--enable-debug-command", "local"};
+    if (tls()) {
+      argv.insert(argv.end(), {"--port", "0", "--tls-port", std::to_string(port),
+                               "--tls-cert-file", o_.tls_cert_file, "--tls-key-file",
+                               o_.tls_key_file, "--tls-ca-cert-file", o_.tls_ca_file,
+                               "--tls-auth-clients", o_.tls_auth_clients ? "yes" : "no"});
+    } else {
+      argv.insert(argv.end(), {"--port", std::to_string(port)});
+    }
     if (!o_.password.empty()) {
       argv.insert(argv.end(), {"--requirepass", o_.password});
     }

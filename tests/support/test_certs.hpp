@@ -2,12 +2,15 @@
 
 // Certificates for tests, made at run time with OpenSSL's API (no openssl
 // CLI, no files in the repository): a small PKI — a CA and a server
-// certificate it signed — and a self-signed certificate that no CA vouches
-// for. P-256 keys, valid from an hour ago for a day.
+// certificate it signed, a client certificate it signed (for servers that
+// ask for one, as Redis's tls-auth-clients does) — and a self-signed
+// certificate that no CA vouches for. P-256 keys, valid from an hour ago
+// for a day.
 //
 //   auto pki = balctl::test::make_test_pki(dir.file(""));   // writes into dir
 //   REQUIRE(pki.error.empty());
 //   server: pki.server_cert, pki.server_key   client trusts: pki.ca_cert
+//   client presents: pki.client_cert, pki.client_key
 //
 // For mutual TLS (the cluster link), make_node_cert signs certificates good
 // for both ends of a connection (serverAuth and clientAuth); a second
@@ -33,6 +36,9 @@ struct test_pki {
   std::string server_cert;      // server.pem: signed by the CA, CN=localhost,
                                 // SAN DNS:localhost, IP:127.0.0.1, IP:::1
   std::string server_key;       // server.key
+  std::string client_cert;      // client.pem: signed by the CA, CN=balctl test client,
+                                // extended key usage clientAuth
+  std::string client_key;       // client.key
   std::string self_signed_cert; // self_signed.pem: the same names, self-signed
   std::string self_signed_key;  // self_signed.key
   std::string error;            // "" when every file was written
@@ -74,8 +80,9 @@ inline bool set_cn(X509_NAME* name, const char* cn) {
 }
 
 /// A certificate for key, named cn, issued by issuer (signed with
-/// issuer_key); issuer == nullptr makes it self-signed. san may be empty;
-/// eku is a leaf's extendedKeyUsage.
+/// issuer_key); issuer == nullptr makes it self-signed. san may be empty.
+/// A leaf is for a server (extended key usage serverAuth) unless eku says
+/// otherwise ("clientAuth").
 inline x509_ptr make_cert(EVP_PKEY* key, const char* cn, bool ca, const std::string& san,
                           X509* issuer, EVP_PKEY* issuer_key,
                           const char* eku = "serverAuth") {
@@ -147,10 +154,11 @@ inline bool make_self_signed(const std::string& cert_path, const std::string& ke
   return cert && detail::write_pem(cert_path, cert.get(), key_path, key.get());
 }
 
-/// Writes ca.pem/ca.key, server.pem/server.key and self_signed.pem/.key into
-/// dir (which must exist). Check .error. A prefix goes before every file
-/// name and into the CA's name ("balctl test CA other-"): another CA, whose
-/// certificates the first one's holders do not trust.
+/// Writes ca.pem/ca.key, server.pem/server.key, client.pem/client.key and
+/// self_signed.pem/.key into dir (which must exist). Check .error. A prefix
+/// goes before every file name and into the CA's name ("balctl test CA
+/// other-"): another CA, whose certificates the first one's holders do not
+/// trust.
 inline test_pki make_test_pki(const std::string& dir, const std::string& prefix = "") {
   std::string base = dir;
   if (!base.empty() && base.back() != '/') {
@@ -162,12 +170,15 @@ inline test_pki make_test_pki(const std::string& dir, const std::string& prefix 
   out.ca_key = base + "ca.key";
   out.server_cert = base + "server.pem";
   out.server_key = base + "server.key";
+  out.client_cert = base + "client.pem";
+  out.client_key = base + "client.key";
   out.self_signed_cert = base + "self_signed.pem";
   out.self_signed_key = base + "self_signed.key";
 
   detail::pkey_ptr ca_key(EVP_EC_gen("P-256"));
   detail::pkey_ptr server_key(EVP_EC_gen("P-256"));
-  if (!ca_key || !server_key) {
+  detail::pkey_ptr client_key(EVP_EC_gen("P-256"));
+  if (!ca_key || !server_key || !client_key) {
     out.error = "test pki: EVP_EC_gen(P-256) failed";
     return out;
   }
@@ -183,8 +194,15 @@ inline test_pki make_test_pki(const std::string& dir, const std::string& prefix 
     out.error = "test pki: could not make the server certificate";
     return out;
   }
+  auto client = detail::make_cert(client_key.get(), "balctl test client", false, "", ca.get(),
+                                  ca_key.get(), "clientAuth");
+  if (!client) {
+    out.error = "test pki: could not make the client certificate";
+    return out;
+  }
   if (!detail::write_pem(out.ca_cert, ca.get(), out.ca_key, ca_key.get()) ||
-      !detail::write_pem(out.server_cert, server.get(), out.server_key, server_key.get())) {
+      !detail::write_pem(out.server_cert, server.get(), out.server_key, server_key.get()) ||
+      !detail::write_pem(out.client_cert, client.get(), out.client_key, client_key.get())) {
     out.error = "test pki: could not write into " + dir;
     return out;
   }

@@ -1,3 +1,4 @@
+#include "adapters/store/redis_store.hpp"
 #include "adapters/store/store.hpp"
 #include "config/config.hpp"
 
@@ -172,6 +173,34 @@ TEST_CASE("a redis store is configured by URL, its password is never repeated in
   CHECK_THAT(joined(bad.errors), Catch::Contains("store:") && !Catch::Contains("hunter2"));
 }
 
+TEST_CASE("a rediss store takes a CA file and a client certificate, and is shown as rediss",
+          "[config][unit]") {
+  // Any readable file passes the config check; the TLS client reads them as PEM.
+  auto r = parse_config(cfg_top("\"store\":\"rediss://balctl:pw@redis.internal/1\","
+                                "\"store_tls_ca_file\":\"/etc/hostname\","
+                                "\"store_tls_cert_file\":\"/etc/hostname\","
+                                "\"store_tls_key_file\":\"/etc/hostname\""));
+  INFO(joined(r.errors));
+  REQUIRE(r.ok());
+  CHECK(r.config.store_tls_ca_file == "/etc/hostname");
+  CHECK(describe_store(r.config) == "rediss://redis.internal:6379/1");
+  auto o = redis_options_for(r.config);
+  CHECK(o.client.tls);
+  CHECK(o.client.tls_ca_file == "/etc/hostname");
+  CHECK(o.client.tls_cert_file == "/etc/hostname");
+  CHECK(o.client.tls_key_file == "/etc/hostname");
+  CHECK(o.client.password == "pw");
+
+  // Without them: the system trust store, no client certificate.
+  auto plain = parse_config(cfg_top("\"store\":\"rediss://redis.internal\""));
+  INFO(joined(plain.errors));
+  REQUIRE(plain.ok());
+  auto po = redis_options_for(plain.config);
+  CHECK(po.client.tls);
+  CHECK(po.client.tls_ca_file.empty());
+  CHECK(po.client.tls_cert_file.empty());
+}
+
 TEST_CASE("each invalid value is one error naming the key path and the reason",
           "[config][unit]") {
   auto [text, expected] = GENERATE(table<std::string, std::string>({
@@ -222,8 +251,24 @@ TEST_CASE("each invalid value is one error naming the key path and the reason",
     {cfg_top("\"store_path\":\"\""), "store_path: must not be empty"},
     {cfg_top("\"store\":\"redis://u:hunter2@h:70000\""),
      "store: the port must be 1..65535 (got \"70000\")"},
-    {cfg_top("\"store\":\"mysql://db\""), "store: must start with redis://"},
-    {cfg_top("\"store\":\"rediss://h\""), "store: rediss:// (TLS) is not supported"},
+    {cfg_top("\"store\":\"mysql://db\""), "store: must start with redis:// or rediss://"},
+    {cfg_top("\"store\":\"rediss://u:hunter2@h:0\""),
+     "store: the port must be 1..65535 (got \"0\")"},
+    {cfg_top("\"store_tls_ca_file\":\"/etc/hostname\""),
+     "store_tls_ca_file: only with a rediss:// store"},
+    {cfg_top("\"store\":\"redis://h\",\"store_tls_key_file\":\"/etc/hostname\""),
+     "store_tls_key_file: only with a rediss:// store"},
+    {cfg_top("\"store\":\"rediss://h\",\"store_tls_ca_file\":\"/nonexistent/ca.pem\""),
+     "store_tls_ca_file = \"/nonexistent/ca.pem\": cannot read: No such file or directory"},
+    {cfg_top("\"store\":\"rediss://h\",\"store_tls_cert_file\":\"/etc/hostname\""),
+     "store_tls_key_file: required with store_tls_cert_file"},
+    {cfg_top("\"store\":\"rediss://h\",\"store_tls_key_file\":\"/etc/hostname\""),
+     "store_tls_cert_file: required with store_tls_key_file"},
+    {cfg_top("\"store\":\"rediss://h\",\"store_tls_cert_file\":\"/nonexistent/c.pem\","
+             "\"store_tls_key_file\":\"/etc/hostname\""),
+     "store_tls_cert_file = \"/nonexistent/c.pem\": cannot read"},
+    {cfg_top("\"store\":\"rediss://h\",\"store_tls_ca_file\":7"),
+     "store_tls_ca_file: must be a string"},
     {cfg_top("\"store_password_file\":\"/etc/hostname\""),
      "store_password_file: only with a redis:// store"},
     {cfg_top("\"store\":\"redis://h\",\"store_password_file\":\"/nonexistent/pw\""),

@@ -254,6 +254,24 @@ TEST_CASE("certificate, key and CA files that cannot be loaded are named in the 
   SECTION("missing CA file") {
     CHECK_THAT(ctx.load_client(missing), Catch::StartsWith("tls: CA file " + missing + ": "));
   }
+  SECTION("a client certificate without its key, or a key without its certificate") {
+    CHECK(ctx.load_client(f.pki.ca_cert, f.pki.client_cert, "") ==
+          "tls: certificate " + f.pki.client_cert + " given without its private key");
+    CHECK(ctx.load_client(f.pki.ca_cert, "", f.pki.client_key) ==
+          "tls: private key " + f.pki.client_key + " given without its certificate");
+  }
+  SECTION("a missing client certificate") {
+    CHECK_THAT(ctx.load_client(f.pki.ca_cert, missing, f.pki.client_key),
+               Catch::StartsWith("tls: certificate " + missing + ": "));
+  }
+  SECTION("a client key that does not belong to the client certificate") {
+    auto err = ctx.load_client(f.pki.ca_cert, f.pki.client_cert, f.pki.server_key);
+    CHECK_THAT(err, Catch::StartsWith("tls: private key " + f.pki.server_key));
+    CHECK_THAT(err, Catch::Contains("mismatch"));
+  }
+  SECTION("a client certificate and its key") {
+    CHECK(ctx.load_client(f.pki.ca_cert, f.pki.client_cert, f.pki.client_key).empty());
+  }
 }
 
 TEST_CASE("a session on a context that failed to load is not valid", "[tls][unit]") {
