@@ -23,6 +23,8 @@
 //   P dns:all|pending, P dns:pool:{pool}               sorted sets of ids
 //   P accounts:{pool}        hash id -> protected account (to_json_text)
 //   P providers              hash id -> credential (dns_provider_json)
+//   P records:{kind}         hash "{pool}\n{id}" -> Protection's record (JSON)
+//   P record_kinds           set of the kinds written (a pool's delete looks in each)
 
 #include "adapters/store/redis_store.hpp"
 
@@ -34,6 +36,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -380,6 +383,13 @@ public:
     tx.push_back({"DEL", k("pool:" + name), k("members:" + name), k("activity:" + name),
                   k("accounts:" + name)});
     tx.push_back({"HDEL", k("active"), name});
+    for (const auto& kind : run({"SMEMBERS", k("record_kinds")}).elements) {
+      for (const auto& [field, body] : hash(k("records:" + kind.str))) {
+        if (field.compare(0, name.size() + 1, name + "\n") == 0) {
+          tx.push_back({"HDEL", k("records:" + kind.str), field});
+        }
+      }
+    }
     for (const auto& [id, body] : hash(k("providers"))) {
       auto j = parse_obj(body);
       if (j.is_object() && field(j, "pool", "") == name) {
@@ -889,6 +899,52 @@ public:
       out.push_back(std::move(p));
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+  }
+
+  // -- Protection's records ----------------------------------------------------------------
+
+  void put_records(const std::vector<stored_record>& rs) override {
+    if (rs.empty()) {
+      return;
+    }
+    std::vector<argv> tx;
+    std::set<std::string> kinds;
+    for (const auto& r : rs) {
+      kinds.insert(r.kind);
+      tx.push_back({"HSET", k("records:" + r.kind), r.pool + "\n" + r.id, r.body});
+    }
+    for (const auto& kind : kinds) {
+      tx.push_back({"SADD", k("record_kinds"), kind});
+    }
+    exec(std::move(tx), "put_records");
+  }
+
+  void delete_records(const std::string& kind, const std::string& pool,
+                      const std::vector<std::string>& ids) override {
+    if (ids.empty()) {
+      return;
+    }
+    argv del{"HDEL", k("records:" + kind)};
+    for (const auto& id : ids) {
+      del.push_back(pool + "\n" + id);
+    }
+    exec({std::move(del)}, "delete_records");
+  }
+
+  std::vector<stored_record> load_records(const std::string& kind) override {
+    std::vector<stored_record> out;
+    for (const auto& [field, body] : hash(k("records:" + kind))) {
+      auto nl = field.find('\n');
+      if (nl == std::string::npos) {
+        skipped_.push_back("record " + kind + " " + field + ": no pool in its field");
+        continue;
+      }
+      out.push_back({kind, field.substr(0, nl), field.substr(nl + 1), body});
+    }
+    std::sort(out.begin(), out.end(), [](const stored_record& a, const stored_record& b) {
+      return std::tie(a.pool, a.id) < std::tie(b.pool, b.id);
+    });
     return out;
   }
 

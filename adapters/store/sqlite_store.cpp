@@ -28,7 +28,7 @@ struct stmt_finalizer {
 using db_ptr = std::unique_ptr<sqlite3, db_closer>;
 using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 
-constexpr int schema_version = 4;
+constexpr int schema_version = 5;
 
 const char* const schema = R"sql(
 CREATE TABLE IF NOT EXISTS pools (
@@ -139,6 +139,18 @@ CREATE TABLE IF NOT EXISTS dns_providers (
   body TEXT NOT NULL);
 )sql";
 
+// Version 5 (Protection): jobs, replication runs and monitoring presets,
+// each row a JSON body (store.hpp's stored_record). No foreign key: a
+// pool's delete removes them itself.
+const char* const schema_v5_tables = R"sql(
+CREATE TABLE IF NOT EXISTS records (
+  kind TEXT NOT NULL,
+  pool TEXT NOT NULL,
+  id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (kind, pool, id));
+)sql";
+
 const char* const migrate_v2_to_v3 = R"sql(
 ALTER TABLE pools ADD COLUMN dns TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE members ADD COLUMN public_ipv4 TEXT NOT NULL DEFAULT '';
@@ -210,6 +222,7 @@ public:
     exec(schema_v2_tables, "create schema v2 tables");
     exec(schema_v3_tables, "create schema v3 tables");
     exec(schema_v4_tables, "create schema v4 tables");
+    exec(schema_v5_tables, "create schema v5 tables");
     exec("PRAGMA user_version=" + std::to_string(schema_version),
          "set schema version");
     exec("COMMIT", "commit schema");
@@ -417,6 +430,9 @@ public:
     auto a = prepare("DELETE FROM activity WHERE pool=?1");
     bind(a, 1, name);
     step_done(a, "delete_pool: activity");
+    auto r = prepare("DELETE FROM records WHERE pool=?1");
+    bind(r, 1, name);
+    step_done(r, "delete_pool: records");
     // A DNS change still pending for a pool that is gone must not be
     // resumed at the next start.
     auto d = prepare(
@@ -717,6 +733,49 @@ public:
         continue;
       }
       out.emplace_back(text(s, 0), std::move(*a));
+    }
+    return out;
+  }
+
+  void put_records(const std::vector<stored_record>& rs) override {
+    if (rs.empty()) {
+      return;
+    }
+    transaction tx(*this, "put_records");
+    auto s = prepare("INSERT INTO records VALUES (?1,?2,?3,?4) "
+                     "ON CONFLICT(kind, pool, id) DO UPDATE SET body=excluded.body");
+    for (const auto& r : rs) {
+      bind(s, 1, r.kind);
+      bind(s, 2, r.pool);
+      bind(s, 3, r.id);
+      bind(s, 4, r.body);
+      step_done(s, "put_records");
+    }
+    tx.commit();
+  }
+
+  void delete_records(const std::string& kind, const std::string& pool,
+                      const std::vector<std::string>& ids) override {
+    if (ids.empty()) {
+      return;
+    }
+    transaction tx(*this, "delete_records");
+    auto s = prepare("DELETE FROM records WHERE kind=?1 AND pool=?2 AND id=?3");
+    for (const auto& id : ids) {
+      bind(s, 1, kind);
+      bind(s, 2, pool);
+      bind(s, 3, id);
+      step_done(s, "delete_records");
+    }
+    tx.commit();
+  }
+
+  std::vector<stored_record> load_records(const std::string& kind) override {
+    std::vector<stored_record> out;
+    auto s = prepare("SELECT pool, id, body FROM records WHERE kind=?1 ORDER BY pool, id");
+    bind(s, 1, kind);
+    while (step_row(s, "load_records")) {
+      out.push_back({kind, text(s, 0), text(s, 1), text(s, 2)});
     }
     return out;
   }

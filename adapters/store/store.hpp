@@ -130,6 +130,16 @@ struct dns_change_record {
   std::string error;         // the provider's last refusal, for failed
 };
 
+/// One of Protection's small records (engine/jobs, engine/replication,
+/// the monitoring presets): a JSON body under (kind, pool, id). Few, small
+/// and rarely written next to heartbeats, so one generic shape serves them.
+struct stored_record {
+  std::string kind; // "job" | "replication" | "monitoring" | ...
+  std::string pool;
+  std::string id;
+  std::string body;
+};
+
 class store {
 public:
   virtual ~store() = default;
@@ -246,6 +256,15 @@ public:
   virtual void put_dns_providers(const std::vector<dns_provider_config>& ps) = 0;
   virtual void delete_dns_provider(const std::string& id) = 0;
   virtual std::vector<dns_provider_config> load_dns_providers() = 0;
+  // Protection's records. put_records writes a batch in one transaction
+  // (a record with the same kind, pool and id is replaced); deleting a
+  // pool deletes its records.
+  virtual void put_records(const std::vector<stored_record>& rs) = 0;
+  virtual void delete_records(const std::string& kind, const std::string& pool,
+                              const std::vector<std::string>& ids) = 0;
+  /// Every record of a kind, by pool then id.
+  virtual std::vector<stored_record> load_records(const std::string& kind) = 0;
+
   /// What load_accounts and load_dns_providers could not read and left out
   /// (one line each, no secret), since the last call.
   virtual std::vector<std::string> take_skipped_rows() = 0;

@@ -743,6 +743,39 @@ TEST_CASE("protected accounts round trip with their side, a batch in one call, a
   CHECK(loaded[0].first == "mail");
 }
 
+TEST_CASE("Protection's records round trip by kind, replace in place, delete by id and go with their pool",
+          "[store]") {
+  backend be(BACKEND);
+  {
+    auto s = be.open();
+    s->put_pool(make_pool("web", {1, 2}));
+    s->put_pool(make_pool("mail", {3, 4}));
+    s->put_records({{"job", "web", "j-2", R"({"n":2})"},
+                    {"job", "web", "j-1", R"({"n":1})"},
+                    {"job", "mail", "j-9", R"({"n":9})"},
+                    {"replication", "web", "alice", R"({"phase":"idle"})"}});
+    // Replaced, not added.
+    s->put_records({{"job", "web", "j-1", R"({"n":11})"}});
+    s->delete_records("job", "web", {"j-2", "j-missing"});
+  }
+  auto s = be.open();
+  auto jobs = s->load_records("job");
+  REQUIRE(jobs.size() == 2);
+  CHECK(jobs[0].pool == "mail");
+  CHECK(jobs[0].id == "j-9");
+  CHECK(jobs[1].pool == "web");
+  CHECK(jobs[1].id == "j-1");
+  CHECK(jobs[1].body == R"({"n":11})");
+  CHECK(jobs[1].kind == "job");
+  REQUIRE(s->load_records("replication").size() == 1);
+  CHECK(s->load_records("nothing").empty());
+  s->delete_pool("web");
+  jobs = s->load_records("job");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].pool == "mail");
+  CHECK(s->load_records("replication").empty());
+}
+
 TEST_CASE("API provider credentials round trip with their secret, pool and member",
           "[store]") {
   backend be(BACKEND);
