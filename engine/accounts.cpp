@@ -110,6 +110,8 @@ std::string to_json_text(const protected_account& a) {
             {"dns_zone", a.dns_zone},
             {"dns_ttl_s", a.dns_ttl_s},
             {"managed", a.managed},
+            {"replication_every_s", a.replication_every_s},
+            {"replication_overlap", a.replication_overlap},
             {"records", std::move(rs)},
             {"on", to_string(a.on)},
             {"on_since_ms", a.on_since_ms}};
@@ -129,6 +131,8 @@ std::optional<protected_account> account_from_json_text(const std::string& text,
     take(j, "dns_zone", a.dns_zone);
     take(j, "dns_ttl_s", a.dns_ttl_s);
     take(j, "managed", a.managed);
+    take(j, "replication_every_s", a.replication_every_s);
+    take(j, "replication_overlap", a.replication_overlap);
     take(j, "on_since_ms", a.on_since_ms);
     std::string on = "source";
     take(j, "on", on);
@@ -196,6 +200,14 @@ std::optional<field_problem> validate_account(protected_account& a) {
   }
   if (a.dns_ttl_s < 1 || a.dns_ttl_s > 86400) {
     return field_problem{"dns_ttl_s", "must be between 1 and 86400"};
+  }
+  if (a.replication_every_s != 0 &&
+      (a.replication_every_s < 300 || a.replication_every_s > 2592000)) {
+    return field_problem{"replication_every_s",
+                         "must be 0 (on demand only) or between 300 and 2592000 seconds"};
+  }
+  if (a.replication_overlap != "skip" && a.replication_overlap != "wait") {
+    return field_problem{"replication_overlap", "must be skip or wait"};
   }
   if (a.records.empty()) {
     account_record r;
@@ -295,10 +307,11 @@ std::optional<field_problem> read_account_json(const std::string& body,
   for (auto it = j.begin(); it != j.end(); ++it) {
     static const std::set<std::string> known = {"id", "domain", "source", "standby",
                                                 "dns_provider", "dns_zone", "dns_ttl_s",
-                                                "managed", "records"};
+                                                "managed", "records", "replication_every_s",
+                                                "replication_overlap"};
     // What GET adds (state, not settings): ignored, so a GET can be sent
     // back changed; "on" only when it says what is so.
-    static const std::set<std::string> shown = {"on_member", "on_since_ms", "source_state",
+    static const std::set<std::string> shown = {"on_member", "on_since_ms", "source_state", "replication",
                                                 "standby_state", "drift"};
     if (it.key() == "on") {
       if (it.value() != to_string(a.on)) {
@@ -330,6 +343,8 @@ std::optional<field_problem> read_account_json(const std::string& body,
   str(j, "", "dns_zone", a.dns_zone);
   integer(j, "", "dns_ttl_s", a.dns_ttl_s);
   boolean(j, "", "managed", a.managed);
+  integer(j, "", "replication_every_s", a.replication_every_s);
+  str(j, "", "replication_overlap", a.replication_overlap);
   if (auto rs = j.find("records"); !bad && rs != j.end()) {
     if (!rs->is_array()) {
       return field_problem{"records", "must be an array of records"};

@@ -80,6 +80,11 @@ struct protected_account {
   int dns_ttl_s = 300;
   bool managed = true;
   std::vector<account_record> records; // the domain's A when added
+  // Replication (engine/replication): how often a run starts, 0 = only on
+  // demand (Replicate now); a start while a run still goes is skipped
+  // (logged) or waits for it (overlap "wait").
+  int replication_every_s = 86400; // 0, or 300..2592000
+  std::string replication_overlap = "skip"; // skip | wait
   // Where the records point now, and since when.
   account_side on = account_side::source;
   std::int64_t on_since_ms = 0;
