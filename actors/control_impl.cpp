@@ -60,6 +60,34 @@ void ask_pool(caf::actor_system& sys, const caf::actor& supervisor,
     supervisor);
 }
 
+// The same, asking the named pool's protection actor (jobs, replication).
+template <class T, class... Ts>
+void ask_protection(caf::actor_system& sys, const caf::actor& supervisor,
+                    const std::string& pool, api::done<T> cb, Ts... xs) {
+  sys.spawn(
+    [cb, pool, xs...](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
+      self->request(sup, ask_timeout, pool_atom_v, pool)
+        .then(
+          [=](caf::actor& p) {
+            self->request(p, ask_timeout, protection_atom_v)
+              .then(
+                [=](caf::actor& prot) {
+                  self->request(prot, ask_timeout, xs...)
+                    .then(
+                      [=](T& v) {
+                        cb(api::outcome<T>::success(std::move(v)));
+                        self->quit();
+                      },
+                      [=](caf::error& e) { fail(cb, self, e); });
+                },
+                [=](caf::error& e) { fail(cb, self, e); });
+          },
+          [=](caf::error& e) { fail(cb, self, e); });
+      return {[](caf::ok_atom) {}};
+    },
+    supervisor);
+}
+
 } // namespace
 
 control_impl::control_impl(caf::actor_system& sys, caf::actor supervisor,
@@ -352,6 +380,61 @@ void control_impl::put_provider(const std::string& pool, const std::string& id,
 void control_impl::delete_provider(const std::string& pool, const std::string& id,
                                    api::done<std::vector<dns_provider_config>> cb) {
   ask_pool(sys_, supervisor_, pool, std::move(cb), delete_provider_atom_v, id);
+}
+
+// -- Protection: jobs and replication ---------------------------------------
+
+void control_impl::queue_job(const std::string& pool, const std::string& body,
+                             api::done<std::string> cb) {
+  ask_protection(sys_, supervisor_, pool, std::move(cb), job_atom_v, body);
+}
+
+void control_impl::list_jobs(const std::string& pool, member_id m,
+                             api::done<std::string> cb) {
+  ask_protection(sys_, supervisor_, pool, std::move(cb), jobs_atom_v, m);
+}
+
+void control_impl::get_job(const std::string& pool, const std::string& id,
+                           api::done<std::string> cb) {
+  ask_protection(sys_, supervisor_, pool, std::move(cb), job_atom_v, caf::get_atom_v, id);
+}
+
+void control_impl::cancel_job(const std::string& pool, const std::string& id,
+                              api::done<std::string> cb) {
+  ask_protection(sys_, supervisor_, pool, std::move(cb), cancel_atom_v, id);
+}
+
+void control_impl::replicate(const std::string& pool, const std::string& account,
+                             api::done<std::string> cb) {
+  ask_protection(sys_, supervisor_, pool, std::move(cb), replicate_atom_v, account);
+}
+
+void control_impl::replication(const std::string& pool, const std::string& account,
+                               api::done<std::string> cb) {
+  if (account.empty()) {
+    ask_protection(sys_, supervisor_, pool, std::move(cb), replication_atom_v);
+  } else {
+    ask_protection(sys_, supervisor_, pool, std::move(cb), replication_atom_v, account);
+  }
+}
+
+void control_impl::agent_call(member_id m, const std::string& method, const std::string& path,
+                              const std::string& body, api::done<std::string> cb) {
+  auto slot = reg_->find(m);
+  if (!slot || !slot->pool) {
+    cb(api::outcome<std::string>::fail({"agent_unknown", "", "no member " + std::to_string(m)}));
+    return;
+  }
+  ask_protection(sys_, supervisor_, *slot->pool, std::move(cb), agent_atom_v, m, method, path,
+                 body);
+}
+
+std::optional<protocol::key> control_impl::agent_key(member_id m) const {
+  auto slot = reg_->find(m);
+  if (!slot) {
+    return std::nullopt;
+  }
+  return slot->key();
 }
 
 } // namespace balctl

@@ -80,6 +80,22 @@ public:
   void set_cluster(caf::actor c) { cluster_ = std::move(c); }
   void cluster_status(api::done<std::string> cb) override;
 
+  // -- Protection --------------------------------------------------------
+  void queue_job(const std::string& pool, const std::string& body,
+                 api::done<std::string> cb) override;
+  void list_jobs(const std::string& pool, member_id m, api::done<std::string> cb) override;
+  void get_job(const std::string& pool, const std::string& id,
+               api::done<std::string> cb) override;
+  void cancel_job(const std::string& pool, const std::string& id,
+                  api::done<std::string> cb) override;
+  void replicate(const std::string& pool, const std::string& account,
+                 api::done<std::string> cb) override;
+  void replication(const std::string& pool, const std::string& account,
+                   api::done<std::string> cb) override;
+  void agent_call(member_id m, const std::string& method, const std::string& path,
+                  const std::string& body, api::done<std::string> cb) override;
+  std::optional<protocol::key> agent_key(member_id m) const override;
+
   /// A CAF error as the API's failure (refuse() context, timeouts).
   static api::failure to_failure(caf::actor_system& sys, const caf::error& e);
 

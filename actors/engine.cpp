@@ -52,7 +52,8 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             engine_parts& parts, std::shared_ptr<store> st,
                             const clock* clk, engine_metrics* metrics,
                             bool store_detached,
-                            std::vector<enrollment_record> enrollments) {
+                            std::vector<enrollment_record> enrollments,
+                            protection_deps protection) {
   engine_handles h;
   h.store = store_detached
               ? sys.spawn<caf::detached>(store_actor, st, metrics, store_options(cfg))
@@ -83,6 +84,12 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                     std::unordered_map<std::string, caf::actor>{}, rd);
   auto deps = make_supervisor_deps(cfg, parts, h.store, h.dns, clk, metrics);
   deps.enrollments = std::move(enrollments);
+  // Protection: the pools' job queues and replication, on the same store
+  // and clock; presign/remove come from the object store balctld opened.
+  protection.store = h.store;
+  protection.clk = clk;
+  protection.activity_keep = static_cast<std::size_t>(cfg.admin.activity_retention);
+  deps.protection = std::make_shared<const protection_deps>(std::move(protection));
   h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
   return h;
 }

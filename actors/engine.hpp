@@ -38,7 +38,8 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
                             engine_parts& parts, std::shared_ptr<store> st,
                             const clock* clk, engine_metrics* metrics,
                             bool store_detached = true,
-                            std::vector<enrollment_record> enrollments = {});
+                            std::vector<enrollment_record> enrollments = {},
+                            protection_deps protection = {});
 
 /// Reads the decisions recorded but not confirmed before the last stop and
 /// makes each DNS move's target the pool's active member in the store, so

@@ -192,6 +192,11 @@ typename Inspector::result_type inspect(Inspector& f, activity_record& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_record& x) {
+  return f(caf::meta::type_name("stored_record"), x.kind, x.pool, x.id, x.body);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, dns_change_record& x) {
   return f(caf::meta::type_name("dns_change_record"), x.id, x.decision, x.pool,
            x.provider, x.zone, x.name, x.type, x.content, x.ttl_s, x.proxied,
@@ -364,6 +369,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(balctl, (balctl::dns::http_response))
   CAF_ADD_TYPE_ID(balctl, (balctl::dns::dns_response))
   CAF_ADD_TYPE_ID(balctl, (std::vector<std::uint8_t>))
+  CAF_ADD_TYPE_ID(balctl, (balctl::stored_record))
+  CAF_ADD_TYPE_ID(balctl, (std::vector<balctl::stored_record>))
 
   // member actor
   CAF_ADD_ATOM(balctl, balctl, heard_atom, "heard")
@@ -442,5 +449,20 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, allocate_id_atom, "allocid")
   CAF_ADD_ATOM(balctl, balctl, put_enrollment_atom, "putenrol")
   CAF_ADD_ATOM(balctl, balctl, complete_enrollment_atom, "doneenrol")
+  // Protection: records, jobs, replication (actors/protection, account)
+  CAF_ADD_ATOM(balctl, balctl, put_records_atom, "putrecs")
+  CAF_ADD_ATOM(balctl, balctl, delete_records_atom, "delrecs")
+  CAF_ADD_ATOM(balctl, balctl, records_atom, "records")
+  CAF_ADD_ATOM(balctl, balctl, protection_atom, "protect")
+  CAF_ADD_ATOM(balctl, balctl, job_atom, "job")
+  CAF_ADD_ATOM(balctl, balctl, jobs_atom, "jobs")
+  CAF_ADD_ATOM(balctl, balctl, cancel_atom, "cancel")
+  CAF_ADD_ATOM(balctl, balctl, agent_atom, "agent")
+  CAF_ADD_ATOM(balctl, balctl, replicate_atom, "replicate")
+  CAF_ADD_ATOM(balctl, balctl, replication_atom, "replicatn")
+  CAF_ADD_ATOM(balctl, balctl, job_done_atom, "jobdone")
+  CAF_ADD_ATOM(balctl, balctl, manifest_atom, "manifest")
+  CAF_ADD_ATOM(balctl, balctl, chunk_atom, "chunk")
+  CAF_ADD_ATOM(balctl, balctl, tick_atom, "tick")
 
 CAF_END_TYPE_ID_BLOCK(balctl)

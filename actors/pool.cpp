@@ -402,6 +402,7 @@ member_info add_member(self_ptr self, const member_config& mc) {
   auto member =
     make_member(mc, member_fsm(st.rt->detection, member_state::pending, now));
   auto& slot = *member.slot;
+  slot.pool = st.rt->shared_name();
   member.rt->publish_state(now);
   slot.set_notifier(st.notifier);
   st.deps.reg->add(member.slot);
@@ -458,6 +459,10 @@ void remove_member(self_ptr self, std::size_t pos) {
   rt.slot->set_notifier(nullptr);
   st.deps.reg->remove(id);
   st.cpanel_members -= rt.status && rt.status->cpanel.present ? 1 : 0;
+  st.cpanel->set(id, false);
+  if (st.protection) {
+    self->send(st.protection, remove_member_atom_v, id);
+  }
   auto before = st.policy->state_of(id);
   if (is_silent(before)) {
     self->send(st.deps.supervisor, silence_atom_v, id, false, now);
@@ -638,7 +643,15 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   }
   st.cpanel_members = 0;
   for (const auto& m : st.rt->members) {
-    st.cpanel_members += m->status && m->status->cpanel.present ? 1 : 0;
+    bool cp = m->status && m->status->cpanel.present;
+    st.cpanel_members += cp ? 1 : 0;
+    st.cpanel->set(m->slot->id, cp);
+  }
+  if (st.deps.protection) {
+    auto pd = *st.deps.protection;
+    pd.has_cpanel = [cp = st.cpanel](member_id m) { return cp->has(m); };
+    st.protection = self->spawn<caf::linked>(protection_actor, st.rt->config.name, std::move(pd));
+    accounts_to_protection(self);
   }
   self->send(st.deps.supervisor, population_atom_v, st.rt->config.name,
              static_cast<std::uint64_t>(st.policy->heard_population()));
@@ -794,6 +807,7 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       *rt.status = std::move(s);
       const auto& cur = *rt.status;
       st.cpanel_members += cur.cpanel.present ? 1 : 0;
+      st.cpanel->set(m, cur.cpanel.present);
       auto after = compute_features(st.rt->config.preset, st.cpanel_members);
       log::debug("member_status", {{"pool", st.rt->config.name},
                                    {"member", std::to_string(m)},

@@ -14,12 +14,14 @@
 // evaluates and reports its next deadline back.
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "actors/protection.hpp"
 #include "engine/clock.hpp"
 #include "engine/deadline_queue.hpp"
 #include "engine/metrics.hpp"
@@ -36,6 +38,31 @@ struct pool_deps {
   // For members added and settings changed at run time.
   std::shared_ptr<registry> reg;
   std::shared_ptr<const engine_config> engine; // without pools
+  // Protection (jobs, replication): what the pool's protection actor gets;
+  // null: no protection actor (tests of the pool alone).
+  std::shared_ptr<const protection_deps> protection;
+};
+
+/// The members of a pool that report cPanel now: written by the pool
+/// actor, read by its protection and account actors.
+class cpanel_set {
+public:
+  void set(member_id m, bool present) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (present) {
+      ids_.insert(m);
+    } else {
+      ids_.erase(m);
+    }
+  }
+  bool has(member_id m) const {
+    std::lock_guard<std::mutex> g(mu_);
+    return ids_.count(m) != 0;
+  }
+
+private:
+  mutable std::mutex mu_;
+  std::unordered_set<member_id> ids_;
 };
 
 class actor_notifier;
@@ -78,6 +105,9 @@ struct pool_actor_state {
   std::unordered_set<std::string> accounts_deleting;
   std::int64_t refreshed_ms = 0;
   std::uint64_t reads_pending = 0;
+  // Protection (actors/protection), linked to the pool; null without deps.
+  caf::actor protection;
+  std::shared_ptr<cpanel_set> cpanel = std::make_shared<cpanel_set>();
   static inline const char* name = "pool";
 };
 

@@ -184,6 +184,18 @@ void submit_cut(pool_self self, std::vector<protected_account> moved, changes cs
       });
 }
 
+void tell_protection(pool_self self) {
+  auto& st = self->state;
+  if (!st.protection) {
+    return;
+  }
+  std::vector<protected_account> as;
+  for (const auto& [id, a] : st.rt->accounts.all()) {
+    as.push_back(a);
+  }
+  self->send(st.protection, accounts_atom_v, std::move(as));
+}
+
 void carry_out(pool_self self, account_book::result r, std::int64_t now) {
   auto& st = self->state;
   for (auto& a : r.alerts) {
@@ -237,6 +249,13 @@ void carry_out(pool_self self, account_book::result r, std::int64_t now) {
                 " record(s): " + cut.reason);
     cs.insert(cs.end(), std::make_move_iterator(mine.begin()),
               std::make_move_iterator(mine.end()));
+    if (cut.to == account_side::standby && st.protection) {
+      // After the cut: the post-failover hook on the standby.
+      self->send(st.protection, cut_atom_v, a->id, cut.to_member);
+    }
+  }
+  if (!moved.empty()) {
+    tell_protection(self);
   }
   for (auto& p : problems) {
     log::warn("account_not_cut", {{"pool", st.rt->config.name}, {"reason", p}});
@@ -719,6 +738,8 @@ bool pool_has_provider(pool_self self, const std::string& id) {
   return provider_config(self, id) != nullptr;
 }
 
+void accounts_to_protection(pool_self self) { tell_protection(self); }
+
 caf::message_handler accounts_handlers(pool_self self) {
   return {
     [=](accounts_atom, std::uint64_t offset, std::uint64_t limit) -> account_page {
@@ -846,6 +867,7 @@ caf::message_handler accounts_handlers(pool_self self) {
               reapply = a.managed && to_json_text(*cur) != to_json_text(a);
             }
             st.rt->accounts.put(a);
+            tell_protection(self);
             pool_note(self, activity_kind::account_changed, a.source,
                       "protected account " + a.id + " (" + a.domain + ") " +
                         (create ? "added" : "changed") + ": source " + std::to_string(a.source) +
@@ -870,6 +892,13 @@ caf::message_handler accounts_handlers(pool_self self) {
                               "account not stored: " + self->system().render(e)));
           });
       return rp;
+    },
+    [=](protection_atom) -> caf::result<caf::actor> {
+      if (!self->state.protection) {
+        return refuse("not_applicable", "", "pool '" + self->state.rt->config.name +
+                                              "' has no protection actor");
+      }
+      return self->state.protection;
     },
     [=](delete_account_atom, const std::string& id) -> caf::result<bool> {
       auto& st = self->state;
@@ -898,6 +927,7 @@ caf::message_handler accounts_handlers(pool_self self) {
               }
             }
             st.rt->accounts.remove(id);
+            tell_protection(self);
             pool_note(self, activity_kind::account_changed, 0,
                       "protected account " + id + " removed (its DNS records stay as they are)");
             rp.deliver(true);

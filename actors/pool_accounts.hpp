@@ -59,5 +59,7 @@ std::optional<caf::error> provider_in_use(pool_self self, const std::string& id)
 /// Whether id names a credential the pool may use (its own or the file's).
 bool pool_has_provider(pool_self self, const std::string& id);
 caf::message_handler accounts_handlers(pool_self self);
+/// Tells the pool's protection actor which accounts it protects now.
+void accounts_to_protection(pool_self self);
 
 } // namespace balctl

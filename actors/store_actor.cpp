@@ -464,6 +464,24 @@ caf::behavior store_actor(caf::event_based_actor* self, std::shared_ptr<store> s
         return true;
       });
     },
+    // -- Protection's records (jobs, replication runs) ---------------------
+    [=](put_records_atom, const std::vector<stored_record>& rs) -> caf::result<bool> {
+      return now(*s, "put_records", [&] {
+        s->st->put_records(rs);
+        return true;
+      });
+    },
+    [=](delete_records_atom, const std::string& kind, const std::string& pool,
+        const std::vector<std::string>& ids) -> caf::result<bool> {
+      return now(*s, "delete_records", [&] {
+        s->st->delete_records(kind, pool, ids);
+        return true;
+      });
+    },
+    [=](records_atom, const std::string& kind,
+        const std::string& pool) -> caf::result<std::vector<stored_record>> {
+      return now(*s, "load_records", [&] { return s->st->load_records(kind, pool); });
+    },
     [=](delete_account_atom, const std::string& pool, const std::string& id)
       -> caf::result<bool> {
       return now(*s, "delete_account", [&] {

@@ -24,7 +24,7 @@ using self_ptr = caf::stateful_actor<supervisor_state>*;
 void spawn_pool(self_ptr self, const std::shared_ptr<pool_runtime>& rt) {
   auto& st = self->state;
   pool_deps deps{caf::actor{self}, st.deps.store, st.deps.dns, st.deps.clk,
-                 st.deps.metrics, st.deps.reg, st.deps.engine};
+                 st.deps.metrics, st.deps.reg, st.deps.engine, st.deps.protection};
   // Monitored, not linked: CAF makes an exit with reason `kill` fatal for
   // every linked actor, so one killed pool would take the supervisor and
   // every other pool with it. A down message never does.
@@ -434,6 +434,7 @@ void reconcile_catalog(self_ptr self, catalog_snapshot& cat) {
         continue;
       }
       auto m = make_member(mc, member_fsm(rt->detection, member_state::pending, now, now));
+      m.slot->pool = rt->shared_name();
       m.rt->publish_state(now);
       added.push_back(m.slot);
       rt->members.push_back(std::move(m.rt));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "actors/protection.hpp"
 #include "engine/clock.hpp"
 #include "engine/metrics.hpp"
 #include "engine/runtime.hpp"
@@ -35,6 +36,8 @@ struct supervisor_deps {
   bool cluster = false;
   std::int64_t forward_interval_ms = 250;
   std::int64_t takeover_grace_ms = 0; // 0 = each pool's failover delay
+  // What each pool's protection actor gets (jobs, replication).
+  std::shared_ptr<const protection_deps> protection;
 };
 
 struct recent_grant {

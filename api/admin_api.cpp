@@ -1,6 +1,7 @@
 #include "api/admin_api.hpp"
 
 #include "api/dns_routes.hpp"
+#include "api/protection_routes.hpp"
 #include "api/request.hpp"
 
 #include <fcntl.h>
@@ -228,6 +229,16 @@ json overview_json(const pool_overview& o, std::int64_t now_ms,
           {"tiles_total", o.tiles.total}};
 }
 
+// The activity kinds of the Protection tab's replication log, and of the
+// members' job history.
+bool in_log(const std::string& log, const std::string& kind) {
+  if (log == "jobs") {
+    return kind == "job";
+  }
+  return kind == "replication_sync" || kind == "replication_transfer" ||
+         kind == "replication_failed" || kind == "account_cut";
+}
+
 json event_json(const activity_record& r) {
   auto message = r.message;
   if (message.empty() && r.kind == "state_change") {
@@ -329,6 +340,15 @@ int status_of(const std::string& code) {
     {"unavailable", 503},
     {"too_many_connections", 503},
     {"not_clustered", 404},
+    {"agent_unknown", 401},
+    {"agent_signature_invalid", 401},
+    {"agent_signature_stale", 401},
+    {"invalid_body", 400},
+    {"job_not_found", 404},
+    {"run_not_found", 404},
+    {"job_finished", 409},
+    {"run_conflict", 409},
+    {"replication_running", 409},
   };
   for (const auto& [c, s] : table) {
     if (code == c) {
@@ -453,6 +473,11 @@ void admin_api::route(http::request& req, http::responder& respond) {
     if (allow({"POST"})) {
       enroll(req, respond);
     }
+    return;
+  }
+  if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "agent") {
+    // The agents' own API: signed with the member's key, no token.
+    route_agent(engine_, clk_, req, respond);
     return;
   }
   if (seg.size() == 2 && seg[0] == "agent") {
@@ -719,19 +744,32 @@ void admin_api::route(http::request& req, http::responder& respond) {
     if (!allow({"GET"})) {
       return;
     }
-    auto q = query::parse(req.query, {"limit", "before"});
+    auto q = query::parse(req.query, {"limit", "before", "kind"});
     std::uint64_t limit = 50, before = 0;
     if (q.error || !q.number("limit", 1, max_page, 50, limit) ||
         !q.number("before", 1, INT64_MAX, 0, before)) {
       respond(error(*q.error));
       return;
     }
+    // ?kind=replication: the Protection tab's replication log (sync, DNS
+    // cut, transfer and failure events) out of the page read.
+    std::string kind;
+    if (const auto* k = q.get("kind")) {
+      kind = *k;
+      if (kind != "replication" && kind != "jobs") {
+        respond(error("invalid_field", "query.kind", "must be replication or jobs"));
+        return;
+      }
+    }
     engine_.activity(
       pool, static_cast<std::int64_t>(before), limit, 0,
       answer<std::vector<activity_record>>(
-        respond, [limit](const std::vector<activity_record>& rs) {
+        respond, [limit, kind](const std::vector<activity_record>& rs) {
           auto events = json::array();
           for (const auto& r : rs) {
+            if (!kind.empty() && !in_log(kind, r.kind)) {
+              continue;
+            }
             events.push_back(event_json(r));
           }
           json next = rs.size() == limit && !rs.empty() ? json(rs.back().id)
@@ -740,8 +778,12 @@ void admin_api::route(http::request& req, http::responder& respond) {
         }));
     return;
   }
-  // Managed DNS and Protection: dns..., accounts... (api/dns_routes).
-  route_context dns_ctx{engine_, reading, need_admin, allow};
+  // Managed DNS and Protection: dns..., accounts... (api/dns_routes);
+  // jobs and replication (api/protection_routes).
+  route_context dns_ctx{engine_, reading, need_admin, allow, who};
+  if (route_protection(dns_ctx, req, respond, seg)) {
+    return;
+  }
   if (route_dns(dns_ctx, req, respond, seg)) {
     return;
   }

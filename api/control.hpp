@@ -51,6 +51,10 @@ struct member_detail {
   std::vector<activity_record> history;
 };
 
+inline failure no_protection() {
+  return {"not_applicable", "", "this engine has no Protection"};
+}
+
 class control {
 public:
   virtual ~control() = default;
@@ -131,6 +135,56 @@ public:
   /// The engine answers: its supervisor (and so its pools) is alive and
   /// not stuck. /readyz asks this on every probe.
   virtual void ping(done<bool> cb) = 0;
+  // -- Protection: jobs and replication (api/protection_routes.cpp) --------
+  // Answers are JSON text (actors/protection renders them). Defaults
+  // refuse, for fakes of the API that have no Protection.
+  /// body: {"member", "kind", "params", "timeout_s", "requested_by"}.
+  virtual void queue_job(const std::string& pool, const std::string& body,
+                         done<std::string> cb) {
+    (void)pool, (void)body;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  /// member 0: the pool's jobs.
+  virtual void list_jobs(const std::string& pool, member_id m, done<std::string> cb) {
+    (void)pool, (void)m;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  virtual void get_job(const std::string& pool, const std::string& id, done<std::string> cb) {
+    (void)pool, (void)id;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  virtual void cancel_job(const std::string& pool, const std::string& id,
+                          done<std::string> cb) {
+    (void)pool, (void)id;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  /// Replicate now.
+  virtual void replicate(const std::string& pool, const std::string& account,
+                         done<std::string> cb) {
+    (void)pool, (void)account;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  /// account "": the Protection dashboard; else that account's replication.
+  virtual void replication(const std::string& pool, const std::string& account,
+                           done<std::string> cb) {
+    (void)pool, (void)account;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  /// An agent's call (docs/protocol.md, "The agent API"), its signature
+  /// already verified against member m's key: path is what follows
+  /// /v1/agent/.
+  virtual void agent_call(member_id m, const std::string& method, const std::string& path,
+                          const std::string& body, done<std::string> cb) {
+    (void)m, (void)method, (void)path, (void)body;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
+  /// Member m's heartbeat key and whether it is enrolled (the agent API's
+  /// signatures); nullopt for an unknown member.
+  virtual std::optional<protocol::key> agent_key(member_id m) const {
+    (void)m;
+    return std::nullopt;
+  }
+
   /// Cluster: nodes, pools per node and leases, as JSON text; a failure
   /// "not_clustered" on a node without a cluster.
   virtual void cluster_status(done<std::string> cb) {

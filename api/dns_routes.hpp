@@ -26,6 +26,7 @@ struct route_context {
   bool reading = false;                 // GET or HEAD
   std::function<bool()> need_admin;     // answers 403 and returns false for read-only tokens
   std::function<bool(std::initializer_list<const char*>)> allow; // answers 405
+  std::string who;                      // the token's name
 };
 
 /// Answers the request when seg (the path's segments: v1, pools, {pool},

@@ -122,6 +122,11 @@ http_reply curl_transport_impl::perform(const http_call& call) {
   if (!call.token.empty() && !append(headers, "Authorization: Bearer " + call.token)) {
     return setup_failed("curl_slist_append failed");
   }
+  for (const auto& h : call.headers) {
+    if (!append(headers, h)) {
+      return setup_failed("curl_slist_append failed");
+    }
+  }
 
   sink s;
   char errbuf[CURL_ERROR_SIZE] = {0};

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace balctl::cli {
 
@@ -17,6 +18,7 @@ struct http_call {
   long timeout_s = 30;
   std::string cacert;                 // "" = system CA store
   bool insecure = false;
+  std::vector<std::string> headers;   // more, each "Name: value"
 };
 
 struct http_reply {

@@ -134,6 +134,7 @@ engine_parts bootstrap(const engine_config& cfg, store& st,
       auto member = make_member(mc, member_fsm(rt->detection, state, since,
                                                now_ms + grace_ms));
       auto& slot = *member.slot;
+      slot.pool = rt->shared_name();
       if (prior != nullptr) {
         slot.last_seq.store(prior->last_seq);
         if (state != member_state::pending && state != member_state::down) {

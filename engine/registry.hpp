@@ -55,6 +55,9 @@ struct member_slot {
   member_id id = 0;
   std::string hostname;
   std::vector<ip_address> allowed_ips; // empty = any source
+  // The pool's id, shared by its slots (the agent API finds a member's
+  // pool with it); null in tests of ingest alone.
+  std::shared_ptr<const std::string> pool;
 
   /// Whether source may speak for this member (an empty list admits any).
   bool allows(const ip_address& source) const {

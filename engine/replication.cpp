@@ -221,6 +221,18 @@ replication_effects replication::tick(const protected_account& a, std::int64_t n
   return fx;
 }
 
+replication_effects replication::skip_due(const protected_account& a, const std::string& why,
+                                          std::int64_t now_ms) {
+  replication_effects fx;
+  std::int64_t every = std::int64_t{a.replication_every_s} * 1000;
+  s_.next_due_ms = every > 0 ? std::max(s_.next_due_ms + every, now_ms + 1000) : 0;
+  s_.retry_at_ms = 0;
+  ++s_.starts_skipped;
+  fx.changed = true;
+  fx.failures.push_back(a.id + ": sync not started: " + why);
+  return fx;
+}
+
 std::optional<std::int64_t> replication::next_deadline_ms() const {
   std::optional<std::int64_t> out;
   for (auto at : {s_.next_due_ms, s_.retry_at_ms}) {

@@ -115,6 +115,10 @@ public:
   /// Timers: a scheduled start or a retry due at now_ms.
   replication_effects tick(const protected_account& a, std::int64_t now_ms);
   std::optional<std::int64_t> next_deadline_ms() const;
+  /// A scheduled start due now that cannot start (why): the schedule moves
+  /// on and the failure is logged; nothing runs.
+  replication_effects skip_due(const protected_account& a, const std::string& why,
+                               std::int64_t now_ms);
 
   struct manifest {
     std::int64_t size = 0;

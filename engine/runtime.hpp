@@ -75,6 +75,14 @@ struct pool_runtime {
   // The pool's settings. config.members is emptied after start-up: each
   // member's facts live in its slot and runtime, not twice.
   pool_config config;
+  /// config.name, one copy shared by every member slot of the pool.
+  const std::shared_ptr<const std::string>& shared_name() {
+    if (!shared_name_ || *shared_name_ != config.name) {
+      shared_name_ = std::make_shared<const std::string>(config.name);
+    }
+    return shared_name_;
+  }
+  std::shared_ptr<const std::string> shared_name_;
   // Shared by every member_fsm of the pool.
   std::shared_ptr<const detection_params> detection;
   pool_params policy;

@@ -17,6 +17,10 @@ const char* to_string(activity_kind k) {
     case activity_kind::account_changed: return "account_changed";
     case activity_kind::account_cut: return "account_cut";
     case activity_kind::dns_provider_changed: return "dns_provider_changed";
+    case activity_kind::replication_sync: return "replication_sync";
+    case activity_kind::replication_transfer: return "replication_transfer";
+    case activity_kind::replication_failed: return "replication_failed";
+    case activity_kind::job: return "job";
   }
   return "unknown";
 }

@@ -932,12 +932,16 @@ public:
     exec({std::move(del)}, "delete_records");
   }
 
-  std::vector<stored_record> load_records(const std::string& kind) override {
+  std::vector<stored_record> load_records(const std::string& kind,
+                                          const std::string& pool) override {
     std::vector<stored_record> out;
     for (const auto& [field, body] : hash(k("records:" + kind))) {
       auto nl = field.find('\n');
       if (nl == std::string::npos) {
         skipped_.push_back("record " + kind + " " + field + ": no pool in its field");
+        continue;
+      }
+      if (!pool.empty() && field.compare(0, nl, pool) != 0) {
         continue;
       }
       out.push_back({kind, field.substr(0, nl), field.substr(nl + 1), body});

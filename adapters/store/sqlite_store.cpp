@@ -770,10 +770,13 @@ public:
     tx.commit();
   }
 
-  std::vector<stored_record> load_records(const std::string& kind) override {
+  std::vector<stored_record> load_records(const std::string& kind,
+                                          const std::string& pool) override {
     std::vector<stored_record> out;
-    auto s = prepare("SELECT pool, id, body FROM records WHERE kind=?1 ORDER BY pool, id");
+    auto s = prepare("SELECT pool, id, body FROM records WHERE kind=?1 "
+                     "AND (?2 = '' OR pool = ?2) ORDER BY pool, id");
     bind(s, 1, kind);
+    bind(s, 2, pool);
     while (step_row(s, "load_records")) {
       out.push_back({kind, text(s, 0), text(s, 1), text(s, 2)});
     }

@@ -90,6 +90,10 @@ enum class activity_kind : std::uint8_t {
   account_changed, // a protected account added, changed or removed
   account_cut,     // a protected account's DNS cut to its standby or back
   dns_provider_changed, // an API provider credential added, changed or removed
+  replication_sync,     // a replication run started, done, skipped or waiting
+  replication_transfer, // a run's chunks: manifest, stored, restore started
+  replication_failed,   // a run failed (retried or not)
+  job,                  // a member's remote job queued, finished or cancelled
 };
 const char* to_string(activity_kind k);
 
@@ -262,8 +266,9 @@ public:
   virtual void put_records(const std::vector<stored_record>& rs) = 0;
   virtual void delete_records(const std::string& kind, const std::string& pool,
                               const std::vector<std::string>& ids) = 0;
-  /// Every record of a kind, by pool then id.
-  virtual std::vector<stored_record> load_records(const std::string& kind) = 0;
+  /// Every record of a kind (pool "": of every pool), by pool then id.
+  virtual std::vector<stored_record> load_records(const std::string& kind,
+                                                  const std::string& pool = "") = 0;
 
   /// What load_accounts and load_dns_providers could not read and left out
   /// (one line each, no secret), since the last call.

@@ -1,0 +1,62 @@
+#pragma once
+
+// Protection of one pool (the seed's Protection tab and the members' Cron &
+// Jobs tabs): the members' remote job queues (engine/jobs) and one account
+// actor per protected account (actors/account), which runs its
+// replication. The pool actor spawns it, links to it, and tells it which
+// accounts the pool protects and when one was cut. Agents reach it through
+// the admin API's agent routes (docs/protocol.md, "The agent API").
+//
+// Everything it changes is written to the store as records (kind "job",
+// "replication"); a restart reads them back, so a transfer in flight goes
+// on where it was (its jobs stay out with the agents).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "engine/clock.hpp"
+#include "engine/jobs.hpp"
+#include "engine/replication.hpp"
+
+namespace balctl {
+
+struct protection_deps {
+  caf::actor store;
+  const clock* clk = nullptr;
+  /// A presigned URL for method (PUT | GET | DELETE) on an object-store key
+  /// (adapters/objstore); "" when the engine has no object store.
+  std::function<std::string(const std::string& method, const std::string& key)> presign;
+  /// Removes chunks the engine no longer needs (called off the actors'
+  /// threads by the caller's choice; may be empty).
+  std::function<void(std::vector<std::string> keys)> remove_chunks;
+  std::int64_t chunk_size = 8 << 20;
+  std::size_t activity_keep = 1000;
+  /// Whether member m reports cPanel now (replication needs pkgacct and
+  /// restorepkg on both sides).
+  std::function<bool(member_id)> has_cpanel;
+};
+
+struct protection_state {
+  std::string pool;
+  protection_deps deps;
+  job_book jobs;
+  std::map<std::string, protected_account> accounts;
+  std::map<std::string, caf::actor> account_actors;
+  std::map<std::string, replication_state> loaded; // read at start, by account
+  std::int64_t armed_ms = 0;
+  static inline const char* name = "protection";
+};
+
+caf::behavior protection_actor(caf::stateful_actor<protection_state>* self, std::string pool,
+                               protection_deps deps);
+
+/// One line of a pool's activity log, written by Protection's actors.
+void protection_note(caf::event_based_actor* self, const protection_deps& deps,
+                     const std::string& pool, activity_kind kind, member_id m,
+                     std::string message);
+
+} // namespace balctl
