@@ -150,8 +150,8 @@ typename Inspector::result_type inspect(Inspector& f, member_page& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_overview& x) {
   return f(caf::meta::type_name("pool_overview"), x.pool, x.last_check_in_ms,
-           x.outdated_agents, x.cpanel_members, x.protection, x.managed_dns,
-           x.tiles);
+           x.outdated_agents, x.cpanel_members, x.running_jobs, x.queued_jobs,
+           x.protection, x.managed_dns, x.tiles);
 }
 
 

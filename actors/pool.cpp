@@ -372,6 +372,8 @@ pool_overview overview_of(self_ptr self, std::uint64_t offset,
     }
   }
   o.cpanel_members = st.cpanel_members;
+  o.running_jobs = st.running_jobs->load(std::memory_order_relaxed);
+  o.queued_jobs = st.queued_jobs->load(std::memory_order_relaxed);
   auto f = compute_features(st.rt->config.preset, st.cpanel_members);
   o.protection = f.protection;
   o.managed_dns = f.managed_dns;
@@ -650,6 +652,8 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
   if (st.deps.protection) {
     auto pd = *st.deps.protection;
     pd.has_cpanel = [cp = st.cpanel](member_id m) { return cp->has(m); };
+    pd.running_jobs = st.running_jobs;
+    pd.queued_jobs = st.queued_jobs;
     st.protection = self->spawn<caf::linked>(protection_actor, st.rt->config.name, std::move(pd));
     accounts_to_protection(self);
   }

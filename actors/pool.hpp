@@ -108,6 +108,10 @@ struct pool_actor_state {
   // Protection (actors/protection), linked to the pool; null without deps.
   caf::actor protection;
   std::shared_ptr<cpanel_set> cpanel = std::make_shared<cpanel_set>();
+  std::shared_ptr<std::atomic<std::uint64_t>> running_jobs =
+    std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::shared_ptr<std::atomic<std::uint64_t>> queued_jobs =
+    std::make_shared<std::atomic<std::uint64_t>>(0);
   static inline const char* name = "pool";
 };
 

@@ -48,6 +48,13 @@ json job_view(const job& j) {
 
 void store_jobs(self_ptr self, const std::vector<const job*>& js) {
   auto& st = self->state;
+  auto c = st.jobs.count();
+  if (st.deps.running_jobs) {
+    st.deps.running_jobs->store(c.running, std::memory_order_relaxed);
+  }
+  if (st.deps.queued_jobs) {
+    st.deps.queued_jobs->store(c.queued, std::memory_order_relaxed);
+  }
   std::vector<stored_record> rs;
   for (const auto* j : js) {
     rs.push_back({"job", st.pool, j->id, to_json_text(*j)});

@@ -11,6 +11,7 @@
 // "replication"); a restart reads them back, so a transfer in flight goes
 // on where it was (its jobs stay out with the agents).
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,6 +39,9 @@ struct protection_deps {
   /// Whether member m reports cPanel now (replication needs pkgacct and
   /// restorepkg on both sides).
   std::function<bool(member_id)> has_cpanel;
+  /// Jobs queued and out with agents now, for the pool's Fleet Status
+  /// (written here, read by the pool actor).
+  std::shared_ptr<std::atomic<std::uint64_t>> running_jobs, queued_jobs;
 };
 
 struct protection_state {

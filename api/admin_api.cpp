@@ -202,9 +202,9 @@ json overview_json(const pool_overview& o, std::int64_t now_ms,
      o.last_check_in_ms == 0
        ? json(nullptr)
        : json(std::max<std::int64_t>(0, now_ms - o.last_check_in_ms) / 1000)},
-    // Jobs, backups and cron jobs come with Protection (agents report them
-    // from that issue on); nothing reports them yet.
-    {"running_jobs", 0},
+    // Running jobs: the members' remote jobs out with their agents.
+    {"running_jobs", o.running_jobs},
+    {"queued_jobs", o.queued_jobs},
     {"backups", 0},
     {"cron_jobs", 0},
     {"fleet_health_pct", health_pct(o.pool.agents_healthy, o.pool.members)},

@@ -72,6 +72,8 @@ struct pool_overview {
   std::int64_t last_check_in_ms = 0; // newest heartbeat, 0 = none
   std::uint64_t outdated_agents = 0;
   std::uint64_t cpanel_members = 0;
+  std::uint64_t running_jobs = 0; // dispatched to or running on an agent
+  std::uint64_t queued_jobs = 0;
   bool protection = false;
   bool managed_dns = false;
   member_page tiles;

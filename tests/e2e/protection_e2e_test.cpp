@@ -98,6 +98,10 @@ TEST_CASE("an operator's job reaches its member's agent only, runs, reports its 
   auto list = n.get("/v1/pools/example/members/1/jobs");
   REQUIRE(list.status == 200);
   CHECK(list.body["running"] == 1);
+  // The pool's Fleet Status counts it.
+  auto overview = n.get("/v1/pools/example/overview");
+  REQUIRE(overview.status == 200);
+  CHECK(overview.body["kpis"]["running_jobs"] == 1);
   auto done = agent_call(n, 1, "POST", "/v1/agent/jobs/" + id,
                          R"({"status":"succeeded","exit_code":0,"output":" 10:00 up 3 days"})");
   REQUIRE(done.status == 200);

@@ -769,6 +769,10 @@ TEST_CASE("Protection's records round trip by kind, replace in place, delete by 
   CHECK(jobs[1].kind == "job");
   REQUIRE(s->load_records("replication").size() == 1);
   CHECK(s->load_records("nothing").empty());
+  auto web = s->load_records("job", "web");
+  REQUIRE(web.size() == 1);
+  CHECK(web[0].id == "j-1");
+  CHECK(s->load_records("job", "we").empty());
   s->delete_pool("web");
   jobs = s->load_records("job");
   REQUIRE(jobs.size() == 1);
