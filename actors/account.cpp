@@ -63,6 +63,7 @@ void apply(self_ptr self, replication_effects fx) {
   for (auto& line : fx.failures) {
     log::warn("replication_failed", {{"pool", st.pool}, {"account", st.account.id},
                                      {"event", line}});
+    self->send(st.protection, alert_atom_v, st.account.id, line);
     protection_note(self, st.deps, st.pool, activity_kind::replication_failed,
                     st.account.source, std::move(line));
   }

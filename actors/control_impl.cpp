@@ -429,6 +429,19 @@ void control_impl::agent_call(member_id m, const std::string& method, const std:
                  body);
 }
 
+void control_impl::monitoring(const std::string& pool, member_id m, const std::string& body,
+                              api::done<std::string> cb) {
+  if (m == 0 && body.empty()) {
+    ask_protection(sys_, supervisor_, pool, std::move(cb), monitoring_atom_v);
+  } else if (m == 0) {
+    ask_protection(sys_, supervisor_, pool, std::move(cb), monitoring_atom_v, body);
+  } else if (body.empty()) {
+    ask_protection(sys_, supervisor_, pool, std::move(cb), monitoring_atom_v, m);
+  } else {
+    ask_protection(sys_, supervisor_, pool, std::move(cb), monitoring_atom_v, m, body);
+  }
+}
+
 std::optional<protocol::key> control_impl::agent_key(member_id m) const {
   auto slot = reg_->find(m);
   if (!slot) {

@@ -94,6 +94,8 @@ public:
                    api::done<std::string> cb) override;
   void agent_call(member_id m, const std::string& method, const std::string& path,
                   const std::string& body, api::done<std::string> cb) override;
+  void monitoring(const std::string& pool, member_id m, const std::string& body,
+                  api::done<std::string> cb) override;
   std::optional<protocol::key> agent_key(member_id m) const override;
 
   /// A CAF error as the API's failure (refuse() context, timeouts).

@@ -464,5 +464,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(balctl, caf::first_custom_type_id)
   CAF_ADD_ATOM(balctl, balctl, manifest_atom, "manifest")
   CAF_ADD_ATOM(balctl, balctl, chunk_atom, "chunk")
   CAF_ADD_ATOM(balctl, balctl, tick_atom, "tick")
+  CAF_ADD_ATOM(balctl, balctl, alert_atom, "alert")
+  CAF_ADD_ATOM(balctl, balctl, monitoring_atom, "monitoring")
 
 CAF_END_TYPE_ID_BLOCK(balctl)

@@ -223,6 +223,16 @@ void act_on(self_ptr self, pool_decision d) {
               {"failover_hostname", st.rt->config.failover_hostname},
               {"reason", d.reason}});
   note(self, activity_kind::decision, d.to, std::string(to_string(d.kind)) + ": " + d.reason);
+  if (st.protection && moves_dns(d.kind)) {
+    // The failover e-mail and the pool's failover banner (Monitoring).
+    self->send(st.protection, alert_atom_v,
+               "Pool " + d.pool + ": " + to_string(d.kind) + " from member " +
+                 std::to_string(d.from) + " to member " + std::to_string(d.to) +
+                 (st.rt->config.failover_hostname.empty()
+                    ? std::string()
+                    : " (" + st.rt->config.failover_hostname + ")") +
+                 ": " + d.reason);
+  }
   auto store = st.deps.store;
   // Ahead of queued account cuts and activity: a decision moves the pool's
   // failover record first.
@@ -754,6 +764,12 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
       note(self, activity_kind::state_change, t.member, {}, before, t.to);
+      if (st.protection) {
+        auto pos = st.policy->position_of(t.member);
+        self->send(st.protection, alert_atom_v, t.member,
+                   pos ? st.rt->members[*pos]->display_name() : std::to_string(t.member),
+                   std::string(to_string(before)), std::string(to_string(t.to)));
+      }
       auto heard_before = st.policy->heard_population();
       // Member states reach the store through the supervisor's periodic
       // checkpoint (and the one at shutdown), in one transaction each; a
@@ -812,6 +828,9 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
       const auto& cur = *rt.status;
       st.cpanel_members += cur.cpanel.present ? 1 : 0;
       st.cpanel->set(m, cur.cpanel.present);
+      if (st.protection) {
+        self->send(st.protection, alert_atom_v, m, rt.display_name(), cur);
+      }
       auto after = compute_features(st.rt->config.preset, st.cpanel_members);
       log::debug("member_status", {{"pool", st.rt->config.name},
                                    {"member", std::to_string(m)},

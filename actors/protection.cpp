@@ -75,6 +75,47 @@ void store_jobs(self_ptr self, const std::vector<const job*>& js) {
   }
 }
 
+void post(self_ptr self, std::vector<alert_message> as) {
+  auto& st = self->state;
+  for (auto& a : as) {
+    log::info("alert", {{"pool", st.pool},
+                        {"kind", a.kind},
+                        {"key", a.key},
+                        {"subject", a.subject},
+                        {"emails", std::to_string(a.emails.size())},
+                        {"webhooks", std::to_string(a.webhooks.size())}});
+    if (st.deps.notify && (!a.emails.empty() || !a.webhooks.empty())) {
+      st.deps.notify(a);
+    }
+  }
+}
+
+json monitoring_view(self_ptr self) {
+  auto& st = self->state;
+  auto j = json::parse(to_json_text(st.alerts->presets()));
+  auto until = st.alerts->failover_banner_until_ms(st.deps.clk->now_ms());
+  j["failover_banner_until_ms"] = until == 0 ? json(nullptr) : json(until);
+  return j;
+}
+
+json member_alerts_view(self_ptr self, member_id m) {
+  const auto* s = self->state.alerts->member(m);
+  auto j = json::parse(to_json_text(s != nullptr ? *s : member_alert_settings{}));
+  j["member"] = m;
+  return j;
+}
+
+void store_monitoring(self_ptr self, const std::string& id, std::string body) {
+  auto& st = self->state;
+  self->request(st.deps.store, caf::infinite, put_records_atom_v,
+                std::vector<stored_record>{{"monitoring", st.pool, id, std::move(body)}})
+    .then([](bool) {},
+          [=](caf::error& e) {
+            log::warn("monitoring_not_stored",
+                      {{"pool", self->state.pool}, {"error", self->system().render(e)}});
+          });
+}
+
 void arm(self_ptr self) {
   auto& st = self->state;
   auto next = st.jobs.next_deadline_ms();
@@ -255,6 +296,29 @@ caf::result<std::string> agent_call(self_ptr self, member_id m, const std::strin
   return refuse("not_found", "", "no route /v1/agent/" + path);
 }
 
+void load_monitoring(self_ptr self, const std::vector<stored_record>& rs) {
+  auto& st = self->state;
+  for (const auto& r : rs) {
+    if (r.id == "pool") {
+      monitoring_presets p;
+      if (!read_presets_json(r.body, p)) {
+        st.alerts->set_presets(p);
+      }
+    } else if (r.id.compare(0, 7, "member:") == 0) {
+      member_alert_settings s;
+      member_id m = 0;
+      try {
+        m = std::stoull(r.id.substr(7));
+      } catch (const std::exception&) {
+        continue;
+      }
+      if (!read_member_alerts_json(r.body, s)) {
+        st.alerts->set_member(m, s);
+      }
+    }
+  }
+}
+
 caf::behavior running(self_ptr self) {
   return {
     [=](accounts_atom, const std::vector<protected_account>& as) {
@@ -304,9 +368,65 @@ caf::behavior running(self_ptr self) {
       (void)queue_job(self, j.dump());
       protection_note(self, st.deps, st.pool, activity_kind::replication_sync, to,
                       account + ": post-failover hook queued on member " + std::to_string(to));
+      post(self, st.alerts->on_account_cut(account, it->second.domain, to, st.deps.clk->now_ms()));
+    },
+    // -- alerts (Monitoring) ------------------------------------------------
+    [=](alert_atom, const std::string& failover_text) {
+      auto& st = self->state;
+      post(self, st.alerts->on_failover(failover_text, st.deps.clk->now_ms()));
+    },
+    [=](alert_atom, member_id m, const std::string& name, const std::string& from,
+        const std::string& to) {
+      auto& st = self->state;
+      member_state f{}, t{};
+      if (from_string(from, f) && from_string(to, t)) {
+        post(self, st.alerts->on_state(m, name, f, t, st.deps.clk->now_ms()));
+      }
+    },
+    [=](alert_atom, member_id m, const std::string& name, const member_status& s) {
+      auto& st = self->state;
+      post(self, st.alerts->on_status(m, name, s, st.deps.clk->now_ms()));
+    },
+    [=](alert_atom, const std::string& account, const std::string& text) {
+      auto& st = self->state;
+      post(self, st.alerts->on_replication_failed(account, text, st.deps.clk->now_ms()));
+    },
+    [=](monitoring_atom) -> caf::result<std::string> { return monitoring_view(self).dump(); },
+    [=](monitoring_atom, const std::string& body) -> caf::result<std::string> {
+      auto& st = self->state;
+      auto p = st.alerts->presets();
+      if (auto e = read_presets_json(body, p)) {
+        return refuse(e->code, e->field, e->message);
+      }
+      st.alerts->set_presets(p);
+      store_monitoring(self, "pool", to_json_text(p));
+      protection_note(self, st.deps, st.pool, activity_kind::settings_changed, 0,
+                      "monitoring presets changed");
+      return monitoring_view(self).dump();
+    },
+    [=](monitoring_atom, member_id m) -> caf::result<std::string> {
+      return member_alerts_view(self, m).dump();
+    },
+    [=](monitoring_atom, member_id m, const std::string& body) -> caf::result<std::string> {
+      auto& st = self->state;
+      const auto* cur = st.alerts->member(m);
+      auto s = cur != nullptr ? *cur : member_alert_settings{};
+      if (auto e = read_member_alerts_json(body, s)) {
+        return refuse(e->code, e->field, e->message);
+      }
+      st.alerts->set_member(m, s);
+      store_monitoring(self, "member:" + std::to_string(m), to_json_text(s));
+      protection_note(self, st.deps, st.pool, activity_kind::settings_changed, m,
+                      "member " + std::to_string(m) + "'s alert settings changed");
+      return member_alerts_view(self, m).dump();
     },
     [=](remove_member_atom, member_id m) {
       auto& st = self->state;
+      st.alerts->forget_member(m);
+      self->request(st.deps.store, caf::infinite, delete_records_atom_v,
+                    std::string("monitoring"), st.pool,
+                    std::vector<std::string>{"member:" + std::to_string(m)})
+        .then([](bool) {}, [](caf::error&) {});
       auto gone = st.jobs.forget_member(m);
       if (!gone.empty()) {
         self->request(st.deps.store, caf::infinite, delete_records_atom_v, std::string("job"),
@@ -457,6 +577,7 @@ caf::behavior protection_actor(self_ptr self, std::string pool, protection_deps 
   auto& st = self->state;
   st.pool = std::move(pool);
   st.deps = std::move(deps);
+  st.alerts = std::make_unique<alert_rules>(st.pool);
   // A crashed account actor is started again from what was stored.
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -510,9 +631,20 @@ caf::behavior protection_actor(self_ptr self, std::string pool, protection_deps 
                   st.loaded[r.id] = std::move(*s);
                 }
               }
-              self->set_default_handler(caf::print_and_drop);
-              self->become(running(self));
-              arm(self);
+              self->request(st.deps.store, caf::infinite, records_atom_v,
+                            std::string("monitoring"), st.pool)
+                .then(
+                  [=](std::vector<stored_record>& ms) {
+                    load_monitoring(self, ms);
+                    self->set_default_handler(caf::print_and_drop);
+                    self->become(running(self));
+                    arm(self);
+                  },
+                  [=](caf::error&) {
+                    self->set_default_handler(caf::print_and_drop);
+                    self->become(running(self));
+                    arm(self);
+                  });
             },
             [=](caf::error& e) {
               log::error("protection_not_loaded",

@@ -20,6 +20,7 @@
 
 #include "actors/messages.hpp"
 #include "engine/clock.hpp"
+#include "engine/alerts.hpp"
 #include "engine/jobs.hpp"
 #include "engine/replication.hpp"
 
@@ -42,6 +43,9 @@ struct protection_deps {
   /// Jobs queued and out with agents now, for the pool's Fleet Status
   /// (written here, read by the pool actor).
   std::shared_ptr<std::atomic<std::uint64_t>> running_jobs, queued_jobs;
+  /// Hands an alert to the notifiers (adapters/notify); empty: alerts are
+  /// only logged.
+  std::function<void(const alert_message&)> notify;
 };
 
 struct protection_state {
@@ -52,6 +56,7 @@ struct protection_state {
   std::map<std::string, caf::actor> account_actors;
   std::map<std::string, replication_state> loaded; // read at start, by account
   std::int64_t armed_ms = 0;
+  std::unique_ptr<alert_rules> alerts;
   static inline const char* name = "protection";
 };
 

@@ -170,6 +170,13 @@ public:
     (void)pool, (void)account;
     cb(outcome<std::string>::fail(no_protection()));
   }
+  /// The pool's Monitoring presets (member 0) or a member's alert
+  /// settings; body "" reads, else it is the PATCH's JSON.
+  virtual void monitoring(const std::string& pool, member_id m, const std::string& body,
+                          done<std::string> cb) {
+    (void)pool, (void)m, (void)body;
+    cb(outcome<std::string>::fail(no_protection()));
+  }
   /// An agent's call (docs/protocol.md, "The agent API"), its signature
   /// already verified against member m's key: path is what follows
   /// /v1/agent/.

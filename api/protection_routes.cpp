@@ -46,6 +46,42 @@ bool route_protection(const route_context& ctx, http::request& req, http::respon
     }
     return true;
   }
+  // /v1/pools/{pool}/monitoring: the Monitoring tab's presets.
+  if (seg.size() == 4 && what == "monitoring") {
+    if (!ctx.allow({"GET", "PATCH"})) {
+      return true;
+    }
+    if (ctx.reading) {
+      ctx.engine.monitoring(pool, 0, "", pass_on(respond, 200));
+    } else if (ctx.need_admin()) {
+      ctx.engine.monitoring(pool, 0, req.body.empty() ? "{}" : req.body, pass_on(respond, 200));
+    }
+    return true;
+  }
+  // /v1/pools/{pool}/members/{m}/alerts: a member's own alert settings.
+  if (seg.size() == 6 && what == "members" && seg[5] == "alerts") {
+    member_id m = 0;
+    if (!parse_id(seg[4], m)) {
+      respond(error("member_not_found", "", "no member " + seg[4]));
+      return true;
+    }
+    if (!ctx.allow({"GET", "PATCH"})) {
+      return true;
+    }
+    if (!ctx.reading && !ctx.need_admin()) {
+      return true;
+    }
+    auto patch = ctx.reading ? std::string() : (req.body.empty() ? "{}" : req.body);
+    ctx.engine.get_member(pool, m, [&engine = ctx.engine, pool, m, patch,
+                                    respond](outcome<member_info> o) {
+      if (!o.ok()) {
+        respond(error(o.error));
+        return;
+      }
+      engine.monitoring(pool, m, patch, pass_on(respond, 200));
+    });
+    return true;
+  }
   // /v1/pools/{pool}/accounts/{id}/replicate | replication
   if (seg.size() == 6 && what == "accounts" &&
       (seg[5] == "replicate" || seg[5] == "replication")) {

@@ -8,6 +8,8 @@
 //   GET  jobs                             the pool's jobs
 //   GET  jobs/{id}   POST jobs/{id}/cancel
 //   GET  members/{m}/jobs                 POST members/{m}/jobs {"command", "timeout_s"}
+//   GET  monitoring   PATCH monitoring    the Monitoring tab's presets
+//   GET  members/{m}/alerts   PATCH ...   a member's own alert settings
 // and the agents' own routes under /v1/agent/ (docs/protocol.md, "The
 // agent API"), signed with the member's key instead of a token.
 

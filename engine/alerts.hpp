@@ -52,7 +52,7 @@ struct member_alert_settings {
   std::vector<std::string> emails; // in addition to the pool's
 };
 
-struct field_error {
+struct settings_problem {
   std::string field;
   std::string message;
   std::string code = "invalid_field"; // | unknown_field
@@ -62,8 +62,8 @@ std::string to_json_text(const monitoring_presets& p);
 std::string to_json_text(const member_alert_settings& s);
 /// Reads the keys present in an API body (or a stored record) onto p;
 /// the first problem, with its field, or nullopt.
-std::optional<field_error> read_presets_json(const std::string& body, monitoring_presets& p);
-std::optional<field_error> read_member_alerts_json(const std::string& body,
+std::optional<settings_problem> read_presets_json(const std::string& body, monitoring_presets& p);
+std::optional<settings_problem> read_member_alerts_json(const std::string& body,
                                                    member_alert_settings& s);
 
 /// One alert to deliver.
