@@ -51,6 +51,7 @@ void job_loop::request_stop() {
     return;
   }
   stopping_ = true;
+  abort_ = true;
   for (auto& [id, rj] : running_) {
     rj->ctl->cancel();
   }
@@ -109,7 +110,7 @@ void job_loop::poll_thread() {
     // dispatched, and ones held here too long are offered again anyway.
     if (queue_.empty() && static_cast<int>(running_.size()) < opts_.max_running) {
       lk.unlock();
-      auto reply = api_.call("GET", "/v1/agent/jobs");
+      auto reply = api_.call("GET", "/v1/agent/jobs", {}, &abort_);
       lk.lock();
       ++stats_.polls;
       std::string err;
@@ -204,7 +205,7 @@ long job_loop::report(const job& j, const job_report& r) {
   const auto body = r.to_json();
   const auto target = "/v1/agent/jobs/" + j.id;
   for (;;) {
-    auto reply = api_.call("POST", target, body);
+    auto reply = api_.call("POST", target, body, &abort_);
     if (answered(reply) && reply.status >= 200 && reply.status < 300) {
       return reply.status;
     }

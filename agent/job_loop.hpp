@@ -10,6 +10,7 @@
 // job. The heartbeat loop only starts and stops it, so a multi-minute
 // replication (hashing, chunk I/O, HTTP) never delays a heartbeat.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -95,6 +96,9 @@ private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  // The same, for libcurl's progress callback: a poll or report in flight
+  // ends at once when the agent stops.
+  std::atomic<bool> abort_{false};
   bool wake_ = false;           // a job finished: poll now
   int engine_poll_s_ = 10;
   std::deque<job> queue_;       // fetched, not started yet

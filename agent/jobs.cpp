@@ -321,14 +321,22 @@ struct retrier {
   std::string why_stopped() const { return ctl.cancelled() ? "cancelled" : "timed out"; }
 };
 
-job_report replicate_package(const job& j, const job_env& env, job_control& ctl) {
-  auto run = param_string(j, "run");
-  auto account = param_string(j, "account");
+/// params.run and params.account, each one safe path component; else why not.
+std::optional<job_report> check_names(const std::string& run, const std::string& account) {
   if (!safe_name(run)) {
     return failed("params.run: required, 1-128 of [A-Za-z0-9._-]");
   }
   if (!safe_name(account)) {
     return failed("params.account: required, 1-128 of [A-Za-z0-9._-]");
+  }
+  return std::nullopt;
+}
+
+job_report replicate_package(const job& j, const job_env& env, job_control& ctl) {
+  auto run = param_string(j, "run");
+  auto account = param_string(j, "account");
+  if (auto bad = check_names(run, account)) {
+    return *bad;
   }
   auto cs = j.params.find("chunk_size");
   if (cs == j.params.end() || !cs->is_number_integer() || cs->get<std::int64_t>() <= 0 ||
@@ -486,11 +494,8 @@ job_report replicate_restore(const job& j, const job_env& env, job_control& ctl)
   auto run = param_string(j, "run");
   auto account = param_string(j, "account");
   auto want_sha = param_string(j, "sha256");
-  if (!safe_name(run)) {
-    return failed("params.run: required, 1-128 of [A-Za-z0-9._-]");
-  }
-  if (!safe_name(account)) {
-    return failed("params.account: required, 1-128 of [A-Za-z0-9._-]");
+  if (auto bad = check_names(run, account)) {
+    return *bad;
   }
   if (want_sha.size() != 64) {
     return failed("params.sha256: required, 64 hex characters");

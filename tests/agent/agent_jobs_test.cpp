@@ -366,6 +366,17 @@ std::map<std::string, std::string> tree(const fs::path& dir) {
   return out;
 }
 
+/// Runs a replicate_package job of alice on the source agent until its
+/// final report, and stops the agent.
+json package_alice(fake_engine& engine, agent_under_test& source, const std::string& id,
+                   const std::string& run) {
+  engine.queue(package_job(id, run));
+  source.start();
+  auto p = engine.wait_final(id);
+  source.stop();
+  return p;
+}
+
 struct curl_once {
   cli::curl_global_guard guard;
 };
@@ -489,12 +500,9 @@ TEST_CASE("a replication packages the account, uploads its chunks and restores i
   agent_under_test standby(engine, "cpanel_standby");
   // The first upload URL has expired: the agent asks for fresh ones.
   engine.forbid_next_puts = 1;
-  engine.queue(package_job("j-pkg", "r-1"));
-  source.start();
-  auto p = engine.wait_final("j-pkg");
+  auto p = package_alice(engine, source, "j-pkg", "r-1");
   INFO(p.dump());
   REQUIRE(p["status"] == "succeeded");
-  source.stop();
   std::size_t n_chunks = 0;
   {
     std::lock_guard<std::mutex> lk(engine.mu);
@@ -567,10 +575,7 @@ TEST_CASE("a chunk with a wrong hash on download fails the restore",
   fake_engine engine;
   agent_under_test source(engine, "cpanel_source");
   agent_under_test standby(engine, "cpanel_standby");
-  engine.queue(package_job("j-pkg", "r-3"));
-  source.start();
-  REQUIRE(engine.wait_final("j-pkg")["status"] == "succeeded");
-  source.stop();
+  REQUIRE(package_alice(engine, source, "j-pkg", "r-3")["status"] == "succeeded");
   {
     std::lock_guard<std::mutex> lk(engine.mu);
     engine.corrupt_on_get.insert(1);
