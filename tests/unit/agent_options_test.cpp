@@ -125,7 +125,7 @@ TEST_CASE("run takes the job loop's options; 0 turns jobs off", "[agent][options
   CHECK(o.run.jobs_interval_s == 0);
   CHECK(o.run.jobs_max_running == 4);
   CHECK(parse_ok({"run", "--jobs-interval-s=30"}).run.jobs_interval_s == 30);
-  CHECK(parse_error({"run", "--jobs-max", "0"}) == "--jobs-max: must be an integer 1..16");
+  CHECK(parse_error({"run", "--jobs-max", "0"}) == "--jobs-max: must be an integer 1..16 (got '0')");
   CHECK(parse_error({"detect", "--jobs-interval-s", "5"}).find("--jobs-interval-s") == 0);
 }
 
