@@ -124,13 +124,13 @@ http_reply curl_transport_impl::perform(const http_call& call) {
   if (call.method != "GET" && !append(headers, content_type)) {
     return setup_failed("curl_slist_append failed");
   }
+  if (!call.token.empty() && !append(headers, "Authorization: Bearer " + call.token)) {
+    return setup_failed("curl_slist_append failed");
+  }
   for (const auto& h : call.headers) {
     if (!append(headers, h)) {
       return setup_failed("curl_slist_append failed");
     }
-  }
-  if (!call.token.empty() && !append(headers, "Authorization: Bearer " + call.token)) {
-    return setup_failed("curl_slist_append failed");
   }
 
   sink s;

@@ -16,7 +16,6 @@ struct http_call {
   std::string url;                    // absolute
   std::optional<std::string> body;    // sent with Content-Type (any bytes)
   std::string content_type = "application/json";
-  std::vector<std::string> headers;   // extra "Name: value" lines
   /// When set and it turns true, the transfer stops (unreachable,
   /// "aborted"): a job told to stop does not wait out a slow upload.
   const std::atomic<bool>* abort = nullptr;
@@ -24,6 +23,7 @@ struct http_call {
   long timeout_s = 30;
   std::string cacert;                 // "" = system CA store
   bool insecure = false;
+  std::vector<std::string> headers;   // more, each "Name: value"
 };
 
 struct http_reply {
