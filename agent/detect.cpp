@@ -1,6 +1,7 @@
 #include "agent/detect.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -8,9 +9,11 @@
 #include <cmath>
 #include <csignal>
 #include <cstring>
+#include <memory>
 #include <string_view>
 #include <utility>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -166,13 +169,26 @@ int open_pidfd(pid_t pid) {
 constexpr int exit_poll_slice_ms = 10;
 
 /// Reads what the pipe has now. Returns false at end of file or on error.
-bool drain_pipe(int fd, std::string& out, std::size_t max_bytes) {
+/// Keeps the first max_bytes, or with keep_tail the last ones (trimmed in
+/// steps so a flood costs amortised O(1) per byte).
+bool drain_pipe(int fd, std::string& out, std::size_t max_bytes, bool keep_tail,
+                bool& truncated) {
   char buf[16384];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
+      auto got = static_cast<std::size_t>(n);
+      if (keep_tail) {
+        out.append(buf, got);
+        if (out.size() > 2 * max_bytes) {
+          out.erase(0, out.size() - max_bytes);
+          truncated = true;
+        }
+        continue;
+      }
       std::size_t room = max_bytes > out.size() ? max_bytes - out.size() : 0;
-      out.append(buf, std::min(room, static_cast<std::size_t>(n)));
+      truncated = truncated || got > room;
+      out.append(buf, std::min(room, got));
       continue;
     }
     if (n == 0) {
@@ -185,8 +201,13 @@ bool drain_pipe(int fd, std::string& out, std::size_t max_bytes) {
   }
 }
 
-command_result run_command_impl(const std::vector<std::string>& argv, int timeout_ms,
-                                std::size_t max_bytes) {
+/// How often a command with a cancel flag looks at it.
+constexpr int cancel_poll_slice_ms = 100;
+
+command_result run_command_impl(const command_spec& spec) {
+  const auto& argv = spec.argv;
+  const auto timeout_ms = spec.timeout_ms;
+  const auto max_bytes = spec.max_bytes;
   command_result r;
   if (argv.empty() || argv[0].empty()) {
     return r;
@@ -214,8 +235,33 @@ command_result run_command_impl(const std::vector<std::string>& argv, int timeou
   // agent is either close-on-exec or closed by closefrom.
   if (::posix_spawn_file_actions_addopen(fa.get(), 0, "/dev/null", O_RDONLY, 0) != 0 ||
       ::posix_spawn_file_actions_adddup2(fa.get(), wr.get(), 1) != 0 ||
-      ::posix_spawn_file_actions_addopen(fa.get(), 2, "/dev/null", O_WRONLY, 0) != 0) {
+      (spec.with_stderr
+         ? ::posix_spawn_file_actions_adddup2(fa.get(), wr.get(), 2)
+         : ::posix_spawn_file_actions_addopen(fa.get(), 2, "/dev/null", O_WRONLY, 0)) != 0) {
     return r;
+  }
+  // The agent's environment with spec.env laid over it (same name: replaced).
+  std::vector<std::string> env_storage;
+  std::vector<char*> envp;
+  char** env = environ;
+  if (!spec.env.empty()) {
+    auto name_of = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      std::string kv(*e);
+      bool replaced = false;
+      for (const auto& extra : spec.env) {
+        replaced = replaced || name_of(extra) == name_of(kv);
+      }
+      if (!replaced) {
+        env_storage.push_back(std::move(kv));
+      }
+    }
+    env_storage.insert(env_storage.end(), spec.env.begin(), spec.env.end());
+    for (auto& kv : env_storage) {
+      envp.push_back(kv.data());
+    }
+    envp.push_back(nullptr);
+    env = envp.data();
   }
 #if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
 #if __GLIBC_PREREQ(2, 34)
@@ -236,7 +282,7 @@ command_result run_command_impl(const std::vector<std::string>& argv, int timeou
   }
 
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, args[0], fa.get(), attr.get(), args.data(), environ);
+  int rc = ::posix_spawn(&pid, args[0], fa.get(), attr.get(), args.data(), env);
   if (rc != 0) {
     // Missing or not executable: glibc reports the exec failure here and has
     // already reaped the short-lived child.
@@ -257,8 +303,13 @@ command_result run_command_impl(const std::vector<std::string>& argv, int timeou
       // Whatever is in the pipe now was written before the exit (or by a
       // grandchild still holding it: not waited for).
       if (pipe_open) {
-        drain_pipe(rd.get(), r.out, max_bytes);
+        drain_pipe(rd.get(), r.out, max_bytes, spec.keep_tail, r.truncated);
       }
+      break;
+    }
+    if (spec.cancel != nullptr && spec.cancel->load()) {
+      r.cancelled = true;
+      child.kill_and_reap();
       break;
     }
     const auto now = clock::now();
@@ -279,6 +330,9 @@ command_result run_command_impl(const std::vector<std::string>& argv, int timeou
     } else {
       wait_ms = std::min(wait_ms, exit_poll_slice_ms);
     }
+    if (spec.cancel != nullptr) {
+      wait_ms = std::min(wait_ms, cancel_poll_slice_ms);
+    }
     int pr = ::poll(fds, n, wait_ms);
     if (pr < 0 && errno != EINTR) {
       // Cannot wait properly: give up on the command rather than spin.
@@ -287,14 +341,18 @@ command_result run_command_impl(const std::vector<std::string>& argv, int timeou
       break;
     }
     if (pr > 0 && pipe_open && fds[0].revents != 0) {
-      if (!drain_pipe(rd.get(), r.out, max_bytes)) {
+      if (!drain_pipe(rd.get(), r.out, max_bytes, spec.keep_tail, r.truncated)) {
         pipe_open = false;
       }
     }
   }
   const int status = child.status();
-  if (!r.timed_out && status != -1 && WIFEXITED(status)) {
+  if (!r.timed_out && !r.cancelled && status != -1 && WIFEXITED(status)) {
     r.exit_code = WEXITSTATUS(status);
+  }
+  if (spec.keep_tail && r.out.size() > max_bytes) {
+    r.out.erase(0, r.out.size() - max_bytes);
+    r.truncated = true;
   }
   return r;
 }
@@ -673,8 +731,16 @@ bool read_disk(const std::string& path, host_metrics& m) {
 
 command_result run_command(const std::vector<std::string>& argv, int timeout_ms,
                            std::size_t max_bytes) {
+  command_spec spec;
+  spec.argv = argv;
+  spec.timeout_ms = timeout_ms;
+  spec.max_bytes = max_bytes;
+  return run_command(spec);
+}
+
+command_result run_command(const command_spec& spec) {
   try {
-    return run_command_impl(argv, timeout_ms, max_bytes);
+    return run_command_impl(spec);
   } catch (...) {
     // Only allocation can throw here; the child was reaped by child_owner.
     return command_result{};
@@ -806,7 +872,128 @@ host_metrics metrics_reader::sample() {
   return m;
 }
 
-void fill_status(member_status& s, const detected_stacks& d, const host_metrics& m) {
+// ---------------------------------------------------------------------------
+// Scheduled work: cron lines and backup archives.
+
+namespace {
+
+struct dir_entry {
+  std::string name;
+  struct stat st {};
+};
+
+/// The entries of a directory (lstat: symbolic links are not followed),
+/// without "." and "..". Empty when it cannot be read.
+std::vector<dir_entry> list_dir(const std::string& dir) {
+  std::vector<dir_entry> out;
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+  if (!d) {
+    return out;
+  }
+  while (auto* e = ::readdir(d.get())) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") {
+      continue;
+    }
+    dir_entry de;
+    de.name = name;
+    if (::lstat((dir + "/" + name).c_str(), &de.st) == 0) {
+      out.push_back(std::move(de));
+    }
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Backups live in /backup and in directories up to three levels below it:
+// cPanel writes /backup/<date>/accounts/<user>.tar.gz and
+// /backup/weekly/<date>/accounts/<user>.tar.gz.
+constexpr int backup_max_depth = 3;
+
+void count_backups(const std::string& dir, int depth, jobs_info& j) {
+  for (const auto& e : list_dir(dir)) {
+    if (S_ISDIR(e.st.st_mode)) {
+      if (depth < backup_max_depth) {
+        count_backups(dir + "/" + e.name, depth + 1, j);
+      }
+      continue;
+    }
+    if (!S_ISREG(e.st.st_mode) || !(ends_with(e.name, ".tar.gz") || ends_with(e.name, ".tar"))) {
+      continue;
+    }
+    ++j.backups;
+    auto ms = std::int64_t{e.st.st_mtim.tv_sec} * 1000 + e.st.st_mtim.tv_nsec / 1'000'000;
+    j.last_backup_ms = std::max(j.last_backup_ms, std::max<std::int64_t>(ms, 0));
+  }
+}
+
+} // namespace
+
+std::uint64_t count_cron_lines(const std::string& crontab) {
+  std::uint64_t n = 0;
+  std::size_t pos = 0;
+  while (pos < crontab.size()) {
+    auto end = crontab.find('\n', pos);
+    if (end == std::string::npos) {
+      end = crontab.size();
+    }
+    std::string_view line(crontab.data() + pos, end - pos);
+    pos = end + 1;
+    auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#') {
+      continue;
+    }
+    line.remove_prefix(first);
+    // NAME=value (MAILTO=root, SHELL=/bin/bash) sets the environment.
+    auto c = line.front();
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      auto name_end = line.find_first_not_of(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+      if (name_end != std::string_view::npos) {
+        auto eq = line.find_first_not_of(" \t", name_end);
+        if (eq != std::string_view::npos && line[eq] == '=') {
+          continue;
+        }
+      }
+    }
+    ++n;
+  }
+  return n;
+}
+
+jobs_info count_jobs(const detect_options& o) {
+  jobs_info j;
+  j.present = true;
+  // A crontab larger than this is not one; what fits is counted.
+  constexpr std::size_t max_crontab_bytes = 1024 * 1024;
+  auto count_file = [&](const std::string& path) {
+    if (auto text = read_file(path, max_crontab_bytes)) {
+      j.cron += count_cron_lines(*text);
+    }
+  };
+  auto count_dir = [&](const std::string& dir) {
+    for (const auto& e : list_dir(under_root(o.root, dir))) {
+      // cron itself skips dot files (Debian's /etc/cron.d/.placeholder).
+      if (S_ISREG(e.st.st_mode) && e.name.front() != '.') {
+        count_file(under_root(o.root, dir) + "/" + e.name);
+      }
+    }
+  };
+  count_dir("/var/spool/cron");          // RHEL: one file per user
+  count_dir("/var/spool/cron/crontabs"); // Debian
+  count_file(under_root(o.root, "/etc/crontab"));
+  count_dir("/etc/cron.d");
+  count_backups(under_root(o.root, "/backup"), 0, j);
+  return j;
+}
+
+void fill_status(member_status& s, const detected_stacks& d, const host_metrics& m,
+                 const jobs_info& jobs) {
+  s.jobs = jobs;
   s.openlitespeed = d.openlitespeed;
   s.mariadb = d.mariadb;
   s.galera = d.galera;
@@ -821,6 +1008,10 @@ void fill_status(member_status& s, const detected_stacks& d, const host_metrics&
   s.mem_total_bytes = m.mem_total_bytes;
   s.disk_used_bytes = m.disk_used_bytes;
   s.disk_total_bytes = m.disk_total_bytes;
+}
+
+void fill_status(member_status& s, const detected_stacks& d, const host_metrics& m) {
+  fill_status(s, d, m, jobs_info{});
 }
 
 } // namespace balctl::agent

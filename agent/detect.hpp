@@ -9,6 +9,7 @@
 // hangs, floods its output or exits non-zero gives "not detected", "version
 // unknown" or zeroed metrics. No function here throws.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -35,8 +36,10 @@ struct detect_options {
 struct command_result {
   bool ran = false;       // the program was started (false: missing, not executable)
   bool timed_out = false; // killed after timeout_ms
+  bool cancelled = false; // killed because the cancel flag turned true
   int exit_code = -1;     // exit status; -1 when killed by a signal or not run
   std::string out;        // stdout, at most max_bytes
+  bool truncated = false; // more than max_bytes came; out holds the head (or tail)
   /// Started, exited by itself with status 0.
   bool ok() const { return ran && !timed_out && exit_code == 0; }
 };
@@ -48,6 +51,20 @@ struct command_result {
 /// killed with SIGKILL. The child is always reaped before returning.
 command_result run_command(const std::vector<std::string>& argv, int timeout_ms,
                            std::size_t max_bytes = 65536);
+
+/// The same, with the knobs jobs need (agent/jobs.hpp).
+struct command_spec {
+  std::vector<std::string> argv;
+  int timeout_ms = 3000;
+  std::size_t max_bytes = 65536;
+  bool keep_tail = false;   // keep the last max_bytes (a job's report) instead of the first
+  bool with_stderr = false; // stderr into the same pipe as stdout, interleaved
+  /// "NAME=value" entries laid over the agent's environment.
+  std::vector<std::string> env;
+  /// Looked at every 100 ms; true kills the process group (result: cancelled).
+  const std::atomic<bool>* cancel = nullptr;
+};
+command_result run_command(const command_spec& spec);
 
 struct detected_stacks {
   stack_info openlitespeed;
@@ -96,8 +113,19 @@ class metrics_reader {
   std::optional<cpu_times> prev_cpu_;
 };
 
-/// Copies stacks and metrics into the status body; hostname and
+/// Cron job lines (/var/spool/cron/*, /var/spool/cron/crontabs/*,
+/// /etc/crontab, /etc/cron.d/*) and backup archives (*.tar.gz, *.tar in
+/// /backup and up to three directory levels below it, newest mtime), under
+/// root. Unreadable places count 0.
+jobs_info count_jobs(const detect_options& o);
+
+/// Job lines in one crontab: not blank, not a comment, not NAME=value.
+std::uint64_t count_cron_lines(const std::string& crontab);
+
+/// Copies stacks, metrics and job counts into the status body; hostname and
 /// agent_version are left as they are.
+void fill_status(member_status& s, const detected_stacks& d, const host_metrics& m,
+                 const jobs_info& jobs);
 void fill_status(member_status& s, const detected_stacks& d, const host_metrics& m);
 
 // Parsers, exposed for tests. On garbage: "" or a galera_info not present.

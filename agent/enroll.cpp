@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent_api.hpp"
 #include "agent/backoff.hpp"
 #include "engine/log.hpp"
 #include "transport/listen_address.hpp"
@@ -15,18 +16,6 @@ namespace balctl::agent {
 namespace {
 
 using json = nlohmann::json;
-
-std::string api_error(const std::string& body) {
-  try {
-    auto j = json::parse(body);
-    const auto& e = j.at("error");
-    std::string msg = e.at("message").get<std::string>();
-    std::string code = e.at("code").get<std::string>();
-    return msg + " (" + code + ")";
-  } catch (const std::exception&) {
-    return body.substr(0, 200);
-  }
-}
 
 // Retry-After as delta-seconds (what the engine sends). An HTTP-date or
 // anything else falls back to the back-off (0); a huge value is capped so
@@ -203,13 +192,13 @@ enroll_outcome enroll_unscrubbed(const enroll_request& req, cli::http_transport&
       }
       why = "engine unreachable: " + reply.error;
     } else if (reply.status == 429 || reply.status >= 500) {
-      why = "engine answered " + std::to_string(reply.status) + ": " + api_error(reply.body);
+      why = "engine answered " + std::to_string(reply.status) + ": " + api_error_text(reply.body);
       retry_after_ms = parse_retry_after_ms(reply.retry_after);
     } else {
       // 4xx: the secret, hostname or source was refused; retrying the same
       // request cannot change that (and counts against the rate limit).
       out.error = "enrolment refused (HTTP " + std::to_string(reply.status) +
-                  "): " + api_error(reply.body);
+                  "): " + api_error_text(reply.body);
       return out;
     }
     auto delay = std::max(delays.next(uniform), retry_after_ms);

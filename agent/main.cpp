@@ -90,7 +90,7 @@ int do_detect(const agent_options& o) {
   member_status s;
   s.hostname = env("BALCTL_HOSTNAME").empty() ? os_hostname() : env("BALCTL_HOSTNAME");
   s.agent_version = version;
-  fill_status(s, stacks, m.sample());
+  fill_status(s, stacks, m.sample(), count_jobs(o.run.detect));
   std::printf("%s\n", protocol::status_to_json(s).c_str());
   return 0;
 }
@@ -119,9 +119,16 @@ int main(int argc, char** argv) {
       return do_enrol(o);
     case command::detect:
       return do_detect(o);
-    case command::run:
+    case command::run: {
       o.run.hostname_override = env("BALCTL_HOSTNAME");
+      // Before any thread: the job loop's threads use libcurl.
+      cli::curl_global_guard curl;
+      if (!curl.ok()) {
+        std::fprintf(stderr, "balctl-agent: curl_global_init failed\n");
+        return 1;
+      }
       return run_agent(o.run);
+    }
   }
   return 2;
 }

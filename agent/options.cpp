@@ -40,6 +40,8 @@ std::string usage() {
       --root DIR              read /proc, /usr, ... under DIR (tests; default /)
       --mysql-defaults-file F credentials for the Galera status query (e.g. /root/.my.cnf)
       --command-timeout-ms N  kill a detection command after this long (default 3000)
+      --jobs-interval-s N     ask the engine for jobs this often (default: its poll_s; 0 = no jobs)
+      --jobs-max N            jobs running at once (default 2; replication one at a time)
       --log-level L           debug | info | warn | error
       $BALCTL_HOSTNAME overrides the enrolled hostname in the status body.
   balctl-agent detect [--root DIR] [--mysql-defaults-file F]
@@ -63,6 +65,7 @@ parse_outcome parse_args(const std::vector<std::string>& args) {
     {"--status-interval-s", true}, {"--udp-reprobe-s", true},
     {"--backoff-base-ms", true}, {"--backoff-max-ms", true},
     {"--connect-timeout-ms", true}, {"--root", true},
+    {"--jobs-interval-s", true}, {"--jobs-max", true},
     {"--mysql-defaults-file", true}, {"--command-timeout-ms", true},
     {"--log-level", true}, {"--enrol", false}, {"--enroll", false},
     {"--version", false}, {"--help", false}, {"-h", false}};
@@ -223,6 +226,12 @@ parse_outcome parse_args(const std::vector<std::string>& args) {
     } else if (name == "--connect-timeout-ms") {
       if (!only(name, {c::run}) || !number(name, value, 100, 600'000, n)) return out;
       o.run.connect_timeout_ms = n;
+    } else if (name == "--jobs-interval-s") {
+      if (!only(name, {c::run}) || !number(name, value, 0, 3600, n)) return out;
+      o.run.jobs_interval_s = static_cast<int>(n);
+    } else if (name == "--jobs-max") {
+      if (!only(name, {c::run}) || !number(name, value, 1, 16, n)) return out;
+      o.run.jobs_max_running = static_cast<int>(n);
     } else if (name == "--root") {
       if (!only(name, {c::run, c::detect})) return out;
       o.run.detect.root = value.empty() ? "/" : value;

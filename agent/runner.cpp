@@ -13,7 +13,9 @@
 
 #include <uv.h>
 
+#include "agent/agent_api.hpp"
 #include "agent/backoff.hpp"
+#include "agent/job_loop.hpp"
 #include "agent/version.hpp"
 #include "engine/log.hpp"
 #include "transport/listen_address.hpp"
@@ -74,6 +76,7 @@ struct detect_job {
   runner* owner = nullptr;
   detected_stacks stacks;
   host_metrics metrics;
+  jobs_info jobs;
 };
 
 struct resolve_job {
@@ -198,10 +201,17 @@ public:
   bool have_detection_ = false;
   detected_stacks last_stacks_;
   host_metrics last_metrics_;
+  jobs_info last_jobs_;
   bool status_sent_ever_ = false;
   detected_stacks sent_stacks_;
   std::int64_t last_status_ms_ = 0;
   bool acked_ever_ = false;
+
+  // Jobs run on threads of their own; the loop only starts and stops them.
+  cli::curl_transport_impl http_;
+  std::unique_ptr<agent_api> api_;
+  std::unique_ptr<job_loop> jobs_;
+  void start_jobs();
 };
 
 // -- trampolines ---------------------------------------------------------------
@@ -280,6 +290,7 @@ void detect_work(uv_work_t* req) {
   auto* job = static_cast<detect_job*>(req->data);
   job->stacks = detect_stacks(job->owner->opts_.detect);
   job->metrics = job->owner->metrics_.sample();
+  job->jobs = count_jobs(job->owner->opts_.detect);
 }
 
 void detect_after(uv_work_t* req, int status) {
@@ -363,6 +374,7 @@ int runner::run() {
   resolve(false);
   manage_tls();
   start_detect();
+  start_jobs();
   uv_timer_start(&detect_timer_, on_detect_timer,
                  static_cast<std::uint64_t>(opts_.detect_interval_s) * 1000,
                  static_cast<std::uint64_t>(opts_.detect_interval_s) * 1000);
@@ -371,6 +383,9 @@ int runner::run() {
   // interval from now.
   uv_timer_start(&beat_timer_, on_beat_timer, static_cast<std::uint64_t>(interval_ms()), 0);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  if (jobs_) {
+    jobs_->join();
+  }
   if ((rc = uv_loop_close(&loop_)) != 0) {
     log::warn("agent_loop_close_failed", {{"error", uv_strerror(rc)}});
   }
@@ -393,6 +408,9 @@ void runner::stop(const char* why) {
   uv_close(as_handle(&sigint_), nullptr);
   if (conn_ != nullptr) {
     tls_close(conn_);
+  }
+  if (jobs_) {
+    jobs_->request_stop();
   }
   // Work not yet started is cancelled; a detection already running
   // finishes (its commands are bounded by their timeout). Callbacks see
@@ -438,7 +456,7 @@ void runner::beat() {
     member_status st;
     st.hostname = hostname();
     st.agent_version = version;
-    fill_status(st, last_stacks_, last_metrics_);
+    fill_status(st, last_stacks_, last_metrics_, last_jobs_);
     body = protocol::status_to_json(st);
   }
   bool skip = plan.via == path::tls && !tls_up();
@@ -917,6 +935,33 @@ void runner::tls_close(tls_conn* c) {
   }
 }
 
+// -- jobs ------------------------------------------------------------------------------
+
+void runner::start_jobs() {
+  if (opts_.jobs_interval_s == 0) {
+    log::info("agent_jobs_off", {{"reason", "--jobs-interval-s 0"}});
+    return;
+  }
+  if (state_.api_base.empty()) {
+    log::warn("agent_jobs_off", {{"reason", "the state file has no api_base; re-enrol"}});
+    return;
+  }
+  job_loop_options jo;
+  jo.root = opts_.detect.root;
+  // The work directory sits next to the state file (root's own, like it).
+  auto slash = opts_.state_file.rfind('/');
+  jo.work_dir = slash == std::string::npos ? std::string(".")
+                : slash == 0                 ? std::string("/")
+                                             : opts_.state_file.substr(0, slash);
+  jo.interval_s = opts_.jobs_interval_s;
+  jo.max_running = std::max(opts_.jobs_max_running, 1);
+  api_ = std::make_unique<agent_api>(state_.api_base, state_.member, state_.key,
+                                     opts_.ca_file.empty() ? state_.ca_file : opts_.ca_file,
+                                     http_);
+  jobs_ = std::make_unique<job_loop>(jo, *api_);
+  jobs_->start();
+}
+
 // -- detection -----------------------------------------------------------------------
 
 void runner::start_detect() {
@@ -950,6 +995,7 @@ void runner::detect_done(detect_job* job, int status) {
   }
   last_stacks_ = job->stacks;
   last_metrics_ = job->metrics;
+  last_jobs_ = job->jobs;
   have_detection_ = true;
 }
 

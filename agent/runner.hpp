@@ -31,6 +31,10 @@ struct runner_options {
   std::int64_t backoff_max_ms = 60'000;
   std::int64_t connect_timeout_ms = 10'000; // TCP connect + TLS handshake
   detect_options detect;
+  /// The job loop (agent/job_loop.hpp): -1 = poll as often as the engine
+  /// says (poll_s), > 0 = this often, 0 = no jobs.
+  int jobs_interval_s = -1;
+  int jobs_max_running = 2;
 };
 
 /// Runs the agent. Returns the process exit code: 0 after a signal, 1 when

@@ -63,6 +63,11 @@ size_t on_header(char* data, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
+// Non-zero stops the transfer (CURLE_ABORTED_BY_CALLBACK).
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
+}
+
 /// Sets an option; on failure records "curl_easy_setopt(NAME): reason" once.
 template <typename T>
 bool set(CURL* h, CURLoption opt, const char* name, T value, std::string& error) {
@@ -115,7 +120,7 @@ http_reply curl_transport_impl::perform(const http_call& call) {
     return setup_failed("curl_slist_append failed");
   }
   // A bodiless POST gets "Content-Type:" (remove curl's form type).
-  std::string content_type = call.body ? "Content-Type: application/json" : "Content-Type:";
+  std::string content_type = call.body ? "Content-Type: " + call.content_type : "Content-Type:";
   if (call.method != "GET" && !append(headers, content_type)) {
     return setup_failed("curl_slist_append failed");
   }
@@ -144,6 +149,12 @@ http_reply curl_transport_impl::perform(const http_call& call) {
             set(e, CURLOPT_WRITEDATA, "CURLOPT_WRITEDATA", static_cast<void*>(&s), err) &&
             set(e, CURLOPT_HEADERFUNCTION, "CURLOPT_HEADERFUNCTION", &on_header, err) &&
             set(e, CURLOPT_HEADERDATA, "CURLOPT_HEADERDATA", static_cast<void*>(&s), err);
+  if (ok && call.abort != nullptr) {
+    ok = set(e, CURLOPT_XFERINFOFUNCTION, "CURLOPT_XFERINFOFUNCTION", &on_progress, err) &&
+         set(e, CURLOPT_XFERINFODATA, "CURLOPT_XFERINFODATA",
+             const_cast<void*>(static_cast<const void*>(call.abort)), err) &&
+         set(e, CURLOPT_NOPROGRESS, "CURLOPT_NOPROGRESS", 0L, err);
+  }
   if (ok && !call.cacert.empty()) {
     ok = set(e, CURLOPT_CAINFO, "CURLOPT_CAINFO", call.cacert.c_str(), err);
   }

@@ -4,6 +4,7 @@
 // curl_transport_impl does it with libcurl, tests use a fake that answers in
 // memory (no sockets).
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,9 +12,13 @@
 namespace balctl::cli {
 
 struct http_call {
-  std::string method;                 // GET, POST, PATCH, DELETE
+  std::string method;                 // GET, POST, PUT, PATCH, DELETE
   std::string url;                    // absolute
-  std::optional<std::string> body;    // JSON text; sent with Content-Type
+  std::optional<std::string> body;    // sent with Content-Type (any bytes)
+  std::string content_type = "application/json";
+  /// When set and it turns true, the transfer stops (unreachable,
+  /// "aborted"): a job told to stop does not wait out a slow upload.
+  const std::atomic<bool>* abort = nullptr;
   std::string token;                  // "" = no Authorization header
   long timeout_s = 30;
   std::string cacert;                 // "" = system CA store

@@ -55,6 +55,19 @@ struct galera_info {
   }
 };
 
+/// Scheduled work on a member (the status body's "jobs"; the pool's Fleet
+/// Status KPIs).
+struct jobs_info {
+  bool present = false;
+  std::uint64_t cron = 0;           // cron job lines in the host's crontabs
+  std::uint64_t backups = 0;        // backup archives under /backup
+  std::int64_t last_backup_ms = 0;  // newest archive's mtime, Unix ms; 0 = none
+  bool operator==(const jobs_info& o) const {
+    return present == o.present && cron == o.cron && backups == o.backups &&
+           last_backup_ms == o.last_backup_ms;
+  }
+};
+
 /// The optional JSON status body of a heartbeat, decoded
 /// (docs/protocol.md, "Status body").
 struct member_status {
@@ -68,6 +81,7 @@ struct member_status {
   double cpu_pct = 0;
   std::uint64_t mem_used_bytes = 0, mem_total_bytes = 0;
   std::uint64_t disk_used_bytes = 0, disk_total_bytes = 0;
+  jobs_info jobs;
 };
 
 } // namespace balctl

@@ -415,6 +415,19 @@ std::optional<member_status> parse_status(std::string_view body,
       return std::nullopt;
     }
   }
+  auto jb = j.find("jobs");
+  if (jb != j.end() && !jb->is_null()) {
+    if (!jb->is_object()) {
+      *error = "jobs: must be an object";
+      return std::nullopt;
+    }
+    s.jobs.present = true;
+    if (!read_number(*jb, "cron", "jobs.", s.jobs.cron, error) ||
+        !read_number(*jb, "backups", "jobs.", s.jobs.backups, error) ||
+        !read_number(*jb, "last_backup_ms", "jobs.", s.jobs.last_backup_ms, error)) {
+      return std::nullopt;
+    }
+  }
   return s;
 }
 
@@ -454,6 +467,12 @@ std::string status_to_json(const member_status& s) {
                   {"mem_total_bytes", s.mem_total_bytes},
                   {"disk_used_bytes", s.disk_used_bytes},
                   {"disk_total_bytes", s.disk_total_bytes}};
+  if (s.jobs.present) {
+    j["jobs"] = {{"cron", s.jobs.cron}, {"backups", s.jobs.backups}};
+    if (s.jobs.last_backup_ms > 0) {
+      j["jobs"]["last_backup_ms"] = s.jobs.last_backup_ms;
+    }
+  }
   return j.dump();
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -708,4 +709,68 @@ TEST_CASE("a Galera node's status body carries what was detected", "[agent][dete
   CHECK(back->galera == galera_info{true, 3, "Synced", true});
   CHECK(back->load1 == 1.52);
   CHECK(back->mem_total_bytes == 8029944 * kib);
+}
+
+TEST_CASE("cron job lines are counted without comments, blanks and variable settings",
+          "[agent][detect][jobs][unit]") {
+  auto [text, n] = GENERATE(table<std::string, std::uint64_t>({
+    {"", 0},
+    {"# only a comment\n\n   \n", 0},
+    {"MAILTO=root\nSHELL = /bin/sh\n_X=1\n", 0},
+    {"0 6 * * * /usr/bin/true\n", 1},
+    {"0 6 * * * /usr/bin/true", 1},             // no final newline
+    {"@reboot /usr/local/bin/start\r\n", 1},    // CRLF
+    {"  */5 * * * * echo A=B\n", 1},           // "=" in the command
+    {"\t# indented comment\n15 3 * * * x\n@daily y\n", 2},
+  }));
+  CAPTURE(text);
+  CHECK(count_cron_lines(text) == n);
+}
+
+TEST_CASE("cron lines and backup archives are counted on a cPanel tree",
+          "[agent][detect][jobs][unit]") {
+  SECTION("the fixture: five cron jobs, three archives within three levels of /backup") {
+    auto j = count_jobs(at("cpanel_source"));
+    CHECK(j.present);
+    // root: 3 (two settings skipped), alice: 1, /etc/crontab: 0,
+    // /etc/cron.d/sa-update: 1, /etc/cron.d/.placeholder skipped.
+    CHECK(j.cron == 5);
+    // 2026-01-04/accounts/alice.tar.gz, weekly/2026-01-04/accounts/{alice.tar.gz,bob.tar};
+    // not README, not a/b/c/d/deep.tar.gz (four levels down).
+    CHECK(j.backups == 3);
+    CHECK(j.last_backup_ms > 0);
+  }
+  SECTION("the newest archive's mtime, Debian's crontabs directory") {
+    temp_tree t("cpanel_source");
+    t.write("var/spool/cron/crontabs/bob", "1 1 * * * bob-job\n2 2 * * * other\n");
+    auto set_mtime = [&](const std::string& rel, std::int64_t s) {
+      fs::last_write_time(t.path() / rel,
+                          fs::file_time_type::clock::now() -
+                            std::chrono::seconds(std::time(nullptr) - s));
+    };
+    set_mtime("backup/2026-01-04/accounts/alice.tar.gz", 1'767'225'600);
+    set_mtime("backup/weekly/2026-01-04/accounts/alice.tar.gz", 1'767'312'000);
+    set_mtime("backup/weekly/2026-01-04/accounts/bob.tar", 1'767'000'000);
+    auto j = count_jobs(t.options());
+    CHECK(j.cron == 7);
+    CHECK(j.backups == 3);
+    // file_time_type is not system_clock: allow a second of conversion slack.
+    CHECK(std::llabs(j.last_backup_ms - 1'767'312'000'000LL) <= 1000);
+  }
+  SECTION("a host with neither: present, all zero, and the status body says so") {
+    auto j = count_jobs(at("none"));
+    CHECK(j.present);
+    CHECK(j.cron == 0);
+    CHECK(j.backups == 0);
+    CHECK(j.last_backup_ms == 0);
+    member_status s;
+    s.hostname = "h";
+    fill_status(s, detected_stacks{}, host_metrics{}, j);
+    auto body = protocol::status_to_json(s);
+    CHECK(body.find(R"("jobs":{"backups":0,"cron":0})") != std::string::npos);
+    std::string err;
+    auto back = protocol::parse_status(body, &err);
+    REQUIRE(back);
+    CHECK(back->jobs == j);
+  }
 }

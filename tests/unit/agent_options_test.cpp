@@ -116,6 +116,17 @@ TEST_CASE("run without options keeps the defaults", "[agent][options][unit]") {
   CHECK(o.run.backoff_base_ms == 1000);
   CHECK(o.run.backoff_max_ms == 60'000);
   CHECK(o.run.detect.root == "/");
+  CHECK(o.run.jobs_interval_s == -1); // the engine's poll_s
+  CHECK(o.run.jobs_max_running == 2);
+}
+
+TEST_CASE("run takes the job loop's options; 0 turns jobs off", "[agent][options][unit]") {
+  auto o = parse_ok({"run", "--jobs-interval-s", "0", "--jobs-max", "4"});
+  CHECK(o.run.jobs_interval_s == 0);
+  CHECK(o.run.jobs_max_running == 4);
+  CHECK(parse_ok({"run", "--jobs-interval-s=30"}).run.jobs_interval_s == 30);
+  CHECK(parse_error({"run", "--jobs-max", "0"}) == "--jobs-max: must be an integer 1..16 (got '0')");
+  CHECK(parse_error({"detect", "--jobs-interval-s", "5"}).find("--jobs-interval-s") == 0);
 }
 
 TEST_CASE("run accepts the edges of each integer range", "[agent][options][unit]") {
