@@ -67,11 +67,16 @@ typename Inspector::result_type inspect(Inspector& f, galera_info& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, jobs_info& x) {
+  return f(caf::meta::type_name("jobs_info"), x.present, x.cron, x.backups, x.last_backup_ms);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_status& x) {
   return f(caf::meta::type_name("member_status"), x.hostname, x.agent_version,
            x.openlitespeed, x.mariadb, x.galera, x.cpanel, x.load1, x.load5,
            x.load15, x.cpu_pct, x.mem_used_bytes, x.mem_total_bytes,
-           x.disk_used_bytes, x.disk_total_bytes);
+           x.disk_used_bytes, x.disk_total_bytes, x.jobs);
 }
 
 template <class Inspector>
@@ -151,6 +156,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_overview& x) {
   return f(caf::meta::type_name("pool_overview"), x.pool, x.last_check_in_ms,
            x.outdated_agents, x.cpanel_members, x.running_jobs, x.queued_jobs,
+           x.cron_jobs, x.backups,
            x.protection, x.managed_dns, x.tiles);
 }
 

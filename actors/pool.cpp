@@ -380,6 +380,10 @@ pool_overview overview_of(self_ptr self, std::uint64_t offset,
         version_older(m->status->agent_version, latest)) {
       ++o.outdated_agents;
     }
+    if (m->status) {
+      o.cron_jobs += m->status->jobs.cron;
+      o.backups += m->status->jobs.backups;
+    }
   }
   o.cpanel_members = st.cpanel_members;
   o.running_jobs = st.running_jobs->load(std::memory_order_relaxed);

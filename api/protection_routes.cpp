@@ -1,8 +1,8 @@
 #include "api/protection_routes.hpp"
 
-#include "api/agent_auth.hpp"
 #include "api/request.hpp"
 #include "engine/log.hpp"
+#include "transport/agent_auth.hpp"
 
 namespace balctl::api {
 
@@ -185,29 +185,24 @@ void route_agent(control& engine, const clock& clk, http::request& req,
                   "X-Balctl-Member, X-Balctl-Timestamp and X-Balctl-Signature are required"));
     return;
   }
+  auto key = engine.agent_key(m);
+  if (!key) {
+    respond(error("agent_unknown", "X-Balctl-Member", "no member " + std::to_string(m)));
+    return;
+  }
   auto target = req.path + (req.query.empty() ? "" : "?" + req.query);
-  auto r = check_agent_signature(engine.agent_key(m), req.method, target,
-                                 header("x-balctl-timestamp"), header("x-balctl-signature"),
-                                 req.body, clk.now_ms());
-  switch (r) {
-    case agent_auth_result::ok: break;
-    case agent_auth_result::malformed:
-      respond(error("agent_signature_invalid", "X-Balctl-Signature",
-                    "X-Balctl-Timestamp must be Unix ms and X-Balctl-Signature 64 hex digits"));
-      return;
-    case agent_auth_result::unknown:
-      respond(error("agent_unknown", "X-Balctl-Member", "no member " + std::to_string(m)));
-      return;
-    case agent_auth_result::invalid:
+  auto v = agent_auth::verify(*key, req.method, target, header("x-balctl-timestamp"), req.body,
+                              header("x-balctl-signature"), clk.now_ms());
+  if (v != agent_auth::verdict::ok) {
+    if (v == agent_auth::verdict::signature_invalid) {
       log::warn("agent_signature_invalid",
                 {{"member", std::to_string(m)}, {"source", req.peer.to_string()}});
-      respond(error("agent_signature_invalid", "X-Balctl-Signature",
-                    "the signature does not verify with the member's key"));
-      return;
-    case agent_auth_result::stale:
-      respond(error("agent_signature_stale", "X-Balctl-Timestamp",
-                    "the timestamp is more than 300 s from the engine's clock"));
-      return;
+    }
+    bool stale = v == agent_auth::verdict::signature_stale;
+    respond(error(agent_auth::to_code(v), stale ? "X-Balctl-Timestamp" : "X-Balctl-Signature",
+                  stale ? "the timestamp is not Unix ms within 300 s of the engine's clock"
+                        : "the signature does not verify with the member's key"));
+    return;
   }
   // What follows /v1/agent/.
   auto path = req.path.substr(std::string("/v1/agent/").size());

@@ -74,6 +74,8 @@ struct pool_overview {
   std::uint64_t cpanel_members = 0;
   std::uint64_t running_jobs = 0; // dispatched to or running on an agent
   std::uint64_t queued_jobs = 0;
+  std::uint64_t cron_jobs = 0; // the members' crontab lines, as agents report
+  std::uint64_t backups = 0;   // backup archives on the members
   bool protection = false;
   bool managed_dns = false;
   member_page tiles;

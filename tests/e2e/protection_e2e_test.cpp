@@ -7,7 +7,7 @@
 
 #include <chrono>
 
-#include "api/agent_auth.hpp"
+#include "transport/agent_auth.hpp"
 #include "cli/client.hpp"
 #include "tests/e2e/balctld_node.hpp"
 
@@ -34,8 +34,8 @@ reply agent_call(node& n, int id, const std::string& method, const std::string& 
                  const std::string& body = "", std::int64_t skew_ms = 0, bool tamper = false,
                  int sign_as = 0) {
   auto ts = std::to_string(now_ms() + skew_ms);
-  auto sig = api::agent_signature(api::agent_api_key(key_of(sign_as != 0 ? sign_as : id)),
-                                  method, target, ts, body);
+  auto sig = agent_auth::sign(agent_auth::derive_api_key(key_of(sign_as != 0 ? sign_as : id)),
+                              method, target, ts, body);
   if (tamper) {
     sig[0] = sig[0] == 'a' ? 'b' : 'a';
   }
