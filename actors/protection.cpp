@@ -1,5 +1,6 @@
 #include "actors/protection.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -156,6 +157,15 @@ void spawn_account(self_ptr self, const protected_account& a) {
                            caf::actor_cast<caf::actor>(self));
   self->monitor(actor);
   st.account_actors[a.id] = actor;
+  auto& kids = *st.children;
+  kids.erase(std::remove_if(kids.begin(), kids.end(),
+                            [&](const caf::actor& k) {
+                              return std::none_of(st.account_actors.begin(),
+                                                  st.account_actors.end(),
+                                                  [&](const auto& e) { return e.second == k; });
+                            }),
+             kids.end());
+  kids.push_back(actor);
 }
 
 caf::result<std::string> queue_job(self_ptr self, const std::string& text) {
@@ -578,6 +588,13 @@ caf::behavior protection_actor(self_ptr self, std::string pool, protection_deps 
   st.pool = std::move(pool);
   st.deps = std::move(deps);
   st.alerts = std::make_unique<alert_rules>(st.pool);
+  // The account actors end with their protection actor (and so with the
+  // pool it is linked to), whatever the reason.
+  self->attach_functor([kids = st.children](const caf::error&) {
+    for (const auto& k : *kids) {
+      caf::anon_send_exit(k, caf::exit_reason::user_shutdown);
+    }
+  });
   // A crashed account actor is started again from what was stored.
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;

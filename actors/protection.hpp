@@ -54,6 +54,10 @@ struct protection_state {
   job_book jobs;
   std::map<std::string, protected_account> accounts;
   std::map<std::string, caf::actor> account_actors;
+  // Every account actor spawned, for the exit hook that stops them when the
+  // protection actor ends (its state is gone by then).
+  std::shared_ptr<std::vector<caf::actor>> children =
+    std::make_shared<std::vector<caf::actor>>();
   std::map<std::string, replication_state> loaded; // read at start, by account
   std::int64_t armed_ms = 0;
   std::unique_ptr<alert_rules> alerts;

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "api/auth.hpp"
+#include "adapters/objstore/chunk_store.hpp"
 #include "api/control.hpp"
 #include "api/rate_limit.hpp"
 #include "engine/clock.hpp"
@@ -134,6 +135,10 @@ public:
   /// The Prometheus text of /metrics.
   std::string metrics_text() const;
 
+  /// The embedded chunk store served at /v1/chunks/{key} (presigned URLs,
+  /// no token); none: 404.
+  void set_chunks(std::shared_ptr<chunk_store> chunks) { chunks_ = std::move(chunks); }
+
 private:
   using counts = std::array<std::atomic<std::uint64_t>,
                             static_cast<std::size_t>(enroll_outcome::count_)>;
@@ -151,6 +156,7 @@ private:
   std::shared_ptr<failure_limiter> limiter_;
   std::shared_ptr<counts> enroll_counts_;
   agent_files agent_files_;
+  std::shared_ptr<chunk_store> chunks_;
 };
 
 /// The one-line install command for a member (the seed's "Install the

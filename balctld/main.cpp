@@ -373,8 +373,34 @@ int main(int argc, char** argv) {
       load_cluster_modules(sys_cfg, cfg.cluster);
     }
     caf::actor_system sys{sys_cfg};
+    // Protection's chunks: the embedded chunk store, served by the admin
+    // listener (its URL is known once that has bound its port).
+    std::shared_ptr<chunk_store> chunks;
+    protection_deps pd;
+    pd.chunk_size = cfg.protection.chunk_size_bytes;
+    if (!cfg.admin.listen.empty()) {
+      auto dir = cfg.protection.chunk_dir.empty() ? cfg.store_path + ".chunks"
+                                                  : cfg.protection.chunk_dir;
+      std::string chunk_err;
+      chunks = chunk_store::open(dir, cfg.protection.public_url, cfg.protection.chunk_size_bytes,
+                                 &chunk_err);
+      if (!chunks) {
+        log::error("chunk_store_unavailable", {{"dir", dir}, {"error", chunk_err}});
+      } else {
+        auto ttl = cfg.protection.url_ttl_s;
+        pd.presign = [chunks, ttl, &clk](const std::string& method, const std::string& key) {
+          return chunks->presign(method, key, ttl, clk.now_ms());
+        };
+        pd.remove_chunks = [chunks](std::vector<std::string> keys) {
+          for (const auto& k : keys) {
+            chunks->remove(k);
+          }
+        };
+        log::info("chunk_store", {{"where", chunks->describe()}});
+      }
+    }
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
-                                std::move(enrollments));
+                                std::move(enrollments), pd);
     resume_pending_decisions(sys, handles, pending, pending_dns);
     control_impl control(sys, handles.supervisor, parts.reg,
                          cfg.admin.agent_version_latest);
@@ -442,6 +468,12 @@ int main(int argc, char** argv) {
       http::server_limits lim;
       lim.max_header_bytes = static_cast<std::size_t>(a.max_header_bytes);
       lim.max_body_bytes = static_cast<std::size_t>(a.max_body_bytes);
+      if (chunks) {
+        // A replication chunk comes in one PUT.
+        lim.max_body_bytes = std::max(lim.max_body_bytes,
+                                      static_cast<std::size_t>(cfg.protection.chunk_size_bytes) +
+                                        4096);
+      }
       lim.request_timeout_ms = a.request_timeout_ms;
       lim.idle_timeout_ms = std::int64_t{a.idle_timeout_s} * 1000;
       lim.max_connections = static_cast<std::size_t>(a.max_connections);
@@ -474,6 +506,12 @@ int main(int argc, char** argv) {
                                 &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
                                 &listener, tls_in.get()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
+        if (chunks) {
+          if (cfg.protection.public_url.empty()) {
+            chunks->set_public_url(ao.public_url);
+          }
+          admin->set_chunks(chunks);
+        }
         api_ptr.store(admin.get());
         log::info("admin_listening", {{"listen", a.listen},
                                       {"port", std::to_string(admin_http->bound_port())},

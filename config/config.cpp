@@ -638,6 +638,22 @@ void read_cluster(reader& r, const json& j, cluster_config& c) {
   read_cluster_tls(r, j, c);
 }
 
+void read_protection(reader& r, const json& j, protection_config& c) {
+  const std::string p = "protection.";
+  if (!j.is_object()) {
+    r.error("protection", "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"chunk_dir", "public_url", "chunk_size_bytes", "url_ttl_s"});
+  r.string(j, p, "chunk_dir", c.chunk_dir);
+  if (r.string(j, p, "public_url", c.public_url) && !c.public_url.empty() &&
+      c.public_url.rfind("http://", 0) != 0 && c.public_url.rfind("https://", 0) != 0) {
+    r.error_value(p + "public_url", j["public_url"], "must be an http:// or https:// URL");
+  }
+  r.integer(j, p, "chunk_size_bytes", c.chunk_size_bytes, 65536, 67108864);
+  r.integer(j, p, "url_ttl_s", c.url_ttl_s, 60, 604800);
+}
+
 void read_heartbeat_tls(reader& r, const json& j, heartbeat_tls_config& t) {
   const std::string p = "heartbeat_tls.";
   if (!j.is_object()) {
@@ -698,7 +714,7 @@ config_result parse_config(const std::string& json_text) {
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
                 "snapshot_interval_s", "admin", "heartbeat_tls", "cluster",
-                "dns_providers", "pools"});
+                "dns_providers", "pools", "protection"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
                   "must be host:port or [v6]:port with port 0..65535");
@@ -785,6 +801,9 @@ config_result parse_config(const std::string& json_text) {
     if (c.store.empty()) {
       r.error("cluster", "needs a redis:// store (\"store\"): the nodes share their state there");
     }
+  }
+  if (auto pr = j.find("protection"); pr != j.end()) {
+    read_protection(r, *pr, c.protection);
   }
   if (auto d = j.find("dns_providers"); d != j.end()) {
     if (!d->is_array()) {

@@ -157,10 +157,20 @@ struct cluster_config {
   bool tls() const { return !tls_cert_file.empty(); }
 };
 
+/// Protection's object storage ("protection": {...}): where replication
+/// chunks go between a source's agent and a standby's.
+struct protection_config {
+  std::string chunk_dir;          // "" = "<store_path>.chunks" (the embedded chunk store)
+  std::string public_url;         // base URL agents reach the engine at; "" = http://<admin.listen>
+  int chunk_size_bytes = 8 << 20; // 65536..67108864
+  int url_ttl_s = 3600;           // 60..604800: a presigned URL's life
+};
+
 struct engine_config {
   std::string udp_listen = "127.0.0.1:7946"; // host:port ([v6]:port)
   heartbeat_tls_config heartbeat_tls;
   cluster_config cluster;
+  protection_config protection;
   std::string store_path = "balctld.db";     // SQLite file; ":memory:" allowed
   // "" = the SQLite file at store_path; "redis://[user[:password]@]host[:port][/db]"
   // = Redis (adapters/store/redis_store), "rediss://..." = Redis over TLS.
