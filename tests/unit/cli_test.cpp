@@ -1174,6 +1174,16 @@ json idle_replication() {
   return v;
 }
 
+/// What `line` prints when the server answers `status` with `body`; the
+/// command must succeed, printing nothing on stderr.
+std::string printed(const std::string& line, const json& body, long status = 200) {
+  fake_transport t(answered(status, body.dump()));
+  outcome o = run(parsed(line), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.err.empty());
+  return o.out;
+}
+
 } // namespace
 
 TEST_CASE("job run takes --timeout-s as the job's own limit, not the request's",
@@ -1209,44 +1219,39 @@ TEST_CASE("job run says which job was queued and how to follow it", "[cli][unit]
                      {"finished_ms", nullptr},
                      {"exit_code", nullptr},
                      {"output", ""}});
-  fake_transport t(answered(201, queued.dump()));
-  outcome o = run(parsed("job run p 1 --command uptime --timeout-s 60"), test_connection(), t,
-                  now);
-  CHECK(o.exit_code == 0);
-  CHECK(o.out == "queued job j-4 for member 1 of pool p; follow it with 'balctl job show p j-4'\n"
-                 "id            j-4\n"
-                 "member        1\n"
-                 "kind          command\n"
-                 "command       uptime\n"
-                 "status        queued\n"
-                 "exit code     -\n"
-                 "requested by  ops\n"
-                 "timeout       60 s\n"
-                 "created       5m ago\n"
-                 "dispatched    -\n"
-                 "started       -\n"
-                 "finished      -\n");
+  CHECK(printed("job run p 1 --command uptime --timeout-s 60", queued, 201) ==
+        "queued job j-4 for member 1 of pool p; follow it with 'balctl job show p j-4'\n"
+        "id            j-4\n"
+        "member        1\n"
+        "kind          command\n"
+        "command       uptime\n"
+        "status        queued\n"
+        "exit code     -\n"
+        "requested by  ops\n"
+        "timeout       60 s\n"
+        "created       5m ago\n"
+        "dispatched    -\n"
+        "started       -\n"
+        "finished      -\n");
 }
 
 TEST_CASE("job show prints status, exit code, times and the member's output", "[cli][unit]") {
-  fake_transport t(answered(200, sample_job().dump()));
-  outcome o = run(parsed("job show p j-4"), test_connection(), t, now);
-  CHECK(o.exit_code == 0);
-  CHECK(o.out == "id            j-4\n"
-                 "member        1\n"
-                 "kind          command\n"
-                 "command       uptime\n"
-                 "status        succeeded\n"
-                 "exit code     0\n"
-                 "requested by  ops\n"
-                 "timeout       60 s\n"
-                 "created       5m ago\n"
-                 "dispatched    4m ago\n"
-                 "started       4m ago\n"
-                 "finished      4m ago (took 12s)\n"
-                 "\nOutput\n"
-                 " 10:00 up 3 days\n"
-                 "load 0.10\n");
+  CHECK(printed("job show p j-4", sample_job()) ==
+        "id            j-4\n"
+        "member        1\n"
+        "kind          command\n"
+        "command       uptime\n"
+        "status        succeeded\n"
+        "exit code     0\n"
+        "requested by  ops\n"
+        "timeout       60 s\n"
+        "created       5m ago\n"
+        "dispatched    4m ago\n"
+        "started       4m ago\n"
+        "finished      4m ago (took 12s)\n"
+        "\nOutput\n"
+        " 10:00 up 3 days\n"
+        "load 0.10\n");
 
   SECTION("a failed replication job names its account, its error, and no output") {
     json j = sample_job();
@@ -1279,14 +1284,12 @@ TEST_CASE("job list shows one row per job and the member's counts", "[cli][unit]
                       {"exit_code", nullptr},
                       {"created_ms", now - 9'000}});
   json body = {{"jobs", {running, sample_job()}}, {"queued", 0}, {"running", 1}, {"failed", 0}};
-  fake_transport t(answered(200, body.dump()));
-  outcome o = run(parsed("job list p 1"), test_connection(), t, now);
-  CHECK(o.exit_code == 0);
-  CHECK(o.out == "ID   MEMBER  KIND     STATUS     EXIT  CREATED  FINISHED  WHAT\n"
-                 "j-5       1  command  running       -  9s ago   -         " +
-                   std::string(57, 'x') + "...\n"
-                 "j-4       1  command  succeeded     0  5m ago   4m ago    uptime\n"
-                 "0 queued, 1 running, 0 failed\n");
+  CHECK(printed("job list p 1", body) ==
+        "ID   MEMBER  KIND     STATUS     EXIT  CREATED  FINISHED  WHAT\n"
+        "j-5       1  command  running       -  9s ago   -         " +
+          std::string(57, 'x') + "...\n"
+        "j-4       1  command  succeeded     0  5m ago   4m ago    uptime\n"
+        "0 queued, 1 running, 0 failed\n");
   fake_transport none(answered(200, R"({"jobs":[],"queued":0,"running":0,"failed":0})"));
   CHECK(run(parsed("job list p"), test_connection(), none, now).out ==
         "no jobs\n0 queued, 0 running, 0 failed\n");
@@ -1328,20 +1331,18 @@ TEST_CASE("job cancel says so, and a finished or unknown job is refused with its
 
 TEST_CASE("account replication shows health, phase, progress, schedule and the last error",
           "[cli][unit]") {
-  fake_transport t(answered(200, sample_replication().dump()));
-  outcome o = run(parsed("account replication p alice"), test_connection(), t, now);
-  CHECK(o.exit_code == 0);
-  CHECK(o.out == "account       alice\n"
-                 "health        failing\n"
-                 "phase         failed (run alice-3, schedule, attempt 2)\n"
-                 "package       3 of 5 chunks stored, 12.0 MiB\n"
-                 "schedule      every 3600 s, overlap skip\n"
-                 "last sync     2h ago (took 5m)\n"
-                 "next run      in 50m\n"
-                 "retry         in 1m\n"
-                 "last failure  9m ago\n"
-                 "last error    replicate_package on member 7: exit code 1\n"
-                 "runs          12 ok, 1 failed, 2 starts skipped\n");
+  CHECK(printed("account replication p alice", sample_replication()) ==
+        "account       alice\n"
+        "health        failing\n"
+        "phase         failed (run alice-3, schedule, attempt 2)\n"
+        "package       3 of 5 chunks stored, 12.0 MiB\n"
+        "schedule      every 3600 s, overlap skip\n"
+        "last sync     2h ago (took 5m)\n"
+        "next run      in 50m\n"
+        "retry         in 1m\n"
+        "last failure  9m ago\n"
+        "last error    replicate_package on member 7: exit code 1\n"
+        "runs          12 ok, 1 failed, 2 starts skipped\n");
 }
 
 TEST_CASE("account replicate starts a run and says how to follow it", "[cli][unit]") {
@@ -1355,21 +1356,19 @@ TEST_CASE("account replicate starts a run and says how to follow it", "[cli][uni
                 {"job", "j-9"},
                 {"last_error", ""},
                 {"retry_at_ms", nullptr}});
-  fake_transport t(answered(202, v.dump()));
-  outcome o = run(parsed("account replicate p alice"), test_connection(), t, now);
-  CHECK(o.exit_code == 0);
-  CHECK(o.out == "replication of account alice started (run alice-4); follow it with 'balctl "
-                 "account replication p alice'\n"
-                 "account       alice\n"
-                 "health        running\n"
-                 "phase         packaging (run alice-4, manual, attempt 1)\n"
-                 "job           j-9 (balctl job show p j-9)\n"
-                 "schedule      every 3600 s, overlap skip\n"
-                 "last sync     2h ago (took 5m)\n"
-                 "next run      in 50m\n"
-                 "last failure  9m ago\n"
-                 "last error    -\n"
-                 "runs          12 ok, 1 failed, 2 starts skipped\n");
+  CHECK(printed("account replicate p alice", v, 202) ==
+        "replication of account alice started (run alice-4); follow it with 'balctl "
+        "account replication p alice'\n"
+        "account       alice\n"
+        "health        running\n"
+        "phase         packaging (run alice-4, manual, attempt 1)\n"
+        "job           j-9 (balctl job show p j-9)\n"
+        "schedule      every 3600 s, overlap skip\n"
+        "last sync     2h ago (took 5m)\n"
+        "next run      in 50m\n"
+        "last failure  9m ago\n"
+        "last error    -\n"
+        "runs          12 ok, 1 failed, 2 starts skipped\n");
 }
 
 TEST_CASE("protection shows the dashboard's KPIs and one line per account", "[cli][unit]") {
@@ -1378,19 +1377,17 @@ TEST_CASE("protection shows the dashboard's KPIs and one line per account", "[cl
                {"last_sync_ms", now - 300'000},
                {"jobs", {{"queued", 0}, {"running", 1}}},
                {"accounts", {{"alice", sample_replication()}, {"bob", idle_replication()}}}};
-  fake_transport t(answered(200, body.dump()));
-  outcome o = run(parsed("protection p"), test_connection(), t, now);
-  CHECK(o.exit_code == 0);
-  CHECK(o.out == "Protection of pool p\n"
-                 "protected accounts  2\n"
-                 "replication health  1 healthy, 1 failing\n"
-                 "last sync           5m ago\n"
-                 "jobs                1 running, 0 queued\n"
-                 "\n"
-                 "ACCOUNT  HEALTH   PHASE   LAST SYNC  NEXT DUE   LAST ERROR\n"
-                 "alice    failing  failed  2h ago     in 50m     replicate_package on member 7: "
-                 "exit code 1\n"
-                 "bob      healthy  idle    5m ago     on demand  -\n");
+  CHECK(printed("protection p", body) ==
+        "Protection of pool p\n"
+        "protected accounts  2\n"
+        "replication health  1 healthy, 1 failing\n"
+        "last sync           5m ago\n"
+        "jobs                1 running, 0 queued\n"
+        "\n"
+        "ACCOUNT  HEALTH   PHASE   LAST SYNC  NEXT DUE   LAST ERROR\n"
+        "alice    failing  failed  2h ago     in 50m     replicate_package on member 7: "
+        "exit code 1\n"
+        "bob      healthy  idle    5m ago     on demand  -\n");
   fake_transport empty(answered(200, R"({"protected_accounts":0,"health":{},"last_sync_ms":null,
     "jobs":{"queued":0,"running":0},"accounts":{}})"));
   CHECK(run(parsed("protection p"), test_connection(), empty, now).out ==
