@@ -107,6 +107,8 @@ json account_json(const account_view& v) {
           {"dns_zone", or_null(a.dns_zone)},
           {"dns_ttl_s", a.dns_ttl_s},
           {"managed", a.managed},
+          {"replication_every_s", a.replication_every_s},
+          {"replication_overlap", a.replication_overlap},
           {"records", std::move(records)},
           {"drift", drift}};
 }
@@ -154,7 +156,7 @@ constexpr std::initializer_list<const char*> provider_keys = {
   "secret_file"};
 constexpr std::initializer_list<const char*> account_keys = {
   "id", "domain", "source", "standby", "dns_provider", "dns_zone", "dns_ttl_s", "managed",
-  "records",
+  "records", "replication_every_s", "replication_overlap",
   // What GET shows besides: a GET sent back as a PATCH is read as one.
   "on", "on_member", "on_since_ms", "source_state", "standby_state", "drift"};
 

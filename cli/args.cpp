@@ -90,6 +90,21 @@ const std::vector<option_spec>& command_option_specs() {
     {"--to", true, false, "SIDE",
      "standby | source: where the records move (default standby; source = fail-back)"},
     {"--account", true, false, "ID", "only this protected account (default: all)"},
+    {"--replicate-every-s", true, false, "N",
+     "replicate the account to its standby every N seconds (0 = on demand only, else "
+     "300..2592000)"},
+    {"--replicate-overlap", true, false, "O",
+     "skip | wait: a scheduled start while a run goes is skipped, or waits for it"},
+    // Jobs and the replication log.
+    {"--command", true, false, "CMD",
+     "the shell text the member's agent runs with /bin/sh -c (quote it)"},
+    // The global --timeout-s, read by "job run" as the job's own limit.
+    {"--timeout-s", true, false, "N",
+     "the job's time limit on the member, 1..86400 s (default 3600); the request itself "
+     "keeps the default timeout"},
+    {"--replication", false, false, "",
+     "only the replication log (sync, transfer, failure, account cut events)"},
+    {"--jobs", false, false, "", "only job events (queued, finished, cancelled)"},
     // DNS provider credentials.
     {"--type", true, false, "T", "cloudflare | whm | powerdns | rfc2136"},
     {"--api-base", true, false, "URL",
@@ -127,11 +142,23 @@ const option_spec* find_option(const std::string& name) {
   return nullptr;
 }
 
+/// For help: a command's own description of an option ("job run"'s
+/// --timeout-s) before the global one.
+const option_spec* find_command_option(const std::string& name) {
+  for (const auto& o : command_option_specs()) {
+    if (o.name == name) {
+      return &o;
+    }
+  }
+  return find_option(name);
+}
+
 // The options "account add"/"account set" and "provider add"/"provider set"
 // share, in help order.
 std::vector<std::string> account_options() {
   return {"--domain",  "--source",  "--standby", "--dns-provider",
-          "--dns-zone", "--dns-ttl-s", "--managed", "--records"};
+          "--dns-zone", "--dns-ttl-s", "--managed", "--records",
+          "--replicate-every-s", "--replicate-overlap"};
 }
 
 std::vector<std::string> provider_options() {
@@ -190,8 +217,9 @@ const std::vector<command_spec>& command_specs() {
      "remove a member"},
     {"member reenrol", {"POOL", "ID"}, 2, {}, "member reenrol POOL ID",
      "issue a new enrollment secret (the old key stops working once the agent enrols with it)"},
-    {"log", {"POOL"}, 1, {"--limit", "--before"}, "log POOL [--limit N] [--before ID]",
-     "a pool's activity log, newest first"},
+    {"log", {"POOL"}, 1, {"--limit", "--before", "--replication", "--jobs"},
+     "log POOL [--limit N] [--before ID] [--replication | --jobs]",
+     "a pool's activity log, newest first; the replication log or job events only"},
     {"account list", {"POOL"}, 1, {"--limit", "--offset"},
      "account list POOL [--limit N] [--offset N]",
      "list a pool's protected accounts: where their records point, drift"},
@@ -199,11 +227,13 @@ const std::vector<command_spec>& command_specs() {
      "show a protected account and its records, expected against live"},
     {"account add", {"POOL", "ID"}, 2, account_options(),
      "account add POOL ID --domain D --source M --standby M [--dns-provider P]\n"
-     "[--dns-zone Z] [--dns-ttl-s N] [--managed on|off] [--records JSON]",
+     "[--dns-zone Z] [--dns-ttl-s N] [--managed on|off] [--records JSON]\n"
+     "[--replicate-every-s N] [--replicate-overlap skip|wait]",
      "protect a cPanel account (ID = its user): its records follow it to the standby"},
     {"account set", {"POOL", "ID"}, 2, account_options(),
      "account set POOL ID [--domain D] [--source M] [--standby M] [--dns-provider P]\n"
-     "[--dns-zone Z] [--dns-ttl-s N] [--managed on|off] [--records JSON]",
+     "[--dns-zone Z] [--dns-ttl-s N] [--managed on|off] [--records JSON]\n"
+     "[--replicate-every-s N] [--replicate-overlap skip|wait]",
      "change a protected account (--records replaces the whole list)"},
     {"account remove", {"POOL", "ID"}, 2, {}, "account remove POOL ID",
      "stop protecting an account (its DNS records stay as they are)"},
@@ -211,6 +241,21 @@ const std::vector<command_spec>& command_specs() {
      "account cut POOL ID [--to standby|source] [--force]",
      "Account Cut DNS: move the account's records to its standby, or back to its "
      "source (fail-back)"},
+    {"account replicate", {"POOL", "ID"}, 2, {}, "account replicate POOL ID",
+     "Replicate now: copy the account from its source to its standby (cPanel on both)"},
+    {"account replication", {"POOL", "ID"}, 2, {}, "account replication POOL ID",
+     "an account's replication: health, phase, last sync, next run, last error"},
+    {"protection", {"POOL"}, 1, {}, "protection POOL",
+     "the Protection dashboard: replication health, last sync, each account's run"},
+    {"job run", {"POOL", "MEMBER"}, 2, {"--command", "--timeout-s"},
+     "job run POOL MEMBER --command CMD [--timeout-s N]",
+     "queue a shell command for the member's agent to run"},
+    {"job list", {"POOL", "MEMBER"}, 1, {}, "job list POOL [MEMBER]",
+     "a pool's jobs, or one member's, newest first"},
+    {"job show", {"POOL", "ID"}, 2, {}, "job show POOL ID",
+     "a job's status, exit code, times and output"},
+    {"job cancel", {"POOL", "ID"}, 2, {}, "job cancel POOL ID",
+     "cancel a job that has not finished (a running one is no longer waited for)"},
     {"dns show", {"POOL"}, 1, {"--limit", "--offset"}, "dns show POOL [--limit N] [--offset N]",
      "the Managed DNS catalogue: DNS health, the failover record, providers, records"},
     {"dns refresh", {"POOL"}, 1, {"--account"}, "dns refresh POOL [--account ID]",
@@ -253,7 +298,7 @@ const command_spec* find_command(const std::string& name) {
 
 bool is_group(const std::string& word) {
   return word == "pool" || word == "member" || word == "account" || word == "dns" ||
-         word == "provider" || word == "cluster";
+         word == "provider" || word == "cluster" || word == "job";
 }
 
 /// A command's usage after "usage: balctl ", continuation lines indented
@@ -321,7 +366,7 @@ std::string command_help(const command_spec& c) {
   if (!c.options.empty()) {
     std::vector<const option_spec*> opts;
     for (const auto& name : c.options) {
-      opts.push_back(find_option(name));
+      opts.push_back(find_command_option(name));
     }
     out += "\nOptions:\n" + option_lines(opts);
   }
@@ -482,6 +527,12 @@ json account_body(const option_values& given) {
   }
   if (const auto* v = last(given, "--records")) {
     body["records"] = records_array(*v);
+  }
+  if (const auto* v = last(given, "--replicate-every-s")) {
+    body["replication_every_s"] = parse_int("--replicate-every-s", *v);
+  }
+  if (const auto* v = last(given, "--replicate-overlap")) {
+    body["replication_overlap"] = one_of("--replicate-overlap", *v, {"skip", "wait"});
   }
   return body;
 }
@@ -709,11 +760,54 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
     }
   } else if (cmd == "log") {
     inv.pool = args[0];
-    r = {"GET",
-         with_query(pool_path(args[0]) + "/activity",
-                    int_query(given, {{"--limit", "limit"}, {"--before", "before"}})),
-         std::nullopt};
+    auto q = int_query(given, {{"--limit", "limit"}, {"--before", "before"}});
+    if (given.count("--replication") && given.count("--jobs")) {
+      throw usage_error{"--replication and --jobs: give one of them (or neither for all)"};
+    }
+    if (given.count("--replication") || given.count("--jobs")) {
+      inv.log_kind = given.count("--replication") ? "replication" : "jobs";
+      q.emplace_back("kind", inv.log_kind);
+    }
+    r = {"GET", with_query(pool_path(args[0]) + "/activity", q), std::nullopt};
     inv.output = output_kind::activity;
+  } else if (cmd == "protection") {
+    inv.pool = args[0];
+    r = {"GET", pool_path(args[0]) + "/protection", std::nullopt};
+    inv.output = output_kind::protection;
+  } else if (cmd == "job run") {
+    inv.pool = args[0];
+    inv.member_id = member_id_arg(args[1]);
+    const auto* command = last(given, "--command");
+    if (!command) {
+      throw usage_error{"missing --command (the shell text the member runs)"};
+    }
+    json body = {{"command", non_empty("--command", *command)}};
+    // The server judges the range (1..86400), as for every other number.
+    if (const auto* v = last(given, "--timeout-s")) {
+      body["timeout_s"] = parse_int("--timeout-s", *v);
+    }
+    r = {"POST", pool_path(args[0]) + "/members/" + inv.member_id + "/jobs", body};
+    inv.output = output_kind::job_queued;
+  } else if (cmd == "job list") {
+    inv.pool = args[0];
+    std::string path = pool_path(args[0]);
+    if (args.size() > 1) {
+      inv.member_id = member_id_arg(args[1]);
+      path += "/members/" + inv.member_id;
+    }
+    r = {"GET", path + "/jobs", std::nullopt};
+    inv.output = output_kind::job_list;
+  } else if (cmd == "job show" || cmd == "job cancel") {
+    inv.pool = args[0];
+    inv.job_id = non_empty("ID", args[1]);
+    std::string path = pool_path(args[0]) + "/jobs/" + url_encode(inv.job_id);
+    if (cmd == "job show") {
+      r = {"GET", path, std::nullopt};
+      inv.output = output_kind::job_detail;
+    } else {
+      r = {"POST", path + "/cancel", std::nullopt};
+      inv.output = output_kind::job_cancelled;
+    }
   } else if (cmd == "account list") {
     inv.pool = args[0];
     r = {"GET",
@@ -748,6 +842,12 @@ void build_request(invocation& inv, const std::vector<std::string>& args,
     } else if (cmd == "account remove") {
       r = {"DELETE", path, std::nullopt};
       inv.output = output_kind::account_removed;
+    } else if (cmd == "account replicate") {
+      r = {"POST", path + "/replicate", std::nullopt};
+      inv.output = output_kind::replication_started;
+    } else if (cmd == "account replication") {
+      r = {"GET", path + "/replication", std::nullopt};
+      inv.output = output_kind::replication;
     } else if (cmd == "account cut") {
       // Standby is the cut-over an operator makes ahead of trouble; source
       // is the fail-back, so it has to be asked for.
@@ -997,7 +1097,8 @@ parse_result parse_args(const std::vector<std::string>& args) {
     if (const auto* v = last(given, "--config")) {
       g.config_path = non_empty("--config", *v);
     }
-    if (const auto* v = last(given, "--timeout-s")) {
+    // "job run" reads --timeout-s as the job's own limit (build_request).
+    if (const auto* v = last(given, "--timeout-s"); v && cmd->name != "job run") {
       // The value itself (a number) is safe to echo.
       std::int64_t t = parse_int("--timeout-s", *v);
       if (t < 1 || t > 86400) {

@@ -70,6 +70,13 @@ enum class output_kind {
   provider_updated, // PATCH /v1/pools/{id}/dns/providers/{provider_id}
   provider_removed, // DELETE /v1/pools/{id}/dns/providers/{provider_id}
   cluster_status,   // GET /v1/cluster
+  protection,       // GET /v1/pools/{id}/protection
+  replication_started, // POST /v1/pools/{id}/accounts/{account_id}/replicate (202)
+  replication,      // GET /v1/pools/{id}/accounts/{account_id}/replication
+  job_queued,       // POST /v1/pools/{id}/members/{member_id}/jobs (201)
+  job_list,         // GET /v1/pools/{id}/jobs, /v1/pools/{id}/members/{member_id}/jobs
+  job_detail,       // GET /v1/pools/{id}/jobs/{job_id}
+  job_cancelled,    // POST /v1/pools/{id}/jobs/{job_id}/cancel
 };
 
 /// Where a DNS provider's secret comes from ("provider add", "provider
@@ -95,6 +102,8 @@ struct invocation {
   std::string member_id; // the member ID argument, "" when none
   std::string account_id;  // account commands' ID; dns actions' --account; "" when none
   std::string provider_id; // provider commands' ID, "" when none
+  std::string job_id;      // job show / job cancel's ID, "" when none
+  std::string log_kind;    // log --replication | --jobs: "replication" | "jobs"; "" = all
   secret_source secret;    // provider add / provider set
 };
 

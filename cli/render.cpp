@@ -364,7 +364,10 @@ std::string pool_overview(const json& o, std::int64_t now_ms) {
                         {"fleet health", pct(at(k, "fleet_health_pct"))},
                         {"outdated agents", text(k, "outdated_agents") + " (latest " +
                                               text(k, "agent_version_latest") + ")"},
-                        {"running jobs", text(k, "running_jobs")},
+                        {"running jobs", text(k, "running_jobs") +
+                                           (at(k, "queued_jobs").is_number()
+                                              ? " (" + text(k, "queued_jobs") + " queued)"
+                                              : "")},
                         {"backups", text(k, "backups")},
                         {"cron jobs", text(k, "cron_jobs")},
                         {"active member", text(o, "active_member")},
@@ -390,7 +393,7 @@ std::string pool_overview(const json& o, std::int64_t now_ms) {
   return out;
 }
 
-std::string activity(const json& body, const std::string& pool, std::int64_t now_ms) {
+std::string activity(const json& body, const invocation& inv, std::int64_t now_ms) {
   const json& events = at(body, "events");
   std::string out;
   if (!events.is_array() || events.empty()) {
@@ -405,7 +408,10 @@ std::string activity(const json& body, const std::string& pool, std::int64_t now
   }
   const json& next = at(body, "next_before");
   if (next.is_number()) {
-    out += "older events: balctl log " + pool + " --before " + text(next) + "\n";
+    // The next page of the same log: the filter goes with it.
+    out += "older events: balctl log " + inv.pool +
+           (inv.log_kind.empty() ? "" : " --" + inv.log_kind) + " --before " + text(next) +
+           "\n";
   }
   return out;
 }
@@ -509,6 +515,15 @@ struct record_rows {
   }
 };
 
+/// "every 3600 s, overlap skip" / "on demand only, overlap wait": an
+/// account's replication schedule from its two settings.
+std::string schedule(const json& every_s, const json& overlap) {
+  std::string when = every_s.is_number() && every_s.get<std::int64_t>() > 0
+                       ? "every " + text(every_s) + " s"
+                       : "on demand only";
+  return when + ", overlap " + text(overlap);
+}
+
 std::string account_list(const json& body) {
   const json& accounts = at(body, "accounts");
   if (!accounts.is_array() || accounts.empty()) {
@@ -540,20 +555,23 @@ std::string account_list(const json& body) {
 std::string account_detail(const json& a, std::int64_t now_ms) {
   const json& records = at(a, "records");
   std::string zone = text(a, "dns_zone");
-  std::string out = render_fields(
-    {{"id", text(a, "id")},
-     {"domain", text(a, "domain")},
-     {"records on", side_member(a, "on", "on_member") + ", since " +
-                      age(a, "on_since_ms", now_ms)},
-     {"source", side_member(a, "source", "source_state")},
-     {"standby", side_member(a, "standby", "standby_state")},
-     {"dns provider", text(a, "dns_provider")},
-     {"dns zone", zone == "-" ? "- (found at the provider)" : zone},
-     {"dns ttl_s", text(a, "dns_ttl_s")},
-     {"managed dns", text(a, "managed")},
-     {"drift", text(a, "drift") + " of " +
-                 (records.is_array() ? std::to_string(records.size()) : "-") + " records"}});
-  out += "\nRecords\n";
+  fields f = {
+    {"id", text(a, "id")},
+    {"domain", text(a, "domain")},
+    {"records on", side_member(a, "on", "on_member") + ", since " + age(a, "on_since_ms", now_ms)},
+    {"source", side_member(a, "source", "source_state")},
+    {"standby", side_member(a, "standby", "standby_state")},
+    {"dns provider", text(a, "dns_provider")},
+    {"dns zone", zone == "-" ? "- (found at the provider)" : zone},
+    {"dns ttl_s", text(a, "dns_ttl_s")},
+    {"managed dns", text(a, "managed")},
+    {"drift", text(a, "drift") + " of " +
+                (records.is_array() ? std::to_string(records.size()) : "-") + " records"}};
+  if (at(a, "replication_every_s").is_number()) {
+    f.emplace_back("replication",
+                   schedule(at(a, "replication_every_s"), at(a, "replication_overlap")));
+  }
+  std::string out = render_fields(f) + "\nRecords\n";
   record_rows rows(false);
   if (records.is_array()) {
     for (const auto& r : records) {
@@ -654,6 +672,197 @@ std::string dns_catalogue(const json& c, const std::string& pool, std::int64_t n
   return out;
 }
 
+// ---- Replication and jobs ----------------------------------------------
+
+/// When the next scheduled run is due: "in 5m", or why there is none.
+std::string next_due(const json& v, std::int64_t now_ms) {
+  if (ms(v, "next_due_ms")) {
+    return age(v, "next_due_ms", now_ms);
+  }
+  const json& every = at(v, "every_s");
+  return every.is_number() && every.get<std::int64_t>() == 0 ? "on demand" : "-";
+}
+
+/// "idle", or "packaging (run alice-3, manual, attempt 2)".
+std::string phase(const json& v) {
+  std::string p = text(v, "phase");
+  if (at(v, "run").is_string()) {
+    p += " (run " + text(v, "run") + ", " + text(v, "trigger") + ", attempt " +
+         text(v, "attempts") + ")";
+  }
+  return p;
+}
+
+/// One account's replication (GET .../accounts/{id}/replication).
+std::string replication_view(const json& v, const std::string& pool, const std::string& account,
+                             std::int64_t now_ms) {
+  fields f = {{"account", account},
+              {"health", text(v, "health")},
+              {"phase", phase(v)}};
+  const json& chunks = at(v, "chunks");
+  if (chunks.is_number() && chunks.get<std::int64_t>() > 0) {
+    f.emplace_back("package", text(v, "chunks_stored") + " of " + text(chunks) +
+                                " chunks stored, " + bytes(at(v, "bytes")));
+  }
+  if (at(v, "job").is_string()) {
+    f.emplace_back("job", text(v, "job") + " (balctl job show " + pool + " " + text(v, "job") +
+                            ")");
+  }
+  f.emplace_back("schedule", schedule(at(v, "every_s"), at(v, "overlap")));
+  std::string last_sync = age(v, "last_sync_ms", now_ms);
+  if (auto took = ms(v, "last_duration_ms")) {
+    last_sync += " (took " + short_duration(*took) + ")";
+  }
+  f.emplace_back("last sync", last_sync);
+  f.emplace_back("next run", next_due(v, now_ms));
+  if (ms(v, "retry_at_ms")) {
+    f.emplace_back("retry", age(v, "retry_at_ms", now_ms));
+  }
+  if (at(v, "waiting").is_boolean() && at(v, "waiting").get<bool>()) {
+    f.emplace_back("waiting", "yes (a start waits for the run going)");
+  }
+  f.emplace_back("last failure", age(v, "last_failure_ms", now_ms));
+  std::string error = text(v, "last_error");
+  f.emplace_back("last error", error.empty() ? "-" : error);
+  f.emplace_back("runs", text(v, "runs_ok") + " ok, " + text(v, "runs_failed") + " failed, " +
+                           text(v, "starts_skipped") + " starts skipped");
+  return render_fields(f);
+}
+
+/// "2 healthy, 1 failing": the dashboard's health counts, worst last.
+std::string health_counts(const json& h) {
+  static const std::vector<std::string> order = {"healthy", "running", "manual", "never",
+                                                 "stale",   "failing", "unknown"};
+  std::string out;
+  auto add = [&](const std::string& k, const json& n) {
+    out += (out.empty() ? "" : ", ") + text(n) + " " + k;
+  };
+  for (const auto& k : order) {
+    if (at(h, k.c_str()).is_number()) {
+      add(k, at(h, k.c_str()));
+    }
+  }
+  if (h.is_object()) {
+    for (const auto& [k, n] : h.items()) {
+      if (std::find(order.begin(), order.end(), k) == order.end()) {
+        add(k, n);
+      }
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
+/// The Protection dashboard (GET /v1/pools/{id}/protection).
+std::string protection(const json& d, const std::string& pool, std::int64_t now_ms) {
+  const json& jobs = at(d, "jobs");
+  std::string out = "Protection of pool " + clean(pool) + "\n";
+  out += render_fields({{"protected accounts", text(d, "protected_accounts")},
+                        {"replication health", health_counts(at(d, "health"))},
+                        {"last sync", age(d, "last_sync_ms", now_ms)},
+                        {"jobs", text(jobs, "running") + " running, " + text(jobs, "queued") +
+                                   " queued"}});
+  const json& accounts = at(d, "accounts");
+  out += "\n";
+  if (!accounts.is_object() || accounts.empty()) {
+    return out + "no protected accounts\n";
+  }
+  text_table t{{"ACCOUNT", "HEALTH", "PHASE", "LAST SYNC", "NEXT DUE", "LAST ERROR"}, {}, {}};
+  for (const auto& [id, v] : accounts.items()) {
+    std::string error = text(v, "last_error");
+    t.rows.push_back({id, text(v, "health"), text(v, "phase"), age(v, "last_sync_ms", now_ms),
+                      next_due(v, now_ms), error.empty() ? "-" : error});
+  }
+  return out + render_table(t);
+}
+
+/// What a job does, in one cell: its command's first line, else its owner.
+std::string job_what(const json& j) {
+  const json& command = at(at(j, "params"), "command");
+  if (command.is_string()) {
+    std::string c = command.get<std::string>();
+    c = c.substr(0, c.find('\n'));
+    if (width(c) > 60) {
+      std::size_t cut = 57; // not inside a UTF-8 sequence
+      while (cut > 0 && (static_cast<unsigned char>(c[cut]) & 0xC0) == 0x80) {
+        --cut;
+      }
+      c = c.substr(0, cut) + "...";
+    }
+    return c;
+  }
+  std::string owner = text(j, "owner");
+  return owner.empty() ? "-" : owner;
+}
+
+std::string job_list(const json& body, std::int64_t now_ms) {
+  const json& jobs = at(body, "jobs");
+  std::string out;
+  if (!jobs.is_array() || jobs.empty()) {
+    out = "no jobs\n";
+  } else {
+    text_table t{{"ID", "MEMBER", "KIND", "STATUS", "EXIT", "CREATED", "FINISHED", "WHAT"},
+                 {},
+                 {false, true, false, false, true}};
+    for (const auto& j : jobs) {
+      t.rows.push_back({text(j, "id"), text(j, "member"), text(j, "kind"), text(j, "status"),
+                        text(j, "exit_code"), age(j, "created_ms", now_ms),
+                        ms(j, "finished_ms") ? age(j, "finished_ms", now_ms) : "-",
+                        job_what(j)});
+    }
+    out = render_table(t);
+  }
+  return out + text(body, "queued") + " queued, " + text(body, "running") + " running, " +
+         text(body, "failed") + " failed\n";
+}
+
+/// A job's status, exit code and times (GET .../jobs/{id}).
+std::string job_fields(const json& j, std::int64_t now_ms) {
+  fields f = {{"id", text(j, "id")},
+              {"member", text(j, "member")},
+              {"kind", text(j, "kind")}};
+  const json& params = at(j, "params");
+  if (at(params, "command").is_string()) {
+    f.emplace_back("command", text(params, "command"));
+  } else if (params.is_object() && !params.empty()) {
+    f.emplace_back("params", dump_scalar(params));
+  }
+  f.emplace_back("status", text(j, "status"));
+  f.emplace_back("exit code", text(j, "exit_code"));
+  std::string error = text(j, "error");
+  if (!error.empty() && error != "-") {
+    f.emplace_back("error", error);
+  }
+  // An operator's job names its token; replication's, its account.
+  std::string by = at(j, "owner").is_string() && !text(j, "owner").empty()
+                     ? text(j, "owner")
+                     : text(j, "requested_by");
+  f.emplace_back("requested by", by.empty() ? "-" : by);
+  f.emplace_back("timeout", text(j, "timeout_s") + " s");
+  f.emplace_back("created", age(j, "created_ms", now_ms));
+  for (const auto& [label, key] : std::vector<std::pair<std::string, const char*>>{
+         {"dispatched", "dispatched_ms"}, {"started", "started_ms"}}) {
+    f.emplace_back(label, ms(j, key) ? age(j, key, now_ms) : "-");
+  }
+  std::string finished = ms(j, "finished_ms") ? age(j, "finished_ms", now_ms) : "-";
+  auto from = ms(j, "started_ms") ? ms(j, "started_ms") : ms(j, "dispatched_ms");
+  if (ms(j, "finished_ms") && from) {
+    finished += " (took " + short_duration(*ms(j, "finished_ms") - *from) + ")";
+  }
+  f.emplace_back("finished", finished);
+  return render_fields(f);
+}
+
+std::string job_detail(const json& j, std::int64_t now_ms) {
+  std::string out = job_fields(j, now_ms) + "\nOutput\n";
+  const json& output = at(j, "output");
+  if (!output.is_string() || output.get<std::string>().empty()) {
+    return out + "(none)\n";
+  }
+  // As the member printed it (its tail), line breaks kept.
+  std::string o = clean(output.get<std::string>(), true);
+  return out + o + (o.back() == '\n' ? "" : "\n");
+}
+
 std::string dns_queued(const invocation& inv, const json& body) {
   std::string what;
   if (inv.command == "dns refresh") {
@@ -740,24 +949,27 @@ std::string render_fields(const std::vector<std::pair<std::string, std::string>>
   return out;
 }
 
+std::string short_duration(std::int64_t ms) {
+  std::int64_t s = (ms < 0 ? -ms : ms) / 1000;
+  if (s < 60) {
+    return std::to_string(s) + "s";
+  }
+  if (s < 3600) {
+    return std::to_string(s / 60) + "m";
+  }
+  if (s < 86400) {
+    return std::to_string(s / 3600) + "h";
+  }
+  return std::to_string(s / 86400) + "d";
+}
+
 std::string relative_age(std::optional<std::int64_t> at_ms, std::int64_t now_ms) {
   if (!at_ms) {
     return "never";
   }
   std::int64_t d = now_ms - *at_ms;
-  bool future = d < 0;
-  std::int64_t s = (future ? -d : d) / 1000;
-  std::string v;
-  if (s < 60) {
-    v = std::to_string(s) + "s";
-  } else if (s < 3600) {
-    v = std::to_string(s / 60) + "m";
-  } else if (s < 86400) {
-    v = std::to_string(s / 3600) + "h";
-  } else {
-    v = std::to_string(s / 86400) + "d";
-  }
-  return future && s > 0 ? "in " + v : v + " ago";
+  std::string v = short_duration(d);
+  return d <= -1000 ? "in " + v : v + " ago";
 }
 
 std::string render_api_error(long status, const std::string& body,
@@ -833,7 +1045,7 @@ std::string render_success(const invocation& inv, const json& body, std::int64_t
            "; its current key stops working when the agent enrols with this secret\n\n" +
            render_enrollment(at(body, "enrollment"), pool, inv.member_id);
   case output_kind::activity:
-    return activity(body, pool, now_ms);
+    return activity(body, inv, now_ms);
   case output_kind::account_list:
     return account_list(body);
   case output_kind::account_detail:
@@ -865,6 +1077,24 @@ std::string render_success(const invocation& inv, const json& body, std::int64_t
   case output_kind::provider_updated:
     return "updated DNS provider " + inv.provider_id + " of pool " + pool + "\n" +
            provider_list(at(body, "providers"));
+  case output_kind::protection:
+    return protection(body, pool, now_ms);
+  case output_kind::replication_started:
+    return "replication of account " + inv.account_id + " started (run " +
+           clean(text(body, "run")) + "); follow it with 'balctl account replication " + pool +
+           " " + inv.account_id + "'\n" + replication_view(body, pool, inv.account_id, now_ms);
+  case output_kind::replication:
+    return replication_view(body, pool, inv.account_id, now_ms);
+  case output_kind::job_queued:
+    return "queued job " + clean(text(body, "id")) + " for member " + inv.member_id +
+           " of pool " + pool + "; follow it with 'balctl job show " + pool + " " +
+           clean(text(body, "id")) + "'\n" + job_fields(body, now_ms);
+  case output_kind::job_list:
+    return job_list(body, now_ms);
+  case output_kind::job_detail:
+    return job_detail(body, now_ms);
+  case output_kind::job_cancelled:
+    return "cancelled job " + inv.job_id + " of pool " + pool + "\n" + job_fields(body, now_ms);
   case output_kind::provider_removed:
     return "removed DNS provider " + inv.provider_id + " from pool " + pool + "\n" +
            provider_list(at(body, "providers"));

@@ -47,6 +47,9 @@ std::string render_fields(const std::vector<std::pair<std::string, std::string>>
 /// now_ms (clock skew); "never" for nullopt.
 std::string relative_age(std::optional<std::int64_t> at_ms, std::int64_t now_ms);
 
+/// "12s", "5m", "3h", "2d": a length of time, rounded down (the sign ignored).
+std::string short_duration(std::int64_t ms);
+
 /// "balctl: <message> (<code>[, field <field>])" from an API error body; a
 /// body that is not the API's error shape gives "balctl: HTTP <status>...".
 /// For 429 a Retry-After value adds a second line. Ends with '\n'.

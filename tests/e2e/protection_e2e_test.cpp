@@ -181,3 +181,100 @@ TEST_CASE("the agent API refuses unsigned, forged, stale and unknown callers, an
   CHECK(n.post("/v1/pools/example/jobs/" + id + "/cancel", json::object()).status == 409);
   CHECK(n.get("/v1/pools/example/jobs/j-999").status == 404);
 }
+
+TEST_CASE("balctl job run, job list and job show reach the real engine and its agent API",
+          "[protection][jobs][cli][e2e]") {
+  node n;
+  n.start();
+  auto queued = n.cli({"job", "run", "example", "1", "--command", "true"});
+  INFO("balctl printed:\n" << n.cli_transcript);
+  REQUIRE(queued.exit_code == 0);
+  CHECK(queued.err.empty());
+  // "queued job j-1 for member 1 of pool example; follow it with ..."
+  REQUIRE(queued.out.rfind("queued job ", 0) == 0);
+  auto id = queued.out.substr(11, queued.out.find(' ', 11) - 11);
+  CHECK(queued.out.find(" for member 1 of pool example; follow it with 'balctl job show "
+                        "example " + id + "'\n") != std::string::npos);
+  CHECK(queued.out.find("command       true\n") != std::string::npos);
+  CHECK(queued.out.find("status        queued\n") != std::string::npos);
+  CHECK(queued.out.find("requested by  ops\n") != std::string::npos);
+
+  auto waiting = n.cli({"job", "list", "example", "1"});
+  REQUIRE(waiting.exit_code == 0);
+  CHECK(waiting.out.rfind("ID ", 0) == 0);
+  CHECK(waiting.out.find(id + "       1  command  queued") != std::string::npos);
+  CHECK(waiting.out.find("1 queued, 0 running, 0 failed\n") != std::string::npos);
+
+  // Member 1's agent fetches it, runs it and reports, signed as an agent.
+  auto got = agent_call(n, 1, "GET", "/v1/agent/jobs");
+  REQUIRE(got.status == 200);
+  REQUIRE(got.body["jobs"].size() == 1);
+  CHECK(got.body["jobs"][0]["id"] == id);
+  REQUIRE(agent_call(n, 1, "POST", "/v1/agent/jobs/" + id,
+                     R"({"status":"succeeded","exit_code":0,"output":"ran true\n"})")
+            .status == 200);
+
+  auto shown = n.cli({"job", "show", "example", id});
+  REQUIRE(shown.exit_code == 0);
+  CHECK(shown.out.rfind("id            " + id + "\nmember        1\n", 0) == 0);
+  CHECK(shown.out.find("status        succeeded\nexit code     0\n") != std::string::npos);
+  CHECK(shown.out.find("finished      ") != std::string::npos);
+  CHECK(shown.out.size() >= 18);
+  CHECK(shown.out.substr(shown.out.size() - 17) == "\nOutput\nran true\n");
+  auto pool_list = n.cli({"job", "list", "example"});
+  REQUIRE(pool_list.exit_code == 0);
+  CHECK(pool_list.out.find(id + "       1  command  succeeded     0") != std::string::npos);
+  CHECK(pool_list.out.find("0 queued, 0 running, 0 failed\n") != std::string::npos);
+  auto scripted = n.cli({"--json", "job", "show", "example", id});
+  REQUIRE(scripted.exit_code == 0);
+  auto j = json::parse(scripted.out, nullptr, false);
+  CHECK(j["status"] == "succeeded");
+  CHECK(j["output"] == "ran true\n");
+
+  // Refusals keep the CLI's exit codes: 404 is 5, 409 and 422 are 6, 2 a usage error.
+  auto missing = n.cli({"job", "show", "example", "j-999"});
+  CHECK(missing.exit_code == 5);
+  CHECK(missing.err.find("(job_not_found)") != std::string::npos);
+  auto finished = n.cli({"job", "cancel", "example", id});
+  CHECK(finished.exit_code == 6);
+  CHECK(finished.err.find("(job_finished)") != std::string::npos);
+  auto too_long = n.cli({"job", "run", "example", "1", "--command", "true", "--timeout-s",
+                         "86401"});
+  CHECK(too_long.exit_code == 6);
+  CHECK(too_long.err.find("(invalid_field, field timeout_s)") != std::string::npos);
+  CHECK(n.cli({"job", "run", "example", "1"}).exit_code == 2);
+  CHECK(n.cli({"job", "run", "example", "1", "--command", "true"}, viewer_token).exit_code == 4);
+}
+
+TEST_CASE("balctl sets an account's replication schedule and shows it on the Protection "
+          "dashboard",
+          "[protection][cli][e2e]") {
+  node n;
+  n.start();
+  auto added = n.cli({"account", "add", "example", "alice", "--domain", "alice.test",
+                      "--source", "1", "--standby", "2", "--managed", "off",
+                      "--replicate-every-s", "3600", "--replicate-overlap", "wait"});
+  INFO("balctl printed:\n" << n.cli_transcript);
+  REQUIRE(added.exit_code == 0);
+  CHECK(added.out.find("replication   every 3600 s, overlap wait\n") != std::string::npos);
+  auto off = n.cli({"account", "set", "example", "alice", "--replicate-every-s", "0"});
+  REQUIRE(off.exit_code == 0);
+  CHECK(off.out.find("replication   on demand only, overlap wait\n") != std::string::npos);
+  auto bad = n.cli({"account", "set", "example", "alice", "--replicate-every-s", "60"});
+  CHECK(bad.exit_code == 6);
+  CHECK(bad.err.find("field replication_every_s") != std::string::npos);
+
+  auto dashboard = n.cli({"protection", "example"});
+  REQUIRE(dashboard.exit_code == 0);
+  CHECK(dashboard.out.rfind("Protection of pool example\nprotected accounts  1\n", 0) == 0);
+  CHECK(dashboard.out.find("\nalice    ") != std::string::npos);
+  auto replication = n.cli({"account", "replication", "example", "alice"});
+  REQUIRE(replication.exit_code == 0);
+  CHECK(replication.out.find("phase         idle\n") != std::string::npos);
+  CHECK(replication.out.find("schedule      on demand only, overlap wait\n") !=
+        std::string::npos);
+  // Neither member reports cPanel: Replicate now is refused, exit code 6.
+  auto now_run = n.cli({"account", "replicate", "example", "alice"});
+  CHECK(now_run.exit_code == 6);
+  CHECK(now_run.err.find("(not_applicable)") != std::string::npos);
+}

@@ -180,6 +180,27 @@ TEST_CASE("each command parses to its method, path and body", "[cli][unit]") {
      "/v1/pools/p/dns/providers/cf-main", R"({"rate_limit_requests":0})"},
     {"provider set p cf-main", "PATCH", "/v1/pools/p/dns/providers/cf-main", "{}"},
     {"provider remove p cf-main", "DELETE", "/v1/pools/p/dns/providers/cf-main", ""},
+    {"account add p alice --domain alice.test --source 7 --standby 8 --replicate-every-s 3600 "
+     "--replicate-overlap wait",
+     "POST", "/v1/pools/p/accounts",
+     R"({"id":"alice","domain":"alice.test","source":7,"standby":8,
+         "replication_every_s":3600,"replication_overlap":"wait"})"},
+    {"account set p alice --replicate-every-s 0", "PATCH", "/v1/pools/p/accounts/alice",
+     R"({"replication_every_s":0})"},
+    {"account replicate p alice", "POST", "/v1/pools/p/accounts/alice/replicate", ""},
+    {"account replication p alice", "GET", "/v1/pools/p/accounts/alice/replication", ""},
+    {"protection p", "GET", "/v1/pools/p/protection", ""},
+    {"log p --replication", "GET", "/v1/pools/p/activity?kind=replication", ""},
+    {"log p --jobs --limit 5 --before 12", "GET",
+     "/v1/pools/p/activity?limit=5&before=12&kind=jobs", ""},
+    {"job run p 1 --command uptime", "POST", "/v1/pools/p/members/1/jobs",
+     R"({"command":"uptime"})"},
+    {"job run p 1 --command=true --timeout-s 60", "POST", "/v1/pools/p/members/1/jobs",
+     R"({"command":"true","timeout_s":60})"},
+    {"job list p", "GET", "/v1/pools/p/jobs", ""},
+    {"job list p 3", "GET", "/v1/pools/p/members/3/jobs", ""},
+    {"job show p j-4", "GET", "/v1/pools/p/jobs/j-4", ""},
+    {"job cancel p j-4", "POST", "/v1/pools/p/jobs/j-4/cancel", ""},
   }));
   CAPTURE(line);
   invocation inv = parsed(line);
@@ -288,6 +309,26 @@ TEST_CASE("missing arguments, unknown commands and bad flags are usage errors",
     {"provider set p cf --secret-file=", "--secret-file must not be empty"},
     {"provider remove p cf --secret-file s.txt", "unknown flag --secret-file"},
     {"provider add p cf --type cloudflare --secret s3cr3t", "unknown flag --secret"},
+    {"account set p alice --replicate-every-s hourly",
+     "--replicate-every-s = hourly: must be an integer"},
+    {"account set p alice --replicate-overlap later",
+     "--replicate-overlap = later: must be skip or wait"},
+    {"account replicate p", "missing argument ID"},
+    {"account replication p alice --force", "unknown flag --force for 'account replication'"},
+    {"protection", "missing argument POOL"},
+    {"log p --replication --jobs", "--replication and --jobs: give one of them"},
+    {"log p --jobs=yes", "--jobs takes no value"},
+    {"job", "missing job subcommand"},
+    {"job start p 1", "unknown command 'job start'"},
+    {"job run p 1", "missing --command"},
+    {"job run p 1 --command", "--command needs a value CMD"},
+    {"job run p 1 --command=", "--command must not be empty"},
+    {"job run p one --command true", "ID = one: must be an integer"},
+    {"job run p 1 --command true --timeout-s soon", "--timeout-s = soon: must be an integer"},
+    {"job list p 0", "ID = 0: must be a positive member id"},
+    {"job show p", "missing argument ID"},
+    {"job cancel p j-1 --force", "unknown flag --force for 'job cancel'"},
+    {"job list --command true p", "unknown flag --command for 'job list'"},
   }));
   CAPTURE(line);
   parse_result r = parse(line);
@@ -1059,4 +1100,349 @@ TEST_CASE("with --json the new commands print the server's body as it is", "[cli
   outcome o = run(parsed(line), test_connection(), t, now);
   CHECK(o.exit_code == 0);
   CHECK(o.out == "{\n  \"z\": 1,\n  \"a\": {\n    \"records\": []\n  }\n}\n");
+}
+
+// ---- Replication and jobs -------------------------------------------------
+
+namespace {
+
+/// A job as GET /jobs/{id} answers it (actors/protection.cpp, job_view):
+/// an operator's command that ran 12 s and printed two lines.
+json sample_job() {
+  return json{{"id", "j-4"},
+              {"member", 1},
+              {"kind", "command"},
+              {"params", {{"command", "uptime"}}},
+              {"timeout_s", 60},
+              {"owner", ""},
+              {"requested_by", "ops"},
+              {"status", "succeeded"},
+              {"created_ms", now - 300'000},
+              {"dispatched_ms", now - 290'000},
+              {"started_ms", now - 289'000},
+              {"finished_ms", now - 277'000},
+              {"exit_code", 0},
+              {"output", " 10:00 up 3 days\nload 0.10\n"},
+              {"error", ""}};
+}
+
+/// One account's replication as GET .../replication answers it
+/// (actors/account.cpp, replication_view_json): a scheduled run failed
+/// half-way through its upload and waits for its retry.
+json sample_replication() {
+  return json{{"health", "failing"},
+              {"phase", "failed"},
+              {"run", "alice-3"},
+              {"trigger", "schedule"},
+              {"attempts", 2},
+              {"chunks", 5},
+              {"chunks_stored", 3},
+              {"bytes", 12'582'912},
+              {"job", nullptr},
+              {"run_started_ms", now - 600'000},
+              {"last_sync_ms", now - 7'200'000},
+              {"last_duration_ms", 300'000},
+              {"last_failure_ms", now - 540'000},
+              {"last_error", "replicate_package on member 7: exit code 1"},
+              {"next_due_ms", now + 3'000'000},
+              {"retry_at_ms", now + 60'000},
+              {"waiting", false},
+              {"runs_ok", 12},
+              {"runs_failed", 1},
+              {"starts_skipped", 2},
+              {"every_s", 3600},
+              {"overlap", "skip"}};
+}
+
+/// An account replicated on demand only, last synced 5 minutes ago.
+json idle_replication() {
+  json v = sample_replication();
+  v.update(json{{"health", "healthy"},
+                {"phase", "idle"},
+                {"run", nullptr},
+                {"attempts", 0},
+                {"chunks", 0},
+                {"chunks_stored", 0},
+                {"bytes", 0},
+                {"last_sync_ms", now - 300'000},
+                {"last_duration_ms", 42'000},
+                {"last_failure_ms", nullptr},
+                {"last_error", ""},
+                {"next_due_ms", nullptr},
+                {"retry_at_ms", nullptr},
+                {"every_s", 0}});
+  return v;
+}
+
+/// What `line` prints when the server answers `status` with `body`; the
+/// command must succeed, printing nothing on stderr.
+std::string printed(const std::string& line, const json& body, long status = 200) {
+  fake_transport t(answered(status, body.dump()));
+  outcome o = run(parsed(line), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.err.empty());
+  return o.out;
+}
+
+} // namespace
+
+TEST_CASE("job run takes --timeout-s as the job's own limit, not the request's",
+          "[cli][unit]") {
+  invocation run_job = parsed("job run p 1 --command uptime --timeout-s 600");
+  CHECK((*run_job.request.body)["timeout_s"] == 600);
+  CHECK_FALSE(run_job.global.timeout_s.has_value());
+  // Any other command keeps the global meaning.
+  CHECK(parsed("job list p --timeout-s 5").global.timeout_s == std::optional<long>(5));
+  // A command with spaces is one argument, as the shell passes it.
+  parse_result r = parse_args({"job", "run", "p", "2", "--command", "df -h / && uptime"});
+  REQUIRE(r.what == parse_result::kind::run);
+  CHECK((*r.inv.request.body)["command"] == "df -h / && uptime");
+  CHECK(r.inv.member_id == "2");
+  parse_result help = parse("job run --help");
+  REQUIRE(help.what == parse_result::kind::help);
+  CHECK_THAT(help.message, Catch::StartsWith("usage: balctl job run POOL MEMBER --command CMD "
+                                             "[--timeout-s N]\n"));
+  CHECK_THAT(help.message, Catch::Contains("the job's time limit on the member"));
+  CHECK_THAT(parse("job --help").message, Catch::Contains("job cancel"));
+  CHECK_THAT(parse("--help").message, Catch::Contains("balctl protection POOL"));
+}
+
+TEST_CASE("job ids are percent-encoded as one path segment", "[cli][unit]") {
+  CHECK(parse_args({"job", "show", "p", "j 1/x"}).inv.request.path == "/v1/pools/p/jobs/j%201%2Fx");
+}
+
+TEST_CASE("job run says which job was queued and how to follow it", "[cli][unit]") {
+  json queued = sample_job();
+  queued.update(json{{"status", "queued"},
+                     {"dispatched_ms", nullptr},
+                     {"started_ms", nullptr},
+                     {"finished_ms", nullptr},
+                     {"exit_code", nullptr},
+                     {"output", ""}});
+  CHECK(printed("job run p 1 --command uptime --timeout-s 60", queued, 201) ==
+        "queued job j-4 for member 1 of pool p; follow it with 'balctl job show p j-4'\n"
+        "id            j-4\n"
+        "member        1\n"
+        "kind          command\n"
+        "command       uptime\n"
+        "status        queued\n"
+        "exit code     -\n"
+        "requested by  ops\n"
+        "timeout       60 s\n"
+        "created       5m ago\n"
+        "dispatched    -\n"
+        "started       -\n"
+        "finished      -\n");
+}
+
+TEST_CASE("job show prints status, exit code, times and the member's output", "[cli][unit]") {
+  CHECK(printed("job show p j-4", sample_job()) ==
+        "id            j-4\n"
+        "member        1\n"
+        "kind          command\n"
+        "command       uptime\n"
+        "status        succeeded\n"
+        "exit code     0\n"
+        "requested by  ops\n"
+        "timeout       60 s\n"
+        "created       5m ago\n"
+        "dispatched    4m ago\n"
+        "started       4m ago\n"
+        "finished      4m ago (took 12s)\n"
+        "\nOutput\n"
+        " 10:00 up 3 days\n"
+        "load 0.10\n");
+
+  SECTION("a failed replication job names its account, its error, and no output") {
+    json j = sample_job();
+    j.update(json{{"kind", "replicate_package"},
+                  {"params", {{"run", "alice-3"}, {"chunk_size", 8'388'608}}},
+                  {"owner", "account:alice"},
+                  {"requested_by", ""},
+                  {"status", "failed"},
+                  {"exit_code", 1},
+                  {"output", ""},
+                  {"error", "pkgacct: \x1b[31mdisk full"}});
+    fake_transport t2(answered(200, j.dump()));
+    outcome f = run(parsed("job show p j-4"), test_connection(), t2, now);
+    CHECK_THAT(f.out, Catch::Contains("kind          replicate_package\n"
+                                      "params        {\"chunk_size\":8388608,\"run\":\"alice-3\"}\n"
+                                      "status        failed\n"
+                                      "exit code     1\n"
+                                      "error         pkgacct: ?[31mdisk full\n"
+                                      "requested by  account:alice\n"));
+    CHECK_THAT(f.out, Catch::EndsWith("\nOutput\n(none)\n"));
+  }
+}
+
+TEST_CASE("job list shows one row per job and the member's counts", "[cli][unit]") {
+  json running = sample_job();
+  running.update(json{{"id", "j-5"},
+                      {"params", {{"command", std::string(70, 'x') + "\nsecond line"}}},
+                      {"status", "running"},
+                      {"finished_ms", nullptr},
+                      {"exit_code", nullptr},
+                      {"created_ms", now - 9'000}});
+  json body = {{"jobs", {running, sample_job()}}, {"queued", 0}, {"running", 1}, {"failed", 0}};
+  CHECK(printed("job list p 1", body) ==
+        "ID   MEMBER  KIND     STATUS     EXIT  CREATED  FINISHED  WHAT\n"
+        "j-5       1  command  running       -  9s ago   -         " +
+          std::string(57, 'x') + "...\n"
+        "j-4       1  command  succeeded     0  5m ago   4m ago    uptime\n"
+        "0 queued, 1 running, 0 failed\n");
+  fake_transport none(answered(200, R"({"jobs":[],"queued":0,"running":0,"failed":0})"));
+  CHECK(run(parsed("job list p"), test_connection(), none, now).out ==
+        "no jobs\n0 queued, 0 running, 0 failed\n");
+}
+
+TEST_CASE("job cancel says so, and a finished or unknown job is refused with its exit code",
+          "[cli][unit]") {
+  json cancelled = sample_job();
+  cancelled.update(json{{"status", "cancelled"},
+                        {"dispatched_ms", nullptr},
+                        {"started_ms", nullptr},
+                        {"finished_ms", now - 1'000},
+                        {"exit_code", nullptr},
+                        {"output", ""}});
+  fake_transport t(answered(200, cancelled.dump()));
+  outcome o = run(parsed("job cancel p j-4"), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK_THAT(o.out, Catch::StartsWith("cancelled job j-4 of pool p\nid            j-4\n"));
+  CHECK_THAT(o.out, Catch::EndsWith("finished      1s ago\n"));
+  REQUIRE(t.calls.size() == 1);
+  CHECK(t.calls[0].method == "POST");
+  CHECK_FALSE(t.calls[0].body.has_value());
+
+  auto [line, status, code, exit_code] = GENERATE(table<std::string, int, std::string, int>({
+    {"job cancel p j-4", 409, "job_finished", exit_rejected},
+    {"job show p j-999", 404, "job_not_found", exit_not_found},
+    {"job run p 77 --command true", 404, "member_not_found", exit_not_found},
+    {"job run p 1 --command true --timeout-s 0", 422, "invalid_field", exit_rejected},
+    {"account replicate p alice", 409, "replication_running", exit_rejected},
+    {"account replicate p alice", 409, "not_applicable", exit_rejected},
+  }));
+  CAPTURE(line, code);
+  fake_transport refused(answered(status, api_error(status, code, "", "refused: " + code)));
+  outcome r = run(parsed(line), test_connection(), refused, now);
+  CHECK(r.exit_code == exit_code);
+  CHECK(r.out.empty());
+  CHECK(r.err == "balctl: refused: " + code + " (" + code + ")\n");
+}
+
+TEST_CASE("account replication shows health, phase, progress, schedule and the last error",
+          "[cli][unit]") {
+  CHECK(printed("account replication p alice", sample_replication()) ==
+        "account       alice\n"
+        "health        failing\n"
+        "phase         failed (run alice-3, schedule, attempt 2)\n"
+        "package       3 of 5 chunks stored, 12.0 MiB\n"
+        "schedule      every 3600 s, overlap skip\n"
+        "last sync     2h ago (took 5m)\n"
+        "next run      in 50m\n"
+        "retry         in 1m\n"
+        "last failure  9m ago\n"
+        "last error    replicate_package on member 7: exit code 1\n"
+        "runs          12 ok, 1 failed, 2 starts skipped\n");
+}
+
+TEST_CASE("account replicate starts a run and says how to follow it", "[cli][unit]") {
+  json v = sample_replication();
+  v.update(json{{"health", "running"},
+                {"phase", "packaging"},
+                {"run", "alice-4"},
+                {"trigger", "manual"},
+                {"attempts", 1},
+                {"chunks", 0},
+                {"job", "j-9"},
+                {"last_error", ""},
+                {"retry_at_ms", nullptr}});
+  CHECK(printed("account replicate p alice", v, 202) ==
+        "replication of account alice started (run alice-4); follow it with 'balctl "
+        "account replication p alice'\n"
+        "account       alice\n"
+        "health        running\n"
+        "phase         packaging (run alice-4, manual, attempt 1)\n"
+        "job           j-9 (balctl job show p j-9)\n"
+        "schedule      every 3600 s, overlap skip\n"
+        "last sync     2h ago (took 5m)\n"
+        "next run      in 50m\n"
+        "last failure  9m ago\n"
+        "last error    -\n"
+        "runs          12 ok, 1 failed, 2 starts skipped\n");
+}
+
+TEST_CASE("protection shows the dashboard's KPIs and one line per account", "[cli][unit]") {
+  json body = {{"protected_accounts", 2},
+               {"health", {{"failing", 1}, {"healthy", 1}}},
+               {"last_sync_ms", now - 300'000},
+               {"jobs", {{"queued", 0}, {"running", 1}}},
+               {"accounts", {{"alice", sample_replication()}, {"bob", idle_replication()}}}};
+  CHECK(printed("protection p", body) ==
+        "Protection of pool p\n"
+        "protected accounts  2\n"
+        "replication health  1 healthy, 1 failing\n"
+        "last sync           5m ago\n"
+        "jobs                1 running, 0 queued\n"
+        "\n"
+        "ACCOUNT  HEALTH   PHASE   LAST SYNC  NEXT DUE   LAST ERROR\n"
+        "alice    failing  failed  2h ago     in 50m     replicate_package on member 7: "
+        "exit code 1\n"
+        "bob      healthy  idle    5m ago     on demand  -\n");
+  fake_transport empty(answered(200, R"({"protected_accounts":0,"health":{},"last_sync_ms":null,
+    "jobs":{"queued":0,"running":0},"accounts":{}})"));
+  CHECK(run(parsed("protection p"), test_connection(), empty, now).out ==
+        "Protection of pool p\n"
+        "protected accounts  0\n"
+        "replication health  -\n"
+        "last sync           never\n"
+        "jobs                0 running, 0 queued\n"
+        "\nno protected accounts\n");
+}
+
+TEST_CASE("log --replication and --jobs page on through the same log", "[cli][unit]") {
+  fake_transport t(answered(200, R"({"events":[
+    {"id":40,"at_ms":1699999991000,"kind":"replication_sync","member":7,
+     "message":"alice: replicated to member 8 in 42s"}],"next_before":39})"));
+  outcome o = run(parsed("log p --replication --limit 1"), test_connection(), t, now);
+  CHECK(o.out == "ID  AGE     KIND              MEMBER  MESSAGE\n"
+                 "40  9s ago  replication_sync  7       alice: replicated to member 8 in 42s\n"
+                 "older events: balctl log p --replication --before 39\n");
+  outcome jobs = run(parsed("log p --jobs"), test_connection(), t, now);
+  CHECK_THAT(jobs.out, Catch::EndsWith("older events: balctl log p --jobs --before 39\n"));
+}
+
+TEST_CASE("account show and pool status carry the replication schedule and queued jobs",
+          "[cli][unit]") {
+  json a = sample_account();
+  a["replication_every_s"] = 86400;
+  a["replication_overlap"] = "wait";
+  fake_transport t(answered(200, a.dump()));
+  CHECK_THAT(run(parsed("account show p alice"), test_connection(), t, now).out,
+             Catch::Contains("drift         1 of 3 records\n"
+                             "replication   every 86400 s, overlap wait\n"));
+  a["replication_every_s"] = 0;
+  fake_transport manual(answered(200, a.dump()));
+  CHECK_THAT(run(parsed("account show p alice"), test_connection(), manual, now).out,
+             Catch::Contains("replication   on demand only, overlap wait\n"));
+
+  json overview = {{"pool", {{"id", "p"}, {"name", "P"}, {"preset", "generic-linux"}}},
+                   {"kpis", {{"running_jobs", 1}, {"queued_jobs", 2}}},
+                   {"tiles", json::array()}};
+  fake_transport st(answered(200, overview.dump()));
+  CHECK_THAT(run(parsed("status p"), test_connection(), st, now).out,
+             Catch::Contains("running jobs     1 (2 queued)\n"));
+}
+
+TEST_CASE("with --json the Protection and job commands print the server's body as it is",
+          "[cli][unit]") {
+  auto line = GENERATE(as<std::string>{}, "protection p --json",
+                       "account replication p alice --json", "account replicate p alice --json",
+                       "job run p 1 --command true --json", "job list p --json",
+                       "job show p j-4 --json", "job cancel p j-4 --json",
+                       "log p --replication --json");
+  CAPTURE(line);
+  fake_transport t(answered(200, R"({"z":1,"a":{"jobs":[]}})"));
+  outcome o = run(parsed(line), test_connection(), t, now);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "{\n  \"z\": 1,\n  \"a\": {\n    \"jobs\": []\n  }\n}\n");
 }
