@@ -205,6 +205,8 @@ TEST_CASE("the engine killed mid-transfer resumes the run where it was: no chunk
   // kill -9 in the middle of the transfer, then a restart on the same store.
   REQUIRE(kill(p.n.daemon->pid(), SIGKILL) == 0);
   p.n.daemon->wait_exit(10'000);
+  // Back on the same port: the agents enrolled with that API base.
+  p.n.admin_extra["listen"] = "127.0.0.1:" + std::to_string(p.n.admin_port);
   p.n.start();
   auto after = p.replication();
   CHECK(after["phase"] == "restoring");
