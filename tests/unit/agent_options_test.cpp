@@ -120,7 +120,7 @@ TEST_CASE("run without options keeps the defaults", "[agent][options][unit]") {
   CHECK(o.run.jobs_max_running == 2);
 }
 
-TEST_CASE("run takes the job loop's options; 0 turns jobs off", "[agent][options][unit]") {
+TEST_CASE("run takes the job loop's options, and 0 turns jobs off", "[agent][options][unit]") {
   auto o = parse_ok({"run", "--jobs-interval-s", "0", "--jobs-max", "4"});
   CHECK(o.run.jobs_interval_s == 0);
   CHECK(o.run.jobs_max_running == 4);
