@@ -314,6 +314,22 @@ const char* const pool_setting_keys[] = {
   "mass_silence_share", "mass_silence_min_members", "mass_silence_window_s",
   "dns_provider", "dns_zone", "dns_ttl_s", "dns_sync", "dns_only"};
 
+// A secret kept in a file (key at prefix + key, path as written): its first
+// line, trailing CR and spaces removed. An unreadable file is an error naming
+// the key and the path, never the content.
+void read_secret_file(reader& r, const json& j, const std::string& prefix, const char* key,
+                      const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) {
+    r.error_value(prefix + key, j[key], std::string("cannot read: ") + std::strerror(errno));
+    return;
+  }
+  std::getline(in, out);
+  while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) {
+    out.pop_back();
+  }
+}
+
 void read_dns_provider(reader& r, const json& j, const std::string& p,
                        dns_provider_config& d) {
   if (!j.is_object()) {
@@ -382,16 +398,7 @@ void read_dns_provider(reader& r, const json& j, const std::string& p,
   }
   std::string file;
   if (r.string(j, p, "secret_file", file)) {
-    std::ifstream in(file);
-    if (!in) {
-      r.error_value(p + "secret_file", j["secret_file"],
-                    std::string("cannot read: ") + std::strerror(errno));
-    } else {
-      std::getline(in, d.secret);
-      while (!d.secret.empty() && (d.secret.back() == '\r' || d.secret.back() == ' ')) {
-        d.secret.pop_back();
-      }
-    }
+    read_secret_file(r, j, p, "secret_file", file, d.secret);
   }
   if (d.secret.empty()) {
     r.error(p + "secret", "required (or secret_file)");
@@ -654,6 +661,77 @@ void read_protection(reader& r, const json& j, protection_config& c) {
   r.integer(j, p, "url_ttl_s", c.url_ttl_s, 60, 604800);
 }
 
+// "notify": the alert channels. A file holding a secret is read here, so a
+// wrong path is an error naming the key; the secret itself is never echoed.
+void read_notify(reader& r, const json& j, notify_config& n) {
+  const std::string p = "notify.";
+  if (!j.is_object()) {
+    r.error("notify", "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"smtp_url", "smtp_from", "smtp_username", "smtp_password_file",
+                      "smtp_starttls", "smtp_ca_file", "webhook_secret_file",
+                      "webhook_timeout_ms", "dedup_window_s", "max_queue", "retry_initial_ms",
+                      "retry_max_ms", "retry_give_up_s"});
+  // The URL may carry user:password@: errors never echo it.
+  if (r.string(j, p, "smtp_url", n.smtp_url) && !n.smtp_url.empty()) {
+    const bool smtps = n.smtp_url.rfind("smtps://", 0) == 0;
+    auto rest = n.smtp_url.substr(smtps ? 8 : 7);
+    if (!smtps && n.smtp_url.rfind("smtp://", 0) != 0) {
+      r.error(p + "smtp_url", "must start with smtp:// or smtps://");
+    } else if (rest.empty() || rest.front() == '/' || rest.find('@') != std::string::npos ||
+               rest.find_first_of(" \t\r\n") != std::string::npos) {
+      r.error(p + "smtp_url", "must be smtp[s]://host[:port] (credentials go in "
+                              "smtp_username and smtp_password_file)");
+    }
+  }
+  if (r.string(j, p, "smtp_from", n.smtp_from) &&
+      (n.smtp_from.find('@') == std::string::npos ||
+       n.smtp_from.find_first_of("<>\r\n \t") != std::string::npos)) {
+    r.error_value(p + "smtp_from", j["smtp_from"], "must be a bare address (user@domain)");
+  }
+  if (!n.smtp_url.empty() && n.smtp_from.empty()) {
+    r.error(p + "smtp_from", "required with smtp_url");
+  }
+  r.string(j, p, "smtp_username", n.smtp_username);
+  if (r.string(j, p, "smtp_password_file", n.smtp_password_file)) {
+    read_secret_file(r, j, p, "smtp_password_file", n.smtp_password_file, n.smtp_password);
+    if (n.smtp_username.empty()) {
+      r.error(p + "smtp_password_file", "only with smtp_username");
+    }
+  }
+  if (!n.smtp_username.empty() && n.smtp_password_file.empty()) {
+    r.error(p + "smtp_password_file", "required with smtp_username");
+  }
+  r.boolean(j, p, "smtp_starttls", n.smtp_starttls);
+  if (n.smtp_starttls && n.smtp_url.rfind("smtps://", 0) == 0) {
+    r.error(p + "smtp_starttls", "only with smtp:// (smtps:// is TLS from the start)");
+  }
+  if (r.string(j, p, "smtp_ca_file", n.smtp_ca_file) && !n.smtp_ca_file.empty()) {
+    if (auto why = unreadable(n.smtp_ca_file); !why.empty()) {
+      r.error_value(p + "smtp_ca_file", j["smtp_ca_file"], why);
+    }
+  }
+  if (r.string(j, p, "webhook_secret_file", n.webhook_secret_file)) {
+    read_secret_file(r, j, p, "webhook_secret_file", n.webhook_secret_file, n.webhook_secret);
+    if (n.webhook_secret.empty() && !n.webhook_secret_file.empty()) {
+      r.error_value(p + "webhook_secret_file", j["webhook_secret_file"],
+                    "the first line (the secret) is empty");
+    }
+  }
+  r.integer(j, p, "webhook_timeout_ms", n.webhook_timeout_ms, 100, 600000);
+  r.integer(j, p, "dedup_window_s", n.dedup_window_s, 0, 86400);
+  r.integer(j, p, "max_queue", n.max_queue, 1, 1'000'000);
+  r.integer(j, p, "retry_initial_ms", n.retry_initial_ms, 10, 3'600'000);
+  r.integer(j, p, "retry_max_ms", n.retry_max_ms, 10, 86'400'000);
+  r.integer(j, p, "retry_give_up_s", n.retry_give_up_s, 1, 604800);
+  if (n.retry_max_ms < n.retry_initial_ms) {
+    r.error_value(p + "retry_max_ms", n.retry_max_ms,
+                  "must be at least retry_initial_ms (" + std::to_string(n.retry_initial_ms) +
+                    ")");
+  }
+}
+
 void read_heartbeat_tls(reader& r, const json& j, heartbeat_tls_config& t) {
   const std::string p = "heartbeat_tls.";
   if (!j.is_object()) {
@@ -713,7 +791,7 @@ config_result parse_config(const std::string& json_text) {
                 "flap_threshold", "flap_window_s", "flap_hold_s",
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
-                "snapshot_interval_s", "admin", "heartbeat_tls", "cluster",
+                "snapshot_interval_s", "admin", "heartbeat_tls", "cluster", "notify",
                 "dns_providers", "pools", "protection"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
@@ -818,6 +896,9 @@ config_result parse_config(const std::string& json_text) {
   }
   if (auto t = j.find("heartbeat_tls"); t != j.end()) {
     read_heartbeat_tls(r, *t, c.heartbeat_tls);
+  }
+  if (auto n = j.find("notify"); n != j.end()) {
+    read_notify(r, *n, c.notify);
   }
   for (const auto& e : field_errors) {
     res.errors.push_back(e.to_string());

@@ -166,6 +166,31 @@ struct protection_config {
   int url_ttl_s = 3600;           // 60..604800: a presigned URL's life
 };
 
+/// Alerts to operators ("notify": {...}; adapters/notify): e-mail over SMTP
+/// and webhooks. Who gets an alert (addresses, URLs) comes with the alert;
+/// these are the channels' settings. Secrets are read from files and never
+/// logged.
+struct notify_config {
+  // "smtp://host[:port]" (STARTTLS with smtp_starttls) or "smtps://host[:port]"
+  // (TLS from the start); "" = no e-mail (e-mail alerts fail, counted).
+  std::string smtp_url;
+  std::string smtp_from;          // envelope sender and From:; required with smtp_url
+  std::string smtp_username;      // AUTH; "" = none
+  std::string smtp_password_file; // first line; required with smtp_username
+  bool smtp_starttls = false;     // smtp://: STARTTLS is required, not just tried
+  std::string smtp_ca_file;       // PEM; "" = the system trust store
+  std::string webhook_secret_file; // first line: HMAC-SHA256 key; "" = unsigned
+  int webhook_timeout_ms = 10000; // 100..600000 per request
+  int dedup_window_s = 900;       // 0..86400: same key again within it is suppressed
+  int max_queue = 10000;          // 1..1000000 alerts waiting; beyond: dropped
+  int retry_initial_ms = 1000;    // 10..3600000 first back-off, doubling
+  int retry_max_ms = 300000;      // 10..86400000, >= retry_initial_ms
+  int retry_give_up_s = 3600;     // 1..604800 after the first attempt
+  // Not config keys: the files' first lines, read when the config is.
+  std::string smtp_password;
+  std::string webhook_secret;
+};
+
 struct engine_config {
   std::string udp_listen = "127.0.0.1:7946"; // host:port ([v6]:port)
   heartbeat_tls_config heartbeat_tls;
@@ -200,6 +225,7 @@ struct engine_config {
   int silence_release_settle_s = 5;          // 0..600: pool and fleet holds release after the silent count stays below threshold this long
   int snapshot_interval_s = 30;              // 1..3600: member last_seen/seq checkpoints
   admin_config admin;
+  notify_config notify;
   std::vector<dns_provider_config> dns_providers;
   std::vector<pool_config> pools;
 };

@@ -18,6 +18,7 @@ packages=(
   sqlite3                    # DNS tests: creates PowerDNS's zone database
   libhiredis-dev             # the Redis store's protocol (hiredis's reader and formatter)
   redis-server               # store tests: a real Redis on loopback (plain and TLS)
+  python3-aiosmtpd           # notify tests: a real SMTP server on loopback (run with /usr/bin/python3)
 )
 
 missing=()

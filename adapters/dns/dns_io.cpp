@@ -9,14 +9,13 @@
 #include <variant>
 
 #include "engine/log.hpp"
+#include "transport/curl_multi.hpp"
 #include "transport/listen_address.hpp"
 #include "transport/loop_thread.hpp"
 
 namespace balctl::dns {
 
 namespace {
-
-std::once_flag curl_once;
 
 struct easy_deleter {
   void operator()(CURL* e) const { curl_easy_cleanup(e); }
@@ -54,8 +53,7 @@ struct dns_io::impl {
   dns_io_counters counters;
   loop_thread lt{"dns", "-", counters.loop_lag_ms, counters.loop_lag_max_ms};
   uv_async_t wake{};
-  uv_timer_t curl_timer{};
-  CURLM* multi = nullptr;
+  curl_multi cm; // the HTTP transfers
   std::mutex mu;
   std::deque<item> queue; // guarded by mu
   bool accepting = false; // guarded by mu
@@ -71,12 +69,6 @@ struct dns_io::impl {
     bool overflow = false;
   };
   std::unordered_set<transfer*> transfers;
-
-  struct sock_ctx {
-    uv_poll_t poll{};
-    curl_socket_t fd = 0;
-    impl* owner = nullptr;
-  };
 
   // -- DNS exchanges --------------------------------------------------------
   struct exchange {
@@ -202,11 +194,11 @@ struct dns_io::impl {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &impl::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    if (auto rc = curl_multi_add_handle(multi, e); rc != CURLM_OK) {
+    if (auto err = cm.add(e, [this, raw = t.get()](CURLcode rc) { finish_transfer(raw, rc); });
+        !err.empty()) {
       counters.http_transport_errors.fetch_add(1, std::memory_order_relaxed);
       http_response r;
-      r.transport_error = std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc);
+      r.transport_error = err;
       t->in.cb(std::move(r));
       return;
     }
@@ -215,7 +207,6 @@ struct dns_io::impl {
 
   void finish_transfer(transfer* t, CURLcode rc) {
     transfers.erase(t);
-    curl_multi_remove_handle(multi, t->easy.get());
     std::unique_ptr<transfer> own(t);
     http_response r = std::move(t->out);
     if (t->overflow) {
@@ -237,86 +228,6 @@ struct dns_io::impl {
     auto cb = std::move(t->in.cb);
     own.reset();
     cb(std::move(r));
-  }
-
-  void check_done() {
-    int left = 0;
-    while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
-      if (m->msg != CURLMSG_DONE) {
-        continue;
-      }
-      transfer* t = nullptr;
-      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &t);
-      auto rc = m->data.result;
-      if (t != nullptr) {
-        finish_transfer(t, rc);
-      }
-    }
-  }
-
-  static void on_poll(uv_poll_t* p, int status, int events) {
-    auto* ctx = static_cast<sock_ctx*>(p->data);
-    auto* self = ctx->owner;
-    int flags = 0;
-    if (status < 0) {
-      flags = CURL_CSELECT_ERR;
-    } else {
-      flags |= (events & UV_READABLE) ? CURL_CSELECT_IN : 0;
-      flags |= (events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0;
-    }
-    int running = 0;
-    curl_multi_socket_action(self->multi, ctx->fd, flags, &running);
-    self->check_done();
-  }
-
-  static int on_socket(CURL*, curl_socket_t s, int action, void* userp, void* socketp) {
-    auto* self = static_cast<impl*>(userp);
-    auto* ctx = static_cast<sock_ctx*>(socketp);
-    if (action == CURL_POLL_REMOVE) {
-      if (ctx != nullptr) {
-        uv_poll_stop(&ctx->poll);
-        uv_close(reinterpret_cast<uv_handle_t*>(&ctx->poll), [](uv_handle_t* h) {
-          delete static_cast<sock_ctx*>(h->data);
-        });
-        curl_multi_assign(self->multi, s, nullptr);
-      }
-      return 0;
-    }
-    if (ctx == nullptr) {
-      auto fresh = std::make_unique<sock_ctx>();
-      fresh->fd = s;
-      fresh->owner = self;
-      if (uv_poll_init_socket(self->lt.loop(), &fresh->poll, s) != 0) {
-        return -1;
-      }
-      ctx = fresh.release();
-      ctx->poll.data = ctx;
-      curl_multi_assign(self->multi, s, ctx);
-    }
-    int events = 0;
-    events |= (action == CURL_POLL_IN || action == CURL_POLL_INOUT) ? UV_READABLE : 0;
-    events |= (action == CURL_POLL_OUT || action == CURL_POLL_INOUT) ? UV_WRITABLE : 0;
-    uv_poll_start(&ctx->poll, events, &impl::on_poll);
-    return 0;
-  }
-
-  static void on_curl_timeout(uv_timer_t* t) {
-    auto* self = static_cast<impl*>(t->data);
-    int running = 0;
-    curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    self->check_done();
-  }
-
-  static int on_timer(CURLM*, long timeout_ms, void* userp) {
-    auto* self = static_cast<impl*>(userp);
-    if (timeout_ms < 0) {
-      uv_timer_stop(&self->curl_timer);
-    } else {
-      // Never act from inside this callback (curl forbids it): a 0 ms timer.
-      uv_timer_start(&self->curl_timer, &impl::on_curl_timeout,
-                     static_cast<std::uint64_t>(timeout_ms), 0);
-    }
-    return 0;
   }
 
   // -- DNS exchanges ------------------------------------------------------
@@ -553,7 +464,7 @@ struct dns_io::impl {
     auto ts = transfers;
     for (auto* t : ts) {
       transfers.erase(t);
-      curl_multi_remove_handle(multi, t->easy.get());
+      cm.remove(t->easy.get());
       std::unique_ptr<transfer> own(t);
       auto cb = std::move(t->in.cb);
       own.reset();
@@ -565,11 +476,7 @@ struct dns_io::impl {
     for (auto* x : xs) {
       end_exchange(x, dns_response{"stopped", {}});
     }
-    if (multi != nullptr) {
-      curl_multi_cleanup(multi);
-      multi = nullptr;
-    }
-    uv_close(reinterpret_cast<uv_handle_t*>(&curl_timer), nullptr);
+    cm.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
   }
 };
@@ -579,7 +486,6 @@ dns_io::dns_io() : impl_(std::make_unique<impl>()) {}
 dns_io::~dns_io() { stop(); }
 
 std::string dns_io::start() {
-  std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   auto& m = *impl_;
   auto life = m.lt.lock_life();
   if (!m.lt.startable()) {
@@ -594,24 +500,10 @@ std::string dns_io::start() {
     return std::string("dns io: uv_async_init: ") + uv_strerror(rc);
   }
   m.wake.data = &m;
-  rc = uv_timer_init(m.lt.loop(), &m.curl_timer);
-  if (rc != 0) {
+  if (auto e = m.cm.open(m.lt.loop()); !e.empty()) {
     m.lt.abandon([&] { uv_close(reinterpret_cast<uv_handle_t*>(&m.wake), nullptr); });
-    return std::string("dns io: uv_timer_init: ") + uv_strerror(rc);
+    return "dns io: " + e;
   }
-  m.curl_timer.data = &m;
-  m.multi = curl_multi_init();
-  if (m.multi == nullptr) {
-    m.lt.abandon([&] {
-      uv_close(reinterpret_cast<uv_handle_t*>(&m.wake), nullptr);
-      uv_close(reinterpret_cast<uv_handle_t*>(&m.curl_timer), nullptr);
-    });
-    return "dns io: curl_multi_init failed";
-  }
-  curl_multi_setopt(m.multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
-  curl_multi_setopt(m.multi, CURLMOPT_SOCKETDATA, &m);
-  curl_multi_setopt(m.multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
-  curl_multi_setopt(m.multi, CURLMOPT_TIMERDATA, &m);
   {
     std::lock_guard<std::mutex> g(m.mu);
     m.accepting = true;

@@ -726,3 +726,67 @@ TEST_CASE("an empty or non-string cluster tls key is an error naming it",
   REQUIRE(n.errors.size() == 1);
   CHECK_THAT(n.errors[0], Catch::StartsWith("cluster.tls_ca_file: must be a string"));
 }
+
+TEST_CASE("the notify section is read with its defaults, secrets from files",
+          "[config][unit]") {
+  auto d = parse_config(cfg_top(R"("log_level":"info")"));
+  REQUIRE(d.ok());
+  CHECK(d.config.notify.smtp_url.empty());
+  CHECK(d.config.notify.dedup_window_s == 900);
+  CHECK(d.config.notify.retry_initial_ms == 1000);
+  CHECK(d.config.notify.retry_max_ms == 300000);
+  CHECK(d.config.notify.retry_give_up_s == 3600);
+  CHECK(d.config.notify.max_queue == 10000);
+  CHECK(d.config.notify.webhook_timeout_ms == 10000);
+  test::temp_dir dir;
+  std::ofstream(dir.file("smtp.pass")) << "p4ss word\n";
+  std::ofstream(dir.file("hook.key")) << "hook-secret\r\n";
+  auto ok = parse_config(cfg_top(
+    R"("notify":{"smtp_url":"smtp://mail.example:587","smtp_from":"balctl@example.com",)"
+    R"("smtp_username":"alerts","smtp_password_file":")" + dir.file("smtp.pass") +
+    R"(","smtp_starttls":true,"webhook_secret_file":")" + dir.file("hook.key") +
+    R"(","dedup_window_s":60,"retry_initial_ms":500,"retry_max_ms":60000,"retry_give_up_s":600})"));
+  INFO(joined(ok.errors));
+  REQUIRE(ok.ok());
+  const auto& n = ok.config.notify;
+  CHECK(n.smtp_url == "smtp://mail.example:587");
+  CHECK(n.smtp_starttls);
+  CHECK(n.smtp_password == "p4ss word");
+  CHECK(n.webhook_secret == "hook-secret");
+  CHECK(n.dedup_window_s == 60);
+  CHECK(n.retry_give_up_s == 600);
+}
+
+TEST_CASE("each invalid notify value names its key", "[config][unit]") {
+  auto [notify, expected] = GENERATE(table<std::string, std::string>({
+    {R"({"smtp_host":"x"})", "notify.smtp_host: unknown key"},
+    {R"({"smtp_url":"http://mail.example"})", "notify.smtp_url: must start with smtp:// or smtps://"},
+    {R"({"smtp_url":"smtp://u:pw@mail.example","smtp_from":"a@b.c"})", "notify.smtp_url: must be smtp[s]://host[:port]"},
+    {R"({"smtp_url":"smtp://mail.example"})", "notify.smtp_from: required with smtp_url"},
+    {R"({"smtp_from":"Balctl <a@b.c>"})", "notify.smtp_from = \"Balctl <a@b.c>\": must be a bare address"},
+    {R"({"smtp_username":"u"})", "notify.smtp_password_file: required with smtp_username"},
+    {R"({"smtp_username":"u","smtp_password_file":"/nonexistent/pw"})", "notify.smtp_password_file = \"/nonexistent/pw\": cannot read"},
+    {R"({"smtp_starttls":"yes"})", "notify.smtp_starttls: must be true or false"},
+    {R"({"smtp_url":"smtps://m.example","smtp_from":"a@b.c","smtp_starttls":true})", "notify.smtp_starttls: only with smtp://"},
+    {R"({"smtp_ca_file":"/nonexistent/ca.pem"})", "notify.smtp_ca_file = \"/nonexistent/ca.pem\": cannot read"},
+    {R"({"webhook_secret_file":"/nonexistent/key"})", "notify.webhook_secret_file = \"/nonexistent/key\": cannot read"},
+    {R"({"webhook_timeout_ms":50})", "notify.webhook_timeout_ms = 50: must be between 100 and 600000"},
+    {R"({"dedup_window_s":-1})", "notify.dedup_window_s = -1: must be between 0 and 86400"},
+    {R"({"max_queue":0})", "notify.max_queue = 0: must be between 1 and 1000000"},
+    {R"({"retry_initial_ms":5})", "notify.retry_initial_ms = 5: must be between 10"},
+    {R"({"retry_initial_ms":5000,"retry_max_ms":1000})", "notify.retry_max_ms = 1000: must be at least retry_initial_ms (5000)"},
+    {R"({"retry_give_up_s":0})", "notify.retry_give_up_s = 0: must be between 1 and 604800"},
+    {R"([])", "notify: must be an object"},
+  }));
+  auto r = parse_config(cfg_top("\"notify\":" + notify));
+  CAPTURE(notify);
+  INFO(joined(r.errors));
+  CHECK(has_error(r, expected));
+}
+
+TEST_CASE("a notify secret never appears in an error", "[config][unit]") {
+  auto r = parse_config(cfg_top(
+    R"("notify":{"smtp_url":"smtp://user:hunter2@mail.example","smtp_from":"a@b.c"})"));
+  REQUIRE_FALSE(r.ok());
+  CHECK(joined(r.errors).find("hunter2") == std::string::npos);
+}
