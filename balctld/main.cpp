@@ -18,6 +18,8 @@
 #include "actors/control_impl.hpp"
 #include "actors/engine.hpp"
 #include "actors/supervisor.hpp"
+#include "adapters/notify/notifier.hpp"
+#include "adapters/objstore/chunk_store.hpp"
 #include "adapters/store/redis_store.hpp"
 #include "api/admin_api.hpp"
 #include "bench/derive_key.hpp"
@@ -399,6 +401,18 @@ int main(int argc, char** argv) {
         log::info("chunk_store", {{"where", chunks->describe()}});
       }
     }
+    // Alerts (Monitoring): e-mail and webhooks, delivered off the actors.
+    std::string notify_err;
+    std::shared_ptr<notify::notify_service> notifier =
+      notify::make_notify_service(cfg.notify, clk, &notify_err);
+    if (!notifier) {
+      log::error("notify_unavailable", {{"error", notify_err}});
+    } else {
+      pd.notify = [notifier](const alert_message& a) {
+        notifier->post(notify::alert{a.key, a.pool, a.member, a.kind, a.subject, a.text, a.at_ms,
+                                     a.emails, a.webhooks});
+      };
+    }
     auto handles = spawn_engine(sys, cfg, parts, st, &clk, &metrics, true,
                                 std::move(enrollments), pd);
     resume_pending_decisions(sys, handles, pending, pending_dns);
@@ -559,6 +573,9 @@ int main(int argc, char** argv) {
     }
     listener.stop();
     shutdown_engine(sys, handles, metrics);
+    if (notifier) {
+      notifier->stop();
+    }
     // The slots outlive the actor system; drop their actor handles first.
     for (const auto& slot : parts.reg->all()) {
       slot->set_notifier(nullptr);
