@@ -290,7 +290,7 @@ TEST_CASE("a webhook answering 400 fails for good at once", "[notify][webhook]")
   CHECK(hook.count() == 1);
 }
 
-TEST_CASE("the same key five times within the window goes out once; after the window the "
+TEST_CASE("the same key five times within the window goes out once, and after the window the "
           "next one says how many were suppressed",
           "[notify][webhook]") {
   receiver hook;
