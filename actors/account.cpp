@@ -54,11 +54,12 @@ void presign_restore(const protection_deps& deps, job& j) {
 
 void apply(self_ptr self, replication_effects fx) {
   auto& st = self->state;
-  for (auto& line : fx.log) {
-    auto kind = line.find("transfer") != std::string::npos ? activity_kind::replication_transfer
-                                                           : activity_kind::replication_sync;
-    log::info("replication", {{"pool", st.pool}, {"account", st.account.id}, {"event", line}});
-    protection_note(self, st.deps, st.pool, kind, st.account.source, std::move(line));
+  for (auto [lines, kind] : {std::pair{&fx.log, activity_kind::replication_sync},
+                             std::pair{&fx.transfer, activity_kind::replication_transfer}}) {
+    for (auto& line : *lines) {
+      log::info("replication", {{"pool", st.pool}, {"account", st.account.id}, {"event", line}});
+      protection_note(self, st.deps, st.pool, kind, st.account.source, std::move(line));
+    }
   }
   for (auto& line : fx.failures) {
     log::warn("replication_failed", {{"pool", st.pool}, {"account", st.account.id},

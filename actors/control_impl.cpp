@@ -60,32 +60,20 @@ void ask_pool(caf::actor_system& sys, const caf::actor& supervisor,
     supervisor);
 }
 
-// The same, asking the named pool's protection actor (jobs, replication).
+// The same, asking the named pool's protection actor (jobs, replication):
+// the pool names it, then it is asked.
 template <class T, class... Ts>
 void ask_protection(caf::actor_system& sys, const caf::actor& supervisor,
                     const std::string& pool, api::done<T> cb, Ts... xs) {
-  sys.spawn(
-    [cb, pool, xs...](caf::event_based_actor* self, caf::actor sup) -> caf::behavior {
-      self->request(sup, ask_timeout, pool_atom_v, pool)
-        .then(
-          [=](caf::actor& p) {
-            self->request(p, ask_timeout, protection_atom_v)
-              .then(
-                [=](caf::actor& prot) {
-                  self->request(prot, ask_timeout, xs...)
-                    .then(
-                      [=](T& v) {
-                        cb(api::outcome<T>::success(std::move(v)));
-                        self->quit();
-                      },
-                      [=](caf::error& e) { fail(cb, self, e); });
-                },
-                [=](caf::error& e) { fail(cb, self, e); });
-          },
-          [=](caf::error& e) { fail(cb, self, e); });
-      return {[](caf::ok_atom) {}};
-    },
-    supervisor);
+  ask_pool<caf::actor>(sys, supervisor, pool,
+                       [&sys, cb, xs...](api::outcome<caf::actor> o) {
+                         if (!o.ok()) {
+                           cb(api::outcome<T>::fail(o.error));
+                           return;
+                         }
+                         ask<T>(sys, *o.value, cb, xs...);
+                       },
+                       protection_atom_v);
 }
 
 } // namespace

@@ -768,7 +768,10 @@ caf::behavior pool_actor(self_ptr self, std::shared_ptr<pool_runtime> rt,
         self->send(st.deps.supervisor, silence_atom_v, t.member, false, t.at_ms);
       }
       note(self, activity_kind::state_change, t.member, {}, before, t.to);
-      if (st.protection) {
+      // Only what alert_rules can act on: going silent, or healthy again
+      // after silence (a fleet starting up, pending → healthy, costs nothing).
+      if (st.protection && (is_silent(t.to) || (t.to == member_state::healthy &&
+                                                before != member_state::pending))) {
         auto pos = st.policy->position_of(t.member);
         self->send(st.protection, alert_atom_v, t.member,
                    pos ? st.rt->members[*pos]->display_name() : std::to_string(t.member),

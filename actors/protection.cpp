@@ -16,7 +16,6 @@ using json = nlohmann::json;
 using self_ptr = caf::stateful_actor<protection_state>*;
 
 constexpr int agent_poll_s = 10;
-constexpr int max_command_bytes = 16 * 1024;
 
 json job_view(const job& j) {
   auto params = json::parse(j.params, nullptr, false);
@@ -166,6 +165,19 @@ void spawn_account(self_ptr self, const protected_account& a) {
                             }),
              kids.end());
   kids.push_back(actor);
+}
+
+// A request for one account's actor, answered by it.
+template <class... Ts>
+caf::result<std::string> to_account(self_ptr self, const std::string& account, Ts... xs) {
+  auto& st = self->state;
+  auto it = st.account_actors.find(account);
+  if (it == st.account_actors.end()) {
+    return refuse("account_not_found", "",
+                  "no protected account '" + account + "' in pool '" + st.pool + "'");
+  }
+  auto rp = self->make_response_promise<std::string>();
+  return rp.delegate(it->second, std::move(xs)...);
 }
 
 caf::result<std::string> queue_job(self_ptr self, const std::string& text) {
@@ -487,24 +499,10 @@ caf::behavior running(self_ptr self) {
       return agent_call(self, m, method, path, body);
     },
     [=](replicate_atom, const std::string& account) -> caf::result<std::string> {
-      auto& st = self->state;
-      auto it = st.account_actors.find(account);
-      if (it == st.account_actors.end()) {
-        return refuse("account_not_found", "", "no protected account '" + account +
-                                                 "' in pool '" + st.pool + "'");
-      }
-      auto rp = self->make_response_promise<std::string>();
-      return rp.delegate(it->second, replicate_atom_v, std::string("manual"));
+      return to_account(self, account, replicate_atom_v, std::string("manual"));
     },
     [=](replication_atom, const std::string& account) -> caf::result<std::string> {
-      auto& st = self->state;
-      auto it = st.account_actors.find(account);
-      if (it == st.account_actors.end()) {
-        return refuse("account_not_found", "", "no protected account '" + account +
-                                                 "' in pool '" + st.pool + "'");
-      }
-      auto rp = self->make_response_promise<std::string>();
-      return rp.delegate(it->second, replication_atom_v);
+      return to_account(self, account, replication_atom_v);
     },
     // The Protection dashboard: every account's replication, gathered.
     [=](replication_atom) -> caf::result<std::string> {

@@ -300,7 +300,7 @@ std::optional<std::vector<std::size_t>> replication::on_manifest(const std::stri
       want.push_back(i);
     }
   }
-  fx.log.push_back(s_.account + ": transfer of run " + s_.run + ": " +
+  fx.transfer.push_back(s_.account + ": transfer of run " + s_.run + ": " +
                    std::to_string(s_.size) + " bytes in " + std::to_string(s_.chunks.size()) +
                    " chunks, " + std::to_string(want.size()) + " to upload");
   return want;
@@ -414,7 +414,7 @@ replication_effects replication::on_job(const job& j, const protected_account& a
                             [](const chunk_info& c) { return c.stored; })) {
       fail("the package job ended with chunks not stored", now_ms, fx);
     } else {
-      fx.log.push_back(a.id + ": transfer of run " + s_.run + " stored (" +
+      fx.transfer.push_back(a.id + ": transfer of run " + s_.run + " stored (" +
                        std::to_string(s_.chunks.size()) + " chunks); restoring on member " +
                        std::to_string(s_.standby));
       queue_restore(now_ms, fx);

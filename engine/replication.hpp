@@ -80,7 +80,8 @@ std::optional<replication_state> replication_from_json_text(const std::string& t
 /// What an account's replication wants done after a step.
 struct replication_effects {
   std::optional<job> queue;              // a job to queue (member, kind, params set)
-  std::vector<std::string> log;          // replication log lines (sync, transfer)
+  std::vector<std::string> log;          // replication log lines: sync events
+  std::vector<std::string> transfer;     // replication log lines: transfer events
   std::vector<std::string> failures;     // replication log lines (failure), alerted
   std::vector<std::string> delete_keys;  // object-store keys to remove
   bool changed = false;                  // store the state

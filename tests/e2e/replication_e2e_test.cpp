@@ -79,6 +79,14 @@ struct cpanel_pair {
     return p;
   }
 
+  /// Both agents running and both members reporting cPanel.
+  void start_with_agents() {
+    start();
+    source_agent = run_agent("source");
+    standby_agent = run_agent("standby");
+    wait_cpanel_members(2);
+  }
+
   std::string base() { return "/v1/pools/" + pool; }
 
   void wait_cpanel_members(std::uint64_t want) {
@@ -141,10 +149,7 @@ TEST_CASE("Replicate now packages the account on the source, moves it in chunks 
           "embedded store and restores it on the standby",
           "[replication][e2e]") {
   cpanel_pair p;
-  p.start();
-  p.source_agent = p.run_agent("source");
-  p.standby_agent = p.run_agent("standby");
-  p.wait_cpanel_members(2);
+  p.start_with_agents();
   p.protect_alice();
   CHECK(p.replication()["health"] == "manual");
 
@@ -181,10 +186,7 @@ TEST_CASE("the engine killed mid-transfer resumes the run where it was: no chunk
           "twice, a start meanwhile skipped, the restore done after the restart",
           "[replication][e2e]") {
   cpanel_pair p;
-  p.start();
-  p.source_agent = p.run_agent("source");
-  p.standby_agent = p.run_agent("standby");
-  p.wait_cpanel_members(2);
+  p.start_with_agents();
   p.protect_alice();
   // The standby's agent is away: the run stops after the upload.
   p.standby_agent->stop();
@@ -226,10 +228,7 @@ TEST_CASE("the engine killed mid-transfer resumes the run where it was: no chunk
 
 TEST_CASE("an account cut to its standby runs the post-failover hook there", "[replication][e2e]") {
   cpanel_pair p;
-  p.start();
-  p.source_agent = p.run_agent("source");
-  p.standby_agent = p.run_agent("standby");
-  p.wait_cpanel_members(2);
+  p.start_with_agents();
   // A credential whose server is not there: the cut is decided and
   // journaled (its DNS write retried in the background), and the hook runs.
   auto prov = p.n.post(p.base() + "/dns/providers", {{"id", "pdns-away"},
