@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/notify/notifier.hpp"
 #include "engine/log.hpp"
 #include "transport/protocol.hpp"
 
@@ -1259,6 +1260,27 @@ std::string admin_api::metrics_text() const {
     family("balctl_heartbeat_tls_frames_total", "counter",
            "Frames received over TLS (each then counted as accepted or rejected).");
     out << "balctl_heartbeat_tls_frames_total " << tc.frames.load() << '\n';
+  }
+  if (const auto* n = metrics_.notify) {
+    auto nc = n->counters();
+    family("balctl_alerts_total", "counter",
+           "Alerts posted, suppressed as repeats within notify.dedup_window_s, dropped "
+           "(queue full or stopped) and abandoned at shutdown.");
+    out << "balctl_alerts_total{result=\"posted\"} " << nc.posted << '\n'
+        << "balctl_alerts_total{result=\"suppressed\"} " << nc.suppressed << '\n'
+        << "balctl_alerts_total{result=\"dropped\"} " << nc.dropped << '\n'
+        << "balctl_alerts_total{result=\"abandoned\"} " << nc.abandoned << '\n';
+    family("balctl_alert_deliveries_total", "counter",
+           "Alert deliveries by channel and outcome (gave_up is part of failed; retried "
+           "counts attempts after the first).");
+    for (auto [name, ch] : {std::pair{"email", &nc.email}, std::pair{"webhook", &nc.webhook}}) {
+      for (auto [result, v] : {std::pair{"sent", ch->sent}, std::pair{"failed", ch->failed},
+                               std::pair{"retried", ch->retried},
+                               std::pair{"gave_up", ch->gave_up}}) {
+        out << "balctl_alert_deliveries_total{channel=\"" << name << "\",result=\"" << result
+            << "\"} " << v << '\n';
+      }
+    }
   }
   family("balctl_event_loop_lag_ms", "gauge",
          "How late a loop's 100 ms timer fired (admin HTTP, heartbeat "

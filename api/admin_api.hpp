@@ -29,6 +29,10 @@
 #include "transport/tls_listener.hpp"
 #include "transport/udp_listener.hpp"
 
+namespace balctl::notify {
+class notify_service;
+}
+
 namespace balctl::api {
 
 /// The admin section of the config (config/config.hpp, one place for every
@@ -49,6 +53,8 @@ struct metrics_sources {
   // Acknowledgements sent over UDP, and the TLS heartbeat listener.
   const udp_listener* udp = nullptr;
   const tls_listener* tls = nullptr;
+  // Alerts by e-mail and webhook (adapters/notify).
+  const notify::notify_service* notify = nullptr;
 };
 
 /// Outcomes of enrollment attempts, by reason (/metrics).

@@ -518,7 +518,7 @@ int main(int argc, char** argv) {
         }
         api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters(),
                                 &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
-                                &listener, tls_in.get()};
+                                &listener, tls_in.get(), notifier.get()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
         if (chunks) {
           if (cfg.protection.public_url.empty()) {

@@ -75,6 +75,14 @@ TEST_CASE("a member that goes silent is alerted by e-mail to a real SMTP server 
   // The banner shows the failover.
   auto mon = n.get("/v1/pools/example/monitoring");
   CHECK(mon.body["failover_banner_until_ms"].is_number());
+  // /metrics counts what the notifier did: alerts posted, and deliveries
+  // sent on both channels with none failed.
+  CHECK(n.metric("balctl_alerts_total{result=\"posted\"}") >= 2);
+  CHECK(wait_until([&] {
+    return n.metric("balctl_alert_deliveries_total{channel=\"email\",result=\"sent\"}") >= 2 &&
+           n.metric("balctl_alert_deliveries_total{channel=\"webhook\",result=\"sent\"}") >= 1;
+  }, 10'000));
+  CHECK(n.metric("balctl_alert_deliveries_total{channel=\"email\",result=\"failed\"}") == 0);
   receiver.stop();
 }
 

@@ -56,6 +56,25 @@ std::unique_ptr<notify_service> started(const notify_config& c, balctl::clock& t
   return s;
 }
 
+/// A started service on a manual clock: post an alert, wait for counters.
+struct rig {
+  manual_clock t;
+  std::unique_ptr<notify_service> svc;
+  explicit rig(const notify_config& c = fast_config()) : svc(started(c, t)) {}
+  /// Posts alert "k" (or a) to these recipients and URLs; true when queued.
+  bool post(std::vector<std::string> emails, std::vector<std::string> hooks,
+            alert a = make_alert("k")) {
+    a.emails = std::move(emails);
+    a.webhooks = std::move(hooks);
+    return svc->post(std::move(a));
+  }
+  /// Bounded wait until cond holds for the counters.
+  bool wait(const std::function<bool(const notify_counters&)>& cond) {
+    return wait_until([&] { return cond(svc->counters()); }, 10'000);
+  }
+  notify_counters counters() const { return svc->counters(); }
+};
+
 /// A webhook receiver: answers with the scripted statuses in order, then 200.
 struct receiver {
   std::mutex mu;
@@ -102,14 +121,11 @@ std::string hmac_hex(const std::string& key, const std::string& body) {
 TEST_CASE("an e-mail alert reaches a real SMTP server: envelope, headers and body",
           "[notify][smtp]") {
   test::smtp_server smtp;
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
-  auto svc = started(c, t);
-  auto a = make_alert("member_down/linux-fleet/7");
-  a.emails = {"ops@example.com", "oncall@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.sent == 1; }, 10'000));
+  rig r(c);
+  CHECK(r.post({"ops@example.com", "oncall@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
   auto msgs = smtp.messages();
   REQUIRE(msgs.size() == 1);
   const auto& m = msgs[0];
@@ -122,7 +138,7 @@ TEST_CASE("an e-mail alert reaches a real SMTP server: envelope, headers and bod
   CHECK(m.header("Content-Type") == "text/plain; charset=utf-8");
   CHECK(m.header("Message-ID").find("@engine.example>") != std::string::npos);
   CHECK(m.body() == "node7 missed its heartbeats for 30 s.\r\nStandby: node8.\r\n");
-  auto n = svc->counters();
+  auto n = r.counters();
   CHECK(n.email.retried == 0);
   CHECK(n.email.failed == 0);
 }
@@ -130,15 +146,13 @@ TEST_CASE("an e-mail alert reaches a real SMTP server: envelope, headers and bod
 TEST_CASE("an alert with CR/LF in its subject and an address cannot add a recipient",
           "[notify][smtp]") {
   test::smtp_server smtp;
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
-  auto svc = started(c, t);
+  rig r(c);
   auto a = make_alert("k");
   a.subject = "down\r\nBcc: intruder@example.com";
-  a.emails = {"ops@example.com", "x@example.com>\r\nRCPT TO:<intruder@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.sent == 1; }, 10'000));
+  CHECK(r.post({"ops@example.com", "x@example.com>\r\nRCPT TO:<intruder@example.com"}, {}, a));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
   auto msgs = smtp.messages();
   REQUIRE(msgs.size() == 1);
   CHECK(msgs[0].rcpt_tos == std::vector<std::string>{"ops@example.com"});
@@ -150,38 +164,32 @@ TEST_CASE("an e-mail waits out an SMTP server that is down and goes out once it 
           "[notify][smtp]") {
   test::smtp_server smtp;
   smtp.stop();
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
-  auto svc = started(c, t);
-  auto a = make_alert("k");
-  a.emails = {"ops@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.retried >= 2; }, 10'000));
-  CHECK(svc->counters().email.sent == 0);
+  rig r(c);
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.retried >= 2; }));
+  CHECK(r.counters().email.sent == 0);
   smtp.start();
-  REQUIRE(wait_until([&] { return svc->counters().email.sent == 1; }, 10'000));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
   CHECK(smtp.messages().size() == 1);
-  CHECK(svc->counters().email.failed == 0);
+  CHECK(r.counters().email.failed == 0);
 }
 
 TEST_CASE("an e-mail still undelivered after retry_give_up_s is given up and counted",
           "[notify][smtp]") {
   test::smtp_server smtp;
   smtp.stop();
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
   c.retry_give_up_s = 60;
-  auto svc = started(c, t);
-  auto a = make_alert("k");
-  a.emails = {"ops@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.retried >= 1; }, 10'000));
-  CHECK(svc->counters().email.gave_up == 0);
-  t.advance(61'000);
-  REQUIRE(wait_until([&] { return svc->counters().email.gave_up == 1; }, 10'000));
-  auto n = svc->counters();
+  rig r(c);
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.retried >= 1; }));
+  CHECK(r.counters().email.gave_up == 0);
+  r.t.advance(61'000);
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.gave_up == 1; }));
+  auto n = r.counters();
   CHECK(n.email.failed == 1);
   CHECK(n.email.sent == 0);
 }
@@ -189,30 +197,24 @@ TEST_CASE("an e-mail still undelivered after retry_give_up_s is given up and cou
 TEST_CASE("a recipient the SMTP server refuses (550) fails the e-mail without retries",
           "[notify][smtp]") {
   test::smtp_server smtp({"", "nobody@example.com"});
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
-  auto svc = started(c, t);
-  auto a = make_alert("k");
-  a.emails = {"nobody@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.failed == 1; }, 10'000));
-  CHECK(svc->counters().email.retried == 0);
+  rig r(c);
+  CHECK(r.post({"nobody@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.failed == 1; }));
+  CHECK(r.counters().email.retried == 0);
   CHECK(smtp.messages().empty());
 }
 
 TEST_CASE("SMTP AUTH logs in with the configured user and password", "[notify][smtp]") {
   test::smtp_server smtp({"alerts:s3cret", ""});
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
   c.smtp_username = "alerts";
   c.smtp_password = "s3cret";
-  auto svc = started(c, t);
-  auto a = make_alert("k");
-  a.emails = {"ops@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.sent == 1; }, 10'000));
+  rig r(c);
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
   auto msgs = smtp.messages();
   REQUIRE(msgs.size() == 1);
   CHECK(msgs[0].login == "alerts");
@@ -221,14 +223,12 @@ TEST_CASE("SMTP AUTH logs in with the configured user and password", "[notify][s
 TEST_CASE("a webhook gets the alert as JSON, signed with the configured secret",
           "[notify][webhook]") {
   receiver hook;
-  manual_clock t;
   auto c = fast_config();
   c.webhook_secret = "hook-secret";
-  auto svc = started(c, t);
+  rig rg(c);
   auto a = make_alert("member_down/linux-fleet/7");
-  a.webhooks = {hook.url("/a"), hook.url("/b")};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().webhook.sent == 2; }, 10'000));
+  CHECK(rg.post({}, {hook.url("/a"), hook.url("/b")}, a));
+  REQUIRE(rg.wait([](const notify_counters& n) { return n.webhook.sent == 2; }));
   REQUIRE(hook.count() == 2);
   auto r = hook.at(0);
   CHECK(r.method == "POST");
@@ -249,12 +249,9 @@ TEST_CASE("a webhook gets the alert as JSON, signed with the configured secret",
 
 TEST_CASE("a webhook without a secret is not signed", "[notify][webhook]") {
   receiver hook;
-  manual_clock t;
-  auto svc = started(fast_config(), t);
-  auto a = make_alert("k");
-  a.webhooks = {hook.url()};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().webhook.sent == 1; }, 10'000));
+  rig r;
+  CHECK(r.post({}, {hook.url()}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.webhook.sent == 1; }));
   CHECK(hook.at(0).header("x-balctl-signature") == nullptr);
 }
 
@@ -262,13 +259,10 @@ TEST_CASE("a webhook answering 500 twice then 200 gets the alert once, after two
           "[notify][webhook]") {
   receiver hook;
   hook.statuses = {500, 500, 200};
-  manual_clock t;
-  auto svc = started(fast_config(), t);
-  auto a = make_alert("k");
-  a.webhooks = {hook.url()};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().webhook.sent == 1; }, 10'000));
-  auto n = svc->counters();
+  rig r;
+  CHECK(r.post({}, {hook.url()}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.webhook.sent == 1; }));
+  auto n = r.counters();
   CHECK(n.webhook.retried == 2);
   CHECK(n.webhook.failed == 0);
   CHECK(hook.count() == 3);
@@ -278,13 +272,10 @@ TEST_CASE("a webhook answering 500 twice then 200 gets the alert once, after two
 TEST_CASE("a webhook answering 400 fails for good at once", "[notify][webhook]") {
   receiver hook;
   hook.statuses = {400};
-  manual_clock t;
-  auto svc = started(fast_config(), t);
-  auto a = make_alert("k");
-  a.webhooks = {hook.url()};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().webhook.failed == 1; }, 10'000));
-  auto n = svc->counters();
+  rig r;
+  CHECK(r.post({}, {hook.url()}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.webhook.failed == 1; }));
+  auto n = r.counters();
   CHECK(n.webhook.retried == 0);
   CHECK(n.webhook.sent == 0);
   CHECK(hook.count() == 1);
@@ -294,26 +285,25 @@ TEST_CASE("the same key five times within the window goes out once, and after th
           "next one says how many were suppressed",
           "[notify][webhook]") {
   receiver hook;
-  manual_clock t;
   auto c = fast_config();
   c.dedup_window_s = 900;
-  auto svc = started(c, t);
+  rig r(c);
   auto a = make_alert("member_down/linux-fleet/7");
   a.webhooks = {hook.url()};
-  CHECK(svc->post(a));
+  CHECK(r.svc->post(a));
   for (int i = 0; i < 4; ++i) {
-    t.advance(60'000);
-    CHECK_FALSE(svc->post(a));
+    r.t.advance(60'000);
+    CHECK_FALSE(r.svc->post(a));
   }
-  REQUIRE(wait_until([&] { return svc->counters().webhook.sent == 1; }, 10'000));
-  CHECK(svc->counters().suppressed == 4);
+  REQUIRE(r.wait([](const notify_counters& n) { return n.webhook.sent == 1; }));
+  CHECK(r.counters().suppressed == 4);
   CHECK(hook.count() == 1);
-  t.set(1'700'000'000'000 + 900'000);
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().webhook.sent == 2; }, 10'000));
+  r.t.set(1'700'000'000'000 + 900'000);
+  CHECK(r.svc->post(a));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.webhook.sent == 2; }));
   auto text = nlohmann::json::parse(hook.at(1).body)["text"].get<std::string>();
   CHECK(text == a.text + "\n\n(4 similar alerts suppressed since 2023-11-14T22:13:20Z)");
-  auto n = svc->counters();
+  auto n = r.counters();
   CHECK(n.posted == 6);
   CHECK(n.suppressed == 4);
 }
@@ -349,28 +339,22 @@ TEST_CASE("stopping abandons what is waiting, counts it, and refuses later alert
           "[notify][webhook]") {
   test::smtp_server smtp;
   smtp.stop(); // every attempt fails: the delivery stays in the retry queue
-  manual_clock t;
   auto c = fast_config();
   c.smtp_url = smtp.url();
-  auto svc = started(c, t);
-  auto a = make_alert("k");
-  a.emails = {"ops@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.retried >= 1; }, 10'000));
-  svc->stop();
-  CHECK(svc->counters().abandoned == 1);
-  CHECK_FALSE(svc->post(make_alert("other")));
-  CHECK(svc->counters().dropped == 1);
-  svc->stop(); // idempotent
+  rig r(c);
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.retried >= 1; }));
+  r.svc->stop();
+  CHECK(r.counters().abandoned == 1);
+  CHECK_FALSE(r.svc->post(make_alert("other")));
+  CHECK(r.counters().dropped == 1);
+  r.svc->stop(); // idempotent
 }
 
 TEST_CASE("an e-mail alert without smtp_url configured fails and is counted",
           "[notify][smtp]") {
-  manual_clock t;
-  auto svc = started(fast_config(), t);
-  auto a = make_alert("k");
-  a.emails = {"ops@example.com"};
-  CHECK(svc->post(a));
-  REQUIRE(wait_until([&] { return svc->counters().email.failed == 1; }, 10'000));
-  CHECK(svc->counters().email.retried == 0);
+  rig r;
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.failed == 1; }));
+  CHECK(r.counters().email.retried == 0);
 }
