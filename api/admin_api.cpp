@@ -1,5 +1,6 @@
 #include "api/admin_api.hpp"
 
+#include "api/chunk_routes.hpp"
 #include "api/dns_routes.hpp"
 #include "api/request.hpp"
 
@@ -460,6 +461,10 @@ void admin_api::route(http::request& req, http::responder& respond) {
       respond(agent_files_.get(seg[1]));
     }
     return;
+  }
+
+  if (chunks_ && chunks_->handle(req, respond)) {
+    return; // /v1/chunks/: the URL's signature is its authorisation
   }
 
   // -- everything else needs a token ------------------------------------------

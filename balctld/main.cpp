@@ -2,6 +2,7 @@
 // store, spawns the actor tree, listens for heartbeats, and runs until
 // SIGTERM/SIGINT.
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -18,8 +19,10 @@
 #include "actors/control_impl.hpp"
 #include "actors/engine.hpp"
 #include "actors/supervisor.hpp"
+#include "adapters/objstore/chunk_store.hpp"
 #include "adapters/store/redis_store.hpp"
 #include "api/admin_api.hpp"
+#include "api/chunk_routes.hpp"
 #include "bench/derive_key.hpp"
 #include "config/config.hpp"
 #include "engine/log.hpp"
@@ -428,6 +431,10 @@ int main(int argc, char** argv) {
     // The admin endpoint (loopback by default), once heartbeats can land.
     std::unique_ptr<api::admin_api> admin;
     std::atomic<api::admin_api*> api_ptr{nullptr};
+    // Protection's replication chunks (protection.*): built once the admin
+    // listener's URL is known; the embedded store is served by it.
+    std::shared_ptr<objstore::object_store> chunk_objects;
+    std::shared_ptr<api::chunk_routes> chunk_route;
     std::unique_ptr<http::server> admin_http;
     bool admin_failed = false;
     if (err.empty() && !cfg.admin.listen.empty()) {
@@ -445,6 +452,15 @@ int main(int argc, char** argv) {
       lim.request_timeout_ms = a.request_timeout_ms;
       lim.idle_timeout_ms = std::int64_t{a.idle_timeout_s} * 1000;
       lim.max_connections = static_cast<std::size_t>(a.max_connections);
+      // Chunk PUTs are up to protection.chunk_size_bytes (8 MiB by default)
+      // where every other body stays under max_body_bytes; an agent on a
+      // slow uplink gets 5 minutes (or request_timeout_ms, if longer) to
+      // send one.
+      if (cfg.protection.object_store == "embedded") {
+        lim.routes.push_back({objstore::chunk_store::route_prefix,
+                              static_cast<std::size_t>(cfg.protection.chunk_size_bytes),
+                              std::max<std::int64_t>(a.request_timeout_ms, 300'000)});
+      }
       std::optional<http::tls_files> tls;
       if (!a.tls_cert_file.empty()) {
         tls = http::tls_files{a.tls_cert_file, a.tls_key_file};
@@ -474,6 +490,20 @@ int main(int argc, char** argv) {
                                 &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
                                 &listener, tls_in.get()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
+        if (cfg.protection.public_url.empty()) {
+          cfg.protection.public_url = ao.public_url; // with the bound port
+        }
+        try {
+          chunk_objects = objstore::make_object_store(cfg);
+          if (auto embedded = std::dynamic_pointer_cast<objstore::chunk_store>(chunk_objects)) {
+            chunk_route = std::make_shared<api::chunk_routes>(embedded, clk);
+            admin->serve_chunks(chunk_route);
+          }
+          log::info("object_store_ready", {{"store", chunk_objects->describe()}});
+        } catch (const std::exception& e) {
+          log::error("object_store_failed", {{"error", e.what()}});
+          admin_failed = true;
+        }
         api_ptr.store(admin.get());
         log::info("admin_listening", {{"listen", a.listen},
                                       {"port", std::to_string(admin_http->bound_port())},
