@@ -18,6 +18,7 @@ packages=(
   sqlite3                    # DNS tests: creates PowerDNS's zone database
   libhiredis-dev             # the Redis store's protocol (hiredis's reader and formatter)
   redis-server               # store tests: a real Redis on loopback (plain and TLS)
+  python3-boto3              # objstore tests: boto3's SigV4 presigning as a cross-check
 )
 
 missing=()
