@@ -6,33 +6,15 @@
 
 #include <catch2/catch.hpp>
 
-#include <chrono>
 
 #include "adapters/objstore/chunk_store.hpp"
 #include "tests/e2e/balctld_node.hpp"
 #include "tests/support/curl_request.hpp"
+#include "tests/support/test_bytes.hpp"
 
 using namespace balctl;
 using namespace balctl::test;
 
-namespace {
-
-std::int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
-} // namespace
 
 TEST_CASE("balctld stores, serves and deletes chunks at signed /v1/chunks/ URLs",
           "[e2e][objstore]") {
@@ -47,7 +29,7 @@ TEST_CASE("balctld stores, serves and deletes chunks at signed /v1/chunks/ URLs"
     return signer.presign(method, key, ttl_s, wall_ms());
   };
 
-  const std::string chunk = pattern(6 * 1024 * 1024 + 321, 5); // over the 1 MiB API limit
+  const std::string chunk = pattern_bytes(6 * 1024 * 1024 + 321, 5); // over the 1 MiB API limit
   auto put = curl_request("PUT", url("PUT", "example/r-1/0"), &chunk);
   INFO(put.body << put.error << "\n" << n.log());
   REQUIRE(put.status == 200);
@@ -60,7 +42,7 @@ TEST_CASE("balctld stores, serves and deletes chunks at signed /v1/chunks/ URLs"
     CHECK(r.status == 413);
   }
   SECTION("a chunk above protection.chunk_size_bytes is refused") {
-    const std::string big = pattern(8 * 1024 * 1024 + 1, 6);
+    const std::string big = pattern_bytes(8 * 1024 * 1024 + 1, 6);
     CHECK(curl_request("PUT", url("PUT", "example/r-1/1"), &big).status == 413);
   }
   SECTION("a bad signature and an expired URL are 403, a traversal 400") {

@@ -16,26 +16,20 @@
 #include "engine/clock.hpp"
 #include "transport/http_server.hpp"
 #include "tests/support/curl_request.hpp"
+#include "tests/support/test_bytes.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace balctl;
 using namespace balctl::objstore;
 using balctl::test::curl_request;
+using balctl::test::pattern_bytes;
+using balctl::test::wall_ms;
 
 namespace {
 
 constexpr std::int64_t t0_ms = 1'767'225'600'000; // 2026-01-01T00:00:00Z
 constexpr std::size_t chunk_limit = 8 * 1024 * 1024;
 
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
 
 // A chunk store served the way balctld serves it, on a port of its own.
 struct served_store {
@@ -86,7 +80,7 @@ TEST_CASE("a multi-MiB chunk goes in with PUT, comes back identical and goes wit
           "[objstore][chunks]") {
   served_store s;
   const std::string key = "web/r-17/0";
-  const std::string chunk = pattern(chunk_limit, 7); // a whole 8 MiB chunk
+  const std::string chunk = pattern_bytes(chunk_limit, 7); // a whole 8 MiB chunk
 
   auto put = curl_request("PUT", s.url("PUT", key), &chunk);
   INFO(put.body << put.error);
@@ -116,7 +110,7 @@ TEST_CASE("a multi-MiB chunk goes in with PUT, comes back identical and goes wit
 
 TEST_CASE("chunk URLs are refused when tampered with or expired", "[objstore][chunks]") {
   served_store s;
-  const std::string chunk = pattern(4096, 1);
+  const std::string chunk = pattern_bytes(4096, 1);
   auto url = s.url("PUT", "web/r-1/0", 60);
 
   SECTION("another key") {
@@ -179,7 +173,7 @@ TEST_CASE("keys that leave the chunk directory are refused", "[objstore][chunks]
 
 TEST_CASE("a chunk over the size limit is refused before it is read", "[objstore][chunks]") {
   served_store s;
-  const std::string big = pattern(chunk_limit + 1, 3);
+  const std::string big = pattern_bytes(chunk_limit + 1, 3);
   auto r = curl_request("PUT", s.url("PUT", "web/r/0"), &big);
   CHECK(r.status == 413);
   CHECK(s.store->stats().files == 0);
@@ -187,7 +181,7 @@ TEST_CASE("a chunk over the size limit is refused before it is read", "[objstore
 
 TEST_CASE("chunks and their URLs survive a restart of the store", "[objstore][chunks]") {
   served_store s;
-  const std::string chunk = pattern(2 * 1024 * 1024 + 5, 9);
+  const std::string chunk = pattern_bytes(2 * 1024 * 1024 + 5, 9);
   REQUIRE(curl_request("PUT", s.url("PUT", "web/r-2/3"), &chunk).status == 200);
   auto get_url = s.store->presign("GET", "web/r-2/3", 3600, s.clk.now_ms());
   auto port = s.server->bound_port();
@@ -215,7 +209,7 @@ TEST_CASE("chunks and their URLs survive a restart of the store", "[objstore][ch
 TEST_CASE("remove and remove_prefix clear a run and keep the counts", "[objstore][chunks]") {
   served_store s;
   for (std::string key : {"web/r-1/0", "web/r-1/1", "web/r-10/0"}) {
-    const std::string chunk = pattern(1000, 1);
+    const std::string chunk = pattern_bytes(1000, 1);
     REQUIRE(curl_request("PUT", s.url("PUT", key), &chunk).status == 200);
   }
   s.store->remove("web/r-1/0");

@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <chrono>
 #include <fstream>
 
 #include "adapters/objstore/object_store.hpp"
@@ -13,28 +12,18 @@
 #include "config/config.hpp"
 #include "tests/standins/s3_standin.hpp"
 #include "tests/support/curl_request.hpp"
+#include "tests/support/test_bytes.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace balctl;
 using namespace balctl::objstore;
 using balctl::test::curl_request;
+using balctl::test::pattern_bytes;
+using balctl::test::wall_ms;
 
 namespace {
 
-std::int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
 
 struct s3_fixture {
   std::atomic<std::int64_t> now_ms{wall_ms()};
@@ -69,7 +58,7 @@ TEST_CASE("presigned PUT, GET and DELETE work against an S3-compatible server",
   s3_fixture f;
   s3_store store(f.cfg, "test/secret+key");
   const std::string key = "web/r-17/0";
-  const std::string chunk = pattern(3 * 1024 * 1024 + 17, 1);
+  const std::string chunk = pattern_bytes(3 * 1024 * 1024 + 17, 1);
 
   auto put = curl_request("PUT", store.presign("PUT", key, 900, f.now_ms), &chunk);
   INFO(put.body << put.error);

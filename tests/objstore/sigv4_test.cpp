@@ -38,14 +38,22 @@ std::map<std::string, std::string> query_of(const std::string& url) {
   return out;
 }
 
-s3_config example_config() {
+s3_config make_config(const std::string& endpoint, const std::string& region,
+                      const std::string& bucket, bool path_style, const std::string& prefix,
+                      const std::string& access_key_id) {
   s3_config c;
-  c.endpoint = "https://s3.amazonaws.com";
-  c.region = "us-east-1";
-  c.bucket = "examplebucket";
-  c.path_style = false;
-  c.access_key_id = "AKIAIOSFODNN7EXAMPLE";
+  c.endpoint = endpoint;
+  c.region = region;
+  c.bucket = bucket;
+  c.path_style = path_style;
+  c.prefix = prefix;
+  c.access_key_id = access_key_id;
   return c;
+}
+
+s3_config example_config() {
+  return make_config("https://s3.amazonaws.com", "us-east-1", "examplebucket", false, "",
+                     "AKIAIOSFODNN7EXAMPLE");
 }
 
 } // namespace
@@ -161,13 +169,8 @@ TEST_CASE("boto3's presigned PUT to a path-style endpoint is ours", "[objstore][
   REQUIRE(::strptime(boto["X-Amz-Date"].c_str(), "%Y%m%dT%H%M%SZ", &tm) != nullptr);
   std::int64_t at_s = ::timegm(&tm);
 
-  s3_config c;
-  c.endpoint = "http://127.0.0.1:9000";
-  c.region = "eu-central-1";
-  c.bucket = "chunks";
-  c.path_style = true;
-  c.prefix = "balctl/";
-  c.access_key_id = "AKIDBOTO";
+  auto c = make_config("http://127.0.0.1:9000", "eu-central-1", "chunks", true, "balctl/",
+                       "AKIDBOTO");
   s3_store store(c, "boto/secret+key", "tok/en+1=");
   auto ours_url = store.presign("PUT", "web/r-17/3", 900, at_s * 1000);
   auto ours = query_of(ours_url);
