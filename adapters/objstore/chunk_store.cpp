@@ -123,9 +123,10 @@ http::response json_ok(int status, const nlohmann::json& body) {
 
 } // namespace
 
-chunk_store::chunk_store(std::string dir, std::string public_url, std::size_t max_object_bytes)
+chunk_store::chunk_store(std::string dir, std::string public_url, std::size_t max_object_bytes,
+                         bool remove_on_close)
   : dir_(std::move(dir)), public_url_(std::move(public_url)),
-    max_object_bytes_(max_object_bytes) {
+    max_object_bytes_(max_object_bytes), remove_on_close_(remove_on_close) {
   while (dir_.size() > 1 && dir_.back() == '/') {
     dir_.pop_back();
   }
@@ -205,6 +206,13 @@ chunk_store::chunk_store(std::string dir, std::string public_url, std::size_t ma
   }
   if (ec) {
     throw store_error("chunk store " + dir_ + ": scan: " + ec.message());
+  }
+}
+
+chunk_store::~chunk_store() {
+  if (remove_on_close_) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec); // best effort: a temporary directory
   }
 }
 

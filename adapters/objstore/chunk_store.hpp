@@ -38,8 +38,14 @@ public:
   /// creates its secret, removes stale temporary files and counts what it
   /// holds. public_url: the engine's base URL as agents reach it ("http://
   /// 10.0.0.5:7947"; a trailing '/' is dropped). max_object_bytes: the
-  /// largest chunk a PUT may store. Throws store_error naming the path.
-  chunk_store(std::string dir, std::string public_url, std::size_t max_object_bytes);
+  /// largest chunk a PUT may store. remove_on_close: the directory goes
+  /// with the store (a ":memory:" engine's chunks). Throws store_error
+  /// naming the path.
+  chunk_store(std::string dir, std::string public_url, std::size_t max_object_bytes,
+              bool remove_on_close = false);
+  ~chunk_store() override;
+  chunk_store(const chunk_store&) = delete;
+  chunk_store& operator=(const chunk_store&) = delete;
 
   std::string presign(const std::string& method, const std::string& key, int ttl_s,
                       std::int64_t now_ms) const override;
@@ -80,6 +86,7 @@ private:
   std::string dir_;
   std::string public_url_;
   std::size_t max_object_bytes_;
+  bool remove_on_close_;
   std::string secret_; // 32 bytes, raw
 
   // Guards the counters and makes the replace/remove of a file and its

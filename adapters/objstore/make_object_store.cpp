@@ -77,6 +77,7 @@ std::unique_ptr<object_store> make_object_store(const engine_config& cfg) {
                       "\": must be embedded or s3");
   }
   std::string dir = p.chunk_dir;
+  bool temporary = false;
   if (dir.empty()) {
     if (cfg.store_path == ":memory:") {
       // The store keeps nothing across restarts, so neither do its chunks:
@@ -87,6 +88,7 @@ std::unique_ptr<object_store> make_object_store(const engine_config& cfg) {
         throw store_error("protection.chunk_dir: cannot make a temporary directory " + tmpl);
       }
       dir = tmpl;
+      temporary = true;
     } else {
       dir = cfg.store_path + ".chunks";
     }
@@ -104,8 +106,8 @@ std::unique_ptr<object_store> make_object_store(const engine_config& cfg) {
           cfg.admin.listen;
   }
   try {
-    return std::make_unique<chunk_store>(dir, url,
-                                         static_cast<std::size_t>(p.chunk_size_bytes));
+    return std::make_unique<chunk_store>(
+      dir, url, static_cast<std::size_t>(p.chunk_size_bytes), temporary);
   } catch (const store_error& e) {
     throw store_error(std::string("protection.chunk_dir = \"") + dir + "\": " + e.what());
   }

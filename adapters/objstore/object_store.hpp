@@ -70,7 +70,9 @@ bool valid_key(const std::string& key);
 
 /// The store protection.object_store names, built from the config:
 /// "embedded" → chunk_store in protection.chunk_dir (created, with its
-/// secret, when missing) serving at protection.public_url; "s3" →
+/// secret, when missing; with store_path ":memory:" and no chunk_dir, a
+/// temporary directory removed with the store) serving at
+/// protection.public_url; "s3" →
 /// s3_store (reads the secret files now). Throws store_error whose message
 /// starts with the config key at fault, e.g.
 /// "protection.s3.secret_access_key_file = \"/x\": cannot read: ...".

@@ -259,3 +259,17 @@ TEST_CASE("make_object_store puts the embedded store next to the store file",
           0);
   }
 }
+
+TEST_CASE("an in-memory engine's chunks go with it", "[objstore][chunks]") {
+  auto res = parse_config(R"({"store_path":":memory:","admin":{"listen":"127.0.0.1:7947"}})");
+  REQUIRE(res.errors.empty());
+  std::string dir;
+  {
+    auto store = make_object_store(res.config);
+    auto* embedded = dynamic_cast<chunk_store*>(store.get());
+    REQUIRE(embedded != nullptr);
+    dir = embedded->dir();
+    CHECK(std::filesystem::is_directory(dir));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir));
+}
