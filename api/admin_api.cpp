@@ -1,5 +1,6 @@
 #include "api/admin_api.hpp"
 
+#include "api/chunk_routes.hpp"
 #include "api/dns_routes.hpp"
 #include "api/protection_routes.hpp"
 #include "api/request.hpp"
@@ -476,24 +477,6 @@ void admin_api::route(http::request& req, http::responder& respond) {
     }
     return;
   }
-  if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "chunks") {
-    // Replication chunks: the presigned URL is the authorisation.
-    if (!chunks_) {
-      respond(error("not_found", "", "this engine serves no chunk store"));
-      return;
-    }
-    auto a = chunks_->handle(m, req.path.substr(std::string("/v1/chunks/").size()), req.query,
-                             req.body, clk_.now_ms());
-    http::response res;
-    res.status = a.status;
-    res.body = std::move(a.body);
-    res.content_type = a.json ? "application/json" : "application/octet-stream";
-    if (a.status == 204) {
-      res.content_type.clear();
-    }
-    respond(std::move(res));
-    return;
-  }
   if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "agent") {
     // The agents' own API: signed with the member's key, no token.
     route_agent(engine_, clk_, req, respond);
@@ -504,6 +487,10 @@ void admin_api::route(http::request& req, http::responder& respond) {
       respond(agent_files_.get(seg[1]));
     }
     return;
+  }
+
+  if (chunks_ && chunks_->handle(req, respond)) {
+    return; // /v1/chunks/: the URL's signature is its authorisation
   }
 
   // -- everything else needs a token ------------------------------------------

@@ -35,6 +35,8 @@ class notify_service;
 
 namespace balctl::api {
 
+class chunk_routes;
+
 /// The admin section of the config (config/config.hpp, one place for every
 /// key), with the values whose "" means "derive it" already derived by
 /// balctld once it has bound its ports: public_url and the heartbeat
@@ -141,9 +143,10 @@ public:
   /// The Prometheus text of /metrics.
   std::string metrics_text() const;
 
-  /// The embedded chunk store served at /v1/chunks/{key} (presigned URLs,
-  /// no token); none: 404.
-  void set_chunks(std::shared_ptr<chunk_store> chunks) { chunks_ = std::move(chunks); }
+  /// Serves the embedded chunk store at /v1/chunks/ (api/chunk_routes; no
+  /// token: each URL's signature authorises it). Call before the first
+  /// request.
+  void serve_chunks(std::shared_ptr<chunk_routes> routes) { chunks_ = std::move(routes); }
 
 private:
   using counts = std::array<std::atomic<std::uint64_t>,
@@ -162,7 +165,7 @@ private:
   std::shared_ptr<failure_limiter> limiter_;
   std::shared_ptr<counts> enroll_counts_;
   agent_files agent_files_;
-  std::shared_ptr<chunk_store> chunks_;
+  std::shared_ptr<chunk_routes> chunks_; // null: no embedded chunk store
 };
 
 /// The one-line install command for a member (the seed's "Install the

@@ -2,6 +2,7 @@
 // store, spawns the actor tree, listens for heartbeats, and runs until
 // SIGTERM/SIGINT.
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -20,8 +21,10 @@
 #include "actors/supervisor.hpp"
 #include "adapters/notify/notifier.hpp"
 #include "adapters/objstore/chunk_store.hpp"
+#include "adapters/objstore/store_handle.hpp"
 #include "adapters/store/redis_store.hpp"
 #include "api/admin_api.hpp"
+#include "api/chunk_routes.hpp"
 #include "bench/derive_key.hpp"
 #include "config/config.hpp"
 #include "engine/log.hpp"
@@ -375,32 +378,18 @@ int main(int argc, char** argv) {
       load_cluster_modules(sys_cfg, cfg.cluster);
     }
     caf::actor_system sys{sys_cfg};
-    // Protection's chunks: the embedded chunk store, served by the admin
-    // listener (its URL is known once that has bound its port).
-    std::shared_ptr<chunk_store> chunks;
+    // Protection's chunks: the actors presign and remove through a handle
+    // (removals on its own thread: an S3 DELETE is an HTTP round trip); the
+    // object store itself is opened once the admin listener's URL is known.
+    auto chunk_handle = std::make_shared<objstore::store_handle>(clk, cfg.protection.url_ttl_s);
     protection_deps pd;
     pd.chunk_size = cfg.protection.chunk_size_bytes;
-    if (!cfg.admin.listen.empty()) {
-      auto dir = cfg.protection.chunk_dir.empty() ? cfg.store_path + ".chunks"
-                                                  : cfg.protection.chunk_dir;
-      std::string chunk_err;
-      chunks = chunk_store::open(dir, cfg.protection.public_url, cfg.protection.chunk_size_bytes,
-                                 &chunk_err);
-      if (!chunks) {
-        log::error("chunk_store_unavailable", {{"dir", dir}, {"error", chunk_err}});
-      } else {
-        auto ttl = cfg.protection.url_ttl_s;
-        pd.presign = [chunks, ttl, &clk](const std::string& method, const std::string& key) {
-          return chunks->presign(method, key, ttl, clk.now_ms());
-        };
-        pd.remove_chunks = [chunks](std::vector<std::string> keys) {
-          for (const auto& k : keys) {
-            chunks->remove(k);
-          }
-        };
-        log::info("chunk_store", {{"where", chunks->describe()}});
-      }
-    }
+    pd.presign = [chunk_handle](const std::string& method, const std::string& key) {
+      return chunk_handle->presign(method, key);
+    };
+    pd.remove_chunks = [chunk_handle](std::vector<std::string> keys) {
+      chunk_handle->remove(std::move(keys));
+    };
     // Alerts (Monitoring): e-mail and webhooks, delivered off the actors.
     std::string notify_err;
     std::shared_ptr<notify::notify_service> notifier =
@@ -468,6 +457,10 @@ int main(int argc, char** argv) {
     // The admin endpoint (loopback by default), once heartbeats can land.
     std::unique_ptr<api::admin_api> admin;
     std::atomic<api::admin_api*> api_ptr{nullptr};
+    // Protection's replication chunks (protection.*): built once the admin
+    // listener's URL is known; the embedded store is served by it.
+    std::shared_ptr<objstore::object_store> chunk_objects;
+    std::shared_ptr<api::chunk_routes> chunk_route;
     std::unique_ptr<http::server> admin_http;
     bool admin_failed = false;
     if (err.empty() && !cfg.admin.listen.empty()) {
@@ -482,15 +475,18 @@ int main(int argc, char** argv) {
       http::server_limits lim;
       lim.max_header_bytes = static_cast<std::size_t>(a.max_header_bytes);
       lim.max_body_bytes = static_cast<std::size_t>(a.max_body_bytes);
-      if (chunks) {
-        // A replication chunk comes in one PUT.
-        lim.max_body_bytes = std::max(lim.max_body_bytes,
-                                      static_cast<std::size_t>(cfg.protection.chunk_size_bytes) +
-                                        4096);
-      }
       lim.request_timeout_ms = a.request_timeout_ms;
       lim.idle_timeout_ms = std::int64_t{a.idle_timeout_s} * 1000;
       lim.max_connections = static_cast<std::size_t>(a.max_connections);
+      // Chunk PUTs are up to protection.chunk_size_bytes (8 MiB by default)
+      // where every other body stays under max_body_bytes; an agent on a
+      // slow uplink gets 5 minutes (or request_timeout_ms, if longer) to
+      // send one.
+      if (cfg.protection.object_store == "embedded") {
+        lim.routes.push_back({objstore::chunk_store::route_prefix,
+                              static_cast<std::size_t>(cfg.protection.chunk_size_bytes),
+                              std::max<std::int64_t>(a.request_timeout_ms, 300'000)});
+      }
       std::optional<http::tls_files> tls;
       if (!a.tls_cert_file.empty()) {
         tls = http::tls_files{a.tls_cert_file, a.tls_key_file};
@@ -520,11 +516,20 @@ int main(int argc, char** argv) {
                                 &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
                                 &listener, tls_in.get(), notifier.get()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
-        if (chunks) {
-          if (cfg.protection.public_url.empty()) {
-            chunks->set_public_url(ao.public_url);
+        if (cfg.protection.public_url.empty()) {
+          cfg.protection.public_url = ao.public_url; // with the bound port
+        }
+        try {
+          chunk_objects = objstore::make_object_store(cfg);
+          if (auto embedded = std::dynamic_pointer_cast<objstore::chunk_store>(chunk_objects)) {
+            chunk_route = std::make_shared<api::chunk_routes>(embedded, clk);
+            admin->serve_chunks(chunk_route);
           }
-          admin->set_chunks(chunks);
+          chunk_handle->attach(chunk_objects);
+          log::info("object_store_ready", {{"store", chunk_objects->describe()}});
+        } catch (const std::exception& e) {
+          log::error("object_store_failed", {{"error", e.what()}});
+          admin_failed = true;
         }
         api_ptr.store(admin.get());
         log::info("admin_listening", {{"listen", a.listen},

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -645,22 +646,6 @@ void read_cluster(reader& r, const json& j, cluster_config& c) {
   read_cluster_tls(r, j, c);
 }
 
-void read_protection(reader& r, const json& j, protection_config& c) {
-  const std::string p = "protection.";
-  if (!j.is_object()) {
-    r.error("protection", "must be an object");
-    return;
-  }
-  r.check_keys(j, p, {"chunk_dir", "public_url", "chunk_size_bytes", "url_ttl_s"});
-  r.string(j, p, "chunk_dir", c.chunk_dir);
-  if (r.string(j, p, "public_url", c.public_url) && !c.public_url.empty() &&
-      c.public_url.rfind("http://", 0) != 0 && c.public_url.rfind("https://", 0) != 0) {
-    r.error_value(p + "public_url", j["public_url"], "must be an http:// or https:// URL");
-  }
-  r.integer(j, p, "chunk_size_bytes", c.chunk_size_bytes, 65536, 67108864);
-  r.integer(j, p, "url_ttl_s", c.url_ttl_s, 60, 604800);
-}
-
 // "notify": the alert channels. A file holding a secret is read here, so a
 // wrong path is an error naming the key; the secret itself is never echoed.
 void read_notify(reader& r, const json& j, notify_config& n) {
@@ -756,6 +741,127 @@ void read_heartbeat_tls(reader& r, const json& j, heartbeat_tls_config& t) {
   r.integer(j, p, "idle_timeout_s", t.idle_timeout_s, 5, 3600);
 }
 
+// An http(s) base URL: scheme, a host, an optional port and path; no
+// query, fragment, credentials or spaces (it is a prefix for signed URLs).
+bool valid_base_url(const std::string& u) {
+  auto scheme_end = u.find("://");
+  if (scheme_end == std::string::npos) {
+    return false;
+  }
+  auto scheme = u.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https") {
+    return false;
+  }
+  auto rest = u.substr(scheme_end + 3);
+  auto host = rest.substr(0, rest.find('/'));
+  return !host.empty() && host[0] != ':' &&
+         u.find_first_of("?#@ \t\r\n") == std::string::npos;
+}
+
+bool all_of_chars(const std::string& s, const char* allowed) {
+  return s.find_first_not_of(allowed) == std::string::npos;
+}
+
+constexpr const char* lower_alnum = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+void read_s3(reader& r, const json& j, s3_config& s, bool required) {
+  const std::string p = "protection.s3.";
+  if (!j.is_object()) {
+    r.error("protection.s3", "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"endpoint", "region", "bucket", "path_style", "prefix",
+                      "access_key_id", "secret_access_key_file", "session_token_file"});
+  auto need = [&](const char* key, const std::string& v) {
+    if (required && v.empty()) {
+      r.error(p + key, "required with protection.object_store = \"s3\"");
+      return false;
+    }
+    return !v.empty();
+  };
+  r.string(j, p, "endpoint", s.endpoint);
+  if (need("endpoint", s.endpoint) && !valid_base_url(s.endpoint)) {
+    r.error_value(p + "endpoint", j["endpoint"],
+                  "must be an http:// or https:// URL (host[:port][/path], no query)");
+  }
+  r.string(j, p, "region", s.region);
+  if (need("region", s.region) &&
+      (s.region.size() > 32 || !all_of_chars(s.region, "abcdefghijklmnopqrstuvwxyz0123456789-"))) {
+    r.error_value(p + "region", j["region"], "must be 1..32 characters of a-z 0-9 -");
+  }
+  r.string(j, p, "bucket", s.bucket);
+  if (need("bucket", s.bucket) &&
+      (s.bucket.size() < 3 || s.bucket.size() > 63 ||
+       !all_of_chars(s.bucket, "abcdefghijklmnopqrstuvwxyz0123456789.-") ||
+       std::strchr(lower_alnum, s.bucket.front()) == nullptr ||
+       std::strchr(lower_alnum, s.bucket.back()) == nullptr)) {
+    r.error_value(p + "bucket", j["bucket"],
+                  "must be 3..63 characters of a-z 0-9 . - starting and ending with a "
+                  "letter or digit (S3 bucket naming rules)");
+  }
+  r.boolean(j, p, "path_style", s.path_style);
+  if (r.string(j, p, "prefix", s.prefix) && !s.prefix.empty() &&
+      (s.prefix.size() > 256 || s.prefix.front() == '/' ||
+       s.prefix.find("//") != std::string::npos ||
+       (s.prefix + "/").find("../") != std::string::npos ||
+       !all_of_chars(s.prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789._-/"))) {
+    r.error_value(p + "prefix", j["prefix"],
+                  "must be up to 256 characters of A-Z a-z 0-9 . _ - / without a leading "
+                  "'/', '//' or '..' segments");
+  }
+  r.string(j, p, "access_key_id", s.access_key_id);
+  if (need("access_key_id", s.access_key_id) &&
+      (s.access_key_id.size() > 128 ||
+       !all_of_chars(s.access_key_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789._-"))) {
+    // Not echoed: an access key id is not secret, but half a secret pasted
+    // here by mistake would be.
+    r.error(p + "access_key_id", "must be 1..128 characters of A-Z a-z 0-9 . _ -");
+  }
+  for (auto [key, out, must] :
+       {std::tuple{"secret_access_key_file", &s.secret_access_key_file, true},
+        std::tuple{"session_token_file", &s.session_token_file, false}}) {
+    r.string(j, p, key, *out);
+    bool set = must ? need(key, *out) : !out->empty();
+    if (set && required) {
+      if (auto why = unreadable(*out); !why.empty()) {
+        r.error_value(p + key, j[key], why);
+      }
+    }
+  }
+}
+
+void read_protection(reader& r, const json& j, protection_config& pc) {
+  const std::string p = "protection.";
+  if (!j.is_object()) {
+    r.error("protection", "must be an object");
+    return;
+  }
+  r.check_keys(j, p, {"object_store", "chunk_dir", "public_url", "chunk_size_bytes",
+                      "url_ttl_s", "s3"});
+  if (r.string(j, p, "object_store", pc.object_store) && pc.object_store != "embedded" &&
+      pc.object_store != "s3") {
+    r.error_value(p + "object_store", j["object_store"], "must be embedded or s3");
+  }
+  if (r.string(j, p, "chunk_dir", pc.chunk_dir) && pc.chunk_dir.empty()) {
+    r.error(p + "chunk_dir", "must not be empty (leave it out for <store_path>.chunks)");
+  }
+  if (r.string(j, p, "public_url", pc.public_url) && !pc.public_url.empty() &&
+      !valid_base_url(pc.public_url)) {
+    r.error_value(p + "public_url", j["public_url"],
+                  "must be an http:// or https:// URL (host[:port][/path], no query)");
+  }
+  r.integer(j, p, "chunk_size_bytes", pc.chunk_size_bytes, 64 * 1024, 64 * 1024 * 1024);
+  r.integer(j, p, "url_ttl_s", pc.url_ttl_s, 60, 604800);
+  bool s3 = pc.object_store == "s3";
+  if (auto s = j.find("s3"); s != j.end()) {
+    read_s3(r, *s, pc.s3, s3);
+  } else if (s3) {
+    r.error(p + "s3", "required with protection.object_store = \"s3\"");
+  }
+}
+
 } // namespace
 
 config_result parse_config(const std::string& json_text) {
@@ -792,7 +898,7 @@ config_result parse_config(const std::string& json_text) {
                 "fleet_silence_share", "fleet_silence_min_members",
                 "fleet_silence_window_s", "silence_release_settle_s",
                 "snapshot_interval_s", "admin", "heartbeat_tls", "cluster", "notify",
-                "dns_providers", "pools", "protection"});
+                "protection", "dns_providers", "pools"});
   if (r.string(j, "", "udp_listen", c.udp_listen) && !valid_listen(c.udp_listen)) {
     r.error_value("udp_listen", j["udp_listen"],
                   "must be host:port or [v6]:port with port 0..65535");

@@ -157,13 +157,30 @@ struct cluster_config {
   bool tls() const { return !tls_cert_file.empty(); }
 };
 
-/// Protection's object storage ("protection": {...}): where replication
-/// chunks go between a source's agent and a standby's.
+/// An S3-compatible bucket for replication chunks ("protection.s3").
+struct s3_config {
+  std::string endpoint;           // required: http(s)://host[:port][/base], no query
+  std::string region;             // required, e.g. "us-east-1" (signed into every URL)
+  std::string bucket;             // required, 3..63 of [a-z0-9.-]
+  bool path_style = true;         // endpoint/bucket/key; false: bucket.host/key
+  std::string prefix;             // prepended to every key ("balctl/" → balctl/<pool>/<run>/<i>)
+  std::string access_key_id;      // required
+  std::string secret_access_key_file; // required: the secret key, first line
+  std::string session_token_file; // optional: temporary credentials' token, first line
+};
+
+/// Protection's replication chunks ("protection": {...}).
 struct protection_config {
-  std::string chunk_dir;          // "" = "<store_path>.chunks" (the embedded chunk store)
-  std::string public_url;         // base URL agents reach the engine at; "" = http://<admin.listen>
-  int chunk_size_bytes = 8 << 20; // 65536..67108864
-  int url_ttl_s = 3600;           // 60..604800: a presigned URL's life
+  std::string object_store = "embedded"; // "embedded" | "s3"
+  // The embedded store's directory (0700); "" = <store_path>.chunks, or a
+  // fresh temporary directory when store_path is ":memory:".
+  std::string chunk_dir;
+  // Base URL agents reach the engine at for embedded chunk URLs; "" =
+  // admin.public_url, else http(s)://<admin.listen> (with the bound port).
+  std::string public_url;
+  int chunk_size_bytes = 8 * 1024 * 1024; // 65536..67108864: a package's chunks
+  int url_ttl_s = 3600;           // 60..604800: how long a presigned URL is valid
+  s3_config s3;
 };
 
 /// Alerts to operators ("notify": {...}; adapters/notify): e-mail over SMTP

@@ -19,6 +19,7 @@ packages=(
   libhiredis-dev             # the Redis store's protocol (hiredis's reader and formatter)
   redis-server               # store tests: a real Redis on loopback (plain and TLS)
   python3-aiosmtpd           # notify tests: a real SMTP server on loopback (run with /usr/bin/python3)
+  python3-boto3              # objstore tests: boto3's SigV4 presigning as a cross-check
 )
 
 missing=()

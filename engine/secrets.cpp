@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 namespace balctl::secrets {
@@ -40,6 +41,21 @@ digest sha256(std::string_view data) {
                  nullptr) != 1 ||
       len != d.size()) {
     throw std::runtime_error("secrets: SHA-256 failed");
+  }
+  return d;
+}
+
+digest hmac_sha256(std::string_view key, std::string_view data) {
+  digest d{};
+  unsigned int len = 0;
+  // One-shot HMAC(): no context to own; an empty key still needs a pointer.
+  static const unsigned char empty = 0;
+  const auto* k = key.empty() ? &empty : reinterpret_cast<const unsigned char*>(key.data());
+  if (HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data(),
+           &len) == nullptr ||
+      len != d.size()) {
+    throw std::runtime_error("secrets: HMAC-SHA256 failed");
   }
   return d;
 }

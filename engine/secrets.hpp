@@ -20,6 +20,9 @@ std::string random_hex(std::size_t n);
 std::array<std::uint8_t, 32> random_key();
 
 digest sha256(std::string_view data);
+/// HMAC-SHA256 of data under key (any length). Throws std::runtime_error
+/// if OpenSSL fails.
+digest hmac_sha256(std::string_view key, std::string_view data);
 std::string to_hex(const std::uint8_t* data, std::size_t n);
 inline std::string to_hex(const digest& d) { return to_hex(d.data(), d.size()); }
 

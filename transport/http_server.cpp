@@ -47,6 +47,10 @@ constexpr std::int64_t linger_ms = 1000;
 constexpr std::size_t max_rejected_open = 256;
 // http_parser_parse_url stores offsets in 16 bits.
 constexpr std::size_t max_url_bytes = 65535;
+// Response bodies above this go to the socket as their own write, moved
+// rather than copied behind the headers (a multi-MiB chunk of the embedded
+// chunk store).
+constexpr std::size_t inline_body_bytes = 64 * 1024;
 
 
 
@@ -91,6 +95,11 @@ bool is_server_header(std::string_view name) {
   return iequals(name, "content-length") || iequals(name, "connection") ||
          iequals(name, "date") || iequals(name, "transfer-encoding") ||
          iequals(name, "content-type");
+}
+
+// Whether the body goes on the wire: not for HEAD, 204 or 304.
+bool sends_body(const response& r, bool head) {
+  return !head && r.status != 204 && r.status != 304;
 }
 
 const char* reason_phrase(int status) {
@@ -264,6 +273,9 @@ struct connection {
   bool want_continue = false;
   std::optional<limit_error> error;  // a limit broken inside a parser callback
   std::int64_t message_start_ms = 0;
+  // This request's limits: the server's, or its route's (server_limits::routes).
+  std::size_t body_limit = 0;
+  std::int64_t request_timeout_ms = 0;
 
   // Responses, in request order. pending.front() has sequence base_seq.
   std::deque<pending_response> pending;
@@ -405,6 +417,12 @@ std::string server::impl::start(std::uint16_t& port_out) {
   if (limits_.request_timeout_ms <= 0) {
     return "http listen " + listen_ + ": request_timeout_ms = " +
            std::to_string(limits_.request_timeout_ms) + ": must be > 0";
+  }
+  for (const auto& route : limits_.routes) {
+    if (route.request_timeout_ms <= 0 || route.path_prefix.empty()) {
+      return "http listen " + listen_ + ": route \"" + route.path_prefix +
+             "\": needs a path prefix and request_timeout_ms > 0";
+    }
   }
   if (limits_.idle_timeout_ms <= 0) {
     return "http listen " + listen_ + ": idle_timeout_ms = " +
@@ -830,7 +848,7 @@ void server::impl::on_conn_timer(uv_timer_t* t) {
     case timer_mode::request:
       self->fail(*c, 408, "request_timeout",
                  "the request did not arrive completely within " +
-                   std::to_string(self->limits_.request_timeout_ms) +
+                   std::to_string(c->request_timeout_ms) +
                    " ms (request_timeout_ms) of its first byte");
       break;
     case timer_mode::idle:
@@ -857,7 +875,7 @@ void server::impl::update_timer(connection& c) {
     deadline = c.accepted_ms + limits_.request_timeout_ms;
   } else if (c.in_message) {
     want = timer_mode::request;
-    deadline = c.message_start_ms + limits_.request_timeout_ms;
+    deadline = c.message_start_ms + c.request_timeout_ms;
   } else if (!c.pending.empty() || c.input_closed) {
     // The handler has the request: it takes the time it takes.
     want = timer_mode::none;
@@ -1009,6 +1027,8 @@ int server::impl::on_message_begin(http_parser* p) {
     c.header_bytes = 0;
     c.want_continue = false;
     c.error.reset();
+    c.body_limit = c.srv->limits_.max_body_bytes;
+    c.request_timeout_ms = c.srv->limits_.request_timeout_ms;
     return 0;
   });
 }
@@ -1063,13 +1083,25 @@ int server::impl::on_headers_complete(http_parser* p) {
       return -1;
     }
     c.cur.method = http_method_str(static_cast<enum http_method>(p->method));
+    for (const auto& route : self->limits_.routes) {
+      if (c.url.compare(0, route.path_prefix.size(), route.path_prefix) == 0) {
+        c.body_limit = route.max_body_bytes;
+        c.request_timeout_ms = route.request_timeout_ms;
+        break;
+      }
+    }
     // Refuse a declared body before reading any of it.
-    if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > self->limits_.max_body_bytes) {
+    if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > c.body_limit) {
       c.error = limit_error{413, "payload_too_large",
                             "Content-Length " + std::to_string(p->content_length) +
-                              " exceeds " + std::to_string(self->limits_.max_body_bytes) +
+                              " exceeds " + std::to_string(c.body_limit) +
                               " bytes (max_body_bytes)"};
       return -1;
+    }
+    if ((p->flags & F_CONTENTLENGTH) != 0) {
+      // One allocation of the announced size: appending never reallocates
+      // (and copies) a big body again.
+      c.cur.body.reserve(static_cast<std::size_t>(p->content_length));
     }
     const std::string* expect = c.cur.header("expect");
     bool has_body = (p->flags & F_CHUNKED) != 0 ||
@@ -1083,7 +1115,7 @@ int server::impl::on_headers_complete(http_parser* p) {
 int server::impl::on_body(http_parser* p, const char* at, std::size_t len) {
   auto& c = *static_cast<connection*>(p->data);
   return parser_guard(c, [&] {
-    std::size_t max = c.srv->limits_.max_body_bytes;
+    std::size_t max = c.body_limit;
     if (len > max || c.cur.body.size() > max - len) {
       c.error = limit_error{413, "payload_too_large",
                             "the body exceeds " + std::to_string(max) +
@@ -1265,6 +1297,9 @@ void server::impl::flush(connection& c) {
     counters_.responses[static_cast<std::size_t>(e.resp.status)].fetch_add(
       1, std::memory_order_relaxed);
     send(c, std::move(wire));
+    if (sends_body(e.resp, e.head) && e.resp.body.size() > inline_body_bytes) {
+      send(c, std::move(e.resp.body)); // not copied behind the headers
+    }
     if (!keep_alive) {
       c.input_closed = true;
       c.pending.clear();  // nothing behind a close is sent
@@ -1302,7 +1337,7 @@ std::string server::impl::serialize(response& r, bool head, bool keep_alive) {
   }
   bool no_body = r.status == 204 || r.status == 304;
   std::string out;
-  out.reserve(192 + r.body.size());
+  out.reserve(192 + (r.body.size() <= inline_body_bytes ? r.body.size() : 0));
   out += "HTTP/1.1 ";
   out += std::to_string(r.status);
   out += ' ';
@@ -1333,7 +1368,7 @@ std::string server::impl::serialize(response& r, bool head, bool keep_alive) {
     out += "\r\n";
   }
   out += "\r\n";
-  if (!head && !no_body) {
+  if (sends_body(r, head) && r.body.size() <= inline_body_bytes) {
     out += r.body;
   }
   return out;

@@ -87,6 +87,18 @@ struct server_limits {
   std::int64_t request_timeout_ms = 10'000;  // first byte → whole request
   std::int64_t idle_timeout_ms = 60'000;     // keep-alive between requests
   std::size_t max_connections = 1024;        // beyond: accepted and closed with 503
+  /// Other limits for requests whose path starts with path_prefix (the
+  /// embedded chunk store's multi-MiB PUTs under "/v1/chunks/"), decided
+  /// when the request's headers are complete; the first match wins. Every
+  /// other request keeps max_body_bytes and request_timeout_ms. A body
+  /// with a Content-Length is read into one buffer of that size: however
+  /// big, it is copied once, from the socket, and moved from there.
+  struct route_limit {
+    std::string path_prefix;
+    std::size_t max_body_bytes = 0;
+    std::int64_t request_timeout_ms = 0;
+  };
+  std::vector<route_limit> routes;
 };
 
 struct tls_files {

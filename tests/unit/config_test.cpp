@@ -790,3 +790,64 @@ TEST_CASE("a notify secret never appears in an error", "[config][unit]") {
   REQUIRE_FALSE(r.ok());
   CHECK(joined(r.errors).find("hunter2") == std::string::npos);
 }
+
+TEST_CASE("protection keeps chunks in the embedded store by default", "[config][unit]") {
+  auto d = parse_config(cfg_top(R"("log_level":"info")"));
+  REQUIRE(d.ok());
+  const auto& p = d.config.protection;
+  CHECK(p.object_store == "embedded");
+  CHECK(p.chunk_dir.empty());
+  CHECK(p.public_url.empty());
+  CHECK(p.chunk_size_bytes == 8 * 1024 * 1024);
+  CHECK(p.url_ttl_s == 3600);
+  CHECK(p.s3.path_style);
+
+  test::temp_dir dir("balctl-config-s3");
+  std::ofstream(dir.file("secret")) << "s3cr3t\n";
+  auto ok = parse_config(cfg_top(
+    R"("protection":{"object_store":"s3","chunk_size_bytes":65536,"url_ttl_s":604800,)"
+    R"("public_url":"https://engine.example:7947","s3":{"endpoint":"https://s3.eu-west-3.amazonaws.com",)"
+    R"("region":"eu-west-3","bucket":"balctl-chunks","path_style":false,"prefix":"prod/",)"
+    R"("access_key_id":"AKIAEXAMPLE","secret_access_key_file":")" + dir.file("secret") + R"("}})"));
+  INFO(joined(ok.errors));
+  REQUIRE(ok.ok());
+  const auto& s = ok.config.protection.s3;
+  CHECK(ok.config.protection.object_store == "s3");
+  CHECK(ok.config.protection.chunk_size_bytes == 65536);
+  CHECK(s.bucket == "balctl-chunks");
+  CHECK_FALSE(s.path_style);
+  CHECK(s.prefix == "prod/");
+}
+
+TEST_CASE("each invalid protection value is an error naming the key", "[config][unit]") {
+  auto [protection, expected] = GENERATE(table<std::string, std::string>({
+    {R"({"object_store":"nfs"})", "protection.object_store = \"nfs\": must be embedded or s3"},
+    {R"({"chunk_size_bytes":1024})", "protection.chunk_size_bytes = 1024: must be between 65536 and 67108864"},
+    {R"({"chunk_size_bytes":134217728})", "protection.chunk_size_bytes = 134217728: must be between"},
+    {R"({"url_ttl_s":604801})", "protection.url_ttl_s = 604801: must be between 60 and 604800"},
+    {R"({"url_ttl_s":"1h"})", "protection.url_ttl_s: must be an integer"},
+    {R"({"chunk_dir":""})", "protection.chunk_dir: must not be empty"},
+    {R"({"public_url":"engine:7947"})", "protection.public_url = \"engine:7947\": must be an http"},
+    {R"({"public_url":"http://e/?x=1"})", "protection.public_url = \"http://e/?x=1\": must be an http"},
+    {R"({"bucket":"x"})", "protection.bucket: unknown key"},
+    {R"([])", "protection: must be an object"},
+    {R"({"object_store":"s3"})", "protection.s3: required with protection.object_store = \"s3\""},
+    {R"({"object_store":"s3","s3":{}})", "protection.s3.endpoint: required with"},
+    {R"({"object_store":"s3","s3":{}})", "protection.s3.bucket: required with"},
+    {R"({"object_store":"s3","s3":{}})", "protection.s3.secret_access_key_file: required with"},
+    {R"({"s3":{"endpoint":"s3.example"}})", "protection.s3.endpoint = \"s3.example\": must be an http"},
+    {R"({"s3":{"region":"EU West"}})", "protection.s3.region = \"EU West\": must be 1..32"},
+    {R"({"s3":{"bucket":"My_Bucket"}})", "protection.s3.bucket = \"My_Bucket\": must be 3..63"},
+    {R"({"s3":{"bucket":"-ab"}})", "protection.s3.bucket = \"-ab\": must be 3..63"},
+    {R"({"s3":{"prefix":"/abs"}})", "protection.s3.prefix = \"/abs\": must be up to 256"},
+    {R"({"s3":{"prefix":"a/../b"}})", "protection.s3.prefix = \"a/../b\": must be up to 256"},
+    {R"({"s3":{"path_style":"yes"}})", "protection.s3.path_style: must be true or false"},
+    {R"({"s3":{"secret_access_key":"x"}})", "protection.s3.secret_access_key: unknown key"},
+    {R"({"object_store":"s3","s3":{"secret_access_key_file":"/nonexistent/s"}})",
+     "protection.s3.secret_access_key_file = \"/nonexistent/s\": cannot read"},
+  }));
+  auto r = parse_config(cfg_top("\"protection\":" + protection));
+  CAPTURE(protection);
+  INFO(joined(r.errors));
+  CHECK(has_error(r, expected));
+}
