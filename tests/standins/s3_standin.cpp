@@ -105,6 +105,7 @@ struct s3_standin::impl {
   std::map<std::string, std::string> objects; // "bucket/key" → bytes
   std::map<std::string, std::uint64_t> by_method;
   std::map<std::string, std::uint64_t> by_error;
+  std::map<std::string, std::uint64_t> stored; // "bucket/key" → PUTs that stored it
   std::uint64_t next_request_id = 1;
 
   std::int64_t now_ms() const {
@@ -304,6 +305,9 @@ struct s3_standin::impl {
                     "The specified method is not allowed against this resource."});
     }
     std::string name = bucket + "/" + key;
+    if (opt.slow_down && opt.slow_down(req.method, name)) {
+      return error({503, "SlowDown", "Please reduce your request rate."});
+    }
     http::response r;
     if (req.method == "PUT") {
       if (req.body.size() > opt.max_object_bytes) {
@@ -312,6 +316,7 @@ struct s3_standin::impl {
       }
       r.headers.emplace_back("ETag", "\"" + md5_hex(req.body) + "\"");
       std::lock_guard<std::mutex> guard(mu);
+      ++stored[name];
       objects[name] = std::move(req.body);
       r.body.clear();
       r.content_type.clear();
@@ -395,6 +400,21 @@ std::optional<std::string> s3_standin::object(const std::string& bucket,
 std::size_t s3_standin::object_count() const {
   std::lock_guard<std::mutex> guard(impl_->mu);
   return impl_->objects.size();
+}
+
+std::uint64_t s3_standin::puts_stored(const std::string& name) const {
+  std::lock_guard<std::mutex> guard(impl_->mu);
+  auto it = impl_->stored.find(name);
+  return it == impl_->stored.end() ? 0 : it->second;
+}
+
+std::uint64_t s3_standin::puts_stored() const {
+  std::lock_guard<std::mutex> guard(impl_->mu);
+  std::uint64_t n = 0;
+  for (const auto& [name, count] : impl_->stored) {
+    n += count;
+  }
+  return n;
 }
 
 } // namespace balctl::test

@@ -27,6 +27,7 @@
 //   X-Amz-Date + X-Amz-Expires in the past  403 AccessDenied "Request has expired"
 //   X-Amz-Expires > 604800, bad parameters  400 AuthorizationQueryParametersError
 //   session token missing or wrong          403 InvalidToken
+//   slow_down (a test's throttle) says so   503 SlowDown
 //   unknown bucket                          404 NoSuchBucket
 //   absent object                           404 NoSuchKey
 //   other methods                           405 MethodNotAllowed
@@ -53,6 +54,10 @@ struct s3_standin_options {
   std::size_t max_object_bytes = 64 * 1024 * 1024;
   /// Unix time in ms; default the system clock.
   std::function<std::int64_t()> now_ms;
+  /// Called for each authenticated request with its method and
+  /// "bucket/key"; true answers 503 SlowDown, as S3 does when it throttles
+  /// (a client retries). Called on the server's loop thread.
+  std::function<bool(const std::string& method, const std::string& name)> slow_down;
 };
 
 class s3_standin {
@@ -75,6 +80,10 @@ public:
   /// The object's bytes, if present.
   std::optional<std::string> object(const std::string& bucket, const std::string& key) const;
   std::size_t object_count() const;
+  /// PUTs that stored an object, by "bucket/key".
+  std::uint64_t puts_stored(const std::string& name) const;
+  /// PUTs that stored an object, in all.
+  std::uint64_t puts_stored() const;
 
   struct impl;
 
