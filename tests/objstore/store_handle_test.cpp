@@ -66,7 +66,7 @@ TEST_CASE("the store handle presigns nothing before its store is attached, then 
   CHECK(h.counters().presign_failed == 2);
 }
 
-TEST_CASE("removals queued before the store arrives run once it is attached, in order; "
+TEST_CASE("removals queued before the store arrives run once it is attached, in order, "
           "refusals are counted, not thrown",
           "[objstore][adapters]") {
   manual_clock clk;
