@@ -20,65 +20,12 @@ using namespace balctl::test;
 
 namespace {
 
-
-
-
-struct fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scheduler::test_coordinator& sched;
-  manual_clock clk;
-  engine_metrics metrics;
-  engine_config ecfg;
-  std::shared_ptr<store> st;
-  engine_parts parts;
-  std::unique_ptr<ingest> in;
-  engine_handles h;
-  std::unordered_map<member_id, std::uint64_t> seq;
-
-  explicit fixture(std::vector<pool_config> pools,
-                   std::function<void(engine_config&)> tweak = {},
-                   std::function<void(store&)> seed = {})
-    : sys(testing_config(cfg)),
-      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
-    ecfg.pools = std::move(pools);
-    ecfg.snapshot_interval_s = 3600;
-    if (tweak) {
-      tweak(ecfg);
-    }
-    st = open_sqlite_store(":memory:");
-    if (seed) {
-      // State left by an earlier run of the engine.
-      for (const auto& p : ecfg.pools) {
-        st->put_pool(p);
-      }
-      seed(*st);
-    }
-    parts = bootstrap(ecfg, *st, clk.now_ms());
-    in = std::make_unique<ingest>(*parts.reg, 30'000);
-    h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false);
-    sched.run();
-  }
-
-  ~fixture() {
-    caf::anon_send_exit(h.supervisor, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.dns, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.store, caf::exit_reason::user_shutdown);
-    sched.run();
-  }
+struct fixture : engine_rig {
+  using engine_rig::engine_rig;
 
   void beat(member_id id, const std::string& body = {}) {
-    std::uint8_t buf[protocol::max_datagram_size];
-    protocol::header hdr;
-    hdr.member = id;
-    hdr.seq = ++seq[id];
-    hdr.timestamp_ms = clk.now_ms();
-    auto n = protocol::encode(buf, sizeof buf, hdr, body, key_for(id));
-    ip_address src;
-    ip_address::parse("127.0.0.1", src);
-    auto r = in->accept(buf, n, src, clk.now_ms());
+    auto r = send_beat(id, body);
     REQUIRE(r.ok);
-    sched.run();
   }
 
   // Advances both clocks in steps, firing due timers and running every
@@ -86,23 +33,13 @@ struct fixture {
   void run_for(std::int64_t ms, std::vector<member_id> beating) {
     const std::int64_t step = 250;
     for (std::int64_t t = 0; t < ms; t += step) {
-      clk.advance(step);
-      sched.advance_time(std::chrono::milliseconds(step));
-      sched.run();
+      tick(step);
       if ((t / step) % 4 == 0) {
         for (auto id : beating) {
           beat(id);
         }
       }
     }
-  }
-
-  // Lets due timers fire without heartbeats (e.g. a pool restart that
-  // waits for its old members to be gone).
-  void tick(std::int64_t ms = 10) {
-    clk.advance(ms);
-    sched.advance_time(std::chrono::milliseconds(ms));
-    sched.run();
   }
 
   member_state state_of(member_id id) { return parts.reg->find(id)->state.load(); }

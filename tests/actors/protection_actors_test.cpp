@@ -8,12 +8,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <caf/scheduler/test_coordinator.hpp>
-
 #include "actors/control_impl.hpp"
-#include "actors/engine.hpp"
-#include "adapters/store/store.hpp"
-#include "engine/bootstrap.hpp"
 #include "tests/actors/actor_test_support.hpp"
 #include "transport/protocol.hpp"
 
@@ -29,40 +24,26 @@ std::string cpanel_status(member_id id) {
          R"(.example.test","agent_version":"1.0","stacks":{"cpanel":{"version":"118.0.5"}}})";
 }
 
-struct fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scheduler::test_coordinator& sched;
-  manual_clock clk;
-  engine_metrics metrics;
-  engine_config ecfg;
-  std::shared_ptr<store> st;
-  engine_parts parts;
-  std::unique_ptr<ingest> in;
-  engine_handles h;
+struct fixture : engine_rig {
   std::unique_ptr<control_impl> control;
-  std::unordered_map<member_id, std::uint64_t> seq;
-  std::vector<std::string> removed; // chunk keys the engine asked to remove
 
-  fixture()
-    : sys(testing_config(cfg)),
-      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
-    ecfg.pools = {make_pool("web", {1, 2})};
-    ecfg.snapshot_interval_s = 3600;
-    st = open_sqlite_store(":memory:");
-    parts = bootstrap(ecfg, *st, clk.now_ms());
-    in = std::make_unique<ingest>(*parts.reg, 30'000);
+  fixture() : engine_rig({make_pool("web", {1, 2})}, {}, {}, deps()) {
+    control = std::make_unique<control_impl>(sys, h.supervisor, parts.reg, "");
+  }
+
+  static protection_deps deps() {
     protection_deps pd;
     pd.presign = [](const std::string& method, const std::string& key) {
       return "http://chunks.test/" + key + "?m=" + method;
     };
-    pd.remove_chunks = [this](std::vector<std::string> keys) {
-      removed.insert(removed.end(), keys.begin(), keys.end());
-    };
     pd.chunk_size = 65536;
-    h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false, {}, pd);
-    control = std::make_unique<control_impl>(sys, h.supervisor, parts.reg, "");
-    sched.run();
+    return pd;
+  }
+
+  void beat(member_id id, const std::string& body = {}) {
+    auto r = send_beat(id, body);
+    CAPTURE(id, protocol::to_string(r.reason));
+    REQUIRE(r.ok);
   }
 
   /// Both members report cPanel: Protection is available. (Not in the
@@ -73,34 +54,10 @@ struct fixture {
     beat(2, cpanel_status(2));
   }
 
-  ~fixture() {
-    caf::anon_send_exit(h.supervisor, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.dns, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.store, caf::exit_reason::user_shutdown);
-    sched.run();
-  }
-
-  void beat(member_id id, const std::string& body = {}) {
-    std::uint8_t buf[protocol::max_datagram_size];
-    protocol::header hdr;
-    hdr.member = id;
-    hdr.seq = ++seq[id];
-    hdr.timestamp_ms = clk.now_ms();
-    auto n = protocol::encode(buf, sizeof buf, hdr, body, key_for(id));
-    ip_address src;
-    ip_address::parse("127.0.0.1", src);
-    auto r = in->accept(buf, n, src, clk.now_ms());
-    CAPTURE(id, protocol::to_string(r.reason));
-    REQUIRE(r.ok);
-    sched.run();
-  }
-
   // Both clocks forward by ms, both members heartbeating once a second.
   void run_for(std::int64_t ms) {
     for (std::int64_t t = 0; t < ms; t += 1000) {
-      clk.advance(1000);
-      sched.advance_time(std::chrono::milliseconds(1000));
-      sched.run();
+      tick(1000);
       beat(1);
       beat(2);
     }
