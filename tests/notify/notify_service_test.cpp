@@ -18,6 +18,8 @@
 #include "engine/secrets.hpp"
 #include "tests/e2e/process.hpp"
 #include "tests/support/smtp_server.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_certs.hpp"
 #include "transport/http_server.hpp"
 
 using namespace balctl;
@@ -196,7 +198,9 @@ TEST_CASE("an e-mail still undelivered after retry_give_up_s is given up and cou
 
 TEST_CASE("a recipient the SMTP server refuses (550) fails the e-mail without retries",
           "[notify][smtp]") {
-  test::smtp_server smtp({"", "nobody@example.com"});
+  test::smtp_server_options o;
+  o.refuse_rcpt = "nobody@example.com";
+  test::smtp_server smtp(o);
   auto c = fast_config();
   c.smtp_url = smtp.url();
   rig r(c);
@@ -206,8 +210,82 @@ TEST_CASE("a recipient the SMTP server refuses (550) fails the e-mail without re
   CHECK(smtp.messages().empty());
 }
 
+namespace {
+
+/// The test CA and a server certificate for 127.0.0.1 signed by it.
+struct smtp_pki {
+  test::temp_dir dir{"balctl-smtp-pki"};
+  test::test_pki pki = test::make_test_pki(dir.file(""));
+  smtp_pki() { REQUIRE(pki.error.empty()); }
+  test::smtp_server_options tls(const std::string& mode) const {
+    test::smtp_server_options o;
+    o.tls = mode;
+    o.cert_file = pki.server_cert;
+    o.key_file = pki.server_key;
+    return o;
+  }
+};
+
+} // namespace
+
+TEST_CASE("with smtp_starttls the e-mail goes over TLS after STARTTLS, the server's "
+          "certificate checked against smtp_ca_file",
+          "[notify][smtp][tls]") {
+  smtp_pki p;
+  test::smtp_server smtp(p.tls("starttls"));
+  auto c = fast_config();
+  c.smtp_url = smtp.url();
+  c.smtp_starttls = true;
+  c.smtp_ca_file = p.pki.ca_cert;
+  rig r(c);
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
+  auto msgs = smtp.messages();
+  REQUIRE(msgs.size() == 1);
+  CHECK_THAT(msgs[0].tls, Catch::StartsWith("TLSv1."));
+}
+
+TEST_CASE("an smtps:// server gets the e-mail over TLS from the first byte",
+          "[notify][smtp][tls]") {
+  smtp_pki p;
+  test::smtp_server smtp(p.tls("smtps"));
+  auto c = fast_config();
+  c.smtp_url = smtp.url();
+  CHECK_THAT(c.smtp_url, Catch::StartsWith("smtps://"));
+  c.smtp_ca_file = p.pki.ca_cert;
+  rig r(c);
+  CHECK(r.post({"ops@example.com"}, {}));
+  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
+  auto msgs = smtp.messages();
+  REQUIRE(msgs.size() == 1);
+  CHECK_THAT(msgs[0].tls, Catch::StartsWith("TLSv1."));
+}
+
+TEST_CASE("with smtp_starttls an alert never goes in clear text: a server without STARTTLS, "
+          "or with a certificate the CA did not sign, gets nothing and the e-mail is retried",
+          "[notify][smtp][tls]") {
+  smtp_pki p;
+  test::smtp_server plain;
+  test::smtp_server untrusted(p.tls("starttls"));
+  for (auto* server : {&plain, &untrusted}) {
+    auto c = fast_config();
+    c.smtp_url = server->url();
+    c.smtp_starttls = true;
+    // The untrusted case: the system trust store, which does not hold the
+    // test CA.
+    c.smtp_ca_file = server == &plain ? p.pki.ca_cert : "";
+    rig r(c);
+    CHECK(r.post({"ops@example.com"}, {}));
+    REQUIRE(r.wait([](const notify_counters& n) { return n.email.retried >= 2; }));
+    CHECK(r.counters().email.sent == 0);
+    CHECK(server->messages().empty());
+  }
+}
+
 TEST_CASE("SMTP AUTH logs in with the configured user and password", "[notify][smtp]") {
-  test::smtp_server smtp({"alerts:s3cret", ""});
+  test::smtp_server_options o;
+  o.auth = "alerts:s3cret";
+  test::smtp_server smtp(o);
   auto c = fast_config();
   c.smtp_url = smtp.url();
   c.smtp_username = "alerts";

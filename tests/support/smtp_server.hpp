@@ -24,6 +24,10 @@ namespace balctl::test {
 struct smtp_server_options {
   std::string auth;        // "user:password": AUTH required with that user
   std::string refuse_rcpt; // RCPT TO this address is answered 550
+  // "starttls" (offered, and required before MAIL) or "smtps" (TLS from the
+  // first byte), with this certificate and key; "" = plain.
+  std::string tls;
+  std::string cert_file, key_file;
 };
 
 /// One message as the server received it.
@@ -31,6 +35,7 @@ struct smtp_message {
   std::string mail_from;
   std::vector<std::string> rcpt_tos;
   std::string login; // the AUTH user, "" without
+  std::string tls;   // the TLS version it came over ("TLSv1.3"), "" without
   std::string data;  // headers and body as sent (CRLF)
 
   /// The first header of that name (case-insensitive match of the name as
@@ -66,7 +71,11 @@ public:
   smtp_server& operator=(const smtp_server&) = delete;
 
   int port() const { return port_; }
-  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
+  /// smtps:// when the server speaks TLS from the first byte.
+  std::string url() const {
+    return (o_.tls == "smtps" ? "smtps://127.0.0.1:" : "smtp://127.0.0.1:") +
+           std::to_string(port_);
+  }
 
   /// Stops it (SIGTERM, waited for); start() brings it back on the port.
   void stop() {
@@ -104,8 +113,10 @@ public:
       if (meta.is_object()) {
         m.mail_from = meta.value("mail_from", "");
         m.rcpt_tos = meta.value("rcpt_tos", std::vector<std::string>{});
-        if (meta["login"].is_string()) {
-          m.login = meta["login"].get<std::string>();
+        for (auto [key, out] : {std::pair{"login", &m.login}, std::pair{"tls", &m.tls}}) {
+          if (meta[key].is_string()) {
+            *out = meta[key].get<std::string>();
+          }
         }
       }
       m.data = nl == std::string::npos ? std::string() : text.substr(nl + 1);
@@ -128,6 +139,9 @@ private:
     }
     if (!o_.refuse_rcpt.empty()) {
       argv.insert(argv.end(), {"--refuse-rcpt", o_.refuse_rcpt});
+    }
+    if (!o_.tls.empty()) {
+      argv.insert(argv.end(), {"--tls", o_.tls, "--cert", o_.cert_file, "--key", o_.key_file});
     }
     proc_ = std::make_unique<process>(argv, dir_.file("smtp.out"), dir_.file("smtp.err"));
     bool ready = proc_->started() && wait_until([&] {
