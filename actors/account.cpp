@@ -1,10 +1,12 @@
 #include "actors/account.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/log.hpp"
+#include "engine/metrics.hpp"
 
 namespace balctl {
 
@@ -52,21 +54,45 @@ void presign_restore(const protection_deps& deps, job& j) {
   j.params = params.dump();
 }
 
+// Adds what the replication's history counters gained since last time to
+// the engine's /metrics counters.
+void count(self_ptr self) {
+  auto& st = self->state;
+  auto* m = st.deps.metrics;
+  const auto& rs = st.repl->state();
+  if (m != nullptr) {
+    m->replication_runs_ok += rs.runs_ok - std::min(rs.runs_ok, st.counted_ok);
+    m->replication_runs_failed += rs.runs_failed - std::min(rs.runs_failed, st.counted_failed);
+    m->replication_starts_skipped +=
+      rs.starts_skipped - std::min(rs.starts_skipped, st.counted_skipped);
+  }
+  st.counted_ok = rs.runs_ok;
+  st.counted_failed = rs.runs_failed;
+  st.counted_skipped = rs.starts_skipped;
+}
+
+std::size_t chunks_stored(const replication_state& rs) {
+  return static_cast<std::size_t>(
+    std::count_if(rs.chunks.begin(), rs.chunks.end(), [](const chunk_info& c) { return c.stored; }));
+}
+
 void apply(self_ptr self, replication_effects fx) {
   auto& st = self->state;
-  for (auto [lines, kind] : {std::pair{&fx.log, activity_kind::replication_sync},
-                             std::pair{&fx.transfer, activity_kind::replication_transfer}}) {
-    for (auto& line : *lines) {
-      log::info("replication", {{"pool", st.pool}, {"account", st.account.id}, {"event", line}});
-      protection_note(self, st.deps, st.pool, kind, st.account.source, std::move(line));
-    }
-  }
+  // A failure ends the run before anything that follows it in the same
+  // step (a waiting start taken at once).
   for (auto& line : fx.failures) {
     log::warn("replication_failed", {{"pool", st.pool}, {"account", st.account.id},
                                      {"event", line}});
     self->send(st.protection, alert_atom_v, st.account.id, line);
     protection_note(self, st.deps, st.pool, activity_kind::replication_failed,
                     st.account.source, std::move(line));
+  }
+  for (auto [lines, kind] : {std::pair{&fx.log, activity_kind::replication_sync},
+                             std::pair{&fx.transfer, activity_kind::replication_transfer}}) {
+    for (auto& line : *lines) {
+      log::info("replication", {{"pool", st.pool}, {"account", st.account.id}, {"event", line}});
+      protection_note(self, st.deps, st.pool, kind, st.account.source, std::move(line));
+    }
   }
   if (!fx.delete_keys.empty() && st.deps.remove_chunks) {
     st.deps.remove_chunks(std::move(fx.delete_keys));
@@ -96,6 +122,7 @@ void apply(self_ptr self, replication_effects fx) {
   if (fx.changed) {
     store_state(self);
   }
+  count(self);
   arm(self);
 }
 
@@ -143,6 +170,10 @@ caf::behavior account_actor(self_ptr self, std::string pool, protected_account a
   st.repl = std::make_unique<replication>(pool, std::move(s), deps.chunk_size);
   st.deps = std::move(deps);
   st.protection = std::move(protection);
+  // What the stored history already counts is not counted again.
+  st.counted_ok = st.repl->state().runs_ok;
+  st.counted_failed = st.repl->state().runs_failed;
+  st.counted_skipped = st.repl->state().starts_skipped;
   apply(self, st.repl->configure(st.account, st.deps.clk->now_ms()));
   return {
     [=](put_account_atom, const protected_account& changed) {
@@ -236,8 +267,13 @@ caf::behavior account_actor(self_ptr self, std::string pool, protected_account a
       auto& st = self->state;
       std::string why;
       replication_effects fx;
+      auto before = chunks_stored(st.repl->state());
       if (!st.repl->on_chunk(run, index, sha256, &why, fx)) {
         return refuse("run_conflict", "", why);
+      }
+      if (auto* m = st.deps.metrics; m != nullptr) {
+        auto after = chunks_stored(st.repl->state());
+        m->replication_chunks_stored += after > before ? after - before : 0;
       }
       apply(self, std::move(fx));
       return true;

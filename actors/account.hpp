@@ -21,6 +21,8 @@ struct account_actor_state {
   protection_deps deps;
   caf::actor protection;
   std::int64_t armed_ms = 0;
+  // The replication's history counters as last added to deps.metrics.
+  std::uint64_t counted_ok = 0, counted_failed = 0, counted_skipped = 0;
   static inline const char* name = "account";
 };
 

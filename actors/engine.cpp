@@ -88,6 +88,7 @@ engine_handles spawn_engine(caf::actor_system& sys, const engine_config& cfg,
   // and clock; presign/remove come from the object store balctld opened.
   protection.store = h.store;
   protection.clk = clk;
+  protection.metrics = metrics;
   protection.activity_keep = static_cast<std::size_t>(cfg.admin.activity_retention);
   deps.protection = std::make_shared<const protection_deps>(std::move(protection));
   h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);

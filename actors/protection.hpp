@@ -22,6 +22,7 @@
 #include "engine/clock.hpp"
 #include "engine/alerts.hpp"
 #include "engine/jobs.hpp"
+#include "engine/metrics.hpp"
 #include "engine/replication.hpp"
 
 namespace balctl {
@@ -46,6 +47,8 @@ struct protection_deps {
   /// Hands an alert to the notifiers (adapters/notify); empty: alerts are
   /// only logged.
   std::function<void(const alert_message&)> notify;
+  /// Replication counters for /metrics (may be null).
+  engine_metrics* metrics = nullptr;
 };
 
 struct protection_state {

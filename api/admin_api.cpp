@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/notify/notifier.hpp"
+#include "adapters/objstore/store_handle.hpp"
 #include "engine/log.hpp"
 #include "transport/protocol.hpp"
 
@@ -1178,6 +1179,21 @@ std::string admin_api::metrics_text() const {
     family("balctl_account_cuts_total", "counter",
            "Protected accounts whose DNS was cut to their standby or back.");
     out << "balctl_account_cuts_total " << e->account_cuts.load() << '\n';
+    family("balctl_replication_runs_total", "counter",
+           "Replication attempts that restored the account on its standby, or failed.");
+    out << "balctl_replication_runs_total{result=\"ok\"} " << e->replication_runs_ok.load()
+        << '\n'
+        << "balctl_replication_runs_total{result=\"failed\"} "
+        << e->replication_runs_failed.load() << '\n';
+    family("balctl_replication_starts_skipped_total", "counter",
+           "Replication starts skipped: a run still going (overlap), or members that cannot "
+           "replicate.");
+    out << "balctl_replication_starts_skipped_total " << e->replication_starts_skipped.load()
+        << '\n';
+    family("balctl_replication_chunks_stored_total", "counter",
+           "Replication chunks the source's agent reported stored in the object store.");
+    out << "balctl_replication_chunks_stored_total " << e->replication_chunks_stored.load()
+        << '\n';
     family("balctl_dns_first_request_ms", "summary",
            "From a decision to the first provider request of its changes at a credential.");
     for (bool pool_records : {true, false}) {
@@ -1247,6 +1263,18 @@ std::string admin_api::metrics_text() const {
     family("balctl_heartbeat_tls_frames_total", "counter",
            "Frames received over TLS (each then counted as accepted or rejected).");
     out << "balctl_heartbeat_tls_frames_total " << tc.frames.load() << '\n';
+  }
+  if (const auto* c = metrics_.chunks) {
+    auto cc = c->counters();
+    family("balctl_chunk_removals_total", "counter",
+           "Replication chunks the engine removed from the object store, failed to (the "
+           "store refused or was unreachable), or dropped (removal queue full).");
+    out << "balctl_chunk_removals_total{result=\"removed\"} " << cc.removed << '\n'
+        << "balctl_chunk_removals_total{result=\"failed\"} " << cc.remove_failed << '\n'
+        << "balctl_chunk_removals_total{result=\"dropped\"} " << cc.remove_dropped << '\n';
+    family("balctl_chunk_presign_failures_total", "counter",
+           "Chunk URLs the engine could not presign (a refused key, or no object store).");
+    out << "balctl_chunk_presign_failures_total " << cc.presign_failed << '\n';
   }
   if (const auto* n = metrics_.notify) {
     auto nc = n->counters();

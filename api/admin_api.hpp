@@ -32,6 +32,9 @@
 namespace balctl::notify {
 class notify_service;
 }
+namespace balctl::objstore {
+class store_handle;
+}
 
 namespace balctl::api {
 
@@ -57,6 +60,8 @@ struct metrics_sources {
   const tls_listener* tls = nullptr;
   // Alerts by e-mail and webhook (adapters/notify).
   const notify::notify_service* notify = nullptr;
+  // Protection's object store, as the actors use it (adapters/objstore).
+  const objstore::store_handle* chunks = nullptr;
 };
 
 /// Outcomes of enrollment attempts, by reason (/metrics).

@@ -514,7 +514,8 @@ int main(int argc, char** argv) {
         }
         api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters(),
                                 &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
-                                &listener, tls_in.get(), notifier.get()};
+                                &listener, tls_in.get(), notifier.get(),
+                                chunk_handle.get()};
         admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
         if (cfg.protection.public_url.empty()) {
           cfg.protection.public_url = ao.public_url; // with the bound port

@@ -39,6 +39,11 @@ public:
   std::atomic<std::uint64_t> dns_changes_failed{0};
   std::atomic<std::uint64_t> dns_changes_superseded{0};
   std::atomic<std::uint64_t> account_cuts{0};          // protected accounts cut (either way)
+  // Protection's replication runs, every account together.
+  std::atomic<std::uint64_t> replication_runs_ok{0};      // restored on the standby
+  std::atomic<std::uint64_t> replication_runs_failed{0};  // attempts that failed
+  std::atomic<std::uint64_t> replication_starts_skipped{0}; // overlap, or not startable
+  std::atomic<std::uint64_t> replication_chunks_stored{0};  // chunks the source reported stored
   std::atomic<int> live_pools{0}; // pool actors running (shutdown waits on it)
   std::atomic<int> live_members{0}; // member actors alive, every pool
 

@@ -159,11 +159,13 @@ TEST_CASE("a scheduled replication that comes due while the last run still goes 
   CHECK(r["phase"] == "packaging");
   CHECK(r["starts_skipped"] == 1);
   CHECK(f.lines_with("schedule sync skipped: run alice-1 still packaging") == 1);
+  CHECK(f.metrics.replication_starts_skipped == 1);
   CHECK(f.fetch_jobs(1).empty()); // no second package job
   // The run fails: its retry (60 s on) resumes the same run, no second
   // package.
   f.report(1, jobs[0]["id"].get<std::string>(), "failed", "pkgacct: disk full");
   CHECK(f.replication("alice")["phase"] == "failed");
+  CHECK(f.metrics.replication_runs_failed == 1);
   f.run_for(61'000);
   r = f.replication("alice");
   CHECK(r["run"] == "alice-1");

@@ -249,6 +249,7 @@ TEST_CASE("the engine killed mid-transfer resumes the run where it was: no chunk
   CHECK(again.status == 409);
   CHECK(again.code() == "replication_running");
   CHECK(p.replication_log().find("manual sync skipped") != std::string::npos);
+  CHECK(p.n.metric("balctl_replication_starts_skipped_total") == 1);
 
   // kill -9 in the middle of the transfer, then a restart on the same store.
   REQUIRE(kill(p.n.daemon->pid(), SIGKILL) == 0);
@@ -336,6 +337,18 @@ TEST_CASE("through an S3-compatible bucket: the engine presigns, the agents move
   CHECK(p.s3_refusals() == 0);
   CHECK(wait_until([&] { return p.s3->object_count() == 0; }, 10'000));
   CHECK(p.chunk_files() == 0);
+  // /metrics: the run, its chunks, and the engine's own removals of them
+  // (on the store handle's thread; the standby's agent deleted them first,
+  // and S3 answers 204 for an absent key).
+  auto total = static_cast<long long>(chunks);
+  CHECK(p.n.metric("balctl_replication_runs_total{result=\"ok\"}") == 1);
+  CHECK(p.n.metric("balctl_replication_runs_total{result=\"failed\"}") == 0);
+  CHECK(p.n.metric("balctl_replication_chunks_stored_total") == total);
+  CHECK(wait_until([&] {
+    return p.n.metric("balctl_chunk_removals_total{result=\"removed\"}") == total;
+  }, 10'000));
+  CHECK(p.n.metric("balctl_chunk_removals_total{result=\"failed\"}") == 0);
+  CHECK(p.n.metric("balctl_chunk_presign_failures_total") == 0);
 }
 
 TEST_CASE("through S3, the engine killed half-way through the upload: the run resumes after "
@@ -376,4 +389,8 @@ TEST_CASE("through S3, the engine killed half-way through the upload: the run re
   auto log = p.replication_log();
   CHECK(count_of(log, "sync done") == 1);
   CHECK(wait_until([&] { return p.s3->object_count() == 0; }, 10'000));
+  // The restarted engine counted the chunks it was told about: the rest.
+  CHECK(p.n.metric("balctl_replication_chunks_stored_total") ==
+        static_cast<long long>(chunks) - 2);
+  CHECK(p.n.metric("balctl_replication_runs_total{result=\"ok\"}") == 1);
 }
