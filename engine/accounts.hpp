@@ -107,11 +107,6 @@ std::optional<protected_account> account_from_json_text(const std::string& text,
 /// An account as an operator sends it (POST, PATCH): validates the fields
 /// (first error: field path and reason), canonicalises names and fills in
 /// the default cut-over list (the domain's A record).
-struct field_problem {
-  std::string field;
-  std::string message;
-  std::string code = "invalid_field"; // | unknown_field | missing_field
-};
 std::optional<field_problem> validate_account(protected_account& a);
 
 /// Reads the keys present in an API body onto a (id only when creating;

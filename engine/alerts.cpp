@@ -27,7 +27,7 @@ bool valid_url(const std::string& s) {
 // A JSON object read key by key; the first problem is kept.
 struct reader {
   const json& j;
-  std::optional<settings_problem> problem;
+  std::optional<field_problem> problem;
 
   void flag(const char* k, bool& out) {
     auto it = j.find(k);
@@ -35,7 +35,7 @@ struct reader {
       return;
     }
     if (!it->is_boolean()) {
-      problem = settings_problem{k, "must be true or false"};
+      problem = field_problem{k, "must be true or false"};
       return;
     }
     out = it->get<bool>();
@@ -47,7 +47,7 @@ struct reader {
     }
     if (!it->is_number_integer() || it->get<std::int64_t>() < lo ||
         it->get<std::int64_t>() > hi) {
-      problem = settings_problem{k, "must be an integer between " + std::to_string(lo) + " and " +
+      problem = field_problem{k, "must be an integer between " + std::to_string(lo) + " and " +
                                  std::to_string(hi)};
       return;
     }
@@ -74,7 +74,7 @@ struct reader {
       return;
     }
     if (!it->is_array() || it->size() > 50) {
-      problem = settings_problem{k, "must be an array of at most 50 strings"};
+      problem = field_problem{k, "must be an array of at most 50 strings"};
       return;
     }
     std::vector<std::string> v;
@@ -83,7 +83,7 @@ struct reader {
       auto field = std::string(k) + "[" + std::to_string(i) + "]";
       if (!e.is_string() || (urls ? !valid_url(e.get<std::string>())
                                   : !valid_email(e.get<std::string>()))) {
-        problem = settings_problem{field, urls ? "must be an http:// or https:// URL"
+        problem = field_problem{field, urls ? "must be an http:// or https:// URL"
                                           : "must be an e-mail address"};
         return;
       }
@@ -94,16 +94,16 @@ struct reader {
   void known(std::initializer_list<const char*> keys) {
     for (auto it = j.begin(); it != j.end() && !problem; ++it) {
       if (std::none_of(keys.begin(), keys.end(), [&](const char* k) { return it.key() == k; })) {
-        problem = settings_problem{it.key(), "unknown field", "unknown_field"};
+        problem = field_problem{it.key(), "unknown field", "unknown_field"};
       }
     }
   }
 };
 
-std::optional<settings_problem> parse_object(const std::string& body, json& out) {
+std::optional<field_problem> parse_object(const std::string& body, json& out) {
   out = json::parse(body, nullptr, false);
   if (!out.is_object()) {
-    return settings_problem{"", "the body must be a JSON object", "invalid_json"};
+    return field_problem{"", "the body must be a JSON object", "invalid_json"};
   }
   return std::nullopt;
 }
@@ -140,7 +140,7 @@ std::string to_json_text(const member_alert_settings& s) {
     .dump();
 }
 
-std::optional<settings_problem> read_presets_json(const std::string& body, monitoring_presets& p) {
+std::optional<field_problem> read_presets_json(const std::string& body, monitoring_presets& p) {
   json j;
   if (auto e = parse_object(body, j)) {
     return e;
@@ -154,7 +154,7 @@ std::optional<settings_problem> read_presets_json(const std::string& body, monit
   if (!r.problem && j.contains("heartbeat_threshold")) {
     const auto& t = j["heartbeat_threshold"];
     if (!t.is_string() || (t != "suspect" && t != "down")) {
-      r.problem = settings_problem{"heartbeat_threshold", "must be suspect or down"};
+      r.problem = field_problem{"heartbeat_threshold", "must be suspect or down"};
     } else {
       out.heartbeat_threshold = t.get<std::string>();
     }
@@ -176,8 +176,8 @@ std::optional<settings_problem> read_presets_json(const std::string& body, monit
   return std::nullopt;
 }
 
-std::optional<settings_problem> read_member_alerts_json(const std::string& body,
-                                                   member_alert_settings& s) {
+std::optional<field_problem> read_member_alerts_json(const std::string& body,
+                                                     member_alert_settings& s) {
   json j;
   if (auto e = parse_object(body, j)) {
     return e;
@@ -193,7 +193,7 @@ std::optional<settings_problem> read_member_alerts_json(const std::string& body,
     } else if (h.is_boolean()) {
       out.heartbeat_alerts = h.get<bool>();
     } else {
-      r.problem = settings_problem{"heartbeat_alerts", "must be true, false or null (the pool's)"};
+      r.problem = field_problem{"heartbeat_alerts", "must be true, false or null (the pool's)"};
     }
   }
   r.optional_number("cpu_pct", 1, 100, out.cpu_pct);

@@ -52,19 +52,13 @@ struct member_alert_settings {
   std::vector<std::string> emails; // in addition to the pool's
 };
 
-struct settings_problem {
-  std::string field;
-  std::string message;
-  std::string code = "invalid_field"; // | unknown_field
-};
-
 std::string to_json_text(const monitoring_presets& p);
 std::string to_json_text(const member_alert_settings& s);
 /// Reads the keys present in an API body (or a stored record) onto p;
 /// the first problem, with its field, or nullopt.
-std::optional<settings_problem> read_presets_json(const std::string& body, monitoring_presets& p);
-std::optional<settings_problem> read_member_alerts_json(const std::string& body,
-                                                   member_alert_settings& s);
+std::optional<field_problem> read_presets_json(const std::string& body, monitoring_presets& p);
+std::optional<field_problem> read_member_alerts_json(const std::string& body,
+                                                     member_alert_settings& s);
 
 /// One alert to deliver.
 struct alert_message {

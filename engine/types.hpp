@@ -36,6 +36,14 @@ const char* to_string(linux_family f); // "", "rhel", "debian"
 bool from_string(const std::string& s, linux_family& out); // rhel|debian only
 
 /// One detected stack on a member (the seed's member tabs).
+/// A refused API body: the field at fault (a JSON path such as
+/// "records[2].name"), why, and the error code the API answers with.
+struct field_problem {
+  std::string field;
+  std::string message;
+  std::string code = "invalid_field"; // | unknown_field | missing_field
+};
+
 struct stack_info {
   bool present = false;
   std::string version; // empty when the agent could not tell
