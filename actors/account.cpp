@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -15,17 +16,27 @@ namespace {
 using json = nlohmann::json;
 using self_ptr = caf::stateful_actor<account_actor_state>*;
 
-void store_state(self_ptr self) {
+// Writes the replication state; done (if any) runs once the store
+// answered, written or not.
+void store_state(self_ptr self, std::function<void()> done = {}) {
   auto& st = self->state;
   std::vector<stored_record> rs{
     {"replication", st.pool, st.account.id, to_json_text(st.repl->state())}};
   self->request(st.deps.store, caf::infinite, put_records_atom_v, std::move(rs))
-    .then([](bool) {},
-          [=](caf::error& e) {
-            log::warn("replication_not_stored", {{"pool", self->state.pool},
-                                                 {"account", self->state.account.id},
-                                                 {"error", self->system().render(e)}});
-          });
+    .then(
+      [=](bool) {
+        if (done) {
+          done();
+        }
+      },
+      [=](caf::error& e) {
+        log::warn("replication_not_stored", {{"pool", self->state.pool},
+                                             {"account", self->state.account.id},
+                                             {"error", self->system().render(e)}});
+        if (done) {
+          done();
+        }
+      });
 }
 
 void arm(self_ptr self) {
@@ -76,7 +87,9 @@ std::size_t chunks_stored(const replication_state& rs) {
     std::count_if(rs.chunks.begin(), rs.chunks.end(), [](const chunk_info& c) { return c.stored; }));
 }
 
-void apply(self_ptr self, replication_effects fx) {
+// Carries out a step's effects; stored (if any) runs once its state is
+// in the store (at once when the step changed nothing).
+void apply(self_ptr self, replication_effects fx, std::function<void()> stored = {}) {
   auto& st = self->state;
   // A failure ends the run before anything that follows it in the same
   // step (a waiting start taken at once).
@@ -120,7 +133,9 @@ void apply(self_ptr self, replication_effects fx) {
         });
   }
   if (fx.changed) {
-    store_state(self);
+    store_state(self, std::move(stored));
+  } else if (stored) {
+    stored();
   }
   count(self);
   arm(self);
@@ -275,8 +290,11 @@ caf::behavior account_actor(self_ptr self, std::string pool, protected_account a
         auto after = chunks_stored(st.repl->state());
         m->replication_chunks_stored += after > before ? after - before : 0;
       }
-      apply(self, std::move(fx));
-      return true;
+      // The agent hears "stored" once the store has it: an engine killed
+      // after the answer resumes with this chunk.
+      auto rp = self->make_response_promise<bool>();
+      apply(self, std::move(fx), [rp]() mutable { rp.deliver(true); });
+      return rp;
     },
     [=](job_done_atom, const std::string& job_text) {
       auto& st = self->state;

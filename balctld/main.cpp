@@ -378,10 +378,78 @@ int main(int argc, char** argv) {
       load_cluster_modules(sys_cfg, cfg.cluster);
     }
     caf::actor_system sys{sys_cfg};
-    // Protection's chunks: the actors presign and remove through a handle
-    // (removals on its own thread: an S3 DELETE is an HTTP round trip); the
-    // object store itself is opened once the admin listener's URL is known.
-    auto chunk_handle = std::make_shared<objstore::store_handle>(clk, cfg.protection.url_ttl_s);
+    // The admin listener binds before anything runs: its URL (with the
+    // bound port) is the embedded chunk store's, and the store is opened
+    // before the actors that presign with it. It answers 503 until the API
+    // is built, below.
+    std::atomic<api::admin_api*> api_ptr{nullptr};
+    std::unique_ptr<http::server> admin_http;
+    std::string admin_url; // "" = no admin listener
+    bool admin_failed = false;
+    if (!cfg.admin.listen.empty()) {
+      const auto& a = cfg.admin;
+      http::server_limits lim;
+      lim.max_header_bytes = static_cast<std::size_t>(a.max_header_bytes);
+      lim.max_body_bytes = static_cast<std::size_t>(a.max_body_bytes);
+      lim.request_timeout_ms = a.request_timeout_ms;
+      lim.idle_timeout_ms = std::int64_t{a.idle_timeout_s} * 1000;
+      lim.max_connections = static_cast<std::size_t>(a.max_connections);
+      // Chunk PUTs are up to protection.chunk_size_bytes (8 MiB by default)
+      // where every other body stays under max_body_bytes; an agent on a
+      // slow uplink gets 5 minutes (or request_timeout_ms, if longer) to
+      // send one.
+      if (cfg.protection.object_store == "embedded") {
+        lim.routes.push_back({objstore::chunk_store::route_prefix,
+                              static_cast<std::size_t>(cfg.protection.chunk_size_bytes),
+                              std::max<std::int64_t>(a.request_timeout_ms, 300'000)});
+      }
+      std::optional<http::tls_files> tls;
+      if (!a.tls_cert_file.empty()) {
+        tls = http::tls_files{a.tls_cert_file, a.tls_key_file};
+      }
+      admin_http = std::make_unique<http::server>(
+        a.listen, lim,
+        [&api_ptr](http::request&& req, http::responder respond) {
+          if (auto* p = api_ptr.load()) {
+            p->handle(std::move(req), std::move(respond));
+          } else {
+            respond(http::error_response(503, "unavailable", "",
+                                         "balctld is starting"));
+          }
+        },
+        tls);
+      auto herr = admin_http->start();
+      if (!herr.empty()) {
+        log::error("admin_listen_failed", {{"listen", a.listen}, {"error", herr}});
+        admin_failed = true;
+      } else {
+        admin_url = a.public_url.empty() ? default_public_url(a, admin_http->bound_port())
+                                         : a.public_url;
+      }
+    }
+    // Protection's chunks (protection.*): an S3 bucket, or the embedded
+    // store served by the admin listener (none without one).
+    std::shared_ptr<objstore::object_store> chunk_objects;
+    std::shared_ptr<api::chunk_routes> chunk_route;
+    if (!admin_url.empty() || cfg.protection.object_store == "s3") {
+      if (cfg.protection.public_url.empty()) {
+        cfg.protection.public_url = admin_url;
+      }
+      try {
+        chunk_objects = objstore::make_object_store(cfg);
+        if (auto embedded = std::dynamic_pointer_cast<objstore::chunk_store>(chunk_objects)) {
+          chunk_route = std::make_shared<api::chunk_routes>(embedded, clk);
+        }
+        log::info("object_store_ready", {{"store", chunk_objects->describe()}});
+      } catch (const std::exception& e) {
+        log::error("object_store_failed", {{"error", e.what()}});
+        admin_failed = true;
+      }
+    }
+    // The actors presign and remove through a handle: removals run on its
+    // own thread (an S3 DELETE is an HTTP round trip).
+    auto chunk_handle =
+      std::make_shared<objstore::store_handle>(clk, cfg.protection.url_ttl_s, chunk_objects);
     protection_deps pd;
     pd.chunk_size = cfg.protection.chunk_size_bytes;
     pd.presign = [chunk_handle](const std::string& method, const std::string& key) {
@@ -454,92 +522,32 @@ int main(int argc, char** argv) {
                                               {"port", std::to_string(tls_in->bound_port())}});
       }
     }
-    // The admin endpoint (loopback by default), once heartbeats can land.
+    // The admin API, once heartbeats can land.
     std::unique_ptr<api::admin_api> admin;
-    std::atomic<api::admin_api*> api_ptr{nullptr};
-    // Protection's replication chunks (protection.*): built once the admin
-    // listener's URL is known; the embedded store is served by it.
-    std::shared_ptr<objstore::object_store> chunk_objects;
-    std::shared_ptr<api::chunk_routes> chunk_route;
-    std::unique_ptr<http::server> admin_http;
-    bool admin_failed = false;
-    if (err.empty() && !cfg.admin.listen.empty()) {
-      const auto& a = cfg.admin;
-      api::admin_options ao = a; // its "" defaults derived below
+    if (err.empty() && !admin_failed && admin_http) {
+      api::admin_options ao = cfg.admin; // its "" defaults derived here
+      ao.public_url = admin_url;
       if (ao.heartbeat_endpoint.empty()) {
         ao.heartbeat_endpoint = with_port(cfg.udp_listen, listener.bound_port());
       }
       if (ao.heartbeat_tls_endpoint.empty() && tls_in) {
         ao.heartbeat_tls_endpoint = with_port(cfg.heartbeat_tls.listen, tls_in->bound_port());
       }
-      http::server_limits lim;
-      lim.max_header_bytes = static_cast<std::size_t>(a.max_header_bytes);
-      lim.max_body_bytes = static_cast<std::size_t>(a.max_body_bytes);
-      lim.request_timeout_ms = a.request_timeout_ms;
-      lim.idle_timeout_ms = std::int64_t{a.idle_timeout_s} * 1000;
-      lim.max_connections = static_cast<std::size_t>(a.max_connections);
-      // Chunk PUTs are up to protection.chunk_size_bytes (8 MiB by default)
-      // where every other body stays under max_body_bytes; an agent on a
-      // slow uplink gets 5 minutes (or request_timeout_ms, if longer) to
-      // send one.
-      if (cfg.protection.object_store == "embedded") {
-        lim.routes.push_back({objstore::chunk_store::route_prefix,
-                              static_cast<std::size_t>(cfg.protection.chunk_size_bytes),
-                              std::max<std::int64_t>(a.request_timeout_ms, 300'000)});
+      api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters(),
+                              &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
+                              &listener, tls_in.get(), notifier.get(),
+                              chunk_handle.get()};
+      admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
+      if (chunk_route) {
+        admin->serve_chunks(chunk_route);
       }
-      std::optional<http::tls_files> tls;
-      if (!a.tls_cert_file.empty()) {
-        tls = http::tls_files{a.tls_cert_file, a.tls_key_file};
-      }
-      // The API needs the bound port (its public URL) before it can answer,
-      // so it is built once the server listens; until then: 503.
-      admin_http = std::make_unique<http::server>(
-        a.listen, lim,
-        [&api_ptr](http::request&& req, http::responder respond) {
-          if (auto* p = api_ptr.load()) {
-            p->handle(std::move(req), std::move(respond));
-          } else {
-            respond(http::error_response(503, "unavailable", "",
-                                         "balctld is starting"));
-          }
-        },
-        tls);
-      auto herr = admin_http->start();
-      if (!herr.empty()) {
-        log::error("admin_listen_failed", {{"listen", a.listen}, {"error", herr}});
-        admin_failed = true;
-      } else {
-        if (ao.public_url.empty()) {
-          ao.public_url = default_public_url(a, admin_http->bound_port());
-        }
-        api::metrics_sources ms{&in.counters(), &metrics, &admin_http->counters(),
-                                &listener.loop_lag_ms(), &listener.loop_lag_max_ms(),
-                                &listener, tls_in.get(), notifier.get(),
-                                chunk_handle.get()};
-        admin = std::make_unique<api::admin_api>(ao, control, clk, ms);
-        if (cfg.protection.public_url.empty()) {
-          cfg.protection.public_url = ao.public_url; // with the bound port
-        }
-        try {
-          chunk_objects = objstore::make_object_store(cfg);
-          if (auto embedded = std::dynamic_pointer_cast<objstore::chunk_store>(chunk_objects)) {
-            chunk_route = std::make_shared<api::chunk_routes>(embedded, clk);
-            admin->serve_chunks(chunk_route);
-          }
-          chunk_handle->attach(chunk_objects);
-          log::info("object_store_ready", {{"store", chunk_objects->describe()}});
-        } catch (const std::exception& e) {
-          log::error("object_store_failed", {{"error", e.what()}});
-          admin_failed = true;
-        }
-        api_ptr.store(admin.get());
-        log::info("admin_listening", {{"listen", a.listen},
-                                      {"port", std::to_string(admin_http->bound_port())},
-                                      {"tls", a.tls_cert_file.empty() ? "off" : "on"},
-                                      {"tokens", std::to_string(a.tokens.size())}});
-        if (!opt.admin_port_file.empty()) {
-          std::ofstream(opt.admin_port_file) << admin_http->bound_port() << "\n";
-        }
+      api_ptr.store(admin.get());
+      log::info("admin_listening", {{"listen", cfg.admin.listen},
+                                    {"port", std::to_string(admin_http->bound_port())},
+                                    {"tls", cfg.admin.tls_cert_file.empty() ? "off" : "on"},
+                                    {"tokens", std::to_string(cfg.admin.tokens.size())}});
+      if (!opt.admin_port_file.empty()) {
+        std::ofstream(opt.admin_port_file) << admin_http->bound_port() << "\n";
       }
     }
     if (!err.empty()) {
@@ -579,6 +587,8 @@ int main(int argc, char** argv) {
     }
     listener.stop();
     shutdown_engine(sys, handles, metrics);
+    // Chunks the last runs left to remove: a bounded wait, the rest logged.
+    chunk_handle->drain(std::chrono::seconds(10));
     if (notifier) {
       notifier->stop();
     }

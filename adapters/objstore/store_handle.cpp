@@ -4,8 +4,13 @@
 
 namespace balctl::objstore {
 
-store_handle::store_handle(const clock& clk, int url_ttl_s, std::size_t max_queued)
-  : clk_(clk), url_ttl_s_(url_ttl_s), max_queued_(max_queued), worker_([this] { run(); }) {}
+store_handle::store_handle(const clock& clk, int url_ttl_s, std::shared_ptr<object_store> store,
+                           std::size_t max_queued)
+  : clk_(clk),
+    url_ttl_s_(url_ttl_s),
+    store_(std::move(store)),
+    max_queued_(max_queued),
+    worker_([this] { run(); }) {}
 
 store_handle::~store_handle() {
   {
@@ -16,24 +21,11 @@ store_handle::~store_handle() {
   worker_.join();
 }
 
-void store_handle::attach(std::shared_ptr<object_store> store) {
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    store_ = std::move(store);
-  }
-  wake_.notify_all();
-}
-
 std::string store_handle::presign(const std::string& method, const std::string& key) const {
-  std::shared_ptr<object_store> s;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    s = store_;
-  }
-  std::string why = "no object store yet";
-  if (s) {
+  std::string why = "no object store";
+  if (store_) {
     try {
-      return s->presign(method, key, url_ttl_s_, clk_.now_ms());
+      return store_->presign(method, key, url_ttl_s_, clk_.now_ms());
     } catch (const std::exception& e) {
       why = e.what();
     }
@@ -51,7 +43,7 @@ void store_handle::remove(std::vector<std::string> keys) {
   {
     std::lock_guard<std::mutex> g(mu_);
     for (auto& k : keys) {
-      if (queue_.size() >= max_queued_) {
+      if (!store_ || queue_.size() >= max_queued_) {
         ++dropped;
         continue;
       }
@@ -61,14 +53,14 @@ void store_handle::remove(std::vector<std::string> keys) {
   }
   if (dropped > 0) {
     log::warn("chunk_remove_dropped", {{"keys", std::to_string(dropped)},
-                                       {"queued", std::to_string(max_queued_)}});
+                                       {"store", store_ ? "queue full" : "none"}});
   }
   wake_.notify_all();
 }
 
-void store_handle::drain() {
+bool store_handle::drain(std::chrono::milliseconds limit) {
   std::unique_lock<std::mutex> g(mu_);
-  idle_.wait(g, [&] { return (queue_.empty() || !store_) && !busy_; });
+  return idle_.wait_for(g, limit, [&] { return queue_.empty() && !busy_; });
 }
 
 store_handle_counters store_handle::counters() const {
@@ -79,23 +71,22 @@ store_handle_counters store_handle::counters() const {
 void store_handle::run() {
   std::unique_lock<std::mutex> g(mu_);
   for (;;) {
-    wake_.wait(g, [&] { return stop_ || (store_ && !queue_.empty()); });
+    wake_.wait(g, [&] { return stop_ || !queue_.empty(); });
     if (stop_) {
       // Shutting down: a removal in progress finished; the rest are left
       // (the next run's cleanup, or the bucket's lifecycle rule).
       if (!queue_.empty()) {
-        log::info("chunk_remove_abandoned", {{"keys", std::to_string(queue_.size())}});
+        log::warn("chunk_remove_abandoned", {{"keys", std::to_string(queue_.size())}});
       }
       return;
     }
     auto key = std::move(queue_.front());
     queue_.pop_front();
-    auto s = store_;
     busy_ = true;
     g.unlock();
     std::string err;
     try {
-      s->remove(key);
+      store_->remove(key);
     } catch (const std::exception& e) {
       err = e.what();
     }

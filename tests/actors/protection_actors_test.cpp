@@ -93,18 +93,30 @@ struct fixture : engine_rig {
     return json::parse(*r.value);
   }
 
-  /// The replication log, oldest first.
+  /// The replication log (sync and failure lines), oldest first.
   std::vector<std::string> log() {
     auto r = call<std::vector<activity_record>>(
       [&](auto cb) { control->activity("web", 0, 1000, 0, cb); });
     REQUIRE(r.ok());
     std::vector<std::string> out;
     for (auto it = r.value->rbegin(); it != r.value->rend(); ++it) {
-      if (it->kind == to_string(activity_kind::replication_sync)) {
+      if (it->kind == to_string(activity_kind::replication_sync) ||
+          it->kind == to_string(activity_kind::replication_failed)) {
         out.push_back(it->message);
       }
     }
     return out;
+  }
+
+  /// Where the first line holding part is in the log; -1 when none.
+  long position_of(const std::string& part) {
+    auto lines = log();
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].find(part) != std::string::npos) {
+        return static_cast<long>(i);
+      }
+    }
+    return -1;
   }
 
   std::size_t lines_with(const std::string& part) {
@@ -197,6 +209,9 @@ TEST_CASE("with replication_overlap wait, a start that comes due during a run is
   CHECK(r["waiting"] == false);
   CHECK(r["phase"] == "packaging");
   CHECK(f.lines_with("sync resumed (schedule), run bob-1") == 1);
+  // The failure ends the run before the start it lets go.
+  CHECK(f.position_of("run bob-1 failed") >= 0);
+  CHECK(f.position_of("run bob-1 failed") < f.position_of("sync resumed (schedule)"));
   jobs = f.fetch_jobs(1);
   REQUIRE(jobs.size() == 1);
   CHECK(jobs[0]["id"] != first);

@@ -46,10 +46,11 @@ struct cpanel_pair {
   std::unique_ptr<process> source_agent, standby_agent;
   int runs = 0;
 
+  // While set, the bucket answers 503 SlowDown to PUTs of chunk 2 and on
+  // (declared before s3: the stand-in's loop reads it until it stops).
+  std::atomic<bool> throttle{false};
   // With use_s3(): the bucket the chunks go through instead of the engine.
   std::unique_ptr<s3_standin> s3;
-  // While set, the bucket answers 503 SlowDown to PUTs of chunk 2 and on.
-  std::atomic<bool> throttle{false};
 
   std::string root(const std::string& who) { return n.dir.file(who + "-root"); }
   std::string state(const std::string& who) { return n.dir.file(who + "/state.json"); }
@@ -65,7 +66,9 @@ struct cpanel_pair {
       if (!throttle || method != "PUT") {
         return false;
       }
-      return std::stol(name.substr(name.rfind('/') + 1)) >= 2;
+      // "<bucket>/e2e/<pool>/<run>/<index>": chunk 2 and on.
+      auto index = name.substr(name.rfind('/') + 1);
+      return index != "0" && index != "1";
     };
     s3 = std::make_unique<s3_standin>(o);
     REQUIRE(s3->start().empty());
@@ -336,7 +339,6 @@ TEST_CASE("through an S3-compatible bucket: the engine presigns, the agents move
   CHECK(p.s3->requests("GET") >= chunks);
   CHECK(p.s3_refusals() == 0);
   CHECK(wait_until([&] { return p.s3->object_count() == 0; }, 10'000));
-  CHECK(p.chunk_files() == 0);
   // /metrics: the run, its chunks, and the engine's own removals of them
   // (on the store handle's thread; the standby's agent deleted them first,
   // and S3 answers 204 for an absent key).
