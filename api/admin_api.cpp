@@ -1114,6 +1114,13 @@ std::string admin_api::metrics_text() const {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type
         << '\n';
   };
+  // One line per label value: name{label="value"} count.
+  using labelled = std::initializer_list<std::pair<const char*, std::uint64_t>>;
+  auto by = [&](const char* name, const char* label, labelled values) {
+    for (const auto& [value, count] : values) {
+      out << name << '{' << label << "=\"" << value << "\"} " << count << '\n';
+    }
+  };
   if (const auto* in = metrics_.ingest) {
     family("balctl_heartbeats_accepted_total", "counter",
            "Heartbeat datagrams accepted (authentic, fresh, in order).");
@@ -1128,11 +1135,9 @@ std::string admin_api::metrics_text() const {
   }
   auto c = engine_.count_states();
   family("balctl_members", "gauge", "Members by state.");
-  out << "balctl_members{state=\"pending\"} " << c.pending << '\n'
-      << "balctl_members{state=\"healthy\"} " << c.healthy << '\n'
-      << "balctl_members{state=\"suspect\"} " << c.suspect << '\n'
-      << "balctl_members{state=\"down\"} " << c.down << '\n'
-      << "balctl_members{state=\"recovering\"} " << c.recovering << '\n';
+  by("balctl_members", "state",
+     {{"pending", c.pending}, {"healthy", c.healthy}, {"suspect", c.suspect}, {"down", c.down},
+      {"recovering", c.recovering}});
   if (const auto* e = metrics_.engine) {
     family("balctl_pool_decisions_total", "counter",
            "Pool decisions, by kind: DNS moves (failover, fail-back) and holds.");
@@ -1181,10 +1186,8 @@ std::string admin_api::metrics_text() const {
     out << "balctl_account_cuts_total " << e->account_cuts.load() << '\n';
     family("balctl_replication_runs_total", "counter",
            "Replication attempts that restored the account on its standby, or failed.");
-    out << "balctl_replication_runs_total{result=\"ok\"} " << e->replication_runs_ok.load()
-        << '\n'
-        << "balctl_replication_runs_total{result=\"failed\"} "
-        << e->replication_runs_failed.load() << '\n';
+    by("balctl_replication_runs_total", "result",
+       {{"ok", e->replication_runs_ok.load()}, {"failed", e->replication_runs_failed.load()}});
     family("balctl_replication_starts_skipped_total", "counter",
            "Replication starts skipped: a run still going (overlap), or members that cannot "
            "replicate.");
@@ -1269,9 +1272,8 @@ std::string admin_api::metrics_text() const {
     family("balctl_chunk_removals_total", "counter",
            "Replication chunks the engine removed from the object store, failed to (the "
            "store refused or was unreachable), or dropped (removal queue full).");
-    out << "balctl_chunk_removals_total{result=\"removed\"} " << cc.removed << '\n'
-        << "balctl_chunk_removals_total{result=\"failed\"} " << cc.remove_failed << '\n'
-        << "balctl_chunk_removals_total{result=\"dropped\"} " << cc.remove_dropped << '\n';
+    by("balctl_chunk_removals_total", "result",
+       {{"removed", cc.removed}, {"failed", cc.remove_failed}, {"dropped", cc.remove_dropped}});
     family("balctl_chunk_presign_failures_total", "counter",
            "Chunk URLs the engine could not presign (a refused key, or no object store).");
     out << "balctl_chunk_presign_failures_total " << cc.presign_failed << '\n';
@@ -1281,10 +1283,9 @@ std::string admin_api::metrics_text() const {
     family("balctl_alerts_total", "counter",
            "Alerts posted, suppressed as repeats within notify.dedup_window_s, dropped "
            "(queue full or stopped) and abandoned at shutdown.");
-    out << "balctl_alerts_total{result=\"posted\"} " << nc.posted << '\n'
-        << "balctl_alerts_total{result=\"suppressed\"} " << nc.suppressed << '\n'
-        << "balctl_alerts_total{result=\"dropped\"} " << nc.dropped << '\n'
-        << "balctl_alerts_total{result=\"abandoned\"} " << nc.abandoned << '\n';
+    by("balctl_alerts_total", "result",
+       {{"posted", nc.posted}, {"suppressed", nc.suppressed}, {"dropped", nc.dropped},
+        {"abandoned", nc.abandoned}});
     family("balctl_alert_deliveries_total", "counter",
            "Alert deliveries by channel and outcome (gave_up is part of failed; retried "
            "counts attempts after the first).");

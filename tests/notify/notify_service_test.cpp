@@ -228,37 +228,25 @@ struct smtp_pki {
 
 } // namespace
 
-TEST_CASE("with smtp_starttls the e-mail goes over TLS after STARTTLS, the server's "
-          "certificate checked against smtp_ca_file",
+TEST_CASE("the e-mail goes over TLS, after a required STARTTLS or from the first byte with "
+          "smtps://, the server's certificate checked against smtp_ca_file",
           "[notify][smtp][tls]") {
   smtp_pki p;
-  test::smtp_server smtp(p.tls("starttls"));
-  auto c = fast_config();
-  c.smtp_url = smtp.url();
-  c.smtp_starttls = true;
-  c.smtp_ca_file = p.pki.ca_cert;
-  rig r(c);
-  CHECK(r.post({"ops@example.com"}, {}));
-  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
-  auto msgs = smtp.messages();
-  REQUIRE(msgs.size() == 1);
-  CHECK_THAT(msgs[0].tls, Catch::StartsWith("TLSv1."));
-}
-
-TEST_CASE("an smtps:// server gets the e-mail over TLS from the first byte",
-          "[notify][smtp][tls]") {
-  smtp_pki p;
-  test::smtp_server smtp(p.tls("smtps"));
-  auto c = fast_config();
-  c.smtp_url = smtp.url();
-  CHECK_THAT(c.smtp_url, Catch::StartsWith("smtps://"));
-  c.smtp_ca_file = p.pki.ca_cert;
-  rig r(c);
-  CHECK(r.post({"ops@example.com"}, {}));
-  REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
-  auto msgs = smtp.messages();
-  REQUIRE(msgs.size() == 1);
-  CHECK_THAT(msgs[0].tls, Catch::StartsWith("TLSv1."));
+  for (const char* mode : {"starttls", "smtps"}) {
+    CAPTURE(mode);
+    test::smtp_server smtp(p.tls(mode));
+    auto c = fast_config();
+    c.smtp_url = smtp.url();
+    c.smtp_starttls = std::string(mode) == "starttls";
+    CHECK_THAT(c.smtp_url, Catch::StartsWith(c.smtp_starttls ? "smtp://" : "smtps://"));
+    c.smtp_ca_file = p.pki.ca_cert;
+    rig r(c);
+    CHECK(r.post({"ops@example.com"}, {}));
+    REQUIRE(r.wait([](const notify_counters& n) { return n.email.sent == 1; }));
+    auto msgs = smtp.messages();
+    REQUIRE(msgs.size() == 1);
+    CHECK_THAT(msgs[0].tls, Catch::StartsWith("TLSv1."));
+  }
 }
 
 TEST_CASE("with smtp_starttls an alert never goes in clear text: a server without STARTTLS, "
