@@ -77,11 +77,16 @@ struct engine_rig {
   engine_handles h;
   std::unordered_map<member_id, std::uint64_t> seq;
 
+  /// Spawns the actors in place of spawn_engine (a test that wires one of
+  /// them itself).
+  using spawner = std::function<engine_handles(engine_rig&)>;
+
   /// tweak: changes the engine config; seed: state an earlier run of the
   /// engine left in the store (the pools are put first).
   explicit engine_rig(std::vector<pool_config> pools,
                       std::function<void(engine_config&)> tweak = {},
-                      std::function<void(store&)> seed = {}, protection_deps protection = {})
+                      std::function<void(store&)> seed = {}, protection_deps protection = {},
+                      spawner spawn = {})
     : sys(testing_config(cfg)),
       sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
     ecfg.pools = std::move(pools);
@@ -98,7 +103,9 @@ struct engine_rig {
     }
     parts = bootstrap(ecfg, *st, clk.now_ms());
     in = std::make_unique<ingest>(*parts.reg, 30'000);
-    h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false, {}, std::move(protection));
+    h = spawn ? spawn(*this)
+              : spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false, {},
+                             std::move(protection));
     sched.run();
   }
 

@@ -92,51 +92,27 @@ struct reply {
   bool ok() const { return value.has_value(); }
 };
 
-struct fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scheduler::test_coordinator& sched;
-  manual_clock clk;
-  engine_metrics metrics;
-  engine_config ecfg;
-  std::shared_ptr<store> st;
-  engine_parts parts;
-  std::unique_ptr<ingest> in;
-  engine_handles h;
-  std::unordered_map<member_id, std::uint64_t> seq;
+struct fixture : engine_rig {
   std::unordered_map<member_id, protocol::key> keys;
 
   /// stalled: the supervisor gets a DNS executor that never answers
   /// (spawned here the way spawn_engine wires the real one).
   explicit fixture(std::vector<pool_config> pools = {}, bool stalled = false)
-    : sys(testing_config(cfg)),
-      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
-    ecfg.pools = std::move(pools);
-    ecfg.snapshot_interval_s = 3600;
-    st = open_sqlite_store(":memory:");
-    parts = bootstrap(ecfg, *st, clk.now_ms());
-    in = std::make_unique<ingest>(*parts.reg, 30'000);
+    : engine_rig(std::move(pools), {}, {}, {}, stalled ? spawner(spawn_stalled) : spawner()) {
     for (const auto& p : ecfg.pools) {
       for (const auto& m : p.members) {
         keys[m.id] = m.key;
       }
     }
-    if (!stalled) {
-      h = spawn_engine(sys, ecfg, parts, st, &clk, &metrics, false);
-    } else {
-      h.store = sys.spawn(store_actor, st, &metrics, store_actor_options{});
-      h.dns = sys.spawn(stalled_dns, std::string("stalled"));
-      auto deps = make_supervisor_deps(ecfg, parts, h.store, h.dns, &clk, &metrics);
-      h.supervisor = sys.spawn(supervisor_actor, parts.pools, deps);
-    }
-    sched.run();
   }
 
-  ~fixture() {
-    caf::anon_send_exit(h.supervisor, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.dns, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(h.store, caf::exit_reason::user_shutdown);
-    sched.run();
+  static engine_handles spawn_stalled(engine_rig& r) {
+    engine_handles h;
+    h.store = r.sys.spawn(store_actor, r.st, &r.metrics, store_actor_options{});
+    h.dns = r.sys.spawn(stalled_dns, std::string("stalled"));
+    auto deps = make_supervisor_deps(r.ecfg, r.parts, h.store, h.dns, &r.clk, &r.metrics);
+    h.supervisor = r.sys.spawn(supervisor_actor, r.parts.pools, deps);
+    return h;
   }
 
   // -- heartbeats -----------------------------------------------------------

@@ -128,14 +128,17 @@ struct node {
 
   std::string log() { return read_file(dir.file("balctld.log")); }
 
+  /// token "" sends no Authorization header; headers are more, each
+  /// "Name: value".
   reply call(const std::string& method, const std::string& path,
              std::optional<std::string> body = std::nullopt,
-             const std::string& token = admin_token) {
+             const std::string& token = admin_token, std::vector<std::string> headers = {}) {
     cli::http_call c;
     c.method = method;
     c.url = "http://127.0.0.1:" + std::to_string(admin_port) + path;
     c.body = std::move(body);
     c.token = token;
+    c.headers = std::move(headers);
     c.timeout_s = 15;
     cli::curl_transport_impl t;
     auto r = t.perform(c);

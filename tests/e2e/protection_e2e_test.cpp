@@ -8,7 +8,6 @@
 #include <chrono>
 
 #include "transport/agent_auth.hpp"
-#include "cli/client.hpp"
 #include "tests/e2e/balctld_node.hpp"
 
 using namespace balctl;
@@ -39,23 +38,13 @@ reply agent_call(node& n, int id, const std::string& method, const std::string& 
   if (tamper) {
     sig[0] = sig[0] == 'a' ? 'b' : 'a';
   }
-  cli::http_call c;
-  c.method = method;
-  c.url = "http://127.0.0.1:" + std::to_string(n.admin_port) + target;
+  std::optional<std::string> sent;
   if (method != "GET") {
-    c.body = body;
+    sent = body;
   }
-  c.timeout_s = 15;
-  c.headers = {"X-Balctl-Member: " + std::to_string(id), "X-Balctl-Timestamp: " + ts,
-               "X-Balctl-Signature: " + sig};
-  cli::curl_transport_impl t;
-  auto r = t.perform(c);
-  REQUIRE(r.what == cli::http_reply::kind::answered);
-  reply out;
-  out.status = r.status;
-  out.raw = r.body;
-  out.body = json::parse(r.body, nullptr, false);
-  return out;
+  return n.call(method, target, sent, "",
+                {"X-Balctl-Member: " + std::to_string(id), "X-Balctl-Timestamp: " + ts,
+                 "X-Balctl-Signature: " + sig});
 }
 
 } // namespace
