@@ -6,6 +6,10 @@
 
 namespace balctl::api {
 
+namespace {
+const std::string prefix = objstore::chunk_store::route_prefix;
+} // namespace
+
 chunk_routes::chunk_routes(std::shared_ptr<objstore::chunk_store> store, const clock& clk,
                            std::size_t max_queued)
   : store_(std::move(store)), clk_(clk), max_queued_(max_queued),
@@ -25,12 +29,15 @@ chunk_routes::~chunk_routes() {
   }
 }
 
-http::server_limits::route_limit chunk_routes::route_limit(std::int64_t request_timeout_ms) const {
-  return {objstore::chunk_store::route_prefix, store_->max_object_bytes(), request_timeout_ms};
+std::optional<http::response> chunk_routes::admit(const http::request& head) const {
+  if (head.path.compare(0, prefix.size(), prefix) != 0) {
+    return std::nullopt;
+  }
+  return store_->authorise(head.method, head.path.substr(prefix.size()), head.query,
+                           clk_.now_ms());
 }
 
 bool chunk_routes::handle(http::request& req, const http::responder& respond) {
-  static const std::string prefix = objstore::chunk_store::route_prefix;
   if (req.path.compare(0, prefix.size(), prefix) != 0) {
     return false;
   }

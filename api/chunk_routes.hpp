@@ -7,13 +7,15 @@
 // protection.chunk_size_bytes, so the work runs on a thread of its own,
 // never on the HTTP loop: the loop hands the request over (moved, body
 // included) and the worker answers through the responder. balctld gives
-// the route its own body limit (http::server_limits::routes, route_limits).
+// the route its own body limit and checks the URL's signature before the
+// body is read (http::server_limits::routes, admit).
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -40,9 +42,11 @@ public:
   /// untouched. Call from the HTTP loop.
   bool handle(http::request& req, const http::responder& respond);
 
-  /// The server limits for the route: bodies up to the store's largest
-  /// chunk, and request_timeout_ms to receive one.
-  http::server_limits::route_limit route_limit(std::int64_t request_timeout_ms) const;
+  /// For the route's server_limits::route_limit::admit: the refusal of a
+  /// request under /v1/chunks/ whose URL does not allow it (a bad or
+  /// expired signature, another method or key), asked before its body is
+  /// read. Call from the HTTP loop.
+  std::optional<http::response> admit(const http::request& head) const;
 
   const objstore::chunk_store& store() const { return *store_; }
 

@@ -383,6 +383,10 @@ int main(int argc, char** argv) {
     // before the actors that presign with it. It answers 503 until the API
     // is built, below.
     std::atomic<api::admin_api*> api_ptr{nullptr};
+    // The embedded chunk store's route, once the store is open (its URLs
+    // need the listener's port): it checks a chunk URL's signature before
+    // the body is read.
+    std::atomic<api::chunk_routes*> chunk_admit{nullptr};
     std::unique_ptr<http::server> admin_http;
     std::string admin_url; // "" = no admin listener
     bool admin_failed = false;
@@ -397,11 +401,19 @@ int main(int argc, char** argv) {
       // Chunk PUTs are up to protection.chunk_size_bytes (8 MiB by default)
       // where every other body stays under max_body_bytes; an agent on a
       // slow uplink gets 5 minutes (or request_timeout_ms, if longer) to
-      // send one.
+      // send one. A URL that does not allow the request is refused before
+      // room is made for its body.
       if (cfg.protection.object_store == "embedded") {
-        lim.routes.push_back({objstore::chunk_store::route_prefix,
-                              static_cast<std::size_t>(cfg.protection.chunk_size_bytes),
-                              std::max<std::int64_t>(a.request_timeout_ms, 300'000)});
+        lim.routes.push_back(
+          {objstore::chunk_store::route_prefix,
+           static_cast<std::size_t>(cfg.protection.chunk_size_bytes),
+           std::max<std::int64_t>(a.request_timeout_ms, 300'000),
+           [&chunk_admit](const http::request& head) -> std::optional<http::response> {
+             if (auto* r = chunk_admit.load()) {
+               return r->admit(head);
+             }
+             return http::error_response(503, "unavailable", "", "balctld is starting");
+           }});
       }
       std::optional<http::tls_files> tls;
       if (!a.tls_cert_file.empty()) {
@@ -439,6 +451,7 @@ int main(int argc, char** argv) {
         chunk_objects = objstore::make_object_store(cfg);
         if (auto embedded = std::dynamic_pointer_cast<objstore::chunk_store>(chunk_objects)) {
           chunk_route = std::make_shared<api::chunk_routes>(embedded, clk);
+          chunk_admit.store(chunk_route.get());
         }
         log::info("object_store_ready", {{"store", chunk_objects->describe()}});
       } catch (const std::exception& e) {

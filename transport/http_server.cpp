@@ -233,12 +233,6 @@ struct pending_response {
 //   any ──last response out, or an error──> closing (write stall, then linger)
 enum class timer_mode { none, handshake, request, idle, closing };
 
-struct limit_error {
-  int status = 0;
-  std::string code;
-  std::string message;
-};
-
 struct connection {
   server::impl* srv = nullptr;
   std::uint64_t id = 0;
@@ -271,7 +265,7 @@ struct connection {
   bool message_done = false;  // set by on_message_complete, taken by dispatch
   bool message_keep_alive = true;
   bool want_continue = false;
-  std::optional<limit_error> error;  // a limit broken inside a parser callback
+  std::optional<response> error;  // a limit broken (or a refusal) inside a parser callback
   std::int64_t message_start_ms = 0;
   // This request's limits: the server's, or its route's (server_limits::routes).
   std::size_t body_limit = 0;
@@ -338,6 +332,7 @@ struct server::impl {
   void dispatch(connection& c);
   void peer_closed(connection& c);
   void fail(connection& c, int status, std::string_view code, const std::string& message);
+  void refuse(connection& c, response r);
   void flush(connection& c);
   void send(connection& c, std::string bytes);
   void send_tls_output(connection& c);
@@ -944,9 +939,9 @@ void server::impl::feed(connection& c, const char* data, std::size_t len) {
     }
     if (err != HPE_OK) {
       if (c.error) {
-        limit_error e = std::move(*c.error);
+        response e = std::move(*c.error);
         c.error.reset();
-        fail(c, e.status, e.code, e.message);
+        refuse(c, std::move(e));
       } else if (err == HPE_HEADER_OVERFLOW) {
         fail(c, 431, "headers_too_large",
              "the request line and headers exceed the parser's limit");
@@ -969,10 +964,10 @@ void server::impl::feed(connection& c, const char* data, std::size_t len) {
 int server::impl::add_header_bytes(connection& c, std::size_t n) {
   c.header_bytes += n;
   if (c.header_bytes > limits_.max_header_bytes) {
-    c.error = limit_error{431, "headers_too_large",
+    c.error = error_response(431, "headers_too_large", "",
                           "the request line and headers exceed " +
                             std::to_string(limits_.max_header_bytes) +
-                            " bytes (max_header_bytes)"};
+                            " bytes (max_header_bytes)");
     return 1;
   }
   return 0;
@@ -983,9 +978,9 @@ int server::impl::commit_header(connection& c) {
   // such a name is not a token, and a name that only looks like a known one
   // is how requests get smuggled. Refused as the parser refuses other bytes.
   if (!is_token(c.field)) {
-    c.error = limit_error{400, "bad_request",
+    c.error = error_response(400, "bad_request", "",
                           "malformed HTTP request: HPE_INVALID_HEADER_TOKEN: header name \"" +
-                            c.field.substr(0, 64) + "\" is not a token"};
+                            c.field.substr(0, 64) + "\" is not a token");
     return 1;
   }
   // Trailers (after a chunked body) count against the limit but are not
@@ -1008,7 +1003,7 @@ int parser_guard(connection& c, F&& body) {
   try {
     return body();
   } catch (...) {
-    c.error = limit_error{500, "internal", "the server failed to read the request"};
+    c.error = error_response(500, "internal", "", "the server failed to read the request");
     return 1;
   }
 }
@@ -1070,6 +1065,38 @@ int server::impl::on_header_value(http_parser* p, const char* at, std::size_t le
   });
 }
 
+namespace {
+
+// The request target's path and query into req; false when it is not a
+// valid URL (or longer than max_url_bytes).
+bool split_target(const std::string& url, bool is_connect, request& req) {
+  http_parser_url u;
+  http_parser_url_init(&u);
+  if (url.size() > max_url_bytes ||
+      http_parser_parse_url(url.data(), url.size(), is_connect ? 1 : 0, &u) != 0) {
+    return false;
+  }
+  auto field = [&](int f) -> std::string {
+    if ((u.field_set & (1u << f)) == 0) {
+      return {};
+    }
+    std::size_t off = u.field_data[f].off;
+    std::size_t len = u.field_data[f].len;
+    if (off > url.size() || len > url.size() - off) {
+      return {};
+    }
+    return url.substr(off, len);
+  };
+  req.path = field(UF_PATH);
+  if (req.path.empty() && !is_connect) {
+    req.path = "/";  // absolute-form without a path
+  }
+  req.query = field(UF_QUERY);
+  return true;
+}
+
+} // namespace
+
 int server::impl::on_headers_complete(http_parser* p) {
   auto& c = *static_cast<connection*>(p->data);
   return parser_guard(c, [&] {
@@ -1083,19 +1110,33 @@ int server::impl::on_headers_complete(http_parser* p) {
       return -1;
     }
     c.cur.method = http_method_str(static_cast<enum http_method>(p->method));
+    if (!split_target(c.url, p->method == HTTP_CONNECT, c.cur)) {
+      c.error = error_response(400, "bad_request",
+                               "", "malformed HTTP request: HPE_INVALID_URL: the request target (" +
+                                 std::to_string(c.url.size()) + " bytes) is not a valid URL");
+      return -1;
+    }
     for (const auto& route : self->limits_.routes) {
-      if (c.url.compare(0, route.path_prefix.size(), route.path_prefix) == 0) {
+      if (c.cur.path.compare(0, route.path_prefix.size(), route.path_prefix) == 0) {
         c.body_limit = route.max_body_bytes;
         c.request_timeout_ms = route.request_timeout_ms;
+        // Before any of the body is read: a refused request costs no
+        // buffer of its announced size.
+        if (route.admit) {
+          if (auto refusal = route.admit(c.cur)) {
+            c.error = std::move(*refusal);
+            return -1;
+          }
+        }
         break;
       }
     }
     // Refuse a declared body before reading any of it.
     if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > c.body_limit) {
-      c.error = limit_error{413, "payload_too_large",
+      c.error = error_response(413, "payload_too_large", "",
                             "Content-Length " + std::to_string(p->content_length) +
                               " exceeds " + std::to_string(c.body_limit) +
-                              " bytes (max_body_bytes)"};
+                              " bytes (max_body_bytes)");
       return -1;
     }
     if ((p->flags & F_CONTENTLENGTH) != 0) {
@@ -1117,9 +1158,9 @@ int server::impl::on_body(http_parser* p, const char* at, std::size_t len) {
   return parser_guard(c, [&] {
     std::size_t max = c.body_limit;
     if (len > max || c.cur.body.size() > max - len) {
-      c.error = limit_error{413, "payload_too_large",
+      c.error = error_response(413, "payload_too_large", "",
                             "the body exceeds " + std::to_string(max) +
-                              " bytes (max_body_bytes)"};
+                              " bytes (max_body_bytes)");
       return 1;
     }
     c.cur.body.append(at, len);
@@ -1147,38 +1188,12 @@ void server::impl::dispatch(connection& c) {
   c.message_done = false;
   request req = std::move(c.cur);
   c.cur = request{};
-  std::string url = std::move(c.url);
   c.url.clear();
   bool is_connect = c.parser.method == HTTP_CONNECT;
   // An upgrade (or CONNECT) hands the connection to another protocol; we
   // answer the request and close.
   bool keep_alive = c.message_keep_alive && c.parser.upgrade == 0 && !is_connect;
 
-  http_parser_url u;
-  http_parser_url_init(&u);
-  if (url.size() > max_url_bytes ||
-      http_parser_parse_url(url.data(), url.size(), is_connect ? 1 : 0, &u) != 0) {
-    fail(c, 400, "bad_request",
-         "malformed HTTP request: HPE_INVALID_URL: the request target (" +
-           std::to_string(url.size()) + " bytes) is not a valid URL");
-    return;
-  }
-  auto field = [&](int f) -> std::string {
-    if ((u.field_set & (1u << f)) == 0) {
-      return {};
-    }
-    std::size_t off = u.field_data[f].off;
-    std::size_t len = u.field_data[f].len;
-    if (off > url.size() || len > url.size() - off) {
-      return {};
-    }
-    return url.substr(off, len);
-  };
-  req.path = field(UF_PATH);
-  if (req.path.empty() && !is_connect) {
-    req.path = "/";  // absolute-form without a path
-  }
-  req.query = field(UF_QUERY);
   req.peer = c.peer;
   req.tls = static_cast<bool>(c.ssl);
 
@@ -1222,24 +1237,28 @@ void server::impl::dispatch(connection& c) {
 // owed, then the connection closes.
 void server::impl::fail(connection& c, int status, std::string_view code,
                         const std::string& message) {
+  refuse(c, error_response(status, code, "", message));
+}
+
+void server::impl::refuse(connection& c, response r) {
   if (c.closed || c.shutting) {
     return;
   }
-  if (status == 400) {
+  if (r.status == 400) {
     counters_.parse_errors.fetch_add(1, std::memory_order_relaxed);
-  } else if (status == 408) {
+  } else if (r.status == 408) {
     counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
   }
   log::debug("http_request_refused", {{"peer", c.peer.to_string()},
-                                      {"status", std::to_string(status)},
-                                      {"message", message}});
+                                      {"status", std::to_string(r.status)},
+                                      {"message", r.body}});
   c.input_closed = true;
   c.in_message = false;
   c.want_continue = false;
   pending_response e;
   e.ready = true;
   e.keep_alive = false;
-  e.resp = error_response(status, code, "", message);
+  e.resp = std::move(r);
   c.pending.push_back(std::move(e));
   ++c.next_seq;
   flush(c);

@@ -97,6 +97,11 @@ struct server_limits {
     std::string path_prefix;
     std::size_t max_body_bytes = 0;
     std::int64_t request_timeout_ms = 0;
+    /// When set, called on the loop with the request's method, path, query
+    /// and headers (no body yet) as soon as its headers are complete: a
+    /// response refuses the request there, before any of its body is read
+    /// or room made for it, and the connection closes.
+    std::function<std::optional<response>(const request& head)> admit;
   };
   std::vector<route_limit> routes;
 };

@@ -243,9 +243,10 @@ std::string chunk_store::describe() const {
   return "embedded " + dir_ + " at " + public_url_ + route_prefix;
 }
 
-http::response chunk_store::handle(const std::string& method, const std::string& key,
-                                   const std::string& query, std::string&& body,
-                                   std::int64_t now_ms) {
+std::optional<http::response> chunk_store::authorise(const std::string& method,
+                                                     const std::string& key,
+                                                     const std::string& query,
+                                                     std::int64_t now_ms) const {
   if (method != "PUT" && method != "GET" && method != "DELETE" && method != "HEAD") {
     auto r = http::error_response(405, "method_not_allowed", "",
                                   method + " is not allowed here; use PUT, GET, HEAD, DELETE");
@@ -277,6 +278,15 @@ http::response chunk_store::handle(const std::string& method, const std::string&
     return http::error_response(403, "chunk_url_expired", "expires",
                                 "the URL expired at " + expires +
                                   " (Unix seconds); ask the engine for a new URL");
+  }
+  return std::nullopt;
+}
+
+http::response chunk_store::handle(const std::string& method, const std::string& key,
+                                   const std::string& query, std::string&& body,
+                                   std::int64_t now_ms) {
+  if (auto refusal = authorise(method, key, query, now_ms)) {
+    return std::move(*refusal);
   }
   if (method == "PUT") {
     return put(key, body);

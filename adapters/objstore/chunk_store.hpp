@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "adapters/objstore/object_store.hpp"
@@ -67,6 +68,12 @@ public:
   http::response handle(const std::string& method, const std::string& key,
                         const std::string& query, std::string&& body,
                         std::int64_t now_ms);
+  /// handle()'s checks without the body: the refusal it would answer, or
+  /// nothing when the URL allows the request. Cheap (one HMAC, no I/O): the
+  /// HTTP loop asks it as soon as a request's headers are in, so a forged
+  /// or expired URL never gets room for its body. Thread-safe.
+  std::optional<http::response> authorise(const std::string& method, const std::string& key,
+                                          const std::string& query, std::int64_t now_ms) const;
 
   chunk_store_stats stats() const;
   const std::string& dir() const { return dir_; }

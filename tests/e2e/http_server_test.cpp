@@ -604,6 +604,51 @@ TEST_CASE("a declared Content-Length over max_body_bytes gets 413 before the bod
   CHECK(c.wait_closed());
 }
 
+TEST_CASE("a route's admit refuses a request once its headers are in, before the body is "
+          "sent; an admitted one gets the route's body limit",
+          "[http][e2e]") {
+  auto st = std::make_shared<handler_state>();
+  auto lim = test_limits();
+  std::atomic<int> asked{0};
+  lim.routes.push_back({"/up/", 100'000, 5000, [&asked](const request& head) {
+                          ++asked;
+                          std::optional<response> no;
+                          if (head.query != "key=good" || head.method != "PUT") {
+                            no = error_response(403, "denied", "key", "not with " + head.query);
+                          }
+                          return no;
+                        }});
+  server s("127.0.0.1:0", lim, test_handler(st));
+  REQUIRE(s.start().empty());
+  {
+    client c(s.bound_port());
+    // Headers only, announcing far more than the route takes: the refusal
+    // must not wait for the body, nor be the 413.
+    REQUIRE(c.send("PUT /up/x?key=bad HTTP/1.1\r\nHost: t\r\nContent-Length: 90000\r\n\r\n"));
+    auto r = c.read_response();
+    CHECK(r.status == 403);
+    CHECK(r.error_code() == "denied");
+    CHECK(r.json()["error"]["field"] == "key");
+    CHECK(c.wait_closed());
+  }
+  {
+    client c(s.bound_port());
+    const std::string body(90'000, 'u'); // over max_body_bytes, within the route's
+    REQUIRE(c.send("PUT /up/x?key=good HTTP/1.1\r\nHost: t\r\nContent-Length: 90000\r\n\r\n" +
+                   body));
+    auto r = c.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.json()["body"].get<std::string>().size() == body.size());
+  }
+  {
+    // Other paths never ask it.
+    client c(s.bound_port());
+    REQUIRE(c.send(get("/elsewhere?key=bad")));
+    CHECK(c.read_response().status == 200);
+  }
+  CHECK(asked == 2);
+}
+
 TEST_CASE("a body at max_body_bytes is accepted", "[http][e2e]") {
   auto st = std::make_shared<handler_state>();
   server s("127.0.0.1:0", test_limits(), test_handler(st));

@@ -48,7 +48,13 @@ struct served_store {
     // The URL needs the port, the port needs the server: bind first, route
     // once the store exists (as balctld does).
     http::server_limits lim;
-    lim.routes.push_back({chunk_store::route_prefix, chunk_limit, 60'000});
+    lim.routes.push_back({chunk_store::route_prefix, chunk_limit, 60'000,
+                          [this](const http::request& head) -> std::optional<http::response> {
+                            if (!routes) {
+                              return http::error_response(503, "unavailable", "", "starting");
+                            }
+                            return routes->admit(head);
+                          }});
     server = std::make_unique<http::server>(
       "127.0.0.1:0", lim, [this](http::request&& req, http::responder respond) {
         if (!routes || !routes->handle(req, respond)) {
@@ -150,6 +156,38 @@ TEST_CASE("chunk URLs are refused when tampered with or expired", "[objstore][ch
   if (s.store->stats().files == 0) {
     CHECK_FALSE(std::filesystem::exists(s.chunk_dir() + "/web/r-1/0"));
   }
+}
+
+TEST_CASE("the route refuses a URL that does not allow the request from its head alone, "
+          "before any body",
+          "[objstore][chunks]") {
+  served_store s;
+  auto head = [&](const std::string& method, const std::string& url) {
+    http::request h;
+    h.method = method;
+    auto path = url.find("/v1/chunks/");
+    auto q = url.find('?');
+    h.path = url.substr(path, q == std::string::npos ? std::string::npos : q - path);
+    h.query = q == std::string::npos ? "" : url.substr(q + 1);
+    return h;
+  };
+  auto url = s.url("PUT", "web/r-1/0", 60);
+  CHECK_FALSE(s.routes->admit(head("PUT", url)));
+  auto forged = s.routes->admit(head("PUT", url.substr(0, url.size() - 1) +
+                                              (url.back() == '0' ? "1" : "0")));
+  REQUIRE(forged);
+  CHECK(forged->status == 403);
+  CHECK(forged->body.find("chunk_signature_invalid") != std::string::npos);
+  CHECK(s.routes->admit(head("GET", url))); // a PUT URL does not allow GET
+  s.clk.advance(61'000);
+  auto expired = s.routes->admit(head("PUT", url));
+  REQUIRE(expired);
+  CHECK(expired->body.find("chunk_url_expired") != std::string::npos);
+  // Not the route's: not its business.
+  http::request other;
+  other.method = "PUT";
+  other.path = "/v1/pools";
+  CHECK_FALSE(s.routes->admit(other));
 }
 
 TEST_CASE("keys that leave the chunk directory are refused", "[objstore][chunks]") {
