@@ -855,6 +855,15 @@ void read_protection(reader& r, const json& j, protection_config& pc) {
   r.integer(j, p, "chunk_size_bytes", pc.chunk_size_bytes, 64 * 1024, 64 * 1024 * 1024);
   r.integer(j, p, "url_ttl_s", pc.url_ttl_s, 60, 604800);
   bool s3 = pc.object_store == "s3";
+  // The embedded store's keys mean nothing with a bucket: refused rather
+  // than silently unused (an s3 block kept with "embedded" is checked,
+  // ready for a switch).
+  for (const char* key : {"chunk_dir", "public_url"}) {
+    if (s3 && j.contains(key)) {
+      r.error(p + key, "only with protection.object_store = \"embedded\" (with s3 the "
+                       "chunks and their URLs are the bucket's)");
+    }
+  }
   if (auto s = j.find("s3"); s != j.end()) {
     read_s3(r, *s, pc.s3, s3);
   } else if (s3) {

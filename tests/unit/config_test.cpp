@@ -806,7 +806,7 @@ TEST_CASE("protection keeps chunks in the embedded store by default", "[config][
   std::ofstream(dir.file("secret")) << "s3cr3t\n";
   auto ok = parse_config(cfg_top(
     R"("protection":{"object_store":"s3","chunk_size_bytes":65536,"url_ttl_s":604800,)"
-    R"("public_url":"https://engine.example:7947","s3":{"endpoint":"https://s3.eu-west-3.amazonaws.com",)"
+    R"("s3":{"endpoint":"https://s3.eu-west-3.amazonaws.com",)"
     R"("region":"eu-west-3","bucket":"balctl-chunks","path_style":false,"prefix":"prod/",)"
     R"("access_key_id":"AKIAEXAMPLE","secret_access_key_file":")" + dir.file("secret") + R"("}})"));
   INFO(joined(ok.errors));
@@ -832,6 +832,10 @@ TEST_CASE("each invalid protection value is an error naming the key", "[config][
     {R"({"bucket":"x"})", "protection.bucket: unknown key"},
     {R"([])", "protection: must be an object"},
     {R"({"object_store":"s3"})", "protection.s3: required with protection.object_store = \"s3\""},
+    {R"({"object_store":"s3","chunk_dir":"/var/lib/balctld/chunks"})",
+     "protection.chunk_dir: only with protection.object_store = \"embedded\""},
+    {R"({"object_store":"s3","public_url":"https://engine.example:7947"})",
+     "protection.public_url: only with protection.object_store = \"embedded\""},
     {R"({"object_store":"s3","s3":{}})", "protection.s3.endpoint: required with"},
     {R"({"object_store":"s3","s3":{}})", "protection.s3.bucket: required with"},
     {R"({"object_store":"s3","s3":{}})", "protection.s3.secret_access_key_file: required with"},
