@@ -605,7 +605,7 @@ TEST_CASE("a declared Content-Length over max_body_bytes gets 413 before the bod
 }
 
 TEST_CASE("a route's admit refuses a request once its headers are in, before the body is "
-          "sent; an admitted one gets the route's body limit",
+          "sent, and an admitted one gets the route's body limit",
           "[http][e2e]") {
   auto st = std::make_shared<handler_state>();
   auto lim = test_limits();
